@@ -1,0 +1,44 @@
+"""Failures a user can act on. Each carries its exit code; only entry points catch them."""
+
+from __future__ import annotations
+
+
+class LayerToolError(Exception):
+    """A failure with a message that names the culprit and the fix; never shown as a traceback."""
+
+    exit_code = 1
+
+
+class ConfigError(LayerToolError):
+    exit_code = 2
+
+
+class LockError(LayerToolError):
+    exit_code = 3
+
+
+class InstallError(LayerToolError):
+    exit_code = 4
+
+
+class InterpreterMissing(LayerToolError):
+    exit_code = 5
+
+
+class VerifyError(LayerToolError):
+    exit_code = 6
+
+
+class SizeGateError(LayerToolError):
+    exit_code = 7
+
+
+class BuildInterrupted(LayerToolError):
+    exit_code = 130
+
+
+def collect(problems: list[str], error: type[LayerToolError], heading: str) -> None:
+    """Raise once with every problem found, so one run shows them all."""
+    if problems:
+        body = "\n".join(f"  - {p}" for p in problems)
+        raise error(f"{heading}\n{body}")

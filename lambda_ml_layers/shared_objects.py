@@ -1,0 +1,104 @@
+"""Strip symbols from shared objects, then prove each still loads; restore any that does not.
+
+Libraries carrying an RPATH or RUNPATH were edited by patchelf (auditwheel, delocate) and
+`strip` can corrupt them ("ELF load command address/offset not properly aligned"), so they
+are left alone. Every stripped library is then loaded by the target interpreter.
+"""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from .layer_tree import StepResult, walk_files
+from .runtimes import ARCHES
+
+_LOADER = r"""
+import ctypes, sys
+for path in sys.stdin.read().splitlines():
+    print("TRY", path, flush=True)
+    try:
+        ctypes.CDLL(path)
+        print("OK", path, flush=True)
+    except OSError as exc:
+        print("FAIL", path, str(exc).replace("\n", " "), flush=True)
+"""
+
+
+def is_shared_object(rel: str) -> bool:
+    name = rel.rsplit("/", 1)[-1]
+    return name.endswith(".so") or ".so." in name
+
+
+def has_rpath(path: Path) -> bool:
+    result = subprocess.run(["readelf", "-d", str(path)], capture_output=True, text=True)
+    return "(RPATH)" in result.stdout or "(RUNPATH)" in result.stdout
+
+
+def failing_to_load(python: str, paths: list[Path]) -> dict[Path, str]:
+    """Load each library in a child interpreter; a crash marks the library being loaded."""
+    failures: dict[Path, str] = {}
+    todo = [str(p) for p in paths]
+    while todo:
+        result = subprocess.run(
+            [python, "-I", "-S", "-c", _LOADER], input="\n".join(todo), capture_output=True, text=True
+        )
+        done: set[str] = set()
+        trying = None
+        for line in result.stdout.splitlines():
+            kind, _, rest = line.partition(" ")
+            if kind == "TRY":
+                trying = rest
+            elif kind == "OK":
+                done.add(rest)
+                trying = None
+            elif kind == "FAIL":
+                path, _, message = rest.partition(" ")
+                failures[Path(path)] = message
+                done.add(path)
+                trying = None
+        if trying is not None:  # the interpreter died while loading this one
+            failures[Path(trying)] = f"crashed the interpreter (exit {result.returncode})"
+            done.add(trying)
+        remaining = [p for p in todo if p not in done]
+        if len(remaining) == len(todo):  # no progress: give up on all of them rather than loop
+            failures.update({Path(p): result.stderr.strip()[-200:] for p in remaining})
+            break
+        todo = remaining
+    return failures
+
+
+def strip_shared_objects(site: Path, python: str | None, arch: str) -> StepResult:
+    """Strip what is safe to strip and keep only what still loads. `python` None: cannot verify."""
+    host = platform.machine()
+    if ARCHES[arch] != host:
+        return StepResult(
+            "shared-objects",
+            notes=(
+                f"not stripped: target arch {arch} differs from this {host} machine, so a "
+                f"stripped library could not be loaded to verify it",
+            ),
+        )
+    if python is None or shutil.which("strip") is None or shutil.which("readelf") is None:
+        return StepResult("shared-objects", notes=("not stripped: needs binutils (strip, readelf) and the target interpreter",))
+    candidates = [site / rel for rel, _ in walk_files(site) if is_shared_object(rel)]
+    skipped = [p for p in candidates if has_rpath(p)]
+    to_strip = [p for p in candidates if p not in set(skipped)]
+    before = {p: p.stat().st_size for p in to_strip}
+    with tempfile.TemporaryDirectory(prefix="so-backup-") as backup_dir:
+        backups = {}
+        for index, path in enumerate(to_strip):
+            backup = Path(backup_dir) / str(index)
+            shutil.copy2(path, backup)
+            backups[path] = backup
+            subprocess.run(["strip", "--strip-unneeded", str(path)], capture_output=True)
+        failures = failing_to_load(python, to_strip)
+        for path in failures:
+            shutil.copy2(backups[path], path)
+    saved = sum(before[p] - p.stat().st_size for p in to_strip)
+    notes = [f"{len(to_strip) - len(failures)} stripped, {len(skipped)} left alone (RPATH/RUNPATH)"]
+    notes += [f"restored {p.relative_to(site)}: {msg}" for p, msg in sorted(failures.items())]
+    return StepResult("shared-objects", bytes_removed=saved, notes=tuple(notes))

@@ -1,0 +1,58 @@
+"""Invoke tasks: parse arguments, call the engine, turn its errors into a clean exit.
+
+    inv build-layers                     build, verify, size-gate and report every layer
+    inv build-layers --layer aws-utilities --runtime python3.13 --arch arm64
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from invoke import Collection, Context, Exit, task
+
+from lambda_ml_layers.errors import LayerToolError
+
+ROOT = Path(__file__).parent
+
+
+@task(
+    iterable=["layer"],
+    help={
+        "runtime": "Lambda runtime to build for: python3.11, python3.12 or python3.13 (default from layers/defaults.toml)",
+        "arch": "x86_64 or arm64 (default from layers/defaults.toml)",
+        "layer": "build only this layer (and its base layers); repeat for more",
+        "jobs": "layers built at once (default 2)",
+        "force": "ignore the build cache and build again",
+        "headroom-mb": "room to keep free under Lambda's 262,144,000-byte limit per function (default 5)",
+    },
+)
+def build_layers(
+    c: Context,
+    runtime: str | None = None,
+    arch: str | None = None,
+    layer: list[str] | None = None,
+    jobs: int = 2,
+    force: bool = False,
+    headroom_mb: float = 5.0,
+) -> None:
+    """Build every layer from its lock: install for Lambda, strip, verify, zip, size-gate, report."""
+    from lambda_ml_layers.build import BuildRequest, build_layers as run_build
+
+    request = BuildRequest(
+        root=ROOT,
+        runtime=runtime,
+        arch=arch,
+        layers=list(layer or []),
+        jobs=jobs,
+        force=force,
+        headroom_bytes=int(headroom_mb * 1_000_000),
+    )
+    try:
+        run_build(request)
+    except LayerToolError as exc:
+        raise Exit(f"\n{exc}", code=exc.exit_code) from None
+    except KeyboardInterrupt:
+        raise Exit("\nInterrupted: nothing half-written was kept; the next build starts clean.", code=130) from None
+
+
+namespace = Collection(build_layers)
