@@ -92,3 +92,67 @@ def unit(session: nox.Session) -> None:
 def integration(session: nox.Session) -> None:
     """Slow tests: real layers from real PyPI wheels, built with `inv build-layers`."""
     session.run(HERE, "-m", "pytest", "tests/integration", *session.posargs)
+
+
+# --- Pipeline services (issue 3): handler tests and template lint --------------------
+# The handlers run on the layers' packages, which need the layers' Python (numpy 2.5 has
+# no 3.11 wheels), so service_tests makes its own venv on that Python and installs
+# exactly what the layer locks pin. The moto server runs from the tooling venv.
+SERVICE_PYTHON = LOCK_PYTHON
+LAYER_LOCKS = sorted(ROOT.glob("layers/*/requirements.txt"))
+TOOLING_LOCKS += [
+    ("requirements/service-tests.in", "requirements/service-tests.txt"),
+    ("requirements/sam.in", "requirements/sam.txt"),
+]
+
+
+def _merged_layer_requirements(session: nox.Session) -> Path:
+    """One hash-pinned file with every layer's packages.
+
+    pip refuses a package named in two requirement files ("Double requirement"), and a
+    function sees all of its layers merged in /opt anyway; a package pinned differently
+    by two layers is refused here, as the build refuses it.
+    """
+    from lambda_ml_layers.locks import parse_lock
+    from lambda_ml_layers.pip_runner import requirement_lines
+
+    merged: dict[str, object] = {}
+    for lock_path in LAYER_LOCKS:
+        for name, package in _engine(session, parse_lock, lock_path.read_text(), str(lock_path)).items():  # type: ignore[union-attr]
+            seen = merged.get(name)
+            if seen is not None and seen.version != package.version:  # type: ignore[attr-defined]
+                session.error(f"{name} is pinned at two versions across {LAYER_LOCKS}; run `nox -s lock`.")
+            merged[name] = package
+    target = Path(session.create_tmp()) / "layers-merged.txt"
+    target.write_text(requirement_lines(merged.values()))  # type: ignore[arg-type]
+    return target
+
+
+@nox.session(python=SERVICE_PYTHON, tags=["ci"])
+def service_tests(session: nox.Session) -> None:
+    """Handler tests on the layers' exact packages, against a local moto server over HTTP."""
+    if not LAYER_LOCKS:
+        session.error("No layers/*/requirements.txt: run `nox -s lock` first.")
+    session.install(
+        "--require-hashes",
+        "-r", str(_merged_layer_requirements(session)),
+        "-r", "requirements/service-tests.txt",
+    )
+    session.run("python", "-m", "pytest", "tests/services", *session.posargs)
+
+
+@nox.session(python="3.11", tags=["ci"])
+def template_lint(session: nox.Session) -> None:
+    """cfn-lint and `sam validate --lint` on infra/template.yaml, offline (no AWS account)."""
+    # aws-sam-cli pins clash with the tooling's, so it lives in this session's own venv.
+    session.install("--require-hashes", "-r", "requirements/sam.txt")
+    # sam validate needs a region and credentials to exist, never to be valid: it
+    # transforms the template locally.
+    env = {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "SAM_CLI_TELEMETRY": "0",
+    }
+    session.run(HERE, "-m", "cfnlint", "infra/template.yaml", external=True)
+    session.run("sam", "validate", "--lint", "--template-file", "infra/template.yaml", env=env)

@@ -21,7 +21,7 @@ _BUILD_KEYS = {"runtime", "arch", "bytecode", "strip_shared_objects"}
 _RULE_KEYS = {"name", "why", "directories", "files", "paths", "keep"}
 _STRIP_KEYS = {"protect", "rules"}
 _DEFAULTS_KEYS = {"build", "strip"}
-_LAYER_KEYS = {"description", "budget_mb", "base_layers", "build", "strip", "aws_sdk", "verify"}
+_LAYER_KEYS = {"description", "budget_mb", "target_mb", "base_layers", "build", "strip", "aws_sdk", "verify"}
 _AWS_SDK_KEYS = {"keep_services"}
 _VERIFY_KEYS = {"skip_imports"}
 
@@ -47,7 +47,8 @@ class LayerConfig:
     name: str
     folder: Path
     description: str
-    budget_bytes: int
+    budget_bytes: int  # enforced by the size gate
+    target_bytes: int | None  # the project plan's goal, when the budget is set above it: reported, not enforced
     base_layers: tuple[str, ...]
     bytecode: str
     strip_shared_objects: bool
@@ -170,17 +171,17 @@ def _build_settings(
     return merged
 
 
-def _budget(raw: dict[str, Any], where: str, problems: list[str]) -> int:
-    budget = raw.get("budget_mb")
+def _budget(raw: dict[str, Any], key: str, where: str, problems: list[str]) -> int:
+    budget = raw.get(key)
     if not isinstance(budget, int | float) or isinstance(budget, bool) or budget <= 0:
-        problems.append(f"{where}: 'budget_mb' must be a positive number of MB (1 MB = 1,000,000 bytes).")
+        problems.append(f"{where}: {key!r} must be a positive number of MB (1 MB = 1,000,000 bytes).")
         return 0
     budget_bytes = int(budget * MB)
     if budget_bytes > LAMBDA_UNZIPPED_LIMIT:
         problems.append(
-            f"{where}: budget_mb = {budget} is {budget_bytes:,} bytes, above Lambda's limit of "
+            f"{where}: {key} = {budget} is {budget_bytes:,} bytes, above Lambda's limit of "
             f"{LAMBDA_UNZIPPED_LIMIT:,} bytes unzipped for a function and all its layers. "
-            f"Set budget_mb to at most {LAMBDA_UNZIPPED_LIMIT / MB:.0f}."
+            f"Set {key} to at most {LAMBDA_UNZIPPED_LIMIT / MB:.0f}."
         )
     return budget_bytes
 
@@ -230,7 +231,8 @@ def load_project(root: Path) -> ProjectConfig:
                 name=folder.name,
                 folder=folder,
                 description=str(raw.get("description", "")),
-                budget_bytes=_budget(raw, where, problems),
+                budget_bytes=_budget(raw, "budget_mb", where, problems),
+                target_bytes=_budget(raw, "target_mb", where, problems) if "target_mb" in raw else None,
                 base_layers=_strings(raw.get("base_layers", []), f"{where} base_layers", problems),
                 bytecode=build.get("bytecode", "sourceless"),
                 strip_shared_objects=bool(build.get("strip_shared_objects", True)),
@@ -277,7 +279,7 @@ def _check_base_layers(layers: list[LayerConfig], problems: list[str]) -> None:
 
 def build_order(project: ProjectConfig, names: list[str] | None = None) -> list[LayerConfig]:
     """The layers to build, each after its base layers (which are included when needed)."""
-    wanted = names or project.layer_names
+    wanted = project.layer_names if names is None else names
     ordered: list[LayerConfig] = []
 
     def visit(name: str) -> None:

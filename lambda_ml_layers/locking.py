@@ -6,7 +6,13 @@ from pathlib import Path
 
 from .config import ProjectConfig
 from .errors import LockError, collect
-from .locks import RESOLUTION_FILE, lock_problems, parse_lock, parse_requirements_in, read_layer_lock
+from .locks import (
+    RESOLUTION_FILE,
+    lock_problems,
+    parse_lock,
+    parse_requirements_in,
+    read_layer_lock,
+)
 from .pip_runner import pip_compile
 
 

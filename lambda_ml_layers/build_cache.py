@@ -1,0 +1,104 @@
+"""Content-addressed cache of built layers: a key over everything that shapes the zip."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from .config import LayerConfig
+
+ENGINE_DIR = Path(__file__).parent
+
+
+@cache
+def engine_version() -> str:
+    """A digest of the engine's own source: a changed step invalidates every cached layer."""
+    digest = hashlib.sha256()
+    for path in sorted(ENGINE_DIR.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def layer_key(
+    layer: LayerConfig,
+    lock_text: str,
+    runtime: str,
+    arch: str,
+    interpreter_version: str,
+    base_keys: list[str],
+) -> str:
+    config = dataclasses.asdict(layer)
+    config.pop("folder")
+    material = {
+        "engine": engine_version(),
+        "config": config,
+        "lock": lock_text,
+        "runtime": runtime,
+        "arch": arch,
+        "interpreter": interpreter_version,
+        "bases": base_keys,
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+@dataclasses.dataclass(frozen=True)
+class CacheEntry:
+    folder: Path
+
+    @property
+    def zip_path(self) -> Path:
+        return self.folder / "layer.zip"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.folder / "manifest.json"
+
+    def manifest(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.manifest_path.read_text())
+        return data
+
+
+def lookup(cache_dir: Path, layer: str, key: str) -> CacheEntry | None:
+    entry = CacheEntry(cache_dir / layer / key)
+    if entry.zip_path.is_file() and entry.manifest_path.is_file():
+        return entry
+    return None
+
+
+def store(cache_dir: Path, layer: str, key: str, zip_file: Path, manifest: dict[str, Any]) -> CacheEntry:
+    """Move the zip and its manifest into the cache in one rename, so a reader never sees half."""
+    parent = cache_dir / layer
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=parent, prefix=f".{key}."))
+    try:
+        shutil.move(str(zip_file), staging / "layer.zip")
+        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        final = parent / key
+        if final.exists():
+            shutil.rmtree(final)
+        os.rename(staging, final)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return CacheEntry(parent / key)
+
+
+def prune(cache_dir: Path, layer: str, keep: str, keep_count: int = 3) -> None:
+    """Keep the newest few entries per layer so the cache does not grow without bound."""
+    parent = cache_dir / layer
+    if not parent.is_dir():
+        return
+    entries = sorted(
+        (p for p in parent.iterdir() if p.is_dir() and p.name != keep),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for stale in entries[keep_count - 1 :]:
+        shutil.rmtree(stale, ignore_errors=True)

@@ -1,0 +1,136 @@
+"""A real moto server on a free localhost port: the local AWS endpoint for tests and deploys.
+
+Standard library only, so it is importable from any interpreter the project uses (the
+python3.12 handler-test venv has no moto; it runs the tooling venv's `moto_server`).
+
+    with moto_server() as server:
+        os.environ["AWS_ENDPOINT_URL"] = server.endpoint_url   # http://localhost:PORT
+
+The endpoint is `localhost`, never 127.0.0.1: with an IP host moto reads the host of
+CloudFormation template URLs as a bucket name (DESIGN.md section 3).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import LayerToolError
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST = "localhost"
+# Credentials that can never reach a real account; moto accepts any.
+DUMMY_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+class LocalAWSError(LayerToolError):
+    exit_code = 8
+
+
+@dataclass
+class MotoServer:
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def client_env(self) -> dict[str, str]:
+        """Environment for a client (boto3, sam, a handler) that must talk only to this server."""
+        return {**DUMMY_CREDENTIALS, "AWS_ENDPOINT_URL": self.endpoint_url}
+
+    def reset(self) -> None:
+        """Forget every resource (moto's own reset endpoint), keeping the process."""
+        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log_path.unlink(missing_ok=True)
+
+
+def find_moto_server() -> Path:
+    """MOTO_SERVER, else the tooling venv's moto_server, else one on PATH."""
+    candidates = [os.environ.get("MOTO_SERVER"), str(ROOT / ".venv" / "bin" / "moto_server"),
+                  shutil.which("moto_server")]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return Path(candidate)
+    raise LocalAWSError(
+        "moto_server was not found (looked at $MOTO_SERVER, .venv/bin/moto_server and PATH). "
+        "Fix: set up the tooling venv (it installs moto[server] from requirements/dev.txt) "
+        "or point MOTO_SERVER at a moto_server executable."
+    )
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+def start_moto_server(executable: Path | None = None, timeout: float = 30.0) -> MotoServer:
+    """Start moto_server on a free port and wait until it answers HTTP."""
+    binary = executable or find_moto_server()
+    last_error: Exception | None = None
+    for _attempt in range(3):  # another process can take the port between probe and bind
+        port = free_port()
+        log = tempfile.NamedTemporaryFile(prefix="moto-", suffix=".log", delete=False)  # noqa: SIM115
+        process = subprocess.Popen(
+            [str(binary), "-H", HOST, "-p", str(port)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+        log.close()
+        server = MotoServer(process, port, Path(log.name))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                last_error = LocalAWSError(
+                    f"moto_server exited with {process.returncode} on port {port}:\n"
+                    f"{Path(log.name).read_text()[-2000:]}"
+                )
+                break
+            try:
+                with urllib.request.urlopen(f"{server.endpoint_url}/moto-api/data.json", timeout=2):
+                    return server
+            except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+                last_error = exc
+                time.sleep(0.1)
+        else:
+            server.stop()
+            raise LocalAWSError(f"moto_server did not answer on {server.endpoint_url} within {timeout:.0f}s")
+        server.stop()
+    raise LocalAWSError(f"moto_server could not be started: {last_error}")
+
+
+@contextlib.contextmanager
+def moto_server(executable: Path | None = None) -> Iterator[MotoServer]:
+    server = start_moto_server(executable)
+    try:
+        yield server
+    finally:
+        server.stop()

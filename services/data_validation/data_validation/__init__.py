@@ -1,0 +1,1 @@
+"""DataValidation: check an uploaded CSV batch against schema.toml, quarantine invalid rows."""

@@ -1,0 +1,1 @@
+"""FeatureEngineering: turn a validated batch into the model's feature table."""

@@ -1,0 +1,78 @@
+"""FeatureEngineering handler (layers: CoreDataScienceLayer, MLLibrariesLayer, AWSUtilitiesLayer).
+
+Event: the DataValidation result, {"status": "passed", "bucket", "batch_id", ...}.
+Reads validated/<batch>/valid_rows.csv, applies the preprocessing step fitted in training
+(loaded with the model bundle, so training and serving share one fitted transform) and
+writes features/<batch>/features.csv.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import Any
+
+from .runtime import (
+    ArtifactError,
+    BadEvent,
+    BadInput,
+    BatchKeys,
+    Logger,
+    Outputs,
+    checked_batch_id,
+    lambda_entry,
+    layer_imports,
+    read_object,
+    require_fields,
+)
+
+FUNCTION = "FeatureEngineering"
+logger = Logger(os.environ.get("POWERTOOLS_SERVICE_NAME", "feature-engineering"))
+
+with layer_imports(FUNCTION, logger):
+    import boto3  # noqa: F401  (imported here so a missing AWSUtilitiesLayer fails the init)
+    import pandas as pd
+    import sklearn  # noqa: F401
+
+    from . import features
+    from .model_store import DEFAULT_MANIFEST_KEY, load_model
+
+
+@lambda_entry(FUNCTION, logger)
+def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
+    require_fields(event, "bucket", "batch_id")
+    if event.get("status", "passed") != "passed":
+        raise BadEvent(f"batch {event['batch_id']} did not pass validation (status {event['status']!r})")
+    bucket = event["bucket"]
+    keys = BatchKeys(checked_batch_id(event["batch_id"]))
+    model = load_model(_model_bucket(), os.environ.get("MODEL_MANIFEST_KEY", DEFAULT_MANIFEST_KEY), logger)
+
+    body = read_object(bucket, keys.validated, "validated batch")
+    try:
+        frame = features.parse_validated(pd.read_csv(io.BytesIO(body), dtype=str))
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise BadInput(f"validated batch s3://{bucket}/{keys.validated} is unusable: {exc}") from None
+    if frame.empty:
+        raise BadInput(f"validated batch s3://{bucket}/{keys.validated} has no rows")
+    table = features.feature_table(frame, model.preprocessor)
+    if list(table.columns[len(features.ID_COLUMNS):]) != model.feature_names:
+        raise BadInput("the fitted preprocessor's feature names differ from the model manifest's")
+
+    outputs = Outputs(bucket)
+    outputs.put(keys.features, table.to_csv(index=False, float_format="%.6g"), "text/csv")
+    return {
+        "status": "ok",
+        "bucket": bucket,
+        "batch_id": keys.batch_id,
+        "rows": len(table),
+        "features_key": keys.features,
+        "model_version": model.version,
+        "model_sha256": model.sha256,
+    }
+
+
+def _model_bucket() -> str:
+    bucket = os.environ.get("MODEL_BUCKET")
+    if not bucket:
+        raise ArtifactError("MODEL_BUCKET is not set in the function's environment (see infra/template.yaml)")
+    return bucket

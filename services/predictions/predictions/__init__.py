@@ -1,0 +1,1 @@
+"""Predictions: score a feature table with the trained model and summarise the scores."""

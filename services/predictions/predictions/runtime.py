@@ -1,0 +1,357 @@
+"""Handler plumbing every pipeline function shares: logging, metrics, layer imports, S3 I/O.
+
+CANONICAL COPY. Lambda packages each function's folder alone (CodeUri), and the functions
+cannot import the build tooling, so this file is copied into every function package as
+`<package>/runtime.py`; tests/services/test_shared_copies.py fails when a copy drifts.
+Edit here, then copy:  for f in data_validation feature_engineering predictions; do
+cp services/shared/runtime.py services/$f/$f/runtime.py; done
+
+Standard library only at import time: the layer packages are imported through
+`layer_imports`, so a missing layer is reported as such and not as a bare ImportError.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import re
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+# Which layer (by its logical id in infra/template.yaml) provides each top-level module.
+LAYER_OF_MODULE = {
+    "pandas": "CoreDataScienceLayer",
+    "numpy": "CoreDataScienceLayer",
+    "dateutil": "CoreDataScienceLayer",
+    "sklearn": "MLLibrariesLayer",
+    "scipy": "MLLibrariesLayer",
+    "joblib": "MLLibrariesLayer",
+    "boto3": "AWSUtilitiesLayer",
+    "botocore": "AWSUtilitiesLayer",
+}
+# The Lambda runtime ships its own boto3; importing it proves nothing about the layer, so on
+# Lambda these must come from a layer under /opt.
+_RUNTIME_ALSO_SHIPS = {"boto3", "botocore"}
+LAYER_ROOT = "/opt"
+
+METRICS_NAMESPACE = "LambdaMLPipeline"
+
+
+class LayerMissingError(ImportError):
+    """A module a layer provides could not be imported: the layer is not attached."""
+
+
+class PipelineError(Exception):
+    """Bad input or state the caller can act on; becomes a structured error result."""
+
+    error_type = "PipelineError"
+
+
+class BadEvent(PipelineError):
+    error_type = "BadEvent"
+
+
+class BadInput(PipelineError):
+    error_type = "BadInput"
+
+
+class ArtifactError(PipelineError):
+    error_type = "ArtifactError"
+
+
+# --- logging and metrics ----------------------------------------------------------------
+
+
+class Logger:
+    """One JSON object per line, with the keys Powertools' Logger writes."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self.context: dict[str, Any] = {}
+
+    def _emit(self, level: str, message: str, **extra: Any) -> None:
+        caller = sys._getframe(2)
+        record = {
+            "level": level,
+            "location": f"{caller.f_code.co_name}:{caller.f_lineno}",
+            "message": message,
+            "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "service": self.service,
+            **self.context,
+            **extra,
+        }
+        xray = os.environ.get("_X_AMZN_TRACE_ID")
+        if xray:
+            record["xray_trace_id"] = xray.split(";")[0].removeprefix("Root=")
+        # default=str: numpy scalars and paths must never break a log line.
+        print(json.dumps(record, default=str), flush=True)
+
+    def info(self, message: str, **extra: Any) -> None:
+        self._emit("INFO", message, **extra)
+
+    def warning(self, message: str, **extra: Any) -> None:
+        self._emit("WARNING", message, **extra)
+
+    def error(self, message: str, **extra: Any) -> None:
+        self._emit("ERROR", message, **extra)
+
+
+def emit_metric(service: str, name: str, value: float, unit: str = "Count", **dims: str) -> None:
+    """Write a CloudWatch Embedded Metric Format line: CloudWatch turns it into a metric."""
+    dimensions = {"service": service, **dims}
+    print(json.dumps({
+        "_aws": {
+            "Timestamp": int(time.time() * 1000),
+            "CloudWatchMetrics": [{
+                "Namespace": METRICS_NAMESPACE,
+                "Dimensions": [sorted(dimensions)],
+                "Metrics": [{"Name": name, "Unit": unit}],
+            }],
+        },
+        **dimensions,
+        name: value,
+    }), flush=True)
+
+
+# --- layer imports ----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def layer_imports(function: str, logger: Logger) -> Iterator[None]:
+    """Wrap a handler's top-level imports of layer packages.
+
+    A module that is missing, or (on Lambda) that comes from the runtime instead of a layer,
+    fails the init with one line naming the layer to attach and the module.
+    """
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        top = (exc.name or "").split(".")[0]
+        layer = LAYER_OF_MODULE.get(top)
+        if layer is None:
+            raise
+        _fail(function, logger, layer, top, "it is not importable")
+    for module in sorted(_RUNTIME_ALSO_SHIPS & set(sys.modules)):
+        origin = getattr(sys.modules[module], "__file__", "") or ""
+        if os.environ.get("AWS_EXECUTION_ENV") and not origin.startswith(LAYER_ROOT + "/"):
+            _fail(function, logger, LAYER_OF_MODULE[module], module,
+                  f"it was loaded from the runtime ({origin}), not from a layer under {LAYER_ROOT}")
+
+
+def _fail(function: str, logger: Logger, layer: str, module: str, why: str) -> None:
+    message = (
+        f"{function} needs layer {layer} for module '{module}', but {why}: add "
+        f"!Ref {layer} to {function}'s Layers in infra/template.yaml."
+    )
+    logger.error(message, error_type="LayerMissing", layer=layer, module=module)
+    # from None: the one line above is the whole story; the chained traceback only hides it.
+    raise LayerMissingError(message) from None
+
+
+# --- events and S3 keys ---------------------------------------------------------------
+
+INCOMING_PREFIX = "incoming/"
+_BATCH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/=-]{0,200}$")
+
+
+@dataclass(frozen=True)
+class BatchKeys:
+    """Where each stage reads and writes one batch in the data bucket (IAM grants these prefixes)."""
+
+    batch_id: str
+
+    @property
+    def incoming(self) -> str:
+        return f"{INCOMING_PREFIX}{self.batch_id}.csv"
+
+    @property
+    def report(self) -> str:
+        return f"reports/{self.batch_id}/validation.json"
+
+    @property
+    def quarantine(self) -> str:
+        return f"quarantine/{self.batch_id}/invalid_rows.csv"
+
+    @property
+    def validated(self) -> str:
+        return f"validated/{self.batch_id}/valid_rows.csv"
+
+    @property
+    def features(self) -> str:
+        return f"features/{self.batch_id}/features.csv"
+
+    @property
+    def predictions(self) -> str:
+        return f"predictions/{self.batch_id}/predictions.csv"
+
+    @property
+    def summary(self) -> str:
+        return f"predictions/{self.batch_id}/summary.json"
+
+
+def checked_batch_id(value: object) -> str:
+    if not isinstance(value, str) or not _BATCH_ID.match(value) or ".." in value:
+        raise BadEvent(f"batch_id must be a plain relative name like '2024-05-01/batch-7', got {value!r}")
+    return value
+
+
+def batch_from_key(key: str) -> str:
+    """incoming/<batch_id>.csv -> batch_id; anything else is not a batch upload."""
+    if not key.startswith(INCOMING_PREFIX) or not key.endswith(".csv"):
+        raise BadEvent(f"object key {key!r} is not a batch upload: expected {INCOMING_PREFIX}<batch_id>.csv")
+    return checked_batch_id(key[len(INCOMING_PREFIX):-len(".csv")])
+
+
+def s3_reference(event: object) -> tuple[str, str]:
+    """(bucket, key) from a plain reference, an S3 notification or an EventBridge S3 event."""
+    from urllib.parse import unquote_plus
+
+    if not isinstance(event, dict):
+        raise BadEvent(f"event must be a JSON object, got {type(event).__name__}")
+    if isinstance(event.get("bucket"), str) and isinstance(event.get("key"), str):
+        return event["bucket"], event["key"]
+    records = event.get("Records")
+    if isinstance(records, list):
+        if len(records) != 1:
+            raise BadEvent(f"expected exactly one S3 record per event, got {len(records)}")
+        try:
+            s3 = records[0]["s3"]
+            # S3 notifications URL-encode keys (a space arrives as '+').
+            return s3["bucket"]["name"], unquote_plus(s3["object"]["key"])
+        except (KeyError, TypeError):
+            raise BadEvent("S3 notification record lacks s3.bucket.name or s3.object.key") from None
+    detail = event.get("detail", event)
+    if isinstance(detail, dict) and isinstance(detail.get("bucket"), dict):
+        try:
+            return detail["bucket"]["name"], detail["object"]["key"]
+        except (KeyError, TypeError):
+            raise BadEvent("EventBridge S3 event lacks detail.bucket.name or detail.object.key") from None
+    raise BadEvent(
+        "event is not an S3 object reference: send {'bucket': ..., 'key': ...}, "
+        "an S3 event notification or an EventBridge 'Object Created' event"
+    )
+
+
+def require_fields(event: object, *fields: str) -> dict[str, Any]:
+    if not isinstance(event, dict):
+        raise BadEvent(f"event must be a JSON object, got {type(event).__name__}")
+    missing = [f for f in fields if not isinstance(event.get(f), str) or not event.get(f)]
+    if missing:
+        raise BadEvent(f"event lacks string field(s) {', '.join(missing)}; got keys {sorted(event)}")
+    return event
+
+
+# --- S3 ---------------------------------------------------------------------------------
+
+
+@functools.cache
+def s3_client() -> Any:
+    """One client per container, made on first use (so AWS_ENDPOINT_URL is read then)."""
+    import boto3
+
+    return boto3.client("s3")
+
+
+def _is_missing(exc: Exception) -> bool:
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+    # Without s3:ListBucket (least privilege), S3 answers a missing key with 403, not 404.
+    return code in {"NoSuchKey", "404", "NotFound", "AccessDenied", "403"}
+
+
+def read_object(bucket: str, key: str, what: str) -> bytes:
+    try:
+        return s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
+    except Exception as exc:
+        if _is_missing(exc):
+            raise BadInput(f"{what} s3://{bucket}/{key} does not exist (or is not readable)") from None
+        raise
+
+
+class Outputs:
+    """The objects one invocation writes, removed again if the invocation fails.
+
+    Handlers write their data objects first and their success marker (report, summary)
+    last, so a reader never sees a marker without its data; `discard` removes what a failed
+    invocation had already written, so nothing half-written is left looking like a result.
+    """
+
+    def __init__(self, bucket: str) -> None:
+        self.bucket = bucket
+        self.written: list[str] = []
+
+    def put(self, key: str, body: bytes | str, content_type: str) -> str:
+        data = body.encode() if isinstance(body, str) else body
+        s3_client().put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+        self.written.append(key)
+        return key
+
+    def put_json(self, key: str, document: object) -> str:
+        return self.put(key, json.dumps(document, indent=2, default=str), "application/json")
+
+    def delete(self, key: str) -> None:
+        s3_client().delete_object(Bucket=self.bucket, Key=key)
+
+    def discard(self) -> list[str]:
+        removed = []
+        for key in reversed(self.written):
+            with contextlib.suppress(Exception):  # best effort: the error being handled matters more
+                self.delete(key)
+                removed.append(key)
+        self.written.clear()
+        return removed
+
+
+# --- the handler wrapper ----------------------------------------------------------------
+
+_cold_start = True
+
+
+Handler = Callable[[Any, Any], dict[str, Any]]
+
+
+def lambda_entry(function: str, logger: Logger) -> Callable[[Handler], Handler]:
+    """Turn `work(event, context)` into a Lambda handler with logging, metrics and error results.
+
+    A PipelineError (bad event, bad input, bad artifact) returns
+    {"status": "error", "error": {"type", "message"}} and logs one ERROR line; anything else
+    is a bug: it is logged on one line and re-raised, so Lambda counts it in Errors.
+    """
+
+    def wrap(work: Handler) -> Handler:
+        @functools.wraps(work)
+        def handler(event: Any, context: Any) -> dict[str, Any]:
+            global _cold_start
+            cold, _cold_start = _cold_start, False
+            logger.context = {
+                "function_name": getattr(context, "function_name", function),
+                "function_request_id": getattr(context, "aws_request_id", None),
+                "cold_start": cold,
+            }
+            if cold:
+                emit_metric(logger.service, "ColdStart", 1, function_name=function)
+            started = time.perf_counter()
+            try:
+                result = work(event, context)
+            except PipelineError as exc:
+                logger.error(str(exc), error_type=exc.error_type)
+                emit_metric(logger.service, "FailedBatches", 1, function_name=function)
+                return {"status": "error", "error": {"type": exc.error_type, "message": str(exc)}}
+            except Exception as exc:
+                last = traceback.extract_tb(exc.__traceback__)[-1]
+                logger.error(f"unexpected {type(exc).__name__}: {exc}",
+                             error_type="Unexpected", at=f"{last.filename}:{last.lineno}")
+                raise
+            logger.info("done", status=result.get("status"),
+                        duration_ms=round((time.perf_counter() - started) * 1000, 1))
+            return result
+
+        return handler
+
+    return wrap
