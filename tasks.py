@@ -16,6 +16,7 @@ ROOT = Path(__file__).parent
 
 
 @task(
+    auto_shortflags=False,
     iterable=["layer"],
     help={
         "runtime": "Lambda runtime to build for: python3.11, python3.12 or python3.13 (default from layers/defaults.toml)",
@@ -24,6 +25,8 @@ ROOT = Path(__file__).parent
         "jobs": "layers built at once (default 2)",
         "force": "ignore the build cache and build again",
         "headroom-mb": "room to keep free under Lambda's 262,144,000-byte limit per function (default 5)",
+        "find-links": "install only from this folder of wheels, with no index (offline builds)",
+        "root": "the project folder (default: this repository)",
     },
 )
 def build_layers(
@@ -34,18 +37,21 @@ def build_layers(
     jobs: int = 2,
     force: bool = False,
     headroom_mb: float = 5.0,
+    find_links: str | None = None,
+    root: str | None = None,
 ) -> None:
     """Build every layer from its lock: install for Lambda, strip, verify, zip, size-gate, report."""
     from lambda_ml_layers.build import BuildRequest, build_layers as run_build
 
     request = BuildRequest(
-        root=ROOT,
+        root=Path(root).resolve() if root else ROOT,
         runtime=runtime,
         arch=arch,
         layers=list(layer or []),
         jobs=jobs,
         force=force,
         headroom_bytes=int(headroom_mb * 1_000_000),
+        find_links=Path(find_links).resolve() if find_links else None,
     )
     try:
         run_build(request)

@@ -72,6 +72,7 @@ class BuildRequest:
     jobs: int = 2
     force: bool = False
     headroom_bytes: int = 5 * MB
+    find_links: Path | None = None  # install only from this folder of wheels (offline builds, tests)
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,7 @@ class BuildContext:
     paths: BuildPaths
     progress: BuildProgress
     force: bool
+    find_links: Path | None
     cancel: threading.Event = field(default_factory=threading.Event)
     keys: dict[str, str] = field(default_factory=dict)
 
@@ -260,7 +262,7 @@ def _build_fresh(ctx: BuildContext, layer: LayerConfig, key: str, bases: dict[st
         ]
         progress.step(layer.name, "installing", f"{len(wanted)} packages")
         install_for_target(
-            wanted, site, ctx.runtime, ctx.arch, ctx.paths.pip_cache,
+            wanted, site, ctx.runtime, ctx.arch, ctx.paths.pip_cache, ctx.find_links,
             on_line=lambda line: progress.detail(layer.name, line)
             if line.startswith(("Collecting", "Downloading", "Installing", "Using cached"))
             else None,
@@ -476,6 +478,7 @@ def build_layers(request: BuildRequest) -> dict[str, Any]:
             paths=paths,
             progress=progress,
             force=request.force,
+            find_links=request.find_links,
         )
         try:
             results, errors = run_builds(ctx, layers, request.jobs)

@@ -40,7 +40,7 @@ def requirement_lines(packages: Iterable[LockedPackage]) -> str:
 
 
 def install_command(
-    requirements_file: Path, target: Path, runtime: Runtime, arch: str, cache_dir: Path
+    requirements_file: Path, target: Path, runtime: Runtime, arch: str, cache_dir: Path, find_links: Path | None
 ) -> list[str]:
     command = [
         sys.executable, "-m", "pip", "install",
@@ -55,6 +55,8 @@ def install_command(
         "--progress-bar", "off",
         "--cache-dir", str(cache_dir),
     ]
+    if find_links is not None:
+        command += ["--no-index", "--find-links", str(find_links)]
     for tag in platform_tags(runtime, arch):
         command += ["--platform", tag]
     return [*command, "-r", str(requirements_file)]
@@ -66,6 +68,7 @@ def install_for_target(
     runtime: Runtime,
     arch: str,
     cache_dir: Path,
+    find_links: Path | None = None,
     on_line: Callable[[str], None] = lambda line: None,
 ) -> None:
     """Install the hash-pinned packages' wheels for the Lambda runtime into `target`."""
@@ -74,7 +77,7 @@ def install_for_target(
         return
     requirements_file = target.parent / f"{target.name}.requirements.txt"
     requirements_file.write_text(requirement_lines(packages))
-    command = install_command(requirements_file, target, runtime, arch, cache_dir)
+    command = install_command(requirements_file, target, runtime, arch, cache_dir, find_links)
     output: list[str] = []
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
