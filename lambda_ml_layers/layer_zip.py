@@ -25,7 +25,7 @@ def write_zip(source: Path, destination: Path, prefix: str = "python") -> None:
     temp = Path(temp_name)
     try:
         with zipfile.ZipFile(temp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
-            for rel, _ in walk_files(source):
+            for rel, _ in sorted(walk_files(source)):
                 path = source / rel
                 info = zipfile.ZipInfo(f"{prefix}/{rel}", date_time=FIXED_TIME)
                 info.create_system = 3  # unix, so the mode below is honoured

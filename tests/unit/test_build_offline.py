@@ -1,0 +1,145 @@
+"""Real builds of tiny layers from local wheels: every step runs, nothing touches the network."""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from lambda_ml_layers.build import BuildRequest, build_layers
+from lambda_ml_layers.errors import ConfigError, InstallError, InterpreterMissing, SizeGateError, VerifyError
+from lambda_ml_layers.interpreters import find_interpreter
+from tests.project_factory import TinyProject, make_wheel, resolution_text, tiny_project, write_layer
+
+
+def build(project: TinyProject, **options: object) -> dict:
+    return build_layers(BuildRequest(root=project.root, find_links=project.wheels_dir, **options))  # type: ignore[arg-type]
+
+
+def test_builds_a_stripped_verified_zip_with_python_at_the_root(tmp_path: Path) -> None:
+    project = tiny_project(tmp_path)
+    report = build(project)
+    names = zipfile.ZipFile(project.output_zip("tinylayer")).namelist()
+    assert "python/tinypkg/core.pyc" in names  # sourceless bytecode by default
+    assert "python/tinypkg/core.py" not in names
+    assert not any("/tests/" in n or n.endswith(".pyi") for n in names)
+    assert "python/tinypkg-1.0.0.dist-info/METADATA" in names
+    assert "python/tinypkg-1.0.0.dist-info/LICENSE" in names
+    assert "python/tinypkg-1.0.0.dist-info/RECORD" not in names
+    [layer] = report["layers"]
+    assert layer["verified"] is True
+    assert layer["removed_bytes_by_rule"]["tests"] > 0
+    saved = json.loads((project.root / "build" / "report.json").read_text())
+    assert saved["schema_version"] == 1
+    assert (project.root / "build" / "report.md").read_text().startswith("# Layer build report")
+
+
+def test_identical_inputs_give_identical_bytes_and_a_no_op_rebuild(tmp_path: Path) -> None:
+    project = tiny_project(tmp_path)
+    first = build(project)["layers"][0]
+    again = build(project)["layers"][0]
+    assert again["cache_hit"] is True
+    forced = build(project, force=True)["layers"][0]
+    assert forced["cache_hit"] is False
+    assert first["sha256"] == again["sha256"] == forced["sha256"]
+    info = zipfile.ZipFile(project.output_zip("tinylayer")).infolist()
+    assert {i.date_time for i in info} == {(1980, 1, 1, 0, 0, 0)}
+    assert [i.filename for i in info] == sorted(i.filename for i in info)
+
+
+def test_package_without_a_wheel_for_the_target_names_it(tmp_path: Path) -> None:
+    project = tiny_project(tmp_path)
+    wheel = make_wheel(project.wheels_dir, "fastthing", "2.0", {"fastthing.py": ""}, tag="cp312-cp312-manylinux_2_39_x86_64")
+    write_layer(project.root, "tinylayer", [wheel], "budget_mb = 10\n")
+    (project.root / "layers" / "resolution.txt").write_text(resolution_text([wheel]))
+    with pytest.raises(InstallError) as error:
+        build(project)
+    message = str(error.value)
+    assert "No wheel of fastthing==2.0 fits python3.12 on x86_64" in message
+    assert "glibc <= 2.34" in message
+    assert not project.output_zip("tinylayer").exists()
+
+
+def test_hash_mismatch_is_refused(tmp_path: Path) -> None:
+    project = tiny_project(tmp_path)
+    lock = project.layer_dir("tinylayer") / "requirements.txt"
+    digest = lock.read_text().split("sha256:")[1].split()[0]
+    lock.write_text(lock.read_text().replace(digest, "0" * 64))
+    with pytest.raises(InstallError, match="does not match the hashes"):
+        build(project)
+    assert not project.output_zip("tinylayer").exists()
+
+
+def test_oversize_layer_fails_the_gate_and_is_not_written(tmp_path: Path) -> None:
+    project = tiny_project(tmp_path, layer_toml="budget_mb = 0.000001\n")
+    with pytest.raises(SizeGateError) as error:
+        build(project)
+    assert "layer tinylayer:" in str(error.value)
+    assert "over its budget of 1" in str(error.value)
+    assert not project.output_zip("tinylayer").exists()
+    report = json.loads((project.root / "build" / "report.json").read_text())
+    assert report["failures"]
+
+
+def test_strip_rule_that_breaks_an_import_fails_verification(tmp_path: Path) -> None:
+    project = tiny_project(tmp_path)
+    wheel = make_wheel(
+        project.wheels_dir,
+        "needsdocs",
+        "1.0",
+        {"needsdocs/__init__.py": "from needsdocs.examples import data\n", "needsdocs/examples/data.py": "X = 1\n"},
+    )
+    write_layer(project.root, "tinylayer", [wheel], "budget_mb = 10\n")
+    (project.root / "layers" / "resolution.txt").write_text(resolution_text([wheel]))
+    with pytest.raises(VerifyError) as error:
+        build(project)
+    assert "import needsdocs: ModuleNotFoundError" in str(error.value)
+    assert "keep" in str(error.value)
+    assert not project.output_zip("tinylayer").exists()
+    assert not (project.root / "build" / "tmp").exists()
+
+
+def test_missing_target_interpreter_explains_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = tiny_project(tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    find_interpreter.cache_clear()
+    try:
+        with pytest.raises(InterpreterMissing) as error:
+            build(project, runtime="python3.13")
+    finally:
+        find_interpreter.cache_clear()
+    assert "needs a python3.13 interpreter on PATH" in str(error.value)
+    assert "pyenv install 3.13" in str(error.value)
+
+
+def test_unknown_runtime_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="python3.9"):
+        build(tiny_project(tmp_path), runtime="python3.9")
+
+
+def test_arm64_build_says_verification_was_skipped(tmp_path: Path) -> None:
+    project = tiny_project(tmp_path)
+    report = build(project, arch="arm64")
+    [layer] = report["layers"]
+    assert layer["verified"] is False
+    assert any("skipped" in note for note in report["notes"])
+    assert (project.root / "build" / "layers" / "python3.12-arm64" / "tinylayer.zip").exists()
+
+
+def test_base_layer_packages_are_not_repeated(tmp_path: Path) -> None:
+    project = tiny_project(tmp_path)
+    base = make_wheel(project.wheels_dir, "basepkg", "1.0", {"basepkg/__init__.py": "V = 1\n"})
+    top = make_wheel(project.wheels_dir, "toppkg", "1.0", {"toppkg/__init__.py": "import basepkg\n"})
+    write_layer(project.root, "base", [base], "budget_mb = 1\n")
+    write_layer(project.root, "top", [base, top], 'budget_mb = 1\nbase_layers = ["base"]\n', direct={"toppkg"})
+    (project.root / "layers" / "tinylayer" / "layer.toml").unlink()
+    (project.root / "layers" / "resolution.txt").write_text(resolution_text([base, top]))
+    report = build(project)
+    top_layer = next(layer for layer in report["layers"] if layer["name"] == "top")
+    assert top_layer["provided_by_base"] == {"basepkg": "base"}
+    names = zipfile.ZipFile(project.output_zip("top")).namelist()
+    assert not any(n.startswith("python/basepkg") for n in names)
+    assert os.path.exists(project.output_zip("base"))
