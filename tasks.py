@@ -1,7 +1,7 @@
 """Invoke tasks: parse arguments, call the engine, turn its errors into a clean exit.
 
-    inv build-layers                     build, verify, size-gate and report every layer
-    inv build-layers --layer aws-utilities --runtime python3.13 --arch arm64
+inv build-layers                     build, verify, size-gate and report every layer
+inv build-layers --layer aws-utilities --runtime python3.13 --arch arm64
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ ROOT = Path(__file__).parent
     auto_shortflags=False,
     iterable=["layer"],
     help={
-        "runtime": "Lambda runtime to build for: python3.11, python3.12 or python3.13 (default from layers/defaults.toml)",
+        "runtime": "python3.11, python3.12 or python3.13 (default from layers/defaults.toml)",
         "arch": "x86_64 or arm64 (default from layers/defaults.toml)",
         "layer": "build only this layer (and its base layers); repeat for more",
         "jobs": "layers built at once (default 2)",
@@ -41,7 +41,8 @@ def build_layers(
     root: str | None = None,
 ) -> None:
     """Build every layer from its lock: install for Lambda, strip, verify, zip, size-gate, report."""
-    from lambda_ml_layers.build import BuildRequest, build_layers as run_build
+    from lambda_ml_layers.build import BuildRequest
+    from lambda_ml_layers.build import build_layers as run_build
 
     request = BuildRequest(
         root=Path(root).resolve() if root else ROOT,

@@ -1,7 +1,7 @@
 """`inv build-layers`: one orchestrating function over the steps, each in its own module.
 
-    config -> lock check -> install (target platform) -> dedupe against base layers
-           -> strip -> trim AWS SDK data -> bytecode -> zip -> verify -> size gates -> report
+config -> lock check -> install (target platform) -> dedupe against base layers
+       -> strip -> trim AWS SDK data -> bytecode -> zip -> verify -> size gates -> report
 """
 
 from __future__ import annotations
@@ -154,7 +154,9 @@ def resolve_target(project: ProjectConfig, runtime: str | None, arch: str | None
     arch = arch or project.default_arch
     problems = []
     if runtime not in RUNTIMES:
-        problems.append(f"--runtime {runtime!r} is not a Lambda Python runtime this tool builds: {', '.join(RUNTIMES)}.")
+        problems.append(
+            f"--runtime {runtime!r} is not a Lambda Python runtime this tool builds: {', '.join(RUNTIMES)}."
+        )
     if arch not in ARCHES:
         problems.append(f"--arch {arch!r} is not one of {', '.join(ARCHES)}.")
     if problems:
@@ -211,12 +213,18 @@ def _strip(site: Path, layer: LayerConfig) -> StepResult:
 
 
 def _verify(
-    ctx: BuildContext, layer: LayerConfig, zip_file: Path, stage: Path, modules: list[str],
+    ctx: BuildContext,
+    layer: LayerConfig,
+    zip_file: Path,
+    stage: Path,
+    modules: list[str],
     bases: dict[str, LayerBuild],
 ) -> StepResult:
     """Extract the base layers and this one as Lambda would into /opt, then import everything."""
     if ARCHES[ctx.arch] != os.uname().machine:
-        return StepResult("verify", notes=(f"skipped: {ctx.arch} code cannot run on this {os.uname().machine} machine",))
+        return StepResult(
+            "verify", notes=(f"skipped: {ctx.arch} code cannot run on this {os.uname().machine} machine",)
+        )
     opt = stage / "opt"
     for base in _all_bases(ctx.project, layer):
         extract(Path(bases[base.name].zip_path), opt)
@@ -262,10 +270,17 @@ def _build_fresh(ctx: BuildContext, layer: LayerConfig, key: str, bases: dict[st
         ]
         progress.step(layer.name, "installing", f"{len(wanted)} packages")
         install_for_target(
-            wanted, site, ctx.runtime, ctx.arch, ctx.paths.pip_cache, ctx.find_links,
-            on_line=lambda line: progress.detail(layer.name, line)
-            if line.startswith(("Collecting", "Downloading", "Installing", "Using cached"))
-            else None,
+            wanted,
+            site,
+            ctx.runtime,
+            ctx.arch,
+            ctx.paths.pip_cache,
+            ctx.find_links,
+            on_line=lambda line: (
+                progress.detail(layer.name, line)
+                if line.startswith(("Collecting", "Downloading", "Installing", "Using cached"))
+                else None
+            ),
         )
         ctx.check_cancel()
         dists = read_distributions(site)
@@ -325,9 +340,7 @@ def build_one(ctx: BuildContext, layer: LayerConfig, base_futures: dict[str, Fut
             ctx.progress.step(layer.name, "not built", f"base layer {base.name} failed")
             raise LayerToolError(f"Layer {layer.name} was not built: its base layer {base.name} failed.") from None
         base_keys.append(bases[base.name].key)
-    key = layer_key(
-        layer, ctx.locks[layer.name].text, ctx.runtime.name, ctx.arch, ctx.interpreter_version, base_keys
-    )
+    key = layer_key(layer, ctx.locks[layer.name].text, ctx.runtime.name, ctx.arch, ctx.interpreter_version, base_keys)
     entry = None if ctx.force else lookup(ctx.paths.cache, layer.name, key)
     if entry is not None:
         ctx.progress.step(layer.name, "cached", "unchanged inputs")
@@ -354,7 +367,9 @@ def load_locks(project: ProjectConfig, layers: list[LayerConfig]) -> dict[str, L
     return locks
 
 
-def run_builds(ctx: BuildContext, layers: list[LayerConfig], jobs: int) -> tuple[dict[str, LayerBuild], list[LayerToolError]]:
+def run_builds(
+    ctx: BuildContext, layers: list[LayerConfig], jobs: int
+) -> tuple[dict[str, LayerBuild], list[LayerToolError]]:
     """Build independent layers in parallel; a layer waits for its base layers only to verify."""
     futures: dict[str, Future[LayerBuild]] = {}
     executor = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="layer")
@@ -424,6 +439,11 @@ def _published(output_dir: Path) -> dict[str, LayerBuild]:
     return found
 
 
+def _is_warning(note: str) -> bool:
+    """Step notes a user must see in the summary: checks that could not run."""
+    return note.startswith(("skipped", "not stripped", "restored"))
+
+
 def gate_and_report(
     root: Path, paths: BuildPaths, results: dict[str, LayerBuild], runtime: str, arch: str, headroom: int
 ) -> dict[str, Any]:
@@ -447,7 +467,7 @@ def gate_and_report(
     else:
         notes.append(f"{TEMPLATE} not found: only the layer budgets were checked, no function totals.")
     for build in results.values():
-        notes += [f"{build.name}: {n}" for s in build.steps for n in s["notes"] if (s["step"] in ("shared-objects", "verify") and "skipped" in n) or "not stripped" in n]
+        notes += [f"{build.name}: {note}" for step in build.steps for note in step["notes"] if _is_warning(note)]
     data = report_data(list(results.values()), totals, failures, notes, runtime, arch)
     write_report(paths.build, data)
     print_report(Console(width=None if sys.stdout.isatty() else 140), list(results.values()), totals, notes)

@@ -20,9 +20,19 @@ def compile_bytecode(site: Path, python: str, policy: str, opt_path: str) -> Ste
     if policy == "source":
         return StepResult("bytecode", notes=("source only: every cold start compiles what it imports",))
     command = [
-        python, "-I", "-m", "compileall", "-q", "-j", "0",
-        "--invalidation-mode", "unchecked-hash",
-        "-s", str(site), "-p", opt_path,
+        python,
+        "-I",
+        "-m",
+        "compileall",
+        "-q",
+        "-j",
+        "0",
+        "--invalidation-mode",
+        "unchecked-hash",
+        "-s",
+        str(site),
+        "-p",
+        opt_path,
     ]
     if policy == "sourceless":
         command.append("-b")  # .pyc beside the .py, where Python finds it once the .py is gone
@@ -37,7 +47,9 @@ def compile_bytecode(site: Path, python: str, policy: str, opt_path: str) -> Ste
     compiled = [rel for rel in sources if (site / (rel + "c")).exists()]
     uncompiled = sorted(set(sources) - set(compiled))
     if not compiled and sources:
-        raise InstallError(f"compileall produced no bytecode in {site}:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+        raise InstallError(
+            f"compileall produced no bytecode in {site}:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
+        )
     remove_files(site, compiled)
     freed = size_before - tree_size(site)  # net: source removed less bytecode added
     notes = [f"{len(compiled)} modules shipped as bytecode only"]

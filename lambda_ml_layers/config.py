@@ -77,9 +77,7 @@ class ProjectConfig:
         for layer in self.layers:
             if layer.name == name:
                 return layer
-        raise ConfigError(
-            f"No layer named {name!r}; the layers are: {', '.join(self.layer_names)}."
-        )
+        raise ConfigError(f"No layer named {name!r}; the layers are: {', '.join(self.layer_names)}.")
 
     @property
     def layer_names(self) -> list[str]:
@@ -97,16 +95,12 @@ def _read_toml(path: Path, problems: list[str]) -> dict[str, Any]:
     return {}
 
 
-def _check_keys(
-    table: dict[str, Any], allowed: set[str], where: str, problems: list[str]
-) -> None:
+def _check_keys(table: dict[str, Any], allowed: set[str], where: str, problems: list[str]) -> None:
     for key in table:
         if key not in allowed:
             close = difflib.get_close_matches(key, sorted(allowed), n=1)
             hint = f" Perhaps you meant {close[0]!r}?" if close else ""
-            problems.append(
-                f"{where}: unknown key {key!r}.{hint} Allowed: {', '.join(sorted(allowed))}."
-            )
+            problems.append(f"{where}: unknown key {key!r}.{hint} Allowed: {', '.join(sorted(allowed))}.")
 
 
 def _table(raw: dict[str, Any], key: str, where: str, problems: list[str]) -> dict[str, Any]:
@@ -156,15 +150,12 @@ def _build_settings(
     _check_keys(build, _BUILD_KEYS, f"{where} [build]", problems)
     merged = {**inherited, **build}
     if merged.get("runtime") not in RUNTIMES:
-        problems.append(
-            f"{where} [build]: runtime {merged.get('runtime')!r} is not one of {', '.join(RUNTIMES)}."
-        )
+        problems.append(f"{where} [build]: runtime {merged.get('runtime')!r} is not one of {', '.join(RUNTIMES)}.")
     if merged.get("arch") not in ARCHES:
         problems.append(f"{where} [build]: arch {merged.get('arch')!r} is not one of {', '.join(ARCHES)}.")
     if merged.get("bytecode") not in BYTECODE_POLICIES:
         problems.append(
-            f"{where} [build]: bytecode {merged.get('bytecode')!r} is not one of "
-            f"{', '.join(BYTECODE_POLICIES)}."
+            f"{where} [build]: bytecode {merged.get('bytecode')!r} is not one of {', '.join(BYTECODE_POLICIES)}."
         )
     if not isinstance(merged.get("strip_shared_objects"), bool):
         problems.append(f"{where} [build]: strip_shared_objects must be true or false.")

@@ -70,9 +70,7 @@ def read_distributions(site: Path) -> list[Distribution]:
     dists = []
     for info in sorted(site.glob("*.dist-info")):
         metadata = (info / "METADATA").read_text(errors="replace")
-        fields = dict(
-            line.split(": ", 1) for line in metadata.splitlines()[:20] if ": " in line
-        )
+        fields = dict(line.split(": ", 1) for line in metadata.splitlines()[:20] if ": " in line)
         record = info / "RECORD"
         files = []
         if record.exists():
@@ -93,8 +91,14 @@ def read_distributions(site: Path) -> list[Distribution]:
 def _top_level_module(record_path: str) -> str:
     """The module a RECORD entry makes importable at the top level, or '' for data/metadata."""
     first = record_path.split("/", 1)[0]
-    if first.startswith("..") or first.endswith((".dist-info", ".data", ".libs")) or first in (
-        "bin", "__pycache__",
+    if (
+        first.startswith("..")
+        or first.endswith((".dist-info", ".data", ".libs"))
+        or first
+        in (
+            "bin",
+            "__pycache__",
+        )
     ):
         return ""
     if "/" in record_path:

@@ -16,9 +16,7 @@ from .locks import (
 from .pip_runner import pip_compile
 
 
-def compile_locks(
-    project: ProjectConfig, python: str, upgrade: bool = False, say: object = print
-) -> None:
+def compile_locks(project: ProjectConfig, python: str, upgrade: bool = False, say: object = print) -> None:
     """Resolve every layer's requirements.in together, then lock each layer within that resolution.
 
     Resolving together keeps a package shared by two layers (python-dateutil, numpy) at one
@@ -32,8 +30,12 @@ def compile_locks(
     for layer in project.layers:
         _say(say, f"Locking {layer.name} -> {layer.lock.relative_to(project.root)}")
         pip_compile(
-            python, ["requirements.in"], "requirements.txt", cwd=layer.folder,
-            constraint=f"../{RESOLUTION_FILE}", extra_args=extra,
+            python,
+            ["requirements.in"],
+            "requirements.txt",
+            cwd=layer.folder,
+            constraint=f"../{RESOLUTION_FILE}",
+            extra_args=extra,
         )
 
 
@@ -43,9 +45,7 @@ def check_locks(project: ProjectConfig) -> list[str]:
     good = []
     for layer in project.layers:
         try:
-            lock = read_layer_lock(
-                layer.name, layer.requirements_in, layer.lock, project.root / "layers"
-            )
+            lock = read_layer_lock(layer.name, layer.requirements_in, layer.lock, project.root / "layers")
         except LockError as exc:
             problems.append(str(exc))
             continue
@@ -61,8 +61,7 @@ def check_tooling_lock(requirements_in: Path, lock_path: Path) -> str:
     lock = parse_lock(lock_path.read_text(), str(lock_path))
     requirements = parse_requirements_in(requirements_in.read_text(), str(requirements_in))
     problems = [
-        p.replace("nox -s lock", "nox -s lock_tooling")
-        for p in lock_problems(requirements, lock, None, str(lock_path))
+        p.replace("nox -s lock", "nox -s lock_tooling") for p in lock_problems(requirements, lock, None, str(lock_path))
     ]
     collect(problems, LockError, "The tooling lock cannot be used:")
     return f"{lock_path}: {len(lock)} packages, hashed, current"

@@ -43,17 +43,25 @@ def install_command(
     requirements_file: Path, target: Path, runtime: Runtime, arch: str, cache_dir: Path, find_links: Path | None
 ) -> list[str]:
     command = [
-        sys.executable, "-m", "pip", "install",
-        "--target", str(target),
-        "--implementation", "cp",
-        "--python-version", runtime.version,
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--target",
+        str(target),
+        "--implementation",
+        "cp",
+        "--python-version",
+        runtime.version,
         "--only-binary=:all:",
         "--no-deps",
         "--require-hashes",
         "--no-compile",
         "--disable-pip-version-check",
-        "--progress-bar", "off",
-        "--cache-dir", str(cache_dir),
+        "--progress-bar",
+        "off",
+        "--cache-dir",
+        str(cache_dir),
     ]
     if find_links is not None:
         command += ["--no-index", "--find-links", str(find_links)]
@@ -79,9 +87,7 @@ def install_for_target(
     requirements_file.write_text(requirement_lines(packages))
     command = install_command(requirements_file, target, runtime, arch, cache_dir, find_links)
     output: list[str] = []
-    with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    ) as process:
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
         assert process.stdout is not None
         for line in process.stdout:
             output.append(line.rstrip())
@@ -91,9 +97,7 @@ def install_for_target(
         raise explain_pip_failure("\n".join(output), packages, runtime, arch)
 
 
-def explain_pip_failure(
-    output: str, packages: list[LockedPackage], runtime: Runtime, arch: str
-) -> InstallError:
+def explain_pip_failure(output: str, packages: list[LockedPackage], runtime: Runtime, arch: str) -> InstallError:
     """Name the package at fault and the fix, from what pip printed."""
     versions = {p.name: p.version for p in packages}
     missing = re.search(r"No matching distribution found for ([A-Za-z0-9._-]+)==(\S+)", output)
@@ -131,9 +135,18 @@ def pip_compile(
 ) -> None:
     """Run pip-compile (installed in `python`'s environment); the lock's header names `regenerate_with`."""
     command = [
-        python, "-m", "piptools", "compile", "--quiet", "--strip-extras", "--allow-unsafe",
-        "--no-emit-index-url", "--no-emit-find-links", "--no-emit-trusted-host",
-        "--output-file", output,
+        python,
+        "-m",
+        "piptools",
+        "compile",
+        "--quiet",
+        "--strip-extras",
+        "--allow-unsafe",
+        "--no-emit-index-url",
+        "--no-emit-find-links",
+        "--no-emit-trusted-host",
+        "--output-file",
+        output,
     ]
     if hashes:
         command.append("--generate-hashes")
@@ -144,6 +157,4 @@ def pip_compile(
     env["CUSTOM_COMPILE_COMMAND"] = regenerate_with
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
     if result.returncode != 0:
-        raise LockError(
-            f"pip-compile failed for {', '.join(sources)} in {cwd}:\n{result.stderr.strip()[-2000:]}"
-        )
+        raise LockError(f"pip-compile failed for {', '.join(sources)} in {cwd}:\n{result.stderr.strip()[-2000:]}")

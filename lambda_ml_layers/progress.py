@@ -27,9 +27,7 @@ class BuildProgress:
             self.live.__enter__()
         return self
 
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if self.live is not None:
             self.live.update(self._render())
             self.live.__exit__(kind, exc, tb)

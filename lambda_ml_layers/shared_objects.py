@@ -83,7 +83,9 @@ def strip_shared_objects(site: Path, python: str | None, arch: str) -> StepResul
             ),
         )
     if python is None or shutil.which("strip") is None or shutil.which("readelf") is None:
-        return StepResult("shared-objects", notes=("not stripped: needs binutils (strip, readelf) and the target interpreter",))
+        return StepResult(
+            "shared-objects", notes=("not stripped: needs binutils (strip, readelf) and the target interpreter",)
+        )
     candidates = [site / rel for rel, _ in walk_files(site) if is_shared_object(rel)]
     skipped = [p for p in candidates if has_rpath(p)]
     to_strip = [p for p in candidates if p not in set(skipped)]

@@ -79,9 +79,7 @@ def function_totals(
     ]
 
 
-def function_failures(
-    functions: list[FunctionFacts], layers: dict[str, LayerFacts], headroom_bytes: int
-) -> list[str]:
+def function_failures(functions: list[FunctionFacts], layers: dict[str, LayerFacts], headroom_bytes: int) -> list[str]:
     """Every way each function breaks Lambda's rules with its layers, all listed at once."""
     failures = []
     totals = {t.name: t for t in function_totals(functions, layers, headroom_bytes)}

@@ -22,9 +22,7 @@ def _protected(path: str, protect: tuple[str, ...]) -> bool:
     return any(fnmatchcase(name, glob) or fnmatchcase(path, glob) for glob in protect)
 
 
-def plan_strip(
-    paths: Iterable[str], rules: tuple[StripRule, ...], protect: tuple[str, ...]
-) -> dict[str, list[str]]:
+def plan_strip(paths: Iterable[str], rules: tuple[StripRule, ...], protect: tuple[str, ...]) -> dict[str, list[str]]:
     """Rule name -> the paths it removes. The first matching rule claims a path; a path that
     matches the rule's `keep` or the global `protect` list is never removed."""
     plan: dict[str, list[str]] = {rule.name: [] for rule in rules}

@@ -70,9 +70,5 @@ def check_layer(
         return VerifyOutcome({"(interpreter)": f"crashed while importing (exit {result.returncode}): {crash}"}, {})
     data = json.loads(line.removeprefix("RESULT"))
     failures = {m: e for m, e in data["imports"].items() if e is not None}
-    mismatches = {
-        name: (versions[name], found)
-        for name, found in data["versions"].items()
-        if found != versions[name]
-    }
+    mismatches = {name: (versions[name], found) for name, found in data["versions"].items() if found != versions[name]}
     return VerifyOutcome(failures, mismatches)

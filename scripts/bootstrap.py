@@ -45,8 +45,17 @@ def setup_venv() -> None:
         venv.EnvBuilder(with_pip=True).create(VENV)
     say("installing the tooling from requirements/dev.txt (hash-checked)")
     subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         "--require-hashes", "-r", str(LOCK)],
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--require-hashes",
+            "-r",
+            str(LOCK),
+        ],
         check=True,
     )
     MARKER.write_text(digest)
@@ -58,7 +67,9 @@ def works(command: str, version: str) -> bool:
         return False
     result = subprocess.run(
         [path, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-        capture_output=True, text=True, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
         # pyenv's shim for this script pinned PYENV_VERSION to the host's version; it would
         # override the .python-version file written below.
         env={k: v for k, v in os.environ.items() if k != "PYENV_VERSION"},
@@ -103,7 +114,7 @@ def setup_interpreters() -> bool:
 
 
 def main() -> int:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this script runs before anything checks the version
         say(f"needs Python 3.11 or newer to run the tooling; this is {sys.version.split()[0]}.")
         return 1
     os.chdir(ROOT)

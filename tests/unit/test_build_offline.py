@@ -52,7 +52,9 @@ def test_identical_inputs_give_identical_bytes_and_a_no_op_rebuild(tmp_path: Pat
 
 def test_package_without_a_wheel_for_the_target_names_it(tmp_path: Path) -> None:
     project = tiny_project(tmp_path)
-    wheel = make_wheel(project.wheels_dir, "fastthing", "2.0", {"fastthing.py": ""}, tag="cp312-cp312-manylinux_2_39_x86_64")
+    wheel = make_wheel(
+        project.wheels_dir, "fastthing", "2.0", {"fastthing.py": ""}, tag="cp312-cp312-manylinux_2_39_x86_64"
+    )
     write_layer(project.root, "tinylayer", [wheel], "budget_mb = 10\n")
     (project.root / "layers" / "resolution.txt").write_text(resolution_text([wheel]))
     with pytest.raises(InstallError) as error:
@@ -116,7 +118,7 @@ def test_missing_target_interpreter_explains_what_to_install(tmp_path: Path, mon
 
 
 def test_unknown_runtime_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="python3.9"):
+    with pytest.raises(ConfigError, match=r"python3\.9"):
         build(tiny_project(tmp_path), runtime="python3.9")
 
 

@@ -18,7 +18,10 @@ INV = [sys.executable, "-m", "invoke", "--search-root", str(REPO)]
 def run_build(project: TinyProject, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*INV, "build-layers", "--root", str(project.root), "--find-links", str(project.wheels_dir), *extra],
-        capture_output=True, text=True, cwd=REPO, timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
     )
 
 
@@ -49,7 +52,11 @@ def test_ctrl_c_mid_build_leaves_nothing_half_written(tmp_path: Path) -> None:
     (project.root / "layers" / "resolution.txt").write_text(resolution_text([wheel]))
     process = subprocess.Popen(
         [*INV, "build-layers", "--root", str(project.root), "--find-links", str(project.wheels_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        start_new_session=True,
     )
     assert process.stderr is not None
     for line in process.stderr:

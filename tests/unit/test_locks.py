@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
+from lambda_ml_layers.config import load_project
 from lambda_ml_layers.errors import LockError
 from lambda_ml_layers.locking import check_locks
-from lambda_ml_layers.config import load_project
 from lambda_ml_layers.locks import lock_problems, parse_lock, parse_requirements_in
 from tests.project_factory import REPO, tiny_project
 
@@ -34,7 +34,9 @@ def test_current_lock_has_no_problems() -> None:
 
 
 def test_hashless_lock_is_refused_naming_the_packages() -> None:
-    problems = lock_problems(parse_requirements_in("six\n", "in"), parse_lock("six==1.17.0\n    # via -r requirements.in\n"), None, "L")
+    problems = lock_problems(
+        parse_requirements_in("six\n", "in"), parse_lock("six==1.17.0\n    # via -r requirements.in\n"), None, "L"
+    )
     assert any("no --hash for six" in p and "nox -s lock" in p for p in problems)
 
 

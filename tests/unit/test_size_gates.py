@@ -48,7 +48,9 @@ def test_arch_mismatch_and_missing_layer() -> None:
 
 
 def test_layer_over_budget_names_its_largest_packages() -> None:
-    big = LayerFacts("ml", 120 * MB, 100 * MB, {}, {"scipy": 89 * MB, "scikit-learn": 23 * MB}, ("python3.12",), "x86_64")
+    big = LayerFacts(
+        "ml", 120 * MB, 100 * MB, {}, {"scipy": 89 * MB, "scikit-learn": 23 * MB}, ("python3.12",), "x86_64"
+    )
     [failure] = layer_budget_failures([big, layer("ok", 10 * MB)])
     assert "20,000,000 over" in failure
     assert "scipy 89.0 MB" in failure

@@ -11,13 +11,15 @@ def removed(paths: list[str]) -> dict[str, str]:
 
 
 def test_test_suites_go_but_modules_code_imports_stay() -> None:
-    result = removed([
-        "pandas/tests/frame/test_api.py",
-        "numpy/_core/tests/test_umath.py",
-        "numpy/_core/tests/_natype.py",
-        "numpy/testing/__init__.py",
-        "sklearn/utils/_testing.py",
-    ])
+    result = removed(
+        [
+            "pandas/tests/frame/test_api.py",
+            "numpy/_core/tests/test_umath.py",
+            "numpy/_core/tests/_natype.py",
+            "numpy/testing/__init__.py",
+            "sklearn/utils/_testing.py",
+        ]
+    )
     assert result == {"pandas/tests/frame/test_api.py": "tests", "numpy/_core/tests/test_umath.py": "tests"}
 
 
@@ -34,12 +36,14 @@ def test_licences_are_never_removed_even_inside_removed_folders() -> None:
 
 
 def test_dist_info_keeps_what_importlib_metadata_reads() -> None:
-    result = removed([
-        "numpy-2.5.5.dist-info/METADATA",
-        "numpy-2.5.5.dist-info/entry_points.txt",
-        "numpy-2.5.5.dist-info/RECORD",
-        "numpy-2.5.5.dist-info/INSTALLER",
-    ])
+    result = removed(
+        [
+            "numpy-2.5.5.dist-info/METADATA",
+            "numpy-2.5.5.dist-info/entry_points.txt",
+            "numpy-2.5.5.dist-info/RECORD",
+            "numpy-2.5.5.dist-info/INSTALLER",
+        ]
+    )
     assert result == {
         "numpy-2.5.5.dist-info/RECORD": "dist-info-extras",
         "numpy-2.5.5.dist-info/INSTALLER": "dist-info-extras",
@@ -47,15 +51,17 @@ def test_dist_info_keeps_what_importlib_metadata_reads() -> None:
 
 
 def test_sources_headers_stubs_and_caches_go() -> None:
-    result = removed([
-        "numpy/_core/include/numpy/ndarrayobject.h",
-        "scipy/linalg/cython_blas.pxd",
-        "pandas/_libs/lib.pyi",
-        "pandas/__pycache__/x.cpython-311.pyc",
-        "bin/f2py",
-        "pandas/core/frame.py",
-        "numpy/_core/_multiarray_umath.cpython-312-x86_64-linux-gnu.so",
-    ])
+    result = removed(
+        [
+            "numpy/_core/include/numpy/ndarrayobject.h",
+            "scipy/linalg/cython_blas.pxd",
+            "pandas/_libs/lib.pyi",
+            "pandas/__pycache__/x.cpython-311.pyc",
+            "bin/f2py",
+            "pandas/core/frame.py",
+            "numpy/_core/_multiarray_umath.cpython-312-x86_64-linux-gnu.so",
+        ]
+    )
     assert result == {
         "numpy/_core/include/numpy/ndarrayobject.h": "c-sources-and-headers",
         "scipy/linalg/cython_blas.pxd": "c-sources-and-headers",
