@@ -21,9 +21,20 @@ _BUILD_KEYS = {"runtime", "arch", "bytecode", "strip_shared_objects"}
 _RULE_KEYS = {"name", "why", "directories", "files", "paths", "keep"}
 _STRIP_KEYS = {"protect", "rules"}
 _DEFAULTS_KEYS = {"build", "strip"}
-_LAYER_KEYS = {"description", "budget_mb", "target_mb", "base_layers", "build", "strip", "aws_sdk", "verify"}
+_LAYER_KEYS = {
+    "description",
+    "budget_mb",
+    "target_mb",
+    "base_layers",
+    "build",
+    "strip",
+    "aws_sdk",
+    "verify",
+    "layer_tests",
+}
 _AWS_SDK_KEYS = {"keep_services"}
 _VERIFY_KEYS = {"skip_imports"}
+_LAYER_TESTS_KEYS = {"allowed_import_failures"}
 
 
 @dataclass(frozen=True)
@@ -56,6 +67,8 @@ class LayerConfig:
     protect: tuple[str, ...]
     aws_services: tuple[str, ...] | None  # None: leave the AWS SDK's data untouched
     skip_imports: tuple[str, ...]
+    # modules that may fail to import from the zip though they import unstripped: module -> why
+    allowed_import_failures: dict[str, str]
 
     @property
     def requirements_in(self) -> Path:
@@ -217,6 +230,11 @@ def load_project(root: Path) -> ProjectConfig:
             services = _strings(aws_sdk["keep_services"], f"{where} [aws_sdk] keep_services", problems)
         verify = _table(raw, "verify", where, problems)
         _check_keys(verify, _VERIFY_KEYS, f"{where} [verify]", problems)
+        layer_tests = _table(raw, "layer_tests", where, problems)
+        _check_keys(layer_tests, _LAYER_TESTS_KEYS, f"{where} [layer_tests]", problems)
+        allowed = _table(layer_tests, "allowed_import_failures", f"{where} [layer_tests]", problems)
+        if not all(isinstance(v, str) and v.strip() for v in allowed.values()):
+            problems.append(f"{where} [layer_tests] allowed_import_failures: give each module a reason (a string).")
         layers.append(
             LayerConfig(
                 name=folder.name,
@@ -231,6 +249,7 @@ def load_project(root: Path) -> ProjectConfig:
                 protect=protect,
                 aws_services=services,
                 skip_imports=_strings(verify.get("skip_imports", []), f"{where} [verify]", problems),
+                allowed_import_failures={str(k): str(v) for k, v in allowed.items()},
             )
         )
     if not layers and not problems:

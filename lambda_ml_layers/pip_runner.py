@@ -83,6 +83,7 @@ def install_for_target(
     if not packages:
         target.mkdir(parents=True, exist_ok=True)
         return
+    target.parent.mkdir(parents=True, exist_ok=True)
     requirements_file = target.parent / f"{target.name}.requirements.txt"
     requirements_file.write_text(requirement_lines(packages))
     command = install_command(requirements_file, target, runtime, arch, cache_dir, find_links)

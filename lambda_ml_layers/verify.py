@@ -72,3 +72,57 @@ def check_layer(
     failures = {m: e for m, e in data["imports"].items() if e is not None}
     mismatches = {name: (versions[name], found) for name, found in data["versions"].items() if found != versions[name]}
     return VerifyOutcome(failures, mismatches)
+
+
+_IMPORT_EACH = r"""
+import importlib, json, sys
+paths, modules, out = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
+sys.path[:0] = paths
+with open(out, "a") as results:  # a file, not stdout: some modules print when imported
+    for module in modules:
+        results.write(json.dumps(["TRY", module]) + "\n"); results.flush()
+        try:
+            importlib.import_module(module)
+            error = None
+        except BaseException as exc:
+            error = f"{type(exc).__name__}: {exc}"[:300]
+        results.write(json.dumps(["DONE", module, error]) + "\n"); results.flush()
+"""
+
+
+def import_each(
+    python: str, paths: list[str], modules: list[str], workdir: Path, timeout: float = 900
+) -> dict[str, str | None]:
+    """Import every module in one isolated interpreter; module -> error (None: imported).
+
+    A module that crashes or hangs the interpreter is recorded as failing and the walk
+    resumes after it in a fresh interpreter, so one bad module cannot hide the others."""
+    results: dict[str, str | None] = {}
+    todo = list(modules)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"})
+    while todo:
+        out = workdir / "imports.jsonl"
+        out.unlink(missing_ok=True)
+        command = [python, "-I", "-S", "-c", _IMPORT_EACH, json.dumps(paths), json.dumps(todo), str(out)]
+        try:
+            finished = subprocess.run(command, capture_output=True, cwd=workdir, env=env, timeout=timeout)
+            crash = f"crashed the interpreter (exit {finished.returncode})"
+        except subprocess.TimeoutExpired:
+            crash = f"hung: no answer within {timeout:.0f}s"
+        trying = None
+        for line in out.read_text().splitlines() if out.exists() else []:
+            record = json.loads(line)
+            if record[0] == "TRY":
+                trying = record[1]
+            else:
+                results[record[1]] = record[2]
+                trying = None
+        if trying is not None:
+            results[trying] = crash
+        remaining = [m for m in todo if m not in results]
+        if len(remaining) == len(todo):
+            results.update({m: crash for m in remaining})
+            break
+        todo = remaining
+    return results
