@@ -6,6 +6,7 @@ config -> lock check -> install (target platform) -> dedupe against base layers
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -14,7 +15,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,7 @@ from .build_cache import layer_key, lookup, prune, store
 from .bytecode import compile_bytecode
 from .config import LayerConfig, ProjectConfig, build_order, load_project
 from .errors import (
+    BuildInProgress,
     BuildInterrupted,
     ConfigError,
     LayerToolError,
@@ -479,6 +483,30 @@ def gate_and_report(
     return data
 
 
+@contextmanager
+def exclusive_build(build_dir: Path) -> Iterator[None]:
+    """One build at a time per build folder: two would share staging, cache and outputs."""
+    build_dir.mkdir(parents=True, exist_ok=True)
+    with (build_dir / ".build.lock").open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "unknown"
+            raise BuildInProgress(
+                f"Another build is running in {build_dir} (pid {owner}). Wait for it to finish, "
+                f"or stop it; a build never shares its staging folder."
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def build_layers(request: BuildRequest) -> dict[str, Any]:
     """Build, verify, gate and report; raise a LayerToolError naming every failure at once."""
     project = load_project(request.root)
@@ -487,7 +515,8 @@ def build_layers(request: BuildRequest) -> dict[str, Any]:
     locks = load_locks(project, layers)
     python = find_interpreter(runtime)
     paths = BuildPaths(request.root / "build")
-    with BuildProgress([layer.name for layer in layers]) as progress:
+    with exclusive_build(paths.build), BuildProgress([layer.name for layer in layers]) as progress:
+        shutil.rmtree(paths.tmp, ignore_errors=True)  # left by a build that was killed outright
         ctx = BuildContext(
             project=project,
             runtime=runtime,

@@ -33,6 +33,10 @@ class SizeGateError(LayerToolError):
     exit_code = 7
 
 
+class BuildInProgress(LayerToolError):
+    exit_code = 9
+
+
 class BuildInterrupted(LayerToolError):
     exit_code = 130
 

@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
-from .layer_tree import tree_size, walk_files
+from .layer_tree import walk_files
 from .size_gates import FunctionFacts
 
 FUNCTION_TYPES = ("AWS::Serverless::Function",)
@@ -79,27 +79,55 @@ def _layer_ref(item: Any) -> str | None:
     return None
 
 
-def code_size(code_dir: Path) -> int:
-    """The function's own code as it would be packaged: no tests or caches."""
+# What SAM would package from CodeUri but Lambda never needs: tests, caches, the lock files.
+_NOT_PACKAGED_DIRS = ("tests", "__pycache__")
+_NOT_PACKAGED_FILES = ("requirements.in", "requirements.txt")
+
+
+def package_files(code_dir: Path) -> list[tuple[str, int]]:
+    """(path, size) of every file of the function's package, as the sandbox lays it out in task/."""
     if not code_dir.is_dir():
-        return 0
-    skip = ("tests/", "__pycache__/")
-    total = tree_size(code_dir)
-    return total - sum(
-        size for rel, size in walk_files(code_dir) if any(s in f"{rel}" for s in skip) or rel.endswith(".pyc")
-    )
+        return []
+    return [
+        (rel, size)
+        for rel, size in walk_files(code_dir)
+        if not any(part in _NOT_PACKAGED_DIRS for part in rel.split("/")[:-1])
+        and rel.rsplit("/", 1)[-1] not in _NOT_PACKAGED_FILES
+        and not rel.endswith(".pyc")
+    ]
 
 
-def template_functions(path: Path) -> list[FunctionFacts]:
+@dataclass(frozen=True)
+class FunctionSpec:
+    """One function of the template, as the size gates and the sandbox need it."""
+
+    name: str  # logical id
+    code_dir: Path
+    handler: str
+    runtime: str
+    arch: str
+    layers: tuple[str, ...]  # layer folder names, in the template's order (extraction order)
+    memory_mb: int
+    timeout_s: int
+    environment: dict[str, str]  # plain values only; !Ref and friends are filled in at deploy
+
+    @property
+    def facts(self) -> FunctionFacts:
+        code_bytes = sum(size for _, size in package_files(self.code_dir))
+        return FunctionFacts(self.name, self.runtime, self.arch, self.layers, code_bytes)
+
+
+def function_specs(path: Path) -> list[FunctionSpec]:
     """Every function in the template with its layers (by layer folder name), in order."""
     template = load_template(path)
     layers = template_layers(template)
     defaults = template.get("Globals", {}).get("Function", {})
-    functions = []
+    specs = []
     for logical_id, resource in template["Resources"].items():
         if resource.get("Type") not in FUNCTION_TYPES:
             continue
-        props = {**defaults, **resource.get("Properties", {})}
+        own = resource.get("Properties", {})
+        props = {**defaults, **own}
         names = []
         for item in props.get("Layers", []):
             ref = _layer_ref(item)
@@ -110,18 +138,29 @@ def template_functions(path: Path) -> list[FunctionFacts]:
                 )
             names.append(layers[ref].layer_name)
         code_uri = props.get("CodeUri", "")
-        code_dir = (path.parent / code_uri) if isinstance(code_uri, str) else path.parent
         arches = props.get("Architectures", ["x86_64"])
-        functions.append(
-            FunctionFacts(
+        variables = {
+            **defaults.get("Environment", {}).get("Variables", {}),
+            **own.get("Environment", {}).get("Variables", {}),
+        }
+        specs.append(
+            FunctionSpec(
                 name=logical_id,
+                code_dir=(path.parent / code_uri).resolve() if isinstance(code_uri, str) else path.parent,
+                handler=str(props.get("Handler", "")),
                 runtime=str(props.get("Runtime", "")),
                 arch=str(arches[0]) if arches else "x86_64",
                 layers=tuple(names),
-                code_bytes=code_size(code_dir),
+                memory_mb=int(props.get("MemorySize", 128)),
+                timeout_s=int(props.get("Timeout", 3)),
+                environment={k: str(v) for k, v in variables.items() if isinstance(v, str | int | float)},
             )
         )
-    return functions
+    return specs
+
+
+def template_functions(path: Path) -> list[FunctionFacts]:
+    return [spec.facts for spec in function_specs(path)]
 
 
 def template_layer_failures(path: Path, runtime: str, arch: str) -> list[str]:

@@ -145,3 +145,20 @@ def test_base_layer_packages_are_not_repeated(tmp_path: Path) -> None:
     names = zipfile.ZipFile(project.output_zip("top")).namelist()
     assert not any(n.startswith("python/basepkg") for n in names)
     assert os.path.exists(project.output_zip("base"))
+
+
+def test_a_second_build_in_the_same_folder_is_refused_while_one_runs(tmp_path: Path) -> None:
+    import fcntl
+
+    from lambda_ml_layers.errors import BuildInProgress
+
+    project = tiny_project(tmp_path)
+    lock_path = project.root / "build" / ".build.lock"
+    lock_path.parent.mkdir(parents=True)
+    with lock_path.open("w") as held:
+        held.write("4242")
+        held.flush()
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(BuildInProgress, match="pid 4242"):
+            build(project)
+    assert build(project)["layers"][0]["verified"] is True
