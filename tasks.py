@@ -63,3 +63,29 @@ def build_layers(
 
 
 namespace = Collection(build_layers)
+
+
+# --- Pipeline (issue 3): train the model ----------------------------------------------
+
+
+@task(
+    help={
+        "stage": "upload the artifact to this stage's model bucket (local, dev, staging, prod; "
+        "'local' needs AWS_ENDPOINT_URL pointing at a moto server)",
+        "bucket": "upload to this bucket instead of the stage's lambda-ml-layers-<stage>-models-<account>",
+        "out": "where to write model.joblib, model.json and model.joblib.sha256 (default build/model)",
+    },
+)
+def train_model(c: Context, stage: str | None = None, bucket: str | None = None, out: str | None = None) -> None:
+    """Train the model on data/sample in python3.12 with the layers' packages; print metrics vs a baseline."""
+    from lambda_ml_layers.training import TrainRequest
+    from lambda_ml_layers.training import train_model as run_training
+
+    request = TrainRequest(root=ROOT, stage=stage, bucket=bucket, out_dir=Path(out).resolve() if out else None)
+    try:
+        run_training(request)
+    except LayerToolError as exc:
+        raise Exit(f"\n{exc}", code=exc.exit_code) from None
+
+
+namespace.add_task(train_model)

@@ -75,8 +75,11 @@ class MotoServer:
 
 def find_moto_server() -> Path:
     """MOTO_SERVER, else the tooling venv's moto_server, else one on PATH."""
-    candidates = [os.environ.get("MOTO_SERVER"), str(ROOT / ".venv" / "bin" / "moto_server"),
-                  shutil.which("moto_server")]
+    candidates = [
+        os.environ.get("MOTO_SERVER"),
+        str(ROOT / ".venv" / "bin" / "moto_server"),
+        shutil.which("moto_server"),
+    ]
     for candidate in candidates:
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return Path(candidate)
@@ -102,7 +105,9 @@ def start_moto_server(executable: Path | None = None, timeout: float = 30.0) -> 
         log = tempfile.NamedTemporaryFile(prefix="moto-", suffix=".log", delete=False)  # noqa: SIM115
         process = subprocess.Popen(
             [str(binary), "-H", HOST, "-p", str(port)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
         log.close()
         server = MotoServer(process, port, Path(log.name))

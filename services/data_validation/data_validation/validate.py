@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import tomllib
 from dataclasses import dataclass, field
@@ -81,18 +82,30 @@ def read_batch(body: bytes) -> pd.DataFrame:
     if not body.strip():
         raise BadInput("the batch is an empty file")
     try:
-        # Everything as text first: type errors are then per-cell findings, not a crash.
-        frame = pd.read_csv(
-            io.BytesIO(body), dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8"
-        )
+        text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise BadInput(f"the batch is not UTF-8 text (byte {exc.start}): malformed CSV") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise BadInput(f"malformed CSV: {first}") from None
-    if frame.columns.duplicated().any() or any(str(c).startswith("Unnamed:") for c in frame.columns):
-        raise BadInput(f"malformed CSV: header has blank or repeated column names {list(frame.columns)}")
-    return frame
+    _check_table_shape(text)
+    # Everything as text first: type errors are then per-cell findings, not a crash.
+    return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""], index_col=False)
+
+
+def _check_table_shape(text: str) -> None:
+    """Every record has the header's field count; pandas alone would silently turn surplus
+    fields into an index or pad short rows, so the shape is checked with the csv module."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = next(reader)
+        if len(set(header)) != len(header) or any(not name.strip() for name in header):
+            raise BadInput(f"malformed CSV: header has blank or repeated column names {header}")
+        for record in reader:
+            if record and len(record) != len(header):
+                raise BadInput(
+                    f"malformed CSV: line {reader.line_num} has {len(record)} fields, "
+                    f"the header has {len(header)}"
+                )
+    except csv.Error as exc:
+        raise BadInput(f"malformed CSV: line {reader.line_num}: {exc}") from None
 
 
 def validate(body: bytes, schema: Schema) -> Result:
@@ -166,7 +179,8 @@ def _check_column(values: pd.Series, column: Column, errors: pd.Series) -> pd.Se
     if column.pattern is not None:
         flag(converted.notna() & ~values.fillna("").str.fullmatch(column.pattern), "does not match pattern")
     if column.dtype == "int":
-        return converted.astype("Int64")
+        # Flagged fractions are blanked so the column can hold whole numbers only.
+        return converted.where(~fractional).astype("Int64")
     return converted
 
 

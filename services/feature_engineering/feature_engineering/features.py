@@ -44,7 +44,7 @@ def build_features(frame: pd.DataFrame) -> pd.DataFrame:
     df = df.sort_values(["card_id", "timestamp", "_order"], kind="stable")
     ts = df["timestamp"]
     df["hour"] = ts.dt.hour
-    df["day_of_week"] = ts.dt.dayofweek
+    df["day_of_week"] = ts.dt.day_of_week
     df["is_weekend"] = (df["day_of_week"] >= 5).astype(int)
     df["is_night"] = (df["hour"] < 6).astype(int)
     df["log_amount"] = np.log1p(df["amount"])

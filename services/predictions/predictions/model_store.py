@@ -19,6 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# Imported at module load, inside the handler's layer_imports block: a missing
+# MLLibrariesLayer then fails the init, not the first invocation.
+import joblib
+import sklearn
+
 from .runtime import ArtifactError, BadInput, Logger, read_object, s3_client
 
 DEFAULT_MANIFEST_KEY = "models/current/model.json"
@@ -68,8 +73,6 @@ def read_manifest(bucket: str, key: str) -> dict[str, Any]:
 
 def check_versions(manifest: dict[str, Any]) -> None:
     """Refuse a model pickled by another scikit-learn: unpickling across versions is unsafe."""
-    import sklearn
-
     trained = manifest["versions"].get("scikit-learn")
     if trained != sklearn.__version__:
         raise ArtifactError(
@@ -91,8 +94,6 @@ def load_model(bucket: str, manifest_key: str, logger: Logger) -> ModelBundle:
     if not path.exists() or _sha256(path) != sha:
         _download(bucket, str(manifest["artifact_key"]), path, sha)
         logger.info("model downloaded", model_version=manifest["model_version"], sha256=sha)
-    import joblib
-
     bundle = joblib.load(path)
     model = ModelBundle(
         version=str(manifest["model_version"]),

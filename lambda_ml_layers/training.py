@@ -1,0 +1,159 @@
+"""The engine behind `inv train-model`: train in the layers' own Python, on the layers' packages.
+
+The model is pickled by the scikit-learn that will unpickle it, so training runs in a
+python3.12 venv (build/venvs/train) installed from the layer locks with hashes, never in
+the tooling venv (numpy 2.5 has no 3.11 wheels). The training code itself is
+services/training/trainer.py; this module prepares its environment and runs it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ConfigError, InstallError, InterpreterMissing, LayerToolError, LockError
+from .locks import LOCK_COMMAND, LockedPackage, parse_lock
+from .pip_runner import requirement_lines
+
+TRAIN_PYTHON = "python3.12"  # the runtime in infra/template.yaml and layers/defaults.toml
+TRAINER = Path("services/training/trainer.py")
+VENV = Path("build/venvs/train")
+REFUSED_EXIT = 3  # trainer.py: the model did not beat the baseline
+
+
+class ModelRejected(LayerToolError):
+    exit_code = 9
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    root: Path
+    stage: str | None = None
+    bucket: str | None = None
+    out_dir: Path | None = None
+    data: Path | None = None
+    python: str = TRAIN_PYTHON
+    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+
+
+def stages(root: Path) -> list[str]:
+    """The stages infra/samconfig.toml defines (the one list of deploy targets)."""
+    config = tomllib.loads((root / "infra" / "samconfig.toml").read_text())
+    return [name for name in config if name not in ("version", "default")]
+
+
+def merged_layer_requirements(root: Path) -> str:
+    """Every layer's hash-pinned packages in one file (a function sees its layers merged)."""
+    locks = sorted((root / "layers").glob("*/requirements.txt"))
+    if not locks:
+        raise LockError(f"No layers/*/requirements.txt under {root}: run `{LOCK_COMMAND}` first.")
+    merged: dict[str, LockedPackage] = {}
+    for lock in locks:
+        for name, package in parse_lock(lock.read_text(), str(lock)).items():
+            seen = merged.get(name)
+            if seen is not None and seen.version != package.version:
+                raise LockError(
+                    f"{name} is pinned at {seen.version} and {package.version} by different layer "
+                    f"locks; every layer must share one resolution. Run `{LOCK_COMMAND}`."
+                )
+            merged[name] = package
+    return requirement_lines(merged.values())
+
+
+def find_python(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        raise InterpreterMissing(
+            f"{name} is not on PATH. Training must run on the Python the layers target (the "
+            f"model is unpickled there, and numpy 2.5 needs >= 3.12). Fix: install it (e.g. "
+            f"`pyenv install 3.12` and list it in .python-version, or `apt-get install "
+            f"python3.12`), then run `inv train-model` again."
+        )
+    return found
+
+
+def ensure_train_env(root: Path, python: str, log: Callable[[str], None]) -> Path:
+    """The training venv, rebuilt only when the layer locks or the interpreter changed."""
+    requirements = merged_layer_requirements(root)
+    interpreter = find_python(python)
+    version = subprocess.run(
+        [interpreter, "-c", "import sys; print(sys.version)"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    stamp_text = hashlib.sha256(f"{version}\n{requirements}".encode()).hexdigest()
+    venv = root / VENV
+    stamp = venv / "layers-lock.sha256"
+    venv_python = venv / "bin" / "python"
+    if stamp.exists() and stamp.read_text() == stamp_text and venv_python.exists():
+        return venv_python
+    log(f"Creating {VENV} with {python} ({version.split()[0]}) from the layer locks")
+    shutil.rmtree(venv, ignore_errors=True)
+    subprocess.run([interpreter, "-m", "venv", str(venv)], check=True)
+    requirements_file = venv / "layers-merged.txt"
+    requirements_file.write_text(requirements)
+    result = subprocess.run(
+        [
+            str(venv_python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--require-hashes",
+            "-r",
+            str(requirements_file),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        shutil.rmtree(venv, ignore_errors=True)  # never leave a half-installed env to be reused
+        tail = "\n".join(result.stderr.strip().splitlines()[-10:])
+        raise InstallError(f"Installing the layer packages into {VENV} failed:\n{tail}")
+    stamp.write_text(stamp_text)  # last: marks the env complete
+    return venv_python
+
+
+def trainer_command(request: TrainRequest, python: Path) -> list[str]:
+    command = [str(python), str(request.root / TRAINER)]
+    if request.out_dir is not None:
+        command += ["--out", str(request.out_dir)]
+    if request.data is not None:
+        command += ["--data", str(request.data)]
+    if request.stage is not None:
+        command += ["--stage", request.stage]
+    if request.bucket is not None:
+        command += ["--bucket", request.bucket]
+    return command
+
+
+def train_model(request: TrainRequest, log: Callable[[str], None] = print) -> None:
+    """Train, print metrics against the baseline, write the artifact; upload given a stage."""
+    if request.stage is not None and request.stage not in (known := stages(request.root)):
+        raise ConfigError(f"Unknown stage {request.stage!r}; infra/samconfig.toml defines {', '.join(known)}.")
+    if request.stage == "local" and not request.env.get("AWS_ENDPOINT_URL"):
+        raise ConfigError(
+            "Stage 'local' uploads to a local AWS emulator: set AWS_ENDPOINT_URL (for example "
+            "http://localhost:5000 for a moto server; use localhost, not 127.0.0.1)."
+        )
+    python = ensure_train_env(request.root, request.python, log)
+    # The venv's packages only: nothing from the tooling venv or the user's site-packages.
+    env = {k: v for k, v in request.env.items() if k not in {"PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"}}
+    result = subprocess.run(trainer_command(request, python), cwd=request.root, env=env)
+    if result.returncode == REFUSED_EXIT:
+        raise ModelRejected("The trained model did not beat the baseline; no artifact was written.")
+    if result.returncode != 0:
+        raise LayerToolError(f"Training failed (exit {result.returncode}); its output is above.")
+
+
+if __name__ == "__main__":  # pragma: no cover - convenience: python -m lambda_ml_layers.training
+    try:
+        train_model(TrainRequest(root=Path(__file__).resolve().parent.parent))
+    except LayerToolError as exc:
+        sys.exit(f"{exc}")

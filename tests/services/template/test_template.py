@@ -1,0 +1,223 @@
+"""infra/template.yaml: layer wiring, layer metadata, IAM scope, the state machine, and the
+SAM transform itself (run by `nox -s template_lint`, in the SAM venv).
+
+The transform is the real one SAM and CloudFormation run (samtranslator); local CodeUri and
+ContentUri paths are swapped for S3 URIs first, as `sam package` would do.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from samcli.yamlhelper import yaml_parse
+from samtranslator.translator.transform import transform
+
+ROOT = Path(__file__).resolve().parents[3]
+TEMPLATE = ROOT / "infra" / "template.yaml"
+CORE, ML, AWS = "CoreDataScienceLayer", "MLLibrariesLayer", "AWSUtilitiesLayer"
+LAYER_DIRS = {CORE: "core-data-science", ML: "ml-libraries", AWS: "aws-utilities"}
+# The project plan: DataValidation uses core + aws; the other two use all three.
+WIRING = {
+    "DataValidationFunction": [CORE, AWS],
+    "FeatureEngineeringFunction": [CORE, ML, AWS],
+    "PredictionsFunction": [CORE, ML, AWS],
+}
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return yaml_parse(TEMPLATE.read_text())
+
+
+def resources(template: dict[str, Any]) -> dict[str, Any]:
+    return template["Resources"]
+
+
+def test_function_layer_wiring_matches_the_plan(template: dict[str, Any]) -> None:
+    for function, layers in WIRING.items():
+        wired = [ref["Ref"] for ref in resources(template)[function]["Properties"]["Layers"]]
+        assert wired == layers, function
+
+
+def test_layers_declare_exactly_what_is_built(template: dict[str, Any]) -> None:
+    for logical_id, directory in LAYER_DIRS.items():
+        layer = resources(template)[logical_id]
+        assert layer["Type"] == "AWS::Serverless::LayerVersion"
+        props = layer["Properties"]
+        assert props["CompatibleRuntimes"] == ["python3.12"]
+        assert props["CompatibleArchitectures"] == ["x86_64"]
+        assert props["RetentionPolicy"] == "Retain"
+        assert props["ContentUri"] == f"../build/layers/python3.12-x86_64/{directory}.zip"
+        assert (ROOT / "layers" / directory / "layer.toml").exists()
+
+
+def test_functions_run_the_runtime_the_layers_target(template: dict[str, Any]) -> None:
+    function_globals = template["Globals"]["Function"]
+    assert function_globals["Runtime"] == "python3.12" and function_globals["Architectures"] == ["x86_64"]
+    for function in WIRING:
+        props = resources(template)[function]["Properties"]
+        package = props["Handler"].split(".")[0]
+        assert (ROOT / "infra" / props["CodeUri"] / package / "handler.py").resolve().exists()
+        assert props["AutoPublishCodeSha256"] == {"Ref": function.replace("Function", "LayersSha256")}
+
+
+EXPECTED_ACCESS = {
+    "DataValidationFunction": {
+        ("s3:GetObject", "DataBucket", "incoming/*"),
+        ("s3:PutObject", "DataBucket", "reports/*"),
+        ("s3:DeleteObject", "DataBucket", "reports/*"),
+        ("s3:PutObject", "DataBucket", "quarantine/*"),
+        ("s3:DeleteObject", "DataBucket", "quarantine/*"),
+        ("s3:PutObject", "DataBucket", "validated/*"),
+        ("s3:DeleteObject", "DataBucket", "validated/*"),
+    },
+    "FeatureEngineeringFunction": {
+        ("s3:GetObject", "DataBucket", "validated/*"),
+        ("s3:PutObject", "DataBucket", "features/*"),
+        ("s3:DeleteObject", "DataBucket", "features/*"),
+        ("s3:GetObject", "ModelBucket", "models/*"),
+    },
+    "PredictionsFunction": {
+        ("s3:GetObject", "DataBucket", "features/*"),
+        ("s3:PutObject", "DataBucket", "predictions/*"),
+        ("s3:DeleteObject", "DataBucket", "predictions/*"),
+        ("s3:GetObject", "ModelBucket", "models/*"),
+    },
+}
+
+
+def test_each_function_reaches_only_its_prefixes(template: dict[str, Any]) -> None:
+    for function, expected in EXPECTED_ACCESS.items():
+        granted = set()
+        for policy in resources(template)[function]["Properties"]["Policies"]:
+            for statement in policy["Statement"]:
+                assert statement["Effect"] == "Allow"
+                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                targets = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+                for action in actions:
+                    for target in targets:
+                        match = re.fullmatch(r"\$\{(\w+)\.Arn\}/(.+)", target["Fn::Sub"])
+                        assert match, target
+                        granted.add((action, match[1], match[2]))
+        assert granted == expected, function
+
+
+def test_bucket_names_match_the_training_upload(template: dict[str, Any]) -> None:
+    trainer = (ROOT / "services" / "training" / "trainer.py").read_text()
+    prefix = re.search(r'^STACK_PREFIX = "([^"]+)"', trainer, re.M)[1]  # type: ignore[index]
+    name = resources(template)["ModelBucket"]["Properties"]["BucketName"]["Fn::Sub"]
+    assert name == f"{prefix}-${{Stage}}-models-${{AWS::AccountId}}"
+
+
+def test_state_machine_stops_at_a_failed_validation(template: dict[str, Any]) -> None:
+    definition = resources(template)["PipelineStateMachine"]["Properties"]["Definition"]
+    states = definition["States"]
+    assert definition["StartAt"] == "Validate"
+    order, state = [], "Validate"
+    while states[state]["Type"] != "Succeed":
+        order.append(state)
+        current = states[state]
+        if current["Type"] == "Choice":
+            (choice,) = current["Choices"]
+            assert states[current["Default"]]["Type"] == "Fail"
+            state = choice["Next"]
+        else:
+            state = current["Next"]
+    assert order == ["Validate", "ValidationPassed", "BuildFeatures", "FeaturesBuilt", "Predict", "PredictionsWritten"]
+    assert states["ValidationPassed"]["Choices"][0] == {
+        "Variable": "$.status",
+        "StringEquals": "passed",
+        "Next": "BuildFeatures",
+    }
+
+
+def test_outputs_name_every_arn_and_bucket(template: dict[str, Any]) -> None:
+    expected = {
+        "DataBucketName",
+        "ModelBucketName",
+        "PipelineStateMachineArn",
+        "AlarmTopicArn",
+        *(f"{layer}Arn" for layer in LAYER_DIRS),
+        *(f"{f.removesuffix('Function')}FunctionArn" for f in WIRING),
+        *(f"{f.removesuffix('Function')}AliasArn" for f in WIRING),
+    }
+    assert expected <= set(template["Outputs"])
+
+
+def test_alarms_cover_errors_throttles_and_duration_for_every_function(template: dict[str, Any]) -> None:
+    alarms = [r["Properties"] for r in resources(template).values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    for function in WIRING:
+        metrics = {a["MetricName"] for a in alarms if a["Dimensions"][0]["Value"] == {"Ref": function}}
+        assert metrics == {"Errors", "Throttles", "Duration"}, function
+
+
+def test_samconfig_has_the_four_stages() -> None:
+    config = tomllib.loads((ROOT / "infra" / "samconfig.toml").read_text())
+    for stage in ("local", "dev", "staging", "prod"):
+        assert config[stage]["deploy"]["parameters"]["parameter_overrides"] == f"Stage={stage}"
+        assert config[stage]["global"]["parameters"]["stack_name"] == f"lambda-ml-layers-{stage}"
+
+
+# --- the real SAM transform ------------------------------------------------------------
+
+
+class NoManagedPolicyLookups:
+    """The template names no managed policy by name, so the transform must never ask IAM."""
+
+    def load(self) -> dict[str, str]:
+        raise AssertionError("the transform tried to look up managed policies in IAM")
+
+
+def packaged(template: dict[str, Any], layer_zip_keys: dict[str, str]) -> dict[str, Any]:
+    """The template as `sam package` leaves it: local paths replaced by S3 URIs."""
+    out = copy.deepcopy(template)
+    for logical_id, resource in out["Resources"].items():
+        props = resource.get("Properties", {})
+        if "CodeUri" in props:
+            props["CodeUri"] = f"s3://artifacts/{logical_id}.zip"
+        if "ContentUri" in props:
+            props["ContentUri"] = f"s3://artifacts/{layer_zip_keys.get(logical_id, logical_id)}.zip"
+    return out
+
+
+def versions(template: dict[str, Any], layer_zip_keys: dict[str, str], parameters: dict[str, str]) -> dict[str, str]:
+    """Function -> logical id of the AWS::Lambda::Version the transform publishes."""
+    result = transform(
+        packaged(template, layer_zip_keys),
+        {"Stage": "dev", "AWS::Region": "us-east-1", **parameters},
+        NoManagedPolicyLookups(),
+    )
+    out = {}
+    for logical_id, resource in result["Resources"].items():
+        if resource["Type"] == "AWS::Lambda::Version":
+            out[logical_id.split("Version")[0]] = logical_id
+    return out
+
+
+def test_transform_produces_aliases_and_versions(template: dict[str, Any]) -> None:
+    assert set(versions(template, {}, {})) == set(WIRING)
+
+
+def test_a_layer_change_publishes_new_versions_of_the_functions_using_it(template: dict[str, Any]) -> None:
+    before = versions(
+        template, {ML: "ml-aaaa"}, {"FeatureEngineeringLayersSha256": "a" * 64, "PredictionsLayersSha256": "a" * 64}
+    )
+    after = versions(
+        template, {ML: "ml-bbbb"}, {"FeatureEngineeringLayersSha256": "b" * 64, "PredictionsLayersSha256": "b" * 64}
+    )
+    assert after["FeatureEngineeringFunction"] != before["FeatureEngineeringFunction"]
+    assert after["PredictionsFunction"] != before["PredictionsFunction"]
+    assert after["DataValidationFunction"] == before["DataValidationFunction"]  # it does not use ML
+
+
+def test_without_the_layer_sha_sam_would_not_publish(template: dict[str, Any]) -> None:
+    # DESIGN.md section 2: the gap AutoPublishCodeSha256 closes. New layer content alone
+    # leaves every version logical id, and so the published alias, unchanged.
+    before = versions(template, {ML: "ml-aaaa"}, {})
+    after = versions(template, {ML: "ml-bbbb"}, {})
+    assert after == before

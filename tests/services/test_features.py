@@ -1,0 +1,62 @@
+"""Feature definitions as pure functions: date parts, per-card lags and rolling windows."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from feature_engineering import features
+
+
+def frame(rows: list[tuple[str, str, str, float]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "transaction_id": t,
+                "card_id": c,
+                "timestamp": pd.Timestamp(ts, tz="UTC"),
+                "amount": a,
+                "merchant_category": "grocery",
+                "channel": "in_store",
+                "distance_from_home_km": 2.0,
+            }
+            for t, c, ts, a in rows
+        ]
+    )
+
+
+def test_lags_and_windows_are_per_card_and_keep_input_order() -> None:
+    # Deliberately unsorted and interleaved: card A at 00:00, 01:00, next day 06:00; card B once.
+    df = frame(
+        [
+            ("t3", "A", "2024-04-02T06:00:00", 30.0),
+            ("t1", "A", "2024-04-01T00:00:00", 10.0),
+            ("b1", "B", "2024-04-01T00:30:00", 99.0),
+            ("t2", "A", "2024-04-01T01:00:00", 20.0),
+        ]
+    )
+    out = features.build_features(df).set_index("transaction_id")
+    assert list(features.build_features(df)["transaction_id"]) == ["t3", "t1", "b1", "t2"]
+    assert out.loc[["t1", "t2", "t3"], "card_txns_24h"].tolist() == [1, 2, 1]
+    assert out.loc["b1", "card_txns_24h"] == 1  # other cards never count
+    np.testing.assert_allclose(
+        out.loc[["t1", "t2", "t3"], "log_hours_since_prev"],
+        [math.log1p(features.NO_PREVIOUS_HOURS), math.log1p(1), math.log1p(29)],
+    )
+    # Each row is compared with the median of the card's *previous* amounts only.
+    np.testing.assert_allclose(out.loc[["t1", "t2", "t3"], "amount_to_card_median"], [1.0, 2.0, 2.0])
+    np.testing.assert_allclose(out.loc["t2", "card_amount_24h_log"], math.log1p(30.0))
+    assert out.loc["t1", "hour"] == 0 and out.loc["t3", "day_of_week"] == 1  # 2024-04-02 a Tuesday
+    assert out.loc["t1", "is_night"] == 1 and out.loc["t3", "is_night"] == 0
+
+
+def test_feature_table_has_ids_and_named_columns() -> None:
+    df = frame([("t1", "A", "2024-04-06T10:00:00", 10.0), ("t2", "A", "2024-04-06T12:00:00", 50.0)])
+    preprocessor = features.make_preprocessor().fit(
+        features.build_features(df)[features.NUMERIC + features.CATEGORICAL]
+    )
+    table = features.feature_table(df, preprocessor)
+    assert list(table.columns[:2]) == features.ID_COLUMNS
+    assert "merchant_category_grocery" in table.columns and "log_amount" in table.columns
+    assert len(table) == 2 and np.isfinite(table.iloc[:, 2:].to_numpy(dtype=float)).all()

@@ -1,0 +1,75 @@
+"""A function started without one of its layers fails at init with one line naming it.
+
+Each case imports the handler in a fresh interpreter in which one layer's module cannot be
+imported (`sys.modules[name] = None` makes Python raise ModuleNotFoundError for it, as an
+absent /opt/python would), and checks what Lambda would show: the exception's one line and
+one JSON ERROR log line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SERVICES = Path(__file__).resolve().parents[2] / "services"
+
+# (function package, template name, module removed, layer that provides it); mirrors the
+# wiring in infra/template.yaml (DataValidation: core + aws; the others: all three).
+CASES = [
+    ("data_validation", "DataValidation", "pandas", "CoreDataScienceLayer"),
+    ("data_validation", "DataValidation", "boto3", "AWSUtilitiesLayer"),
+    ("feature_engineering", "FeatureEngineering", "pandas", "CoreDataScienceLayer"),
+    ("feature_engineering", "FeatureEngineering", "sklearn", "MLLibrariesLayer"),
+    ("feature_engineering", "FeatureEngineering", "boto3", "AWSUtilitiesLayer"),
+    ("predictions", "Predictions", "numpy", "CoreDataScienceLayer"),
+    ("predictions", "Predictions", "joblib", "MLLibrariesLayer"),
+    ("predictions", "Predictions", "sklearn", "MLLibrariesLayer"),
+    ("predictions", "Predictions", "boto3", "AWSUtilitiesLayer"),
+]
+
+
+def import_handler(
+    package: str, blocked: str | None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    block = f"sys.modules[{blocked!r}] = None; " if blocked else ""
+    code = f"import sys; {block}sys.path.insert(0, {str(SERVICES / package)!r}); import {package}.handler"
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=120
+    )
+
+
+@pytest.mark.parametrize(("package", "function", "module", "layer"), CASES, ids=[f"{c[1]}-{c[2]}" for c in CASES])
+def test_missing_layer_is_named_in_one_line(package: str, function: str, module: str, layer: str) -> None:
+    result = import_handler(package, module)
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == (
+        f"{package}.runtime.LayerMissingError: {function} needs layer {layer} for module '{module}', "
+        f"but it is not importable: add !Ref {layer} to {function}'s Layers in infra/template.yaml."
+    )
+    # from None: no chained "During handling of the above exception" noise.
+    assert "During handling" not in result.stderr
+    (log,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert (log["level"], log["layer"], log["module"]) == ("ERROR", layer, module)
+
+
+@pytest.mark.parametrize("package", ["data_validation", "feature_engineering", "predictions"])
+def test_handlers_import_cleanly_with_all_layers(package: str) -> None:
+    result = import_handler(package, None)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+
+
+def test_on_lambda_boto3_from_the_runtime_does_not_count_as_the_layer() -> None:
+    # The python3.12 runtime ships its own boto3, so importing it proves nothing: on Lambda
+    # (AWS_EXECUTION_ENV set) it must come from a layer under /opt, which this venv's is not.
+    result = import_handler("data_validation", None, {"AWS_EXECUTION_ENV": "AWS_Lambda_python3.12"})
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert "DataValidation needs layer AWSUtilitiesLayer for module 'boto3'" in last
+    assert "was loaded from the runtime" in last

@@ -1,0 +1,105 @@
+"""Training: the model beats the baseline, the artifact records what it needs, and the
+`inv train-model` engine prepares its python3.12 env from the layer locks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import sklearn
+import trainer
+
+from lambda_ml_layers.errors import ConfigError, InterpreterMissing
+from lambda_ml_layers.training import TrainRequest, merged_layer_requirements, stages, train_model
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_model_beats_the_prior_baseline(trained_model: tuple[Path, dict[str, Any]]) -> None:
+    _, manifest = trained_model
+    metrics = manifest["metrics"]
+    assert metrics["baseline_prior"]["roc_auc"] == 0.5
+    assert metrics["model"]["roc_auc"] > 0.9
+    assert metrics["model"]["average_precision"] > 5 * metrics["baseline_prior"]["average_precision"]
+    assert metrics["model"]["log_loss"] < metrics["baseline_prior"]["log_loss"]
+    assert trainer.beats_baseline(metrics)
+    assert not trainer.beats_baseline({**metrics, "model": metrics["baseline_prior"]})
+
+
+def test_artifact_records_its_sha256_and_library_versions(trained_model: tuple[Path, dict[str, Any]]) -> None:
+    out, manifest = trained_model
+    digest = hashlib.sha256((out / "model.joblib").read_bytes()).hexdigest()
+    assert manifest["sha256"] == digest and manifest["model_version"] == digest[:12]
+    assert (out / "model.joblib.sha256").read_text() == f"{digest}  model.joblib\n"
+    assert json.loads((out / "model.json").read_text())["sha256"] == digest
+    assert manifest["versions"] == {
+        "python": manifest["versions"]["python"],
+        "scikit-learn": sklearn.__version__,
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+        "joblib": joblib.__version__,
+    }
+    bundle = joblib.load(out / "model.joblib")
+    assert list(bundle["preprocessor"].get_feature_names_out()) == manifest["feature_names"]
+
+
+def test_training_is_reproducible(trained_model: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
+    _, manifest = trained_model
+    bundle, metrics = trainer.train(trainer.load_training_frame(trainer_sample()), max_iter=60)
+    assert trainer.write_artifact(bundle, metrics, tmp_path)["sha256"] == manifest["sha256"]
+
+
+def trainer_sample() -> Path:
+    return ROOT / "data" / "sample" / "transactions.csv"
+
+
+def test_committed_sample_matches_its_generator() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "data" / "generate_transactions.py"), "--check"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout
+
+
+def test_model_bucket_name_is_the_templates() -> None:
+    template = (ROOT / "infra" / "template.yaml").read_text()
+    assert "BucketName: !Sub lambda-ml-layers-${Stage}-models-${AWS::AccountId}" in template
+    assert trainer.model_bucket_name("dev", "123456789012") == "lambda-ml-layers-dev-models-123456789012"
+
+
+def test_merged_layer_requirements_pin_each_package_once_with_hashes() -> None:
+    text = merged_layer_requirements(ROOT)
+    names = [line.split("==")[0] for line in text.splitlines()]
+    assert len(names) == len(set(names))
+    assert {"numpy", "pandas", "scikit-learn", "joblib", "boto3"} <= set(names)
+    assert all(re.search(r"--hash=sha256:[0-9a-f]{64}", line) for line in text.splitlines())
+    assert f"scikit-learn=={sklearn.__version__} " in text  # this venv was installed from the same locks
+
+
+def test_stages_come_from_samconfig() -> None:
+    assert stages(ROOT) == ["local", "dev", "staging", "prod"]
+
+
+def test_unknown_stage_is_refused_before_any_work() -> None:
+    expected = r"Unknown stage 'qa'; infra/samconfig\.toml defines local, dev, staging, prod"
+    with pytest.raises(ConfigError, match=expected):
+        train_model(TrainRequest(root=ROOT, stage="qa"))
+
+
+def test_local_stage_needs_an_endpoint() -> None:
+    with pytest.raises(ConfigError, match="set AWS_ENDPOINT_URL"):
+        train_model(TrainRequest(root=ROOT, stage="local", env={}))
+
+
+def test_missing_python312_is_explained() -> None:
+    with pytest.raises(InterpreterMissing, match=r"python3\.99 is not on PATH\. Training must run on the Python"):
+        train_model(TrainRequest(root=ROOT, python="python3.99"))
