@@ -37,6 +37,7 @@ from .errors import (
     SizeGateError,
     VerifyError,
 )
+from .function_deps import check_function_requirements
 from .interpreters import find_interpreter
 from .layer_tree import (
     StepResult,
@@ -52,7 +53,7 @@ from .pip_runner import install_for_target
 from .progress import BuildProgress
 from .report import print_report, report_data, write_report
 from .runtimes import ARCHES, MB, RUNTIMES, Runtime
-from .sam_template import template_functions, template_layer_failures
+from .sam_template import function_specs, template_functions, template_layer_failures
 from .shared_objects import strip_shared_objects
 from .size_gates import (
     FunctionTotal,
@@ -483,6 +484,23 @@ def gate_and_report(
     return data
 
 
+def check_function_packages(project: ProjectConfig) -> None:
+    """A function's own requirements must not repeat what its layers provide (checked before building)."""
+    template = project.root / TEMPLATE
+    if not template.exists():
+        return
+    known = set(project.layer_names)
+    problems = []
+    for spec in function_specs(template):
+        locks = {name: project.layer(name).lock for name in spec.layers if name in known}
+        try:
+            check_function_requirements(spec.name, spec.code_dir, locks)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
 @contextmanager
 def exclusive_build(build_dir: Path) -> Iterator[None]:
     """One build at a time per build folder: two would share staging, cache and outputs."""
@@ -513,6 +531,7 @@ def build_layers(request: BuildRequest) -> dict[str, Any]:
     runtime, arch = resolve_target(project, request.runtime, request.arch)
     layers = build_order(project, request.layers or None)
     locks = load_locks(project, layers)
+    check_function_packages(project)
     python = find_interpreter(runtime)
     paths = BuildPaths(request.root / "build")
     with exclusive_build(paths.build), BuildProgress([layer.name for layer in layers]) as progress:

@@ -162,3 +162,50 @@ def test_a_second_build_in_the_same_folder_is_refused_while_one_runs(tmp_path: P
         with pytest.raises(BuildInProgress, match="pid 4242"):
             build(project)
     assert build(project)["layers"][0]["verified"] is True
+
+
+TEMPLATE = """\
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  TinyLayer:
+    Type: AWS::Serverless::LayerVersion
+    Properties:
+      ContentUri: ../build/layers/python3.12-x86_64/tinylayer.zip
+      CompatibleRuntimes: [python3.12]
+      CompatibleArchitectures: [x86_64]
+  TinyFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: ../services/tiny/
+      Handler: tiny.handler.main
+      Runtime: python3.12
+      Layers: [!Ref TinyLayer]
+"""
+
+
+def with_function(project: TinyProject, requirements: str) -> None:
+    (project.root / "infra").mkdir()
+    (project.root / "infra" / "template.yaml").write_text(TEMPLATE)
+    code = project.root / "services" / "tiny" / "tiny"
+    code.mkdir(parents=True)
+    (code / "handler.py").write_text("def main(event, context):\n    return {}\n")
+    (code.parent / "requirements.in").write_text(requirements)
+
+
+def test_function_totals_are_reported_against_lambdas_limit(tmp_path: Path) -> None:
+    project = tiny_project(tmp_path)
+    with_function(project, "# everything comes from the layer\n")
+    report = build(project)
+    [function] = report["functions"]
+    assert function["name"] == "TinyFunction"
+    assert function["code_bytes"] == len("def main(event, context):\n    return {}\n")
+    assert function["layer_bytes"] == report["layers"][0]["unzipped_bytes"]
+    assert function["room_for_code_bytes"] == 262_144_000 - function["layer_bytes"]
+
+
+def test_function_redeclaring_a_layer_package_is_refused_before_building(tmp_path: Path) -> None:
+    project = tiny_project(tmp_path)
+    with_function(project, "tinypkg\n")
+    with pytest.raises(ConfigError, match="re-declares 'tinypkg', which layer tinylayer provides"):
+        build(project)
+    assert not (project.root / "build" / "layers").exists()
