@@ -1,0 +1,144 @@
+"""The Lambda-like sandbox on tiny hand-made layers and functions (no network)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from lambda_ml_layers.interpreters import find_interpreter
+from lambda_ml_layers.layer_zip import write_zip
+from lambda_ml_layers.runtimes import RUNTIMES
+from lambda_ml_layers.sam_template import FunctionSpec
+from lambda_ml_layers.sandbox import LambdaSandbox
+
+RUNTIME = RUNTIMES["python3.12"]
+
+HANDLER = """\
+import os, sys, time
+import shared
+INITS = []
+INITS.append(1)
+
+def main(event, context):
+    if event.get("sleep"):
+        time.sleep(event["sleep"])
+    if event.get("allocate_mb"):
+        block = bytearray(event["allocate_mb"] * 1024 * 1024)
+        block[::4096] = b"x" * len(block[::4096])
+    if event.get("fail"):
+        raise ValueError("bad batch")
+    if event.get("import"):
+        __import__(event["import"])
+    print("handling", event.get("n"))
+    return {
+        "inits": len(INITS),
+        "shared": shared.WHO,
+        "tmp": os.environ["CACHE_DIR"],
+        "name": context.function_name,
+        "remaining_ms": context.get_remaining_time_in_millis(),
+        "path": sys.path[:3],
+    }
+"""
+
+
+def layer_zip(tmp: Path, name: str, files: dict[str, str]) -> Path:
+    source = tmp / f"{name}-src"
+    for rel, text in files.items():
+        (source / rel).parent.mkdir(parents=True, exist_ok=True)
+        (source / rel).write_text(text)
+    write_zip(source, tmp / f"{name}.zip")
+    return tmp / f"{name}.zip"
+
+
+def sandbox(tmp: Path, timeout: int = 30, memory: int = 512, layers: list[Path] | None = None) -> LambdaSandbox:
+    code = tmp / "function"
+    (code / "fn").mkdir(parents=True)
+    (code / "fn" / "__init__.py").write_text("")
+    (code / "fn" / "handler.py").write_text(HANDLER)
+    (code / "tests").mkdir()
+    (code / "tests" / "test_fn.py").write_text("x = 1\n")
+    (code / "requirements.in").write_text("# nothing\n")
+    spec = FunctionSpec(
+        name="Tiny", code_dir=code, handler="fn.handler.main", runtime="python3.12", arch="x86_64",
+        layers=("first", "second"), memory_mb=memory, timeout_s=timeout,
+        environment={"CACHE_DIR": "/tmp/cache", "STAGE": "test"},
+    )
+    if layers is None:
+        layers = [
+            layer_zip(tmp, "first", {"shared.py": "WHO = 'first'\n"}),
+            layer_zip(tmp, "second", {"shared.py": "WHO = 'second'\n"}),
+        ]
+    return LambdaSandbox(spec, layers, find_interpreter(RUNTIME), RUNTIME, workdir=tmp / "sandbox")
+
+
+def test_cold_then_warm_with_lambdas_layout(tmp_path: Path) -> None:
+    with sandbox(tmp_path) as box:
+        first = box.invoke({"n": 1})
+        second = box.invoke({"n": 2})
+        assert first.ok and second.ok, first.error
+        assert first.cold and not second.cold
+        assert first.init_seconds is not None and second.init_seconds is None
+        assert first.result["inits"] == second.result["inits"] == 1  # module state survives warm starts
+        assert first.result["shared"] == "second"  # the later layer's file overwrote the earlier one's
+        assert first.result["tmp"] == str(box.tmp / "cache")
+        assert first.result["name"] == "Tiny"
+        assert 0 < first.result["remaining_ms"] <= 30_000
+        assert first.result["path"] == [
+            str(box.task),
+            str(box.opt / "python/lib/python3.12/site-packages"),
+            str(box.opt / "python"),
+        ]
+        assert "handling 2" in second.logs and "handling 1" not in second.logs
+        assert not (box.task / "tests").exists() and not (box.task / "requirements.in").exists()
+        assert not os.stat(box.task / "fn" / "handler.py").st_mode & 0o222
+        assert not os.stat(box.opt / "python" / "shared.py").st_mode & 0o222
+
+
+def test_host_packages_are_invisible(tmp_path: Path) -> None:
+    with sandbox(tmp_path) as box:
+        result = box.invoke({"import": "pytest"})
+    assert result.error is not None
+    assert result.error["errorType"] == "ModuleNotFoundError"
+
+
+def test_handler_exception_gives_lambdas_error_document(tmp_path: Path) -> None:
+    with sandbox(tmp_path) as box:
+        result = box.invoke({"fail": True})
+        assert result.error is not None
+        assert result.error["errorType"] == "ValueError"
+        assert result.error["errorMessage"] == "bad batch"
+        assert "ValueError: bad batch" in result.logs
+        assert box.invoke({}).ok  # the environment survives a handler error
+
+
+def test_missing_module_fails_init(tmp_path: Path) -> None:
+    with sandbox(tmp_path, layers=[]) as box:
+        result = box.invoke({})
+    assert result.error is not None
+    assert result.error["errorType"] == "Runtime.ImportModuleError"
+    assert "Unable to import module 'fn.handler': No module named 'shared'" in result.error["errorMessage"]
+
+
+def test_timeout_discards_the_environment(tmp_path: Path) -> None:
+    with sandbox(tmp_path, timeout=1) as box:
+        result = box.invoke({"sleep": 5})
+        assert result.error == {"errorType": "Sandbox.Timedout", "errorMessage": "Task timed out after 1.00 seconds"}
+        assert box.invoke({}).cold
+
+
+def test_memory_over_the_functions_figure_is_an_error(tmp_path: Path) -> None:
+    with sandbox(tmp_path, memory=128) as box:
+        result = box.invoke({"allocate_mb": 200})
+    assert result.error is not None
+    assert result.error["errorType"] == "Runtime.OutOfMemory"
+    assert result.max_memory_mb > 128
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_extracted_bytes_count_task_and_every_layer(tmp_path: Path, layers: int) -> None:
+    zips = [layer_zip(tmp_path, f"l{i}", {f"m{i}.py": "x" * 1000}) for i in range(layers)]
+    with sandbox(tmp_path, layers=zips) as box:
+        code = len(HANDLER) + 0  # fn/__init__.py is empty
+        assert box.extracted_bytes == code + 1000 * layers
