@@ -18,6 +18,7 @@ import json
 import os
 import re
 import sys
+import sysconfig
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -36,12 +37,17 @@ LAYER_OF_MODULE = {
     "boto3": "AWSUtilitiesLayer",
     "botocore": "AWSUtilitiesLayer",
 }
-# The Lambda runtime ships its own boto3 (under /var/runtime or /var/lang); importing that
-# proves nothing about the layer, so on Lambda these must not come from there. (Checking for
-# "not from the runtime" rather than "from /opt" keeps the check true in the project's
-# sandbox, which extracts layers elsewhere.)
+# The Lambda runtime ships its own boto3 (in LAMBDA_RUNTIME_DIR, /var/runtime, or the
+# interpreter's own site-packages); importing that proves nothing about the layer, so on
+# Lambda these must not come from there. (Asking "not from the runtime" rather than "from
+# /opt" keeps the check true in the project's sandbox, which extracts layers elsewhere.)
 _RUNTIME_ALSO_SHIPS = {"boto3", "botocore"}
-RUNTIME_ROOTS = ("/var/runtime/", "/var/lang/")
+
+
+def _runtime_roots() -> tuple[str, ...]:
+    roots = {os.environ.get("LAMBDA_RUNTIME_DIR", "/var/runtime")}
+    roots.update(sysconfig.get_paths()[key] for key in ("purelib", "platlib"))
+    return tuple(root.rstrip("/") + "/" for root in roots if root)
 
 METRICS_NAMESPACE = "LambdaMLPipeline"
 
@@ -142,7 +148,7 @@ def layer_imports(function: str, logger: Logger) -> Iterator[None]:
         _fail(function, logger, layer, top, "it is not importable")
     for module in sorted(_RUNTIME_ALSO_SHIPS & set(sys.modules)):
         origin = getattr(sys.modules[module], "__file__", "") or ""
-        if os.environ.get("AWS_EXECUTION_ENV") and origin.startswith(RUNTIME_ROOTS):
+        if os.environ.get("AWS_EXECUTION_ENV") and origin.startswith(_runtime_roots()):
             _fail(function, logger, LAYER_OF_MODULE[module], module,
                   f"it was loaded from the runtime ({origin}), not from a layer under /opt")
 

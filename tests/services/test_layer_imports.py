@@ -67,7 +67,8 @@ def test_handlers_import_cleanly_with_all_layers(package: str) -> None:
 
 def test_on_lambda_boto3_from_the_runtime_does_not_count_as_the_layer() -> None:
     # The python3.12 runtime ships its own boto3, so importing it proves nothing: on Lambda
-    # (AWS_EXECUTION_ENV set) it must come from a layer under /opt, which this venv's is not.
+    # (AWS_EXECUTION_ENV set) it must not come from the interpreter's own site-packages,
+    # which is where this venv's is.
     result = import_handler("data_validation", None, {"AWS_EXECUTION_ENV": "AWS_Lambda_python3.12"})
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
