@@ -209,3 +209,12 @@ def test_function_redeclaring_a_layer_package_is_refused_before_building(tmp_pat
     with pytest.raises(ConfigError, match="re-declares 'tinypkg', which layer tinylayer provides"):
         build(project)
     assert not (project.root / "build" / "layers").exists()
+
+
+def test_layers_for_a_target_the_template_does_not_deploy_skip_the_function_gates(tmp_path: Path) -> None:
+    project = tiny_project(tmp_path)
+    with_function(project, "# nothing\n")
+    report = build(project, runtime="python3.13")
+    assert report["functions"] == []
+    assert report["failures"] == []
+    assert any("deploys its functions on python3.12/x86_64; this build is python3.13/x86_64" in n for n in report["notes"])
