@@ -227,9 +227,8 @@ def _verify(
 ) -> StepResult:
     """Extract the base layers and this one as Lambda would into /opt, then import everything."""
     if ARCHES[ctx.arch] != os.uname().machine:
-        return StepResult(
-            "verify", notes=(f"skipped: {ctx.arch} code cannot run on this {os.uname().machine} machine",)
-        )
+        why = f"skipped import verification: {ctx.arch} code cannot run on this {os.uname().machine} machine"
+        return StepResult("verify", notes=(why,))
     opt = stage / "opt"
     for base in _all_bases(ctx.project, layer):
         extract(Path(bases[base.name].zip_path), opt)
