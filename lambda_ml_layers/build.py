@@ -147,7 +147,6 @@ class BuildContext:
     force: bool
     find_links: Path | None
     cancel: threading.Event = field(default_factory=threading.Event)
-    keys: dict[str, str] = field(default_factory=dict)
 
     def check_cancel(self) -> None:
         if self.cancel.is_set():
