@@ -222,7 +222,7 @@ def _verify(
     zip_file: Path,
     stage: Path,
     modules: list[str],
-    bases: dict[str, LayerBuild],
+    base_futures: dict[str, Future[LayerBuild]],
 ) -> StepResult:
     """Extract the base layers and this one as Lambda would into /opt, then import everything."""
     if ARCHES[ctx.arch] != os.uname().machine:
@@ -230,7 +230,7 @@ def _verify(
         return StepResult("verify", notes=(why,))
     opt = stage / "opt"
     for base in _all_bases(ctx.project, layer):
-        extract(Path(bases[base.name].zip_path), opt)
+        extract(Path(_wait_for_base(ctx, layer, base, base_futures).zip_path), opt)
     extract(zip_file, opt)
     versions = {
         name: package.version
@@ -254,7 +254,25 @@ def _verify(
     return StepResult("verify", notes=(f"{len(modules)} modules imported, {len(versions)} versions match the lock",))
 
 
-def _build_fresh(ctx: BuildContext, layer: LayerConfig, key: str, bases: dict[str, LayerBuild]) -> LayerBuild:
+def _wait_for_base(
+    ctx: BuildContext, layer: LayerConfig, base: LayerConfig, base_futures: dict[str, Future[LayerBuild]]
+) -> LayerBuild:
+    """A layer is verified on top of its base layers, so it waits for them here, and only here."""
+    future = base_futures[base.name]
+    if not future.done():
+        ctx.progress.step(layer.name, "waiting for base layer", base.name)
+    try:
+        built = future.result()
+        ctx.progress.step(layer.name, "verifying imports")
+        return built
+    except LayerToolError:
+        ctx.progress.step(layer.name, "not built", f"base layer {base.name} failed")
+        raise LayerToolError(f"Layer {layer.name} was not built: its base layer {base.name} failed.") from None
+
+
+def _build_fresh(
+    ctx: BuildContext, layer: LayerConfig, key: str, base_futures: dict[str, Future[LayerBuild]]
+) -> LayerBuild:
     started = time.monotonic()
     ctx.paths.tmp.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(dir=ctx.paths.tmp, prefix=f"{layer.name}-"))
@@ -304,7 +322,8 @@ def _build_fresh(ctx: BuildContext, layer: LayerConfig, key: str, bases: dict[st
         zip_file = stage / "layer.zip"
         write_zip(site, zip_file)
         progress.step(layer.name, "verifying imports")
-        verify = _verify(ctx, layer, zip_file, stage, modules, bases)
+        verify = _verify(ctx, layer, zip_file, stage, modules, base_futures)
+        progress.step(layer.name, "verified")
         steps.append(verify)
         ctx.check_cancel()
         files, unzipped = unzipped_size(zip_file)
@@ -332,29 +351,33 @@ def _build_fresh(ctx: BuildContext, layer: LayerConfig, key: str, bases: dict[st
         shutil.rmtree(stage, ignore_errors=True)
 
 
-def build_one(ctx: BuildContext, layer: LayerConfig, base_futures: dict[str, Future[LayerBuild]]) -> LayerBuild:
+def build_one(
+    ctx: BuildContext, layer: LayerConfig, key: str, base_futures: dict[str, Future[LayerBuild]]
+) -> LayerBuild:
     started = time.monotonic()
-    bases: dict[str, LayerBuild] = {}
-    base_keys = []
-    for base in _all_bases(ctx.project, layer):
-        try:
-            bases[base.name] = base_futures[base.name].result()
-        except LayerToolError:
-            ctx.progress.step(layer.name, "not built", f"base layer {base.name} failed")
-            raise LayerToolError(f"Layer {layer.name} was not built: its base layer {base.name} failed.") from None
-        base_keys.append(bases[base.name].key)
-    key = layer_key(layer, ctx.locks[layer.name].text, ctx.runtime.name, ctx.arch, ctx.interpreter_version, base_keys)
     entry = None if ctx.force else lookup(ctx.paths.cache, layer.name, key)
     if entry is not None:
         ctx.progress.step(layer.name, "cached", "unchanged inputs")
         return LayerBuild.from_manifest(entry.manifest(), entry.zip_path, True, time.monotonic() - started)
     try:
-        result = _build_fresh(ctx, layer, key, bases)
+        result = _build_fresh(ctx, layer, key, base_futures)
     except LayerToolError:
         ctx.progress.step(layer.name, "failed")
         raise
     ctx.progress.step(layer.name, "built", f"{result.unzipped_bytes / MB:.1f} MB unzipped")
     return result
+
+
+def cache_keys(ctx: BuildContext, layers: list[LayerConfig]) -> dict[str, str]:
+    """Every layer's cache key from its inputs alone (a base layer's key stands in for its zip),
+    so no layer waits for another to know whether it must be built."""
+    keys: dict[str, str] = {}
+    for layer in layers:  # bases first
+        base_keys = [keys[base.name] for base in _all_bases(ctx.project, layer)]
+        keys[layer.name] = layer_key(
+            layer, ctx.locks[layer.name].text, ctx.runtime.name, ctx.arch, ctx.interpreter_version, base_keys
+        )
+    return keys
 
 
 def load_locks(project: ProjectConfig, layers: list[LayerConfig]) -> dict[str, LayerLock]:
@@ -377,8 +400,9 @@ def run_builds(
     futures: dict[str, Future[LayerBuild]] = {}
     executor = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="layer")
     try:
+        keys = cache_keys(ctx, layers)
         for layer in layers:  # bases first, so a waiting layer never starves its base of a worker
-            futures[layer.name] = executor.submit(build_one, ctx, layer, futures)
+            futures[layer.name] = executor.submit(build_one, ctx, layer, keys[layer.name], futures)
         results: dict[str, LayerBuild] = {}
         errors: list[LayerToolError] = []
         for name, future in futures.items():
