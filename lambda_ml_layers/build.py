@@ -259,15 +259,17 @@ def _wait_for_base(
 ) -> LayerBuild:
     """A layer is verified on top of its base layers, so it waits for them here, and only here."""
     future = base_futures[base.name]
-    if not future.done():
+    waited = not future.done()
+    if waited:
         ctx.progress.step(layer.name, "waiting for base layer", base.name)
     try:
         built = future.result()
-        ctx.progress.step(layer.name, "verifying imports")
-        return built
     except LayerToolError:
         ctx.progress.step(layer.name, "not built", f"base layer {base.name} failed")
         raise LayerToolError(f"Layer {layer.name} was not built: its base layer {base.name} failed.") from None
+    if waited:
+        ctx.progress.step(layer.name, "verifying imports")
+    return built
 
 
 def _build_fresh(
