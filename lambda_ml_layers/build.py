@@ -27,7 +27,7 @@ from rich.console import Console
 from .aws_sdk_trim import trim_aws_sdk
 from .build_cache import layer_key, lookup, prune, store
 from .bytecode import compile_bytecode
-from .config import LayerConfig, ProjectConfig, build_order, load_project
+from .config import LayerConfig, ProjectConfig, base_layers_of, build_order, load_project
 from .errors import (
     BuildInProgress,
     BuildInterrupted,
@@ -168,17 +168,13 @@ def resolve_target(project: ProjectConfig, runtime: str | None, arch: str | None
     return RUNTIMES[runtime], arch
 
 
-def _all_bases(project: ProjectConfig, layer: LayerConfig) -> list[LayerConfig]:
-    return [base for base in build_order(project, list(layer.base_layers)) if base.name != layer.name]
-
-
-def _base_packages(ctx: BuildContext, layer: LayerConfig) -> dict[str, str]:
+def provided_by_base(project: ProjectConfig, locks: dict[str, LayerLock], layer: LayerConfig) -> dict[str, str]:
     """Package -> the base layer that provides it; a version disagreement is a lock problem."""
     provided: dict[str, str] = {}
     problems = []
-    own = ctx.locks[layer.name].packages
-    for base in _all_bases(ctx.project, layer):
-        for name, package in ctx.locks[base.name].packages.items():
+    own = locks[layer.name].packages
+    for base in base_layers_of(project, layer):
+        for name, package in locks[base.name].packages.items():
             provided.setdefault(name, base.name)
             if name in own and own[name].version != package.version:
                 problems.append(
@@ -188,6 +184,17 @@ def _base_packages(ctx: BuildContext, layer: LayerConfig) -> dict[str, str]:
     if problems:
         raise LockError("\n".join(problems))
     return provided
+
+
+def packages_to_install(project: ProjectConfig, locks: dict[str, LayerLock], layer: LayerConfig) -> list[LockedPackage]:
+    """The layer's locked packages less what its base layers provide."""
+    provided = provided_by_base(project, locks, layer)
+    return [package for package in locks[layer.name].packages.values() if package.name not in provided]
+
+
+def modules_to_verify(site: Path, layer: LayerConfig) -> list[str]:
+    """Every top-level module the installed distributions provide, less the layer's skip_imports."""
+    return sorted({m for dist in read_distributions(site) for m in dist.top_level} - set(layer.skip_imports))
 
 
 def _interpreter_version(python: str) -> str:
@@ -229,12 +236,12 @@ def _verify(
         why = f"skipped import verification: {ctx.arch} code cannot run on this {os.uname().machine} machine"
         return StepResult("verify", notes=(why,))
     opt = stage / "opt"
-    for base in _all_bases(ctx.project, layer):
+    for base in base_layers_of(ctx.project, layer):
         extract(Path(_wait_for_base(ctx, layer, base, base_futures).zip_path), opt)
     extract(zip_file, opt)
     versions = {
         name: package.version
-        for source in [layer, *_all_bases(ctx.project, layer)]
+        for source in [layer, *base_layers_of(ctx.project, layer)]
         for name, package in ctx.locks[source.name].packages.items()
     }
     outcome = check_layer(ctx.python, opt, ctx.runtime, modules, versions)
@@ -281,9 +288,9 @@ def _build_fresh(
     progress = ctx.progress
     try:
         site = stage / "python"
-        provided = _base_packages(ctx, layer)
+        provided = provided_by_base(ctx.project, ctx.locks, layer)
         lock = ctx.locks[layer.name]
-        wanted: list[LockedPackage] = [p for p in lock.packages.values() if p.name not in provided]
+        wanted = packages_to_install(ctx.project, ctx.locks, layer)
         from_base = {name: provided[name] for name in lock.packages if name in provided}
         steps = [
             StepResult(
@@ -306,9 +313,8 @@ def _build_fresh(
             ),
         )
         ctx.check_cancel()
-        dists = read_distributions(site)
-        owners = owner_of_paths(dists)
-        modules = sorted({m for d in dists for m in d.top_level} - set(layer.skip_imports))
+        owners = owner_of_paths(read_distributions(site))
+        modules = modules_to_verify(site, layer)
         progress.step(layer.name, "stripping")
         steps.append(_strip(site, layer))
         steps.append(trim_aws_sdk(site, layer.aws_services))
@@ -375,7 +381,7 @@ def cache_keys(ctx: BuildContext, layers: list[LayerConfig]) -> dict[str, str]:
     so no layer waits for another to know whether it must be built."""
     keys: dict[str, str] = {}
     for layer in layers:  # bases first
-        base_keys = [keys[base.name] for base in _all_bases(ctx.project, layer)]
+        base_keys = [keys[base.name] for base in base_layers_of(ctx.project, layer)]
         keys[layer.name] = layer_key(
             layer, ctx.locks[layer.name].text, ctx.runtime.name, ctx.arch, ctx.interpreter_version, base_keys
         )

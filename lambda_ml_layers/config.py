@@ -287,6 +287,11 @@ def _check_base_layers(layers: list[LayerConfig], problems: list[str]) -> None:
             todo.extend(by_name[current].base_layers)
 
 
+def base_layers_of(project: ProjectConfig, layer: LayerConfig) -> list[LayerConfig]:
+    """Every layer below `layer` (bases of bases too), in the order Lambda extracts them."""
+    return [base for base in build_order(project, list(layer.base_layers)) if base.name != layer.name]
+
+
 def build_order(project: ProjectConfig, names: list[str] | None = None) -> list[LayerConfig]:
     """The layers to build, each after its base layers (which are included when needed)."""
     wanted = project.layer_names if names is None else names

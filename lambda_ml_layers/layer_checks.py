@@ -17,11 +17,11 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .build import load_locks, packages_to_install
 from .config import LayerConfig, ProjectConfig, build_order
 from .errors import LayerToolError
 from .layer_tree import read_distributions
 from .layer_zip import extract
-from .locks import read_layer_lock
 from .pip_runner import install_for_target
 from .runtimes import ARCHES, RUNTIMES, Runtime, python_lib_dir
 from .strip_rules import plan_strip
@@ -115,7 +115,7 @@ def test_layer(
 ) -> LayerTestResult:
     result = LayerTestResult(layer.name, runtime.name, arch)
     chain = build_order(project, [layer.name])  # bases first, then the layer
-    locks = {c.name: read_layer_lock(c.name, c.requirements_in, c.lock, project.root / "layers") for c in chain}
+    locks = load_locks(project, chain)
     with tempfile.TemporaryDirectory(prefix=f"layer-test-{layer.name}-") as temp:
         work = Path(temp)
         opt = work / "opt"
@@ -125,7 +125,7 @@ def test_layer(
         reference_site = work / "reference" / "python"
         packages = {name: p for c in chain for name, p in locks[c.name].packages.items()}
         install_for_target(list(packages.values()), reference_site, runtime, arch, pip_cache, find_links)
-        own = set(locks[layer.name].packages) - {n for c in chain[:-1] for n in locks[c.name].packages}
+        own = {package.name for package in packages_to_install(project, locks, layer)}
         own_files = [f for dist in read_distributions(reference_site) if dist.name in own for f in dist.files]
         modules = modules_of(own_files)
         plan = plan_strip(own_files, layer.strip_rules, layer.protect)

@@ -56,7 +56,7 @@ def check_layer(
     request = {"paths": lambda_sys_path(opt, runtime), "modules": modules, "versions": versions}
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     result = subprocess.run(
-        [python, "-I", "-S", "-c", _CHECK],
+        [python, "-I", "-S", "-B", "-c", _CHECK],
         input=json.dumps(request),
         capture_output=True,
         text=True,
@@ -104,7 +104,7 @@ def import_each(
     while todo:
         out = workdir / "imports.jsonl"
         out.unlink(missing_ok=True)
-        command = [python, "-I", "-S", "-c", _IMPORT_EACH, json.dumps(paths), json.dumps(todo), str(out)]
+        command = [python, "-I", "-S", "-B", "-c", _IMPORT_EACH, json.dumps(paths), json.dumps(todo), str(out)]
         try:
             finished = subprocess.run(command, capture_output=True, cwd=workdir, env=env, timeout=timeout)
             crash = f"crashed the interpreter (exit {finished.returncode})"
