@@ -132,14 +132,14 @@ def rules_table(layers: list[LayerBuild]) -> Table:
 
 def function_table(totals: list[FunctionTotal]) -> Table:
     table = Table(title=f"Functions (limit {LAMBDA_UNZIPPED_LIMIT:,} bytes unzipped)", title_justify="left")
-    for column in ("function", "code", "layers", "total", "of limit", "room for code"):
+    for column in ("function", "code", "layers MB", "total MB", "of limit", "room for code"):
         table.add_column(column, justify="left" if column == "function" else "right")
     for total in totals:
         used = total.total_bytes / total.limit_bytes
         style = "red" if total.total_bytes > total.limit_bytes - total.headroom_bytes else "green"
         table.add_row(
             total.name,
-            _mb(total.code_bytes),
+            f"{total.code_bytes:,} B",
             _mb(total.layer_bytes),
             _mb(total.total_bytes),
             f"[{style}]{used:.0%}[/]",
