@@ -55,8 +55,16 @@ def lock_tooling(session: nox.Session) -> None:
     for source, output in TOOLING_LOCKS:
         session.log(f"Locking {source} -> {output}")
         _engine(
-            session, pip_compile, HERE, [Path(source).name], Path(output).name,
-            ROOT / "requirements", None, True, [], "nox -s lock_tooling",
+            session,
+            pip_compile,
+            HERE,
+            [Path(source).name],
+            Path(output).name,
+            ROOT / "requirements",
+            None,
+            True,
+            [],
+            "nox -s lock_tooling",
         )
 
 
@@ -72,8 +80,9 @@ def lock_check(session: nox.Session) -> None:
 
 @nox.session(venv_backend="none", tags=["ci"])
 def lint(session: nox.Session) -> None:
-    """ruff over everything."""
+    """ruff over everything: lint rules and formatting."""
     session.run(HERE, "-m", "ruff", "check", ".")
+    session.run(HERE, "-m", "ruff", "format", "--check", ".")
 
 
 @nox.session(venv_backend="none", tags=["ci"])
@@ -152,8 +161,10 @@ def service_tests(session: nox.Session) -> None:
         session.error("No layers/*/requirements.txt: run `nox -s lock` first.")
     session.install(
         "--require-hashes",
-        "-r", str(_merged_layer_requirements(session)),
-        "-r", "requirements/service-tests.txt",
+        "-r",
+        str(_merged_layer_requirements(session)),
+        "-r",
+        "requirements/service-tests.txt",
     )
     # tests/services/template needs the SAM translator: it runs in template_lint.
     session.run("python", "-m", "pytest", "tests/services", "--ignore=tests/services/template", *session.posargs)

@@ -32,17 +32,38 @@ DAYS = 61
 SAMPLE = Path(__file__).parent / "sample" / "transactions.csv"
 
 COLUMNS = [
-    "transaction_id", "card_id", "timestamp", "amount",
-    "merchant_category", "channel", "distance_from_home_km", "is_fraud",
+    "transaction_id",
+    "card_id",
+    "timestamp",
+    "amount",
+    "merchant_category",
+    "channel",
+    "distance_from_home_km",
+    "is_fraud",
 ]
 # Everyday spending mix, and the categories fraudsters favour (easy to resell or cash out).
-EVERYDAY = {"grocery": 0.34, "restaurant": 0.22, "fuel": 0.16, "online_retail": 0.14,
-            "pharmacy": 0.07, "electronics": 0.03, "travel": 0.02, "cash_withdrawal": 0.02}
-FRAUDY = {"electronics": 0.32, "online_retail": 0.28, "cash_withdrawal": 0.18,
-          "jewelry": 0.14, "travel": 0.08}
-CATEGORY_SCALE = {"grocery": 1.0, "restaurant": 0.8, "fuel": 1.1, "online_retail": 1.3,
-                  "pharmacy": 0.6, "electronics": 4.0, "travel": 6.0, "cash_withdrawal": 2.0,
-                  "jewelry": 5.0}
+EVERYDAY = {
+    "grocery": 0.34,
+    "restaurant": 0.22,
+    "fuel": 0.16,
+    "online_retail": 0.14,
+    "pharmacy": 0.07,
+    "electronics": 0.03,
+    "travel": 0.02,
+    "cash_withdrawal": 0.02,
+}
+FRAUDY = {"electronics": 0.32, "online_retail": 0.28, "cash_withdrawal": 0.18, "jewelry": 0.14, "travel": 0.08}
+CATEGORY_SCALE = {
+    "grocery": 1.0,
+    "restaurant": 0.8,
+    "fuel": 1.1,
+    "online_retail": 1.3,
+    "pharmacy": 0.6,
+    "electronics": 4.0,
+    "travel": 6.0,
+    "cash_withdrawal": 2.0,
+    "jewelry": 5.0,
+}
 
 
 @dataclass(frozen=True)
@@ -71,9 +92,14 @@ def _legit(rng: random.Random, card: Card, when: datetime) -> dict[str, object]:
     amount = card.typical_amount * CATEGORY_SCALE[category] * rng.lognormvariate(0, 0.45)
     travelling = category == "travel" or rng.random() < 0.03
     distance = rng.uniform(300, 6000) if travelling else rng.expovariate(1 / 8)
-    return {"timestamp": when, "amount": amount, "merchant_category": category,
-            "channel": _channel(rng, category, card.online_share),
-            "distance_from_home_km": distance, "is_fraud": 0}
+    return {
+        "timestamp": when,
+        "amount": amount,
+        "merchant_category": category,
+        "channel": _channel(rng, category, card.online_share),
+        "distance_from_home_km": distance,
+        "is_fraud": 0,
+    }
 
 
 def _fraud(rng: random.Random, card: Card, when: datetime) -> dict[str, object]:
@@ -83,8 +109,14 @@ def _fraud(rng: random.Random, card: Card, when: datetime) -> dict[str, object]:
     amount = card.typical_amount * CATEGORY_SCALE[category] * scale
     distance = rng.expovariate(1 / 20) if quiet else rng.uniform(200, 9000)
     channel = "online" if rng.random() < 0.6 else _channel(rng, category, card.online_share)
-    return {"timestamp": when, "amount": amount, "merchant_category": category,
-            "channel": channel, "distance_from_home_km": distance, "is_fraud": 1}
+    return {
+        "timestamp": when,
+        "amount": amount,
+        "merchant_category": category,
+        "channel": channel,
+        "distance_from_home_km": distance,
+        "is_fraud": 1,
+    }
 
 
 def _daytime(rng: random.Random, day: datetime, night_bias: float) -> datetime:
@@ -140,12 +172,14 @@ def to_csv(rows: list[dict[str, object]]) -> str:
     for row in rows:
         when = row["timestamp"]
         assert isinstance(when, datetime)
-        writer.writerow({
-            **row,
-            "timestamp": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "amount": f"{float(row['amount']):.2f}",  # type: ignore[arg-type]
-            "distance_from_home_km": f"{float(row['distance_from_home_km']):.1f}",  # type: ignore[arg-type]
-        })
+        writer.writerow(
+            {
+                **row,
+                "timestamp": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "amount": f"{float(row['amount']):.2f}",  # type: ignore[arg-type]
+                "distance_from_home_km": f"{float(row['distance_from_home_km']):.1f}",  # type: ignore[arg-type]
+            }
+        )
     return out.getvalue()
 
 

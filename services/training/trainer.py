@@ -87,14 +87,19 @@ def train(frame: pd.DataFrame, max_iter: int = 200) -> tuple[dict[str, Any], dic
     y_test = test_rows[TARGET].to_numpy(dtype=int)
 
     model = HistGradientBoostingClassifier(
-        max_iter=max_iter, learning_rate=0.05, max_leaf_nodes=15, l2_regularization=1.0,
-        class_weight="balanced", random_state=SEED,
+        max_iter=max_iter,
+        learning_rate=0.05,
+        max_leaf_nodes=15,
+        l2_regularization=1.0,
+        class_weight="balanced",
+        random_state=SEED,
     ).fit(x_train, y_train)
     baseline = DummyClassifier(strategy="prior").fit(x_train, y_train)
 
     model_p = model.predict_proba(x_test)[:, 1]
     metrics = {
-        "train_rows": len(train_rows), "test_rows": len(test_rows),
+        "train_rows": len(train_rows),
+        "test_rows": len(test_rows),
         "test_positive_rate": round(float(y_test.mean()), 4),
         "model": scores(y_test, model_p),
         "baseline_prior": scores(y_test, baseline.predict_proba(x_test)[:, 1]),
@@ -146,8 +151,9 @@ def upload(out: Path, manifest: dict[str, Any], bucket: str, manifest_key: str) 
     s3 = boto3.client("s3")
     s3.upload_file(str(out / "model.joblib"), bucket, manifest["artifact_key"])
     # Last: the pointer readers follow.
-    s3.put_object(Bucket=bucket, Key=manifest_key, Body=json.dumps(manifest, indent=2).encode(),
-                  ContentType="application/json")
+    s3.put_object(
+        Bucket=bucket, Key=manifest_key, Body=json.dumps(manifest, indent=2).encode(), ContentType="application/json"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,8 +167,10 @@ def main(argv: list[str] | None = None) -> int:
 
     bundle, metrics = train(load_training_frame(args.data))
     m, b = metrics["model"], metrics["baseline_prior"]
-    print(f"trained on {metrics['train_rows']} rows, tested on the next {metrics['test_rows']} "
-          f"(positive rate {metrics['test_positive_rate']:.1%})")
+    print(
+        f"trained on {metrics['train_rows']} rows, tested on the next {metrics['test_rows']} "
+        f"(positive rate {metrics['test_positive_rate']:.1%})"
+    )
     print(f"{'metric':<18}{'model':>9}{'baseline':>10}")
     for name in m:
         print(f"{name:<18}{m[name]:>9.4f}{b[name]:>10.4f}")

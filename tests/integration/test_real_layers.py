@@ -88,7 +88,10 @@ except botocore.exceptions.UnknownServiceError:
     python = find_interpreter(RUNTIMES["python3.12"])
     paths = json.dumps(lambda_sys_path(tmp_path / "opt", RUNTIMES["python3.12"]))
     result = subprocess.run(
-        [python, "-I", "-S", "-c", script, paths], capture_output=True, text=True, cwd=tmp_path,
+        [python, "-I", "-S", "-c", script, paths],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
         env={"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "PATH": "/usr/bin:/bin"},
     )
     assert result.stdout.strip() == "OK", result.stderr

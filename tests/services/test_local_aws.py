@@ -15,8 +15,13 @@ def test_server_lifecycle_and_reset() -> None:
 
     with moto_server() as server:
         assert server.endpoint_url == f"http://localhost:{server.port}"
-        s3 = boto3.client("s3", endpoint_url=server.endpoint_url, region_name="us-east-1",
-                          aws_access_key_id="testing", aws_secret_access_key="testing")
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=server.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
         s3.create_bucket(Bucket="lifecycle")
         assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["lifecycle"]
         server.reset()

@@ -15,7 +15,11 @@ def nox_layer_tests_without_pythons(ci: bool) -> subprocess.CompletedProcess[str
     if ci:
         env["CI"] = "true"
     return subprocess.run(
-        [sys.executable, "-m", "nox", "-s", "layer_tests-3.13"], cwd=REPO, env=env, capture_output=True, text=True,
+        [sys.executable, "-m", "nox", "-s", "layer_tests-3.13"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=120,
     )
 

@@ -61,8 +61,14 @@ def sandbox(tmp: Path, timeout: int = 30, memory: int = 512, layers: list[Path] 
     (code / "tests" / "test_fn.py").write_text("x = 1\n")
     (code / "requirements.in").write_text("# nothing\n")
     spec = FunctionSpec(
-        name="Tiny", code_dir=code, handler="fn.handler.main", runtime="python3.12", arch="x86_64",
-        layers=("first", "second"), memory_mb=memory, timeout_s=timeout,
+        name="Tiny",
+        code_dir=code,
+        handler="fn.handler.main",
+        runtime="python3.12",
+        arch="x86_64",
+        layers=("first", "second"),
+        memory_mb=memory,
+        timeout_s=timeout,
         environment={"CACHE_DIR": "/tmp/cache", "STAGE": "test"},
     )
     if layers is None:

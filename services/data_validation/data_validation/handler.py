@@ -36,11 +36,9 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     try:
         report = {"batch_id": keys.batch_id, "source": f"s3://{bucket}/{key}", **result.report}
         if len(result.invalid):
-            report["quarantine_key"] = outputs.put(
-                keys.quarantine, result.invalid.to_csv(index=False), "text/csv")
+            report["quarantine_key"] = outputs.put(keys.quarantine, result.invalid.to_csv(index=False), "text/csv")
         if result.passed:
-            report["valid_key"] = outputs.put(
-                keys.validated, _to_csv(result.valid), "text/csv")
+            report["valid_key"] = outputs.put(keys.validated, _to_csv(result.valid), "text/csv")
         else:
             # A rerun that fails must not leave an earlier run's valid rows looking current.
             outputs.delete(keys.validated)
@@ -50,8 +48,12 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
         raise
     status = "passed" if result.passed else "failed"
     log = logger.info if result.passed else logger.warning
-    log(f"batch {keys.batch_id} {status}", rows=result.report["rows"],
-        invalid_rows=result.report["invalid_rows"], reason=result.report.get("reason"))
+    log(
+        f"batch {keys.batch_id} {status}",
+        rows=result.report["rows"],
+        invalid_rows=result.report["invalid_rows"],
+        reason=result.report.get("reason"),
+    )
     return {
         "status": status,
         "bucket": bucket,

@@ -101,8 +101,7 @@ def _check_table_shape(text: str) -> None:
         for record in reader:
             if record and len(record) != len(header):
                 raise BadInput(
-                    f"malformed CSV: line {reader.line_num} has {len(record)} fields, "
-                    f"the header has {len(header)}"
+                    f"malformed CSV: line {reader.line_num} has {len(record)} fields, the header has {len(header)}"
                 )
     except csv.Error as exc:
         raise BadInput(f"malformed CSV: line {reader.line_num}: {exc}") from None
@@ -153,6 +152,7 @@ def validate(body: bytes, schema: Schema) -> Result:
 
 def _check_column(values: pd.Series, column: Column, errors: pd.Series) -> pd.Series:
     """The column converted to its dtype; each bad cell adds a finding to its row's errors."""
+
     def flag(mask: pd.Series, what: str) -> None:
         for index in values.index[mask.fillna(False).astype(bool)]:
             errors[index].append(f"{column.name}: {what}")

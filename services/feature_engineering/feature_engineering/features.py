@@ -12,13 +12,27 @@ from sklearn.compose import ColumnTransformer
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 ID_COLUMNS = ["transaction_id", "card_id"]
-INPUT_COLUMNS = ["transaction_id", "card_id", "timestamp", "amount", "merchant_category",
-                 "channel", "distance_from_home_km"]
+INPUT_COLUMNS = [
+    "transaction_id",
+    "card_id",
+    "timestamp",
+    "amount",
+    "merchant_category",
+    "channel",
+    "distance_from_home_km",
+]
 CATEGORICAL = ["merchant_category", "channel"]
 NUMERIC = [
-    "hour", "day_of_week", "is_weekend", "is_night",
-    "log_amount", "log_distance_km",
-    "log_hours_since_prev", "amount_to_card_median", "card_txns_24h", "card_amount_24h_log",
+    "hour",
+    "day_of_week",
+    "is_weekend",
+    "is_night",
+    "log_amount",
+    "log_distance_km",
+    "log_hours_since_prev",
+    "amount_to_card_median",
+    "card_txns_24h",
+    "card_amount_24h_log",
 ]
 # A card's first transaction in the batch has no previous one: treat the gap as long.
 NO_PREVIOUS_HOURS = 24.0 * 30
@@ -62,11 +76,12 @@ def build_features(frame: pd.DataFrame) -> pd.DataFrame:
     for _, group in by_card:
         series = group.set_index("timestamp")["amount"]
         rolled = series.rolling("24h")
-        windows.append(pd.DataFrame(
-            {"card_txns_24h": rolled.count().to_numpy(),
-             "card_amount_24h_log": np.log1p(rolled.sum().to_numpy())},
-            index=group.index,
-        ))
+        windows.append(
+            pd.DataFrame(
+                {"card_txns_24h": rolled.count().to_numpy(), "card_amount_24h_log": np.log1p(rolled.sum().to_numpy())},
+                index=group.index,
+            )
+        )
     df = df.join(pd.concat(windows)) if windows else df.assign(card_txns_24h=[], card_amount_24h_log=[])
     return df.sort_values("_order").drop(columns="_order").reset_index(drop=True)
 

@@ -55,7 +55,7 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     if frame.empty:
         raise BadInput(f"validated batch s3://{bucket}/{keys.validated} has no rows")
     table = features.feature_table(frame, model.preprocessor)
-    if list(table.columns[len(features.ID_COLUMNS):]) != model.feature_names:
+    if list(table.columns[len(features.ID_COLUMNS) :]) != model.feature_names:
         raise BadInput("the fitted preprocessor's feature names differ from the model manifest's")
 
     outputs = Outputs(bucket)

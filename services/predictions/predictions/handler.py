@@ -76,8 +76,7 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
 
     scores = model.model.predict_proba(values)[:, 1]
     threshold = float(model.manifest.get("threshold", 0.5))
-    predictions = table[ID_COLUMNS].assign(
-        fraud_score=np.round(scores, 6), flagged=(scores >= threshold).astype(int))
+    predictions = table[ID_COLUMNS].assign(fraud_score=np.round(scores, 6), flagged=(scores >= threshold).astype(int))
     summary = {
         "batch_id": keys.batch_id,
         "rows": len(predictions),
@@ -101,5 +100,12 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     except Exception:
         outputs.discard()
         raise
-    return {"status": "ok", "bucket": bucket, "batch_id": keys.batch_id, "rows": len(predictions),
-            "flagged": summary["flagged"], "summary_key": keys.summary, "model_version": model.version}
+    return {
+        "status": "ok",
+        "bucket": bucket,
+        "batch_id": keys.batch_id,
+        "rows": len(predictions),
+        "flagged": summary["flagged"],
+        "summary_key": keys.summary,
+        "model_version": model.version,
+    }

@@ -49,6 +49,7 @@ def _runtime_roots() -> tuple[str, ...]:
     roots.update(sysconfig.get_paths()[key] for key in ("purelib", "platlib"))
     return tuple(root.rstrip("/") + "/" for root in roots if root)
 
+
 METRICS_NAMESPACE = "LambdaMLPipeline"
 
 
@@ -114,18 +115,25 @@ class Logger:
 def emit_metric(service: str, name: str, value: float, unit: str = "Count", **dims: str) -> None:
     """Write a CloudWatch Embedded Metric Format line: CloudWatch turns it into a metric."""
     dimensions = {"service": service, **dims}
-    print(json.dumps({
-        "_aws": {
-            "Timestamp": int(time.time() * 1000),
-            "CloudWatchMetrics": [{
-                "Namespace": METRICS_NAMESPACE,
-                "Dimensions": [sorted(dimensions)],
-                "Metrics": [{"Name": name, "Unit": unit}],
-            }],
-        },
-        **dimensions,
-        name: value,
-    }), flush=True)
+    print(
+        json.dumps(
+            {
+                "_aws": {
+                    "Timestamp": int(time.time() * 1000),
+                    "CloudWatchMetrics": [
+                        {
+                            "Namespace": METRICS_NAMESPACE,
+                            "Dimensions": [sorted(dimensions)],
+                            "Metrics": [{"Name": name, "Unit": unit}],
+                        }
+                    ],
+                },
+                **dimensions,
+                name: value,
+            }
+        ),
+        flush=True,
+    )
 
 
 # --- layer imports ----------------------------------------------------------------------
@@ -149,8 +157,13 @@ def layer_imports(function: str, logger: Logger) -> Iterator[None]:
     for module in sorted(_RUNTIME_ALSO_SHIPS & set(sys.modules)):
         origin = getattr(sys.modules[module], "__file__", "") or ""
         if os.environ.get("AWS_EXECUTION_ENV") and origin.startswith(_runtime_roots()):
-            _fail(function, logger, LAYER_OF_MODULE[module], module,
-                  f"it was loaded from the runtime ({origin}), not from a layer under /opt")
+            _fail(
+                function,
+                logger,
+                LAYER_OF_MODULE[module],
+                module,
+                f"it was loaded from the runtime ({origin}), not from a layer under /opt",
+            )
 
 
 def _fail(function: str, logger: Logger, layer: str, module: str, why: str) -> None:
@@ -214,7 +227,7 @@ def batch_from_key(key: str) -> str:
     """incoming/<batch_id>.csv -> batch_id; anything else is not a batch upload."""
     if not key.startswith(INCOMING_PREFIX) or not key.endswith(".csv"):
         raise BadEvent(f"object key {key!r} is not a batch upload: expected {INCOMING_PREFIX}<batch_id>.csv")
-    return checked_batch_id(key[len(INCOMING_PREFIX):-len(".csv")])
+    return checked_batch_id(key[len(INCOMING_PREFIX) : -len(".csv")])
 
 
 def s3_reference(event: object) -> tuple[str, str]:
@@ -353,11 +366,15 @@ def lambda_entry(function: str, logger: Logger) -> Callable[[Handler], Handler]:
                 return {"status": "error", "error": {"type": exc.error_type, "message": str(exc)}}
             except Exception as exc:
                 last = traceback.extract_tb(exc.__traceback__)[-1]
-                logger.error(f"unexpected {type(exc).__name__}: {exc}",
-                             error_type="Unexpected", at=f"{last.filename}:{last.lineno}")
+                logger.error(
+                    f"unexpected {type(exc).__name__}: {exc}",
+                    error_type="Unexpected",
+                    at=f"{last.filename}:{last.lineno}",
+                )
                 raise
-            logger.info("done", status=result.get("status"),
-                        duration_ms=round((time.perf_counter() - started) * 1000, 1))
+            logger.info(
+                "done", status=result.get("status"), duration_ms=round((time.perf_counter() - started) * 1000, 1)
+            )
             return result
 
         return handler
