@@ -140,15 +140,7 @@ def real_events(
 ) -> Events:
     """Upload the sample batch and a freshly trained model to the moto server, then run the
     pipeline once on the built layers: each function's result is the next one's event."""
-    import boto3  # type: ignore[import-untyped]
-
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=server.endpoint_url,
-        region_name=DUMMY_CREDENTIALS["AWS_DEFAULT_REGION"],
-        aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-    )
+    s3 = server.client("s3")
     suffix = uuid.uuid4().hex[:8]
     data_bucket, model_bucket = f"bench-data-{suffix}", f"bench-models-{suffix}"
     for bucket in (data_bucket, model_bucket):

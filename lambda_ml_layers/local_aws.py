@@ -24,6 +24,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .errors import LayerToolError
 
@@ -55,6 +56,20 @@ class MotoServer:
     def client_env(self) -> dict[str, str]:
         """Environment for a client (boto3, sam, a handler) that must talk only to this server."""
         return {**DUMMY_CREDENTIALS, "AWS_ENDPOINT_URL": self.endpoint_url}
+
+    def client(self, service: str) -> Any:
+        """A boto3 client of this server, whatever the environment says (boto3 imported lazily:
+        this module stays standard-library only)."""
+        import boto3  # type: ignore[import-untyped]
+
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint_url,
+            region_name=DUMMY_CREDENTIALS["AWS_DEFAULT_REGION"],
+            aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            aws_session_token=DUMMY_CREDENTIALS["AWS_SESSION_TOKEN"],
+        )
 
     def reset(self) -> None:
         """Forget every resource (moto's own reset endpoint), keeping the process."""

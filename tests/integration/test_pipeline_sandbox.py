@@ -95,17 +95,7 @@ def server() -> Iterator[MotoServer]:
 
 @pytest.fixture(scope="module")
 def s3(server: MotoServer) -> Any:
-    import boto3  # type: ignore[import-untyped]
-
-    env = server.client_env()
-    client = boto3.client(
-        "s3",
-        endpoint_url=server.endpoint_url,
-        region_name=env["AWS_DEFAULT_REGION"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        aws_session_token=env["AWS_SESSION_TOKEN"],
-    )
+    client = server.client("s3")
     assert client.meta.endpoint_url.startswith("http://localhost:")
     return client
 
