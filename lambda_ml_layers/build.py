@@ -6,7 +6,6 @@ config -> lock check -> install (target platform) -> dedupe against base layers
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
@@ -15,9 +14,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,19 +23,19 @@ from rich.console import Console
 
 from .aws_sdk_trim import trim_aws_sdk
 from .build_cache import layer_key, lookup, prune, store
+from .build_lock import exclusive_build
 from .bytecode import compile_bytecode
 from .config import LayerConfig, ProjectConfig, base_layers_of, build_order, load_project
 from .errors import (
-    BuildInProgress,
     BuildInterrupted,
     ConfigError,
     LayerToolError,
-    LockError,
     SizeGateError,
     VerifyError,
 )
 from .function_deps import check_function_requirements
 from .interpreters import find_interpreter
+from .layer_contents import load_locks, modules_to_verify, packages_to_install, provided_by_base
 from .layer_tree import (
     StepResult,
     owner_of_paths,
@@ -48,7 +45,7 @@ from .layer_tree import (
     walk_files,
 )
 from .layer_zip import extract, sha256_of, unzipped_size, write_zip
-from .locks import LayerLock, LockedPackage, read_layer_lock
+from .locks import LayerLock
 from .pip_runner import install_for_target
 from .progress import BuildProgress
 from .report import print_report, report_data, write_report
@@ -166,35 +163,6 @@ def resolve_target(project: ProjectConfig, runtime: str | None, arch: str | None
     if problems:
         raise ConfigError("\n".join(problems))
     return RUNTIMES[runtime], arch
-
-
-def provided_by_base(project: ProjectConfig, locks: dict[str, LayerLock], layer: LayerConfig) -> dict[str, str]:
-    """Package -> the base layer that provides it; a version disagreement is a lock problem."""
-    provided: dict[str, str] = {}
-    problems = []
-    own = locks[layer.name].packages
-    for base in base_layers_of(project, layer):
-        for name, package in locks[base.name].packages.items():
-            provided.setdefault(name, base.name)
-            if name in own and own[name].version != package.version:
-                problems.append(
-                    f"{layer.name} locks {name}=={own[name].version} but its base layer {base.name} "
-                    f"locks {package.version}; run `nox -s lock` to resolve all layers together."
-                )
-    if problems:
-        raise LockError("\n".join(problems))
-    return provided
-
-
-def packages_to_install(project: ProjectConfig, locks: dict[str, LayerLock], layer: LayerConfig) -> list[LockedPackage]:
-    """The layer's locked packages less what its base layers provide."""
-    provided = provided_by_base(project, locks, layer)
-    return [package for package in locks[layer.name].packages.values() if package.name not in provided]
-
-
-def modules_to_verify(site: Path, layer: LayerConfig) -> list[str]:
-    """Every top-level module the installed distributions provide, less the layer's skip_imports."""
-    return sorted({m for dist in read_distributions(site) for m in dist.top_level} - set(layer.skip_imports))
 
 
 def _interpreter_version(python: str) -> str:
@@ -388,19 +356,6 @@ def cache_keys(ctx: BuildContext, layers: list[LayerConfig]) -> dict[str, str]:
     return keys
 
 
-def load_locks(project: ProjectConfig, layers: list[LayerConfig]) -> dict[str, LayerLock]:
-    locks = {}
-    problems = []
-    for layer in layers:
-        try:
-            locks[layer.name] = read_layer_lock(layer.name, layer.requirements_in, layer.lock, project.root / "layers")
-        except LockError as exc:
-            problems.append(str(exc))
-    if problems:
-        raise LockError("\n".join(problems))
-    return locks
-
-
 def run_builds(
     ctx: BuildContext, layers: list[LayerConfig], jobs: int
 ) -> tuple[dict[str, LayerBuild], list[LayerToolError]]:
@@ -536,30 +491,6 @@ def check_function_packages(project: ProjectConfig) -> None:
             problems.append(str(exc))
     if problems:
         raise ConfigError("\n".join(problems))
-
-
-@contextmanager
-def exclusive_build(build_dir: Path) -> Iterator[None]:
-    """One build at a time per build folder: two would share staging, cache and outputs."""
-    build_dir.mkdir(parents=True, exist_ok=True)
-    with (build_dir / ".build.lock").open("a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            owner = handle.read().strip() or "unknown"
-            raise BuildInProgress(
-                f"Another build is running in {build_dir} (pid {owner}). Wait for it to finish, "
-                f"or stop it; a build never shares its staging folder."
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def build_layers(request: BuildRequest) -> dict[str, Any]:

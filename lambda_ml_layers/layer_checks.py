@@ -17,9 +17,9 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .build import load_locks, packages_to_install
 from .config import LayerConfig, ProjectConfig, build_order
 from .errors import LayerToolError
+from .layer_contents import load_locks, packages_to_install
 from .layer_tree import read_distributions
 from .layer_zip import extract
 from .pip_runner import install_for_target
