@@ -15,7 +15,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from .errors import (
     BuildInterrupted,
     ConfigError,
     LayerToolError,
+    LockError,
     SizeGateError,
     VerifyError,
 )
@@ -346,12 +347,22 @@ def build_one(
 
 def cache_keys(ctx: BuildContext, layers: list[LayerConfig]) -> dict[str, str]:
     """Every layer's cache key from its inputs alone (a base layer's key stands in for its zip),
-    so no layer waits for another to know whether it must be built."""
+    so no layer waits for another to know whether it must be built. A layer whose lock (or a
+    base layer's) is not at hand gets no key."""
     keys: dict[str, str] = {}
     for layer in layers:  # bases first
-        base_keys = [keys[base.name] for base in base_layers_of(ctx.project, layer)]
+        base_keys = [keys.get(base.name) for base in base_layers_of(ctx.project, layer)]
+        lock = ctx.locks.get(layer.name)
+        if lock is None or None in base_keys:
+            continue
         keys[layer.name] = layer_key(
-            layer, ctx.locks[layer.name].text, ctx.runtime.name, ctx.arch, ctx.interpreter_version, base_keys
+            layer,
+            lock.text,
+            ctx.runtime.name,
+            ctx.arch,
+            ctx.interpreter_version,
+            [k for k in base_keys if k],
+            ctx.find_links is not None,
         )
     return keys
 
@@ -406,7 +417,7 @@ def publish(build: LayerBuild, output_dir: Path) -> Path:
     return target
 
 
-def _facts(build: LayerBuild) -> LayerFacts:
+def _facts(build: LayerBuild, project: ProjectConfig) -> LayerFacts:
     return LayerFacts(
         name=build.name,
         unzipped_bytes=build.unzipped_bytes,
@@ -415,18 +426,30 @@ def _facts(build: LayerBuild) -> LayerFacts:
         package_bytes=build.package_bytes,
         runtimes=(build.runtime,),
         arch=build.arch,
+        base_layers=tuple(base.name for base in base_layers_of(project, project.layer(build.name))),
     )
 
 
-def _published(output_dir: Path) -> dict[str, LayerBuild]:
-    """Layers built by earlier runs for this target, for functions that use layers not built now."""
+def _published(output_dir: Path, expected_keys: dict[str, str]) -> dict[str, LayerBuild]:
+    """Layers built earlier for this target whose inputs still match: a zip from an older lock
+    or older rules would make the function totals lie, so it is not used."""
     found = {}
     for manifest in sorted(output_dir.glob("*.json")):
         zip_path = manifest.with_suffix(".zip")
-        if zip_path.exists():
+        try:
             data = json.loads(manifest.read_text())
-            found[data["name"]] = LayerBuild.from_manifest(data, zip_path, True, 0.0)
+            build = LayerBuild.from_manifest(data, zip_path, True, 0.0)
+        except (ValueError, TypeError, OSError):
+            continue  # unreadable or from an older engine: as good as absent
+        if zip_path.exists() and expected_keys.get(build.name) == build.key:
+            found[build.name] = build
     return found
+
+
+def unpublish(name: str, output_dir: Path) -> None:
+    """Remove a layer's published zip, so no deploy or test picks up one the gates refused."""
+    for suffix in (".zip", ".json"):
+        (output_dir / f"{name}{suffix}").unlink(missing_ok=True)
 
 
 def _is_warning(note: str) -> bool:
@@ -435,14 +458,16 @@ def _is_warning(note: str) -> bool:
 
 
 def gate_and_report(
-    root: Path, paths: BuildPaths, results: dict[str, LayerBuild], runtime: str, arch: str, headroom: int
+    ctx: BuildContext, results: dict[str, LayerBuild], expected_keys: dict[str, str], headroom: int
 ) -> dict[str, Any]:
     """Apply every size gate, publish the layers that pass, write and print the report."""
-    failures = layer_budget_failures([_facts(b) for b in results.values()])
-    over_budget = {b.name for b in results.values() if b.unzipped_bytes > b.budget_bytes}
+    root, paths, runtime, arch = ctx.project.root, ctx.paths, ctx.runtime.name, ctx.arch
+    failures = layer_budget_failures([_facts(b, ctx.project) for b in results.values()])
     output_dir = paths.output_dir(runtime, arch)
     for build in results.values():
-        if build.name not in over_budget:
+        if build.unzipped_bytes > build.budget_bytes:
+            unpublish(build.name, output_dir)
+        else:
             publish(build, output_dir)
     notes: list[str] = []
     totals: list[FunctionTotal] = []
@@ -456,8 +481,8 @@ def gate_and_report(
             f"so only the layer budgets were checked. Build for {deployed[0]} to check the functions."
         )
     elif functions:
-        available = {**_published(output_dir), **results}
-        facts = {name: _facts(build) for name, build in available.items()}
+        available = {**_published(output_dir, expected_keys), **results}
+        facts = {name: _facts(build, ctx.project) for name, build in available.items()}
         totals = function_totals(functions, facts, headroom)
         failures += function_failures(functions, facts, headroom)
         failures += template_layer_failures(template, runtime, arch)
@@ -470,7 +495,7 @@ def gate_and_report(
     print_report(Console(width=None if sys.stdout.isatty() else 140), list(results.values()), totals, notes)
     if failures:
         raise SizeGateError(
-            "Size gates failed (every offender is listed; layers over budget were not written to "
+            "Size gates failed (every offender is listed; layers over budget are not in "
             f"{output_dir.relative_to(root)}):\n" + "\n".join(f"  - {f}" for f in failures)
         )
     return data
@@ -522,4 +547,18 @@ def build_layers(request: BuildRequest) -> dict[str, Any]:
             shutil.rmtree(paths.tmp, ignore_errors=True)
     if errors:
         raise type(errors[0])("\n\n".join(str(e) for e in errors))
-    return gate_and_report(request.root, paths, results, runtime.name, arch, request.headroom_bytes)
+    at_hand = replace(ctx, locks=_locks_at_hand(project, locks))
+    return gate_and_report(ctx, results, cache_keys(at_hand, build_order(project)), request.headroom_bytes)
+
+
+def _locks_at_hand(project: ProjectConfig, locks: dict[str, LayerLock]) -> dict[str, LayerLock]:
+    """This build's locks plus every other layer's that reads cleanly, to recognise which
+    earlier-built zips still match their inputs."""
+    found = dict(locks)
+    for layer in project.layers:
+        if layer.name not in found:
+            try:
+                found.update(load_locks(project, [layer]))
+            except LockError:
+                continue
+    return found

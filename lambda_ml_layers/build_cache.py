@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import platform
 import shutil
 import tempfile
 from functools import cache
@@ -26,6 +27,21 @@ def engine_version() -> str:
     return digest.hexdigest()[:16]
 
 
+# Settings that never change the zip: editing them must not force a rebuild.
+_NOT_IN_ZIP = ("folder", "description", "allowed_import_failures")
+
+
+@cache
+def toolchain() -> dict[str, str | bool]:
+    """What the build machine brings that shapes the zip: its arch decides whether shared
+    objects can be stripped and verified, and binutils whether they are stripped at all."""
+    return {
+        "machine": platform.machine(),
+        "strip": shutil.which("strip") is not None,
+        "readelf": shutil.which("readelf") is not None,
+    }
+
+
 def layer_key(
     layer: LayerConfig,
     lock_text: str,
@@ -33,11 +49,15 @@ def layer_key(
     arch: str,
     interpreter_version: str,
     base_keys: list[str],
+    offline_wheels: bool = False,
 ) -> str:
     config = dataclasses.asdict(layer)
-    config.pop("folder")
+    for key in _NOT_IN_ZIP:
+        config.pop(key)
     material = {
         "engine": engine_version(),
+        "toolchain": toolchain(),
+        "offline_wheels": offline_wheels,
         "config": config,
         "lock": lock_text,
         "runtime": runtime,

@@ -16,6 +16,7 @@ class LayerFacts:
     package_bytes: dict[str, int]  # largest first
     runtimes: tuple[str, ...]
     arch: str
+    base_layers: tuple[str, ...] = ()  # every layer below this one, in extraction order
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,19 @@ def function_failures(functions: list[FunctionFacts], layers: dict[str, LayerFac
                     f"{where}: runs on {fn.arch} but layer {name} was built for {layer.arch}. "
                     f"Fix: build with --arch {fn.arch}."
                 )
+        for name in fn.layers:
+            layer = layers.get(name)
+            for base in layer.base_layers if layer else ():
+                if base not in fn.layers:
+                    failures.append(
+                        f"{where}: uses {name} but not its base layer {base}, which provides packages {name} "
+                        f"imports. Fix: add the {base} layer before {name} in its Layers in infra/template.yaml."
+                    )
+                elif fn.layers.index(base) > fn.layers.index(name):
+                    failures.append(
+                        f"{where}: lists {name} before its base layer {base}; Lambda extracts layers in order. "
+                        f"Fix: put {base} first in its Layers in infra/template.yaml."
+                    )
         owners: dict[str, list[str]] = {}
         for name in fn.layers:
             for package in layers[name].packages if name in layers else {}:

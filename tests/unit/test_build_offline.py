@@ -219,3 +219,14 @@ def test_layers_for_a_target_the_template_does_not_deploy_skip_the_function_gate
     assert report["failures"] == []
     expected = "deploys its functions on python3.12/x86_64; this build is python3.13/x86_64"
     assert any(expected in note for note in report["notes"])
+
+
+def test_a_layer_that_grows_over_budget_is_withdrawn_from_the_published_folder(tmp_path: Path) -> None:
+    project = tiny_project(tmp_path)
+    build(project)
+    assert project.output_zip("tinylayer").exists()
+    (project.layer_dir("tinylayer") / "layer.toml").write_text("budget_mb = 0.000001\n")
+    with pytest.raises(SizeGateError):
+        build(project)
+    assert not project.output_zip("tinylayer").exists()
+    assert not project.output_zip("tinylayer").with_suffix(".json").exists()

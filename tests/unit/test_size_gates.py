@@ -54,3 +54,14 @@ def test_layer_over_budget_names_its_largest_packages() -> None:
     [failure] = layer_budget_failures([big, layer("ok", 10 * MB)])
     assert "20,000,000 over" in failure
     assert "scipy 89.0 MB" in failure
+
+
+def test_a_layer_without_its_base_layer_or_after_it_is_refused() -> None:
+    core = layer("core", MB)
+    ml = LayerFacts("ml", MB, 100 * MB, {"sklearn": "1"}, {"sklearn": MB}, ("python3.12",), "x86_64", ("core",))
+    layers = {"core": core, "ml": ml}
+    assert function_failures([fn(("core", "ml"))], layers, 0) == []
+    [missing] = function_failures([fn(("ml",))], layers, 0)
+    assert "uses ml but not its base layer core" in missing
+    [order] = function_failures([fn(("ml", "core"))], layers, 0)
+    assert "lists ml before its base layer core" in order
