@@ -7,6 +7,7 @@ reported in one error, with the file, the key, and a close match for a misspelt 
 from __future__ import annotations
 
 import difflib
+import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,7 +178,7 @@ def _build_settings(
 
 def _budget(raw: dict[str, Any], key: str, where: str, problems: list[str]) -> int:
     budget = raw.get(key)
-    if not isinstance(budget, int | float) or isinstance(budget, bool) or budget <= 0:
+    if not isinstance(budget, int | float) or isinstance(budget, bool) or not math.isfinite(budget) or budget <= 0:
         problems.append(f"{where}: {key!r} must be a positive number of MB (1 MB = 1,000,000 bytes).")
         return 0
     budget_bytes = int(budget * MB)
@@ -214,9 +215,10 @@ def load_project(root: Path) -> ProjectConfig:
         where = str(path)
         raw = _read_toml(path, problems)
         _check_keys(raw, _LAYER_KEYS, where, problems)
-        build = _build_settings(_table(raw, "build", where, problems), where, problems, default_build)
+        own_build = _table(raw, "build", where, problems)
+        build = _build_settings(own_build, where, problems, default_build)
         for key in ("runtime", "arch"):
-            if key in raw.get("build", {}):
+            if key in own_build:
                 problems.append(
                     f"{where} [build]: {key!r} is chosen per build (inv build-layers --{key}), "
                     f"not per layer; remove it."

@@ -1,3 +1,4 @@
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -64,3 +65,51 @@ def test_runtime_is_not_a_per_layer_setting(tmp_path: Path) -> None:
     project = tiny_project(tmp_path, layer_toml='budget_mb = 1\n[build]\nruntime = "python3.12"\n')
     with pytest.raises(ConfigError, match="chosen per build"):
         load_project(project.root)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "true", '"100"'])
+def test_a_budget_that_is_not_a_finite_positive_number_is_refused(tmp_path: Path, value: str) -> None:
+    project = tiny_project(tmp_path, layer_toml=f"budget_mb = {value}\n")
+    with pytest.raises(ConfigError, match="'budget_mb' must be a positive number of MB"):
+        load_project(project.root)
+
+
+@pytest.mark.parametrize("value", ["3", '"runtime"', "[1]"])
+def test_a_build_setting_that_is_not_a_table_is_refused(tmp_path: Path, value: str) -> None:
+    project = tiny_project(tmp_path, layer_toml=f"budget_mb = 1\nbuild = {value}\n")
+    with pytest.raises(ConfigError) as error:
+        load_project(project.root)
+    assert "'build' must be a table ([build])" in str(error.value)
+    assert "chosen per build" not in str(error.value)
+
+
+FULL_LAYER = {
+    "description": '"d"',
+    "budget_mb": "10",
+    "target_mb": "5",
+    "base_layers": "[]",
+    "build": '{ bytecode = "pyc", strip_shared_objects = true }',
+    "strip": '{ rules = [{ name = "r", directories = ["x"], keep = [] }] }',
+    "aws_sdk": '{ keep_services = ["s3"] }',
+    "verify": '{ skip_imports = ["a"] }',
+    "layer_tests": '{ allowed_import_failures = { "a.b" = "why" } }',
+}
+WRONG_VALUES = ["1", "nan", '"text"', "[1, 2]", "{ a = 1 }", "true", "[[1]]", '{ rules = "x" }']
+
+
+@pytest.mark.parametrize("key", sorted(FULL_LAYER))
+def test_any_wrong_type_anywhere_is_a_config_error_never_a_crash(tmp_path: Path, key: str) -> None:
+    for index, wrong in enumerate(WRONG_VALUES):
+        values = {**FULL_LAYER, key: wrong}
+        toml = "".join(f"{k} = {v}\n" for k, v in values.items())
+        project = tiny_project(tmp_path / str(index), layer_toml=toml)
+        with contextlib.suppress(ConfigError):  # any other exception fails the test
+            load_project(project.root)
+
+
+def test_the_full_layer_example_is_valid(tmp_path: Path) -> None:
+    project = tiny_project(tmp_path, layer_toml="".join(f"{k} = {v}\n" for k, v in FULL_LAYER.items()))
+    layer = load_project(project.root).layer("tinylayer")
+    assert layer.bytecode == "pyc"
+    assert layer.strip_rules[-1].name == "r"
+    assert layer.allowed_import_failures == {"a.b": "why"}
