@@ -485,7 +485,7 @@ def gate_and_report(
         facts = {name: _facts(build, ctx.project) for name, build in available.items()}
         totals = function_totals(functions, facts, headroom)
         failures += function_failures(functions, facts, headroom)
-        failures += template_layer_failures(template, runtime, arch)
+        failures += template_layer_failures(template, runtime, arch, output_dir)
     else:
         notes.append(f"{TEMPLATE} not found: only the layer budgets were checked, no function totals.")
     for build in results.values():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ _CfnLoader.add_multi_constructor("!", _cfn_tag)
 class TemplateLayer:
     logical_id: str
     layer_name: str  # the folder under layers/, from ContentUri's file name
+    content_uri: str
     runtimes: tuple[str, ...]
     arches: tuple[str, ...]
 
@@ -67,6 +69,7 @@ def template_layers(template: dict[str, Any]) -> dict[str, TemplateLayer]:
         layers[logical_id] = TemplateLayer(
             logical_id=logical_id,
             layer_name=name,
+            content_uri=uri if isinstance(uri, str) else "",
             runtimes=tuple(props.get("CompatibleRuntimes", [])),
             arches=tuple(props.get("CompatibleArchitectures", ["x86_64"])),
         )
@@ -117,6 +120,21 @@ class FunctionSpec:
         return FunctionFacts(self.name, self.runtime, self.arch, self.layers, code_bytes)
 
 
+def _literal(value: Any, template: dict[str, Any], where: str) -> Any:
+    """A property's value, with `!Ref Parameter` read as the parameter's Default (what the
+    build and the sandbox assume); other intrinsics cannot be known before deploy."""
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        parameter = template.get("Parameters", {}).get(value["Ref"], {})
+        if "Default" in parameter:
+            return parameter["Default"]
+    if isinstance(value, dict):
+        raise ConfigError(
+            f"{where} is {value!r}; the build needs a value it can read before deploying: a literal, or "
+            f"!Ref to a parameter with a Default."
+        )
+    return value
+
+
 def function_specs(path: Path) -> list[FunctionSpec]:
     """Every function in the template with its layers (by layer folder name), in order."""
     template = load_template(path)
@@ -128,6 +146,10 @@ def function_specs(path: Path) -> list[FunctionSpec]:
             continue
         own = resource.get("Properties", {})
         props = {**defaults, **own}
+
+        def prop(key: str, default: Any, logical_id: str = logical_id, props: dict[str, Any] = props) -> Any:
+            return _literal(props.get(key, default), template, f"{path}: {logical_id} {key}")
+
         names = []
         for item in props.get("Layers", []):
             ref = _layer_ref(item)
@@ -137,22 +159,25 @@ def function_specs(path: Path) -> list[FunctionSpec]:
                     f"template's layers ({', '.join(layers) or 'none defined'})."
                 )
             names.append(layers[ref].layer_name)
-        code_uri = props.get("CodeUri", "")
-        arches = props.get("Architectures", ["x86_64"])
+        arches = prop("Architectures", ["x86_64"])
         variables = {
             **defaults.get("Environment", {}).get("Variables", {}),
             **own.get("Environment", {}).get("Variables", {}),
         }
+        try:
+            memory_mb, timeout_s = int(prop("MemorySize", 128)), int(prop("Timeout", 3))
+        except (TypeError, ValueError):
+            raise ConfigError(f"{path}: {logical_id} MemorySize and Timeout must be whole numbers.") from None
         specs.append(
             FunctionSpec(
                 name=logical_id,
-                code_dir=(path.parent / code_uri).resolve() if isinstance(code_uri, str) else path.parent,
-                handler=str(props.get("Handler", "")),
-                runtime=str(props.get("Runtime", "")),
-                arch=str(arches[0]) if arches else "x86_64",
+                code_dir=(path.parent / str(prop("CodeUri", ""))).resolve(),
+                handler=str(prop("Handler", "")),
+                runtime=str(prop("Runtime", "")),
+                arch=str(arches[0]) if isinstance(arches, list) and arches else "x86_64",
                 layers=tuple(names),
-                memory_mb=int(props.get("MemorySize", 128)),
-                timeout_s=int(props.get("Timeout", 3)),
+                memory_mb=memory_mb,
+                timeout_s=timeout_s,
                 environment={k: str(v) for k, v in variables.items() if isinstance(v, str | int | float)},
             )
         )
@@ -163,11 +188,17 @@ def template_functions(path: Path) -> list[FunctionFacts]:
     return [spec.facts for spec in function_specs(path)]
 
 
-def template_layer_failures(path: Path, runtime: str, arch: str) -> list[str]:
+def template_layer_failures(path: Path, runtime: str, arch: str, output_dir: Path) -> list[str]:
     """A layer with compiled extensions works on one Python minor version and one arch only, so
     the template must declare exactly what was built; listing more is a silent mistake."""
     failures = []
     for layer in template_layers(load_template(path)).values():
+        expected = (output_dir / f"{layer.layer_name}.zip").resolve()
+        if (path.parent / layer.content_uri).resolve() != expected:
+            failures.append(
+                f"{path}: {layer.logical_id} ContentUri {layer.content_uri!r} is not the zip this build wrote "
+                f"for {runtime}/{arch}. Fix: ContentUri: {os.path.relpath(expected, path.parent)}."
+            )
         if layer.runtimes != (runtime,):
             failures.append(
                 f"{path}: {layer.logical_id} declares CompatibleRuntimes {list(layer.runtimes)} but "

@@ -230,3 +230,16 @@ def test_a_layer_that_grows_over_budget_is_withdrawn_from_the_published_folder(t
         build(project)
     assert not project.output_zip("tinylayer").exists()
     assert not project.output_zip("tinylayer").with_suffix(".json").exists()
+
+
+def test_a_template_layer_pointing_at_another_targets_zip_is_refused(tmp_path: Path) -> None:
+    project = tiny_project(tmp_path)
+    with_function(project, "# nothing\n")
+    template = project.root / "infra" / "template.yaml"
+    template.write_text(
+        template.read_text().replace("python3.12-x86_64/tinylayer.zip", "python3.11-x86_64/tinylayer.zip")
+    )
+    with pytest.raises(SizeGateError) as error:
+        build(project)
+    assert "TinyLayer ContentUri '../build/layers/python3.11-x86_64/tinylayer.zip' is not the zip" in str(error.value)
+    assert "Fix: ContentUri: ../build/layers/python3.12-x86_64/tinylayer.zip" in str(error.value)
