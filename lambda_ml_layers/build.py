@@ -341,6 +341,13 @@ def build_one(
     except LayerToolError:
         ctx.progress.step(layer.name, "failed")
         raise
+    except Exception as exc:  # a disk, OS or engine fault: stop the other layers too, and say where
+        ctx.cancel.set()
+        ctx.progress.step(layer.name, "failed")
+        raise LayerToolError(
+            f"Layer {layer.name} failed unexpectedly: {type(exc).__name__}: {exc}. Nothing of it was kept; "
+            f"if this repeats, run with --jobs 1 and report the message."
+        ) from exc
     ctx.progress.step(layer.name, "built", f"{result.unzipped_bytes / MB:.1f} MB unzipped")
     return result
 

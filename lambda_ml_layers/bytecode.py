@@ -11,7 +11,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from .errors import InstallError
+from .errors import BuildInterrupted, InstallError
 from .layer_tree import StepResult, remove_files, tree_size, walk_files
 
 
@@ -38,6 +38,8 @@ def compile_bytecode(site: Path, python: str, policy: str, opt_path: str) -> Ste
         command.append("-b")  # .pyc beside the .py, where Python finds it once the .py is gone
     size_before = tree_size(site)
     result = subprocess.run([*command, str(site)], capture_output=True, text=True)
+    if result.returncode < 0:  # killed by a signal (Ctrl-C): the tree is half compiled
+        raise BuildInterrupted(f"compiling bytecode was stopped by signal {-result.returncode}")
     sources = [rel for rel, _ in walk_files(site) if rel.endswith(".py")]
     if policy == "pyc":
         added = tree_size(site) - size_before

@@ -25,7 +25,7 @@ from .layer_zip import extract
 from .pip_runner import install_for_target
 from .runtimes import ARCHES, RUNTIMES, Runtime, python_lib_dir
 from .strip_rules import plan_strip
-from .verify import check_layer, import_each, lambda_sys_path
+from .verify import check_layer, lambda_sys_path, run_each
 
 SMOKE_TEST = "smoke_test.py"
 
@@ -131,9 +131,9 @@ def test_layer(
         plan = plan_strip(own_files, layer.strip_rules, layer.protect)
         removed = {name: rule for rule, paths in plan.items() for rel in paths if (name := module_name(rel))}
         _say(say, f"{layer.name}: importing {len(modules)} modules unstripped, then from the zip")
-        reference = import_each(python, [str(reference_site)], sorted(modules), work)
+        reference = run_each(python, "import", sorted(modules), work, [str(reference_site)])
         importable = sorted(m for m, error in reference.items() if error is None)
-        stripped = import_each(python, lambda_sys_path(opt, runtime), importable, work)
+        stripped = run_each(python, "import", importable, work, lambda_sys_path(opt, runtime))
         compare_imports(reference, stripped, removed, layer.allowed_import_failures, result)
         versions = {name: p.version for name, p in packages.items()}
         outcome = check_layer(python, opt, runtime, [], versions)

@@ -15,17 +15,7 @@ from pathlib import Path
 
 from .layer_tree import StepResult, walk_files
 from .runtimes import ARCHES
-
-_LOADER = r"""
-import ctypes, sys
-for path in sys.stdin.read().splitlines():
-    print("TRY", path, flush=True)
-    try:
-        ctypes.CDLL(path)
-        print("OK", path, flush=True)
-    except OSError as exc:
-        print("FAIL", path, str(exc).replace("\n", " "), flush=True)
-"""
+from .verify import run_each
 
 
 def is_shared_object(rel: str) -> bool:
@@ -36,39 +26,6 @@ def is_shared_object(rel: str) -> bool:
 def has_rpath(path: Path) -> bool:
     result = subprocess.run(["readelf", "-d", str(path)], capture_output=True, text=True)
     return "(RPATH)" in result.stdout or "(RUNPATH)" in result.stdout
-
-
-def failing_to_load(python: str, paths: list[Path]) -> dict[Path, str]:
-    """Load each library in a child interpreter; a crash marks the library being loaded."""
-    failures: dict[Path, str] = {}
-    todo = [str(p) for p in paths]
-    while todo:
-        result = subprocess.run(
-            [python, "-I", "-S", "-c", _LOADER], input="\n".join(todo), capture_output=True, text=True
-        )
-        done: set[str] = set()
-        trying = None
-        for line in result.stdout.splitlines():
-            kind, _, rest = line.partition(" ")
-            if kind == "TRY":
-                trying = rest
-            elif kind == "OK":
-                done.add(rest)
-                trying = None
-            elif kind == "FAIL":
-                path, _, message = rest.partition(" ")
-                failures[Path(path)] = message
-                done.add(path)
-                trying = None
-        if trying is not None:  # the interpreter died while loading this one
-            failures[Path(trying)] = f"crashed the interpreter (exit {result.returncode})"
-            done.add(trying)
-        remaining = [p for p in todo if p not in done]
-        if len(remaining) == len(todo):  # no progress: give up on all of them rather than loop
-            failures.update({Path(p): result.stderr.strip()[-200:] for p in remaining})
-            break
-        todo = remaining
-    return failures
 
 
 def strip_shared_objects(site: Path, python: str | None, arch: str) -> StepResult:
@@ -97,7 +54,8 @@ def strip_shared_objects(site: Path, python: str | None, arch: str) -> StepResul
             shutil.copy2(path, backup)
             backups[path] = backup
             subprocess.run(["strip", "--strip-unneeded", str(path)], capture_output=True)
-        failures = failing_to_load(python, to_strip)
+        loaded = run_each(python, "load-library", [str(p) for p in to_strip], Path(backup_dir))
+        failures = {Path(path): error for path, error in loaded.items() if error is not None}
         for path in failures:
             shutil.copy2(backups[path], path)
     saved = sum(before[p] - p.stat().st_size for p in to_strip)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import BuildInterrupted
 from .runtimes import Runtime, python_lib_dir
 
 _CHECK = r"""
@@ -50,20 +52,23 @@ def lambda_sys_path(opt: Path, runtime: Runtime) -> list[str]:
 
 
 def check_layer(
-    python: str, opt: Path, runtime: Runtime, modules: list[str], versions: dict[str, str]
+    python: str, opt: Path, runtime: Runtime, modules: list[str], versions: dict[str, str], timeout: float = 600
 ) -> VerifyOutcome:
     """Run the imports and metadata checks in a fresh `python -I -S`, cwd outside the layer."""
     request = {"paths": lambda_sys_path(opt, runtime), "modules": modules, "versions": versions}
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    result = subprocess.run(
-        [python, "-I", "-S", "-B", "-c", _CHECK],
-        input=json.dumps(request),
-        capture_output=True,
-        text=True,
-        cwd=opt,
-        env=env,
-        timeout=600,
-    )
+    try:
+        result = subprocess.run(
+            [python, "-I", "-S", "-B", "-c", _CHECK],
+            input=json.dumps(request),
+            capture_output=True,
+            text=True,
+            cwd=opt,
+            env=env,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return VerifyOutcome({"(interpreter)": f"importing {', '.join(modules)} took over {timeout:.0f}s"}, {})
     line = next((ln for ln in result.stdout.splitlines() if ln.startswith("RESULT")), None)
     if line is None:
         crash = (result.stderr or result.stdout).strip()[-1500:]
@@ -74,39 +79,44 @@ def check_layer(
     return VerifyOutcome(failures, mismatches)
 
 
-_IMPORT_EACH = r"""
-import importlib, json, sys
-paths, modules, out = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
+_EACH = r"""
+import ctypes, importlib, json, sys
+paths, items, action, out = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3], sys.argv[4]
 sys.path[:0] = paths
+act = {"import": importlib.import_module, "load-library": ctypes.CDLL}[action]
 with open(out, "a") as results:  # a file, not stdout: some modules print when imported
-    for module in modules:
-        results.write(json.dumps(["TRY", module]) + "\n"); results.flush()
+    for item in items:
+        results.write(json.dumps(["TRY", item]) + "\n"); results.flush()
         try:
-            importlib.import_module(module)
+            act(item)
             error = None
         except BaseException as exc:
             error = f"{type(exc).__name__}: {exc}"[:300]
-        results.write(json.dumps(["DONE", module, error]) + "\n"); results.flush()
+        results.write(json.dumps(["DONE", item, error]) + "\n"); results.flush()
 """
 
 
-def import_each(
-    python: str, paths: list[str], modules: list[str], workdir: Path, timeout: float = 900
+def run_each(
+    python: str, action: str, items: list[str], workdir: Path, paths: list[str] | None = None, timeout: float = 900
 ) -> dict[str, str | None]:
-    """Import every module in one isolated interpreter; module -> error (None: imported).
+    """`import` each module or `load-library` each shared object in one isolated interpreter;
+    item -> error (None: fine).
 
-    A module that crashes or hangs the interpreter is recorded as failing and the walk
-    resumes after it in a fresh interpreter, so one bad module cannot hide the others."""
+    An item that crashes or hangs the interpreter is recorded as failing and the run resumes
+    after it in a fresh interpreter, so one bad item cannot hide the others. An interpreter
+    stopped by Ctrl-C stops the build instead of blaming the item."""
     results: dict[str, str | None] = {}
-    todo = list(modules)
+    todo = list(items)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     env.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"})
+    out = workdir / f".{action}-results.jsonl"
     while todo:
-        out = workdir / "imports.jsonl"
         out.unlink(missing_ok=True)
-        command = [python, "-I", "-S", "-B", "-c", _IMPORT_EACH, json.dumps(paths), json.dumps(todo), str(out)]
+        command = [python, "-I", "-S", "-B", "-c", _EACH, json.dumps(paths or []), json.dumps(todo), action, str(out)]
         try:
             finished = subprocess.run(command, capture_output=True, cwd=workdir, env=env, timeout=timeout)
+            if finished.returncode == -signal.SIGINT:
+                raise BuildInterrupted("Interrupted.")
             crash = f"crashed the interpreter (exit {finished.returncode})"
         except subprocess.TimeoutExpired:
             crash = f"hung: no answer within {timeout:.0f}s"
@@ -120,9 +130,10 @@ def import_each(
                 trying = None
         if trying is not None:
             results[trying] = crash
-        remaining = [m for m in todo if m not in results]
+        remaining = [item for item in todo if item not in results]
         if len(remaining) == len(todo):
-            results.update({m: crash for m in remaining})
+            results.update({item: crash for item in remaining})
             break
         todo = remaining
+    out.unlink(missing_ok=True)
     return results
