@@ -24,7 +24,12 @@ nox.options.sessions = ["lock_check", "lint", "typecheck", "unit"]
 
 # The runtime the layers are locked for; nox finds this interpreter on PATH.
 LOCK_PYTHON = "3.12"
-TOOLING_LOCKS = [("requirements/dev.in", "requirements/dev.txt"), ("requirements/lock.in", "requirements/lock.txt")]
+TOOLING_LOCKS = [
+    ("requirements/dev.in", "requirements/dev.txt"),
+    ("requirements/lock.in", "requirements/lock.txt"),
+    ("requirements/service-tests.in", "requirements/service-tests.txt"),
+    ("requirements/sam.in", "requirements/sam.txt"),
+]
 HERE = sys.executable  # the tooling environment nox runs in
 
 
@@ -125,40 +130,21 @@ def layer_tests(session: nox.Session) -> None:
 # no 3.11 wheels), so service_tests makes its own venv on that Python and installs
 # exactly what the layer locks pin. The moto server runs from the tooling venv.
 SERVICE_PYTHON = LOCK_PYTHON
-LAYER_LOCKS = sorted(ROOT.glob("layers/*/requirements.txt"))
-TOOLING_LOCKS += [
-    ("requirements/service-tests.in", "requirements/service-tests.txt"),
-    ("requirements/sam.in", "requirements/sam.txt"),
-]
 
 
 def _merged_layer_requirements(session: nox.Session) -> Path:
-    """One hash-pinned file with every layer's packages.
+    """One hash-pinned file with every layer's packages (pip refuses a package named in two
+    requirement files, and a function sees all of its layers merged in /opt anyway)."""
+    from lambda_ml_layers.training import merged_layer_requirements
 
-    pip refuses a package named in two requirement files ("Double requirement"), and a
-    function sees all of its layers merged in /opt anyway; a package pinned differently
-    by two layers is refused here, as the build refuses it.
-    """
-    from lambda_ml_layers.locks import parse_lock
-    from lambda_ml_layers.pip_runner import requirement_lines
-
-    merged: dict[str, object] = {}
-    for lock_path in LAYER_LOCKS:
-        for name, package in _engine(session, parse_lock, lock_path.read_text(), str(lock_path)).items():  # type: ignore[union-attr]
-            seen = merged.get(name)
-            if seen is not None and seen.version != package.version:  # type: ignore[attr-defined]
-                session.error(f"{name} is pinned at two versions across {LAYER_LOCKS}; run `nox -s lock`.")
-            merged[name] = package
     target = Path(session.create_tmp()) / "layers-merged.txt"
-    target.write_text(requirement_lines(merged.values()))  # type: ignore[arg-type]
+    target.write_text(_engine(session, merged_layer_requirements, ROOT))  # type: ignore[arg-type]
     return target
 
 
 @nox.session(python=SERVICE_PYTHON, tags=["ci"])
 def service_tests(session: nox.Session) -> None:
     """Handler tests on the layers' exact packages, against a local moto server over HTTP."""
-    if not LAYER_LOCKS:
-        session.error("No layers/*/requirements.txt: run `nox -s lock` first.")
     session.install(
         "--require-hashes",
         "-r",

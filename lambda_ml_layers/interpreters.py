@@ -25,8 +25,8 @@ def find_interpreter(runtime: Runtime) -> str:
         if result.returncode == 0 and len(lines) == 2 and lines[1] == runtime.version:
             return lines[0]
     raise InterpreterMissing(
-        f"Building for {runtime.name} needs a {command} interpreter on PATH: it compiles the "
-        f"layers' bytecode and imports every package to verify the layer. None works here.\n"
+        f"The {runtime.name} runtime needs a {command} interpreter on PATH: the layers' bytecode, their "
+        f"import checks and model training run in it. None works here.\n"
         f"  Fix: install Python {runtime.version} (e.g. `pyenv install {runtime.version}`, then run "
         f"`python3 scripts/bootstrap.py`, which makes pyenv's interpreters visible in this repo), "
         f"or build for a runtime you have with --runtime."

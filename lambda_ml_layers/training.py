@@ -18,9 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ConfigError, InstallError, InterpreterMissing, LayerToolError, LockError
+from .errors import ConfigError, InstallError, LayerToolError, LockError
+from .interpreters import find_interpreter
 from .locks import LOCK_COMMAND, LockedPackage, parse_lock
 from .pip_runner import requirement_lines
+from .runtimes import RUNTIMES
 
 TRAIN_PYTHON = "python3.12"  # the runtime in infra/template.yaml and layers/defaults.toml
 TRAINER = Path("services/training/trainer.py")
@@ -29,7 +31,7 @@ REFUSED_EXIT = 3  # trainer.py: the model did not beat the baseline
 
 
 class ModelRejected(LayerToolError):
-    exit_code = 9
+    exit_code = 10
 
 
 @dataclass(frozen=True)
@@ -67,22 +69,12 @@ def merged_layer_requirements(root: Path) -> str:
     return requirement_lines(merged.values())
 
 
-def find_python(name: str) -> str:
-    found = shutil.which(name)
-    if found is None:
-        raise InterpreterMissing(
-            f"{name} is not on PATH. Training must run on the Python the layers target (the "
-            f"model is unpickled there, and numpy 2.5 needs >= 3.12). Fix: install it (e.g. "
-            f"`pyenv install 3.12` and list it in .python-version, or `apt-get install "
-            f"python3.12`), then run `inv train-model` again."
-        )
-    return found
-
-
 def ensure_train_env(root: Path, python: str, log: Callable[[str], None]) -> Path:
     """The training venv, rebuilt only when the layer locks or the interpreter changed."""
     requirements = merged_layer_requirements(root)
-    interpreter = find_python(python)
+    if python not in RUNTIMES:
+        raise ConfigError(f"Training runs on a Lambda runtime's Python: one of {', '.join(RUNTIMES)}, not {python!r}.")
+    interpreter = find_interpreter(RUNTIMES[python])
     version = subprocess.run(
         [interpreter, "-c", "import sys; print(sys.version)"], capture_output=True, text=True, check=True
     ).stdout.strip()
@@ -94,7 +86,13 @@ def ensure_train_env(root: Path, python: str, log: Callable[[str], None]) -> Pat
         return venv_python
     log(f"Creating {VENV} with {python} ({version.split()[0]}) from the layer locks")
     shutil.rmtree(venv, ignore_errors=True)
-    subprocess.run([interpreter, "-m", "venv", str(venv)], check=True)
+    created = subprocess.run([interpreter, "-m", "venv", str(venv)], capture_output=True, text=True)
+    if created.returncode != 0:
+        shutil.rmtree(venv, ignore_errors=True)
+        raise InstallError(
+            f"{interpreter} could not create {VENV}: {created.stderr.strip()[-500:]}\n"
+            f"  Fix: install venv support for it (on Debian/Ubuntu: apt-get install python3.12-venv)."
+        )
     requirements_file = venv / "layers-merged.txt"
     requirements_file.write_text(requirements)
     result = subprocess.run(

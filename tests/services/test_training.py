@@ -17,6 +17,7 @@ import sklearn
 import trainer
 
 from lambda_ml_layers.errors import ConfigError, InterpreterMissing
+from lambda_ml_layers.interpreters import find_interpreter
 from lambda_ml_layers.training import TrainRequest, merged_layer_requirements, stages, train_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,6 +101,16 @@ def test_local_stage_needs_an_endpoint() -> None:
         train_model(TrainRequest(root=ROOT, stage="local", env={}))
 
 
-def test_missing_python312_is_explained() -> None:
-    with pytest.raises(InterpreterMissing, match=r"python3\.99 is not on PATH\. Training must run on the Python"):
+def test_missing_python312_is_explained(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no interpreters at all
+    find_interpreter.cache_clear()
+    try:
+        with pytest.raises(InterpreterMissing, match=r"needs a python3\.12 interpreter on PATH.*model training"):
+            train_model(TrainRequest(root=ROOT))
+    finally:
+        find_interpreter.cache_clear()
+
+
+def test_a_python_that_is_not_a_lambda_runtime_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"not 'python3\.99'"):
         train_model(TrainRequest(root=ROOT, python="python3.99"))
