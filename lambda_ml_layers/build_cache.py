@@ -88,6 +88,7 @@ class CacheEntry:
 def lookup(cache_dir: Path, layer: str, key: str) -> CacheEntry | None:
     entry = CacheEntry(cache_dir / layer / key)
     if entry.zip_path.is_file() and entry.manifest_path.is_file():
+        os.utime(entry.folder)  # recently used: pruned last
         return entry
     return None
 
@@ -110,8 +111,9 @@ def store(cache_dir: Path, layer: str, key: str, zip_file: Path, manifest: dict[
     return CacheEntry(parent / key)
 
 
-def prune(cache_dir: Path, layer: str, keep: str, keep_count: int = 3) -> None:
-    """Keep the newest few entries per layer so the cache does not grow without bound."""
+def prune(cache_dir: Path, layer: str, keep: str, keep_count: int = 6) -> None:
+    """Keep the most recently used entries per layer (enough for every runtime and arch) so the
+    cache does not grow without bound."""
     parent = cache_dir / layer
     if not parent.is_dir():
         return

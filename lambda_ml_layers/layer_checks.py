@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,7 +111,7 @@ def test_layer(
     python: str,
     output_dir: Path,
     pip_cache: Path,
-    say: object = print,
+    say: Callable[[str], None] = print,
     find_links: Path | None = None,
 ) -> LayerTestResult:
     result = LayerTestResult(layer.name, runtime.name, arch)
@@ -121,7 +122,7 @@ def test_layer(
         opt = work / "opt"
         for member in chain:
             extract(built_zip(output_dir, member.name), opt)
-        _say(say, f"{layer.name}: installing the same lock unstripped for comparison")
+        say(f"{layer.name}: installing the same lock unstripped for comparison")
         reference_site = work / "reference" / "python"
         packages = {name: p for c in chain for name, p in locks[c.name].packages.items()}
         install_for_target(list(packages.values()), reference_site, runtime, arch, pip_cache, find_links)
@@ -130,7 +131,7 @@ def test_layer(
         modules = modules_of(own_files)
         plan = plan_strip(own_files, layer.strip_rules, layer.protect)
         removed = {name: rule for rule, paths in plan.items() for rel in paths if (name := module_name(rel))}
-        _say(say, f"{layer.name}: importing {len(modules)} modules unstripped, then from the zip")
+        say(f"{layer.name}: importing {len(modules)} modules unstripped, then from the zip")
         reference = run_each(python, "import", sorted(modules), work, [str(reference_site)])
         importable = sorted(m for m, error in reference.items() if error is None)
         stripped = run_each(python, "import", importable, work, lambda_sys_path(opt, runtime))
@@ -179,13 +180,12 @@ def run_smoke_test(python: str, layer: LayerConfig, opt: Path, runtime: Runtime,
     return []
 
 
-def _say(say: object, message: str) -> None:
-    if callable(say):
-        say(message)
-
-
 def run_layer_tests(
-    project: ProjectConfig, runtime_name: str, python: str, say: object = print, find_links: Path | None = None
+    project: ProjectConfig,
+    runtime_name: str,
+    python: str,
+    say: Callable[[str], None] = print,
+    find_links: Path | None = None,
 ) -> list[LayerTestResult]:
     """Test every layer zip built for this runtime (any arch this machine can run); [] if none."""
     runtime = RUNTIMES[runtime_name]
@@ -196,15 +196,14 @@ def run_layer_tests(
         if not output_dir.is_dir() or not any(output_dir.glob("*.zip")):
             continue
         if machine != os.uname().machine:
-            _say(say, f"{output_dir}: {arch} layers cannot run on this {os.uname().machine} machine; not tested")
+            say(f"{output_dir}: {arch} layers cannot run on this {os.uname().machine} machine; not tested")
             continue
         for layer in build_order(project):
             if not (output_dir / f"{layer.name}.zip").exists():
                 continue
             pip_cache = build / "cache" / "pip"
             result = test_layer(project, layer, runtime, arch, python, output_dir, pip_cache, say, find_links)
-            _say(
-                say,
+            say(
                 f"{layer.name} ({runtime_name}, {arch}): {result.modules_checked} modules import unstripped; "
                 f"{result.removed_on_purpose} removed on purpose by strip rules, {result.allowed_failures} allowed "
                 f"to fail, {len(result.failures)} failures",

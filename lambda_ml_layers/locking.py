@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from .config import ProjectConfig
@@ -16,7 +17,9 @@ from .locks import (
 from .pip_runner import pip_compile
 
 
-def compile_locks(project: ProjectConfig, python: str, upgrade: bool = False, say: object = print) -> None:
+def compile_locks(
+    project: ProjectConfig, python: str, upgrade: bool = False, say: Callable[[str], None] = print
+) -> None:
     """Resolve every layer's requirements.in together, then lock each layer within that resolution.
 
     Resolving together keeps a package shared by two layers (python-dateutil, numpy) at one
@@ -25,10 +28,10 @@ def compile_locks(project: ProjectConfig, python: str, upgrade: bool = False, sa
     layers_dir = project.root / "layers"
     sources = [str(layer.requirements_in.relative_to(layers_dir)) for layer in project.layers]
     extra = ["--upgrade"] if upgrade else []
-    _say(say, f"Resolving {len(sources)} layers together -> layers/{RESOLUTION_FILE}")
+    say(f"Resolving {len(sources)} layers together -> layers/{RESOLUTION_FILE}")
     pip_compile(python, sources, RESOLUTION_FILE, cwd=layers_dir, hashes=False, extra_args=extra)
     for layer in project.layers:
-        _say(say, f"Locking {layer.name} -> {layer.lock.relative_to(project.root)}")
+        say(f"Locking {layer.name} -> {layer.lock.relative_to(project.root)}")
         pip_compile(
             python,
             ["requirements.in"],
@@ -65,8 +68,3 @@ def check_tooling_lock(requirements_in: Path, lock_path: Path) -> str:
     ]
     collect(problems, LockError, "The tooling lock cannot be used:")
     return f"{lock_path}: {len(lock)} packages, hashed, current"
-
-
-def _say(say: object, message: str) -> None:
-    if callable(say):
-        say(message)

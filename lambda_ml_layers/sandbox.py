@@ -131,7 +131,8 @@ class LambdaSandbox:
         self.runtime = runtime
         self.extra_environment = environment or {}
         self._own_workdir = workdir is None
-        self.root = workdir or Path(tempfile.mkdtemp(prefix=f"sandbox-{spec.name}-"))
+        # A temporary folder is made on entering, so a sandbox never entered leaves nothing behind.
+        self.root = workdir or Path(tempfile.gettempdir()) / f"sandbox-{spec.name}-{uuid.uuid4().hex[:8]}"
         self.task = self.root / "task"
         self.opt = self.root / "opt"
         self.tmp = self.root / "tmp"
@@ -187,7 +188,11 @@ class LambdaSandbox:
 
     # -- lifecycle ------------------------------------------------------------------------
     def __enter__(self) -> LambdaSandbox:
-        self.lay_out()
+        try:
+            self.lay_out()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:

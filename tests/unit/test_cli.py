@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -71,7 +73,9 @@ def test_ctrl_c_mid_build_leaves_nothing_half_written(tmp_path: Path) -> None:
     assert not project.output_zip("tinylayer").exists()
     assert not (project.root / "build" / "tmp").exists()
     cache = project.root / "build" / "cache" / "layers" / "tinylayer"
-    assert not cache.exists() or all((entry / "manifest.json").exists() for entry in cache.iterdir())
+    for entry in cache.iterdir() if cache.exists() else []:  # only complete entries, never a half one
+        manifest = json.loads((entry / "manifest.json").read_text())
+        assert hashlib.sha256((entry / "layer.zip").read_bytes()).hexdigest() == manifest["sha256"]
 
     result = run_build(project)
     assert result.returncode == 0, result.stderr

@@ -47,7 +47,9 @@ def layer_with_a_deep_import(tmp_path: Path, extra_rule: str = "") -> Path:
 
 def run(root: Path) -> list[str]:
     python = find_interpreter(RUNTIMES["python3.12"])
-    [result] = run_layer_tests(load_project(root), "python3.12", python, say=None, find_links=root.parent / "wheels")
+    [result] = run_layer_tests(
+        load_project(root), "python3.12", python, say=lambda message: None, find_links=root.parent / "wheels"
+    )
     assert result.modules_checked >= 4
     return result.failures
 
