@@ -24,13 +24,13 @@ class StepResult:
 
 
 def walk_files(root: Path) -> Iterator[tuple[str, int]]:
-    """(posix path relative to root, size) for every regular file, in sorted order."""
+    """(posix path relative to root, size) for every file (links followed), in sorted order."""
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         base = Path(dirpath)
         for name in sorted(filenames):
             path = base / name
-            if path.is_symlink() or not path.is_file():
+            if not path.is_file():  # a link to a file counts as that file, as zip tools store it
                 continue
             yield path.relative_to(root).as_posix(), path.stat().st_size
 

@@ -1,7 +1,7 @@
 """Load the trained model bundle from S3: verified by sha256, cached in /tmp, version-checked.
 
-CANONICAL COPY, copied into the packages that load the model (feature_engineering,
-predictions) as `<package>/model_store.py`; tests/services/test_shared_copies.py checks it.
+Linked into the packages that load the model (feature_engineering, predictions) as
+`<package>/model_store.py`; tests/services/test_shared_copies.py checks the links.
 
 The model bucket holds, per `inv train-model --stage X`:
     models/<version>/model.joblib   the bundle: {"preprocessor", "model", "feature_names", ...}

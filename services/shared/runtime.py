@@ -1,10 +1,8 @@
 """Handler plumbing every pipeline function shares: logging, metrics, layer imports, S3 I/O.
 
-CANONICAL COPY. Lambda packages each function's folder alone (CodeUri), and the functions
-cannot import the build tooling, so this file is copied into every function package as
-`<package>/runtime.py`; tests/services/test_shared_copies.py fails when a copy drifts.
-Edit here, then copy:  for f in data_validation feature_engineering predictions; do
-cp services/shared/runtime.py services/$f/$f/runtime.py; done
+Lambda packages each function's folder alone (CodeUri), so every function package has
+`<package>/runtime.py` as a link to this file: `sam package` and the project's sandbox store
+the link's content. tests/services/test_shared_copies.py checks the links.
 
 Standard library only at import time: the layer packages are imported through
 `layer_imports`, so a missing layer is reported as such and not as a bare ImportError.

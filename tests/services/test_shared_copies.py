@@ -1,5 +1,5 @@
-"""Each function ships its own copy of the shared helpers (Lambda packages a CodeUri alone);
-the copies must stay identical to services/shared/."""
+"""Each function's package links the shared helpers in (Lambda packages a CodeUri alone, and
+`sam package` and the sandbox copy a link's content), so there is one source: services/shared/."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 SERVICES = Path(__file__).resolve().parents[2] / "services"
-COPIES = [
+LINKS = [
     ("runtime.py", "data_validation"),
     ("runtime.py", "feature_engineering"),
     ("runtime.py", "predictions"),
@@ -17,11 +17,8 @@ COPIES = [
 ]
 
 
-@pytest.mark.parametrize(("name", "package"), COPIES)
-def test_copy_matches_canonical(name: str, package: str) -> None:
-    canonical = (SERVICES / "shared" / name).read_text()
-    copy = SERVICES / package / package / name
-    assert copy.read_text() == canonical, (
-        f"{copy} differs from services/shared/{name}: edit the shared file and copy it: "
-        f"cp services/shared/{name} {copy.relative_to(SERVICES.parent)}"
-    )
+@pytest.mark.parametrize(("name", "package"), LINKS)
+def test_package_links_the_shared_module(name: str, package: str) -> None:
+    link = SERVICES / package / package / name
+    assert link.is_symlink(), f"{link} must be a link to services/shared/{name}, not a copy"
+    assert link.resolve() == (SERVICES / "shared" / name).resolve()
