@@ -47,7 +47,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: the engine package is not installed in .venv
 
-from lambda_ml_layers.build import BuildPaths, resolve_target  # noqa: E402
+from lambda_ml_layers.build import resolve_target  # noqa: E402
 from lambda_ml_layers.config import (  # noqa: E402
     BYTECODE_POLICIES,
     LayerConfig,
@@ -62,6 +62,7 @@ from lambda_ml_layers.layer_contents import load_locks, modules_to_verify, packa
 from lambda_ml_layers.layer_tree import walk_files  # noqa: E402
 from lambda_ml_layers.layer_zip import extract, sha256_of, unzipped_size  # noqa: E402
 from lambda_ml_layers.locks import LayerLock  # noqa: E402
+from lambda_ml_layers.paths import BuildPaths  # noqa: E402
 from lambda_ml_layers.pip_runner import install_for_target  # noqa: E402
 from lambda_ml_layers.runtimes import LAMBDA_UNZIPPED_LIMIT, MB, Runtime  # noqa: E402
 from lambda_ml_layers.verify import check_layer, lambda_sys_path  # noqa: E402

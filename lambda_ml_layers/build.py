@@ -47,6 +47,7 @@ from .layer_tree import (
 )
 from .layer_zip import extract, sha256_of, unzipped_size, write_zip
 from .locks import LayerLock
+from .paths import BuildPaths
 from .pip_runner import install_for_target
 from .progress import BuildProgress
 from .report import print_report, report_data, write_report
@@ -76,26 +77,6 @@ class BuildRequest:
     force: bool = False
     headroom_bytes: int = 5 * MB
     find_links: Path | None = None  # install only from this folder of wheels (offline builds, tests)
-
-
-@dataclass(frozen=True)
-class BuildPaths:
-    build: Path
-
-    @property
-    def cache(self) -> Path:
-        return self.build / "cache" / "layers"
-
-    @property
-    def pip_cache(self) -> Path:
-        return self.build / "cache" / "pip"
-
-    @property
-    def tmp(self) -> Path:
-        return self.build / "tmp"
-
-    def output_dir(self, runtime: str, arch: str) -> Path:
-        return self.build / "layers" / f"{runtime}-{arch}"
 
 
 @dataclass(frozen=True)
