@@ -1,10 +1,14 @@
 """A real moto server on a free localhost port: the local AWS endpoint for tests and deploys.
 
 Standard library only, so it is importable from any interpreter the project uses (the
-python3.12 handler-test venv has no moto; it runs the tooling venv's `moto_server`).
+python3.12 handler-test venv has no moto; it runs the tooling venv's python).
 
     with moto_server() as server:
         os.environ["AWS_ENDPOINT_URL"] = server.endpoint_url   # http://localhost:PORT
+
+By default the server is moto patched by `lambda_ml_layers.local_aws_fixes` (SAM transform,
+outputs, change detection and rollback as CloudFormation does them), run by the tooling python
+(`$MOTO_PYTHON`, else `.venv/bin/python`); `moto_server(stock=True)` runs plain `moto_server`.
 
 The endpoint is `localhost`, never 127.0.0.1: with an IP host moto reads the host of
 CloudFormation template URLs as a bucket name (DESIGN.md section 3).
@@ -37,6 +41,7 @@ DUMMY_CREDENTIALS = {
     "AWS_SESSION_TOKEN": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
+FIXES_MODULE = "lambda_ml_layers.local_aws_fixes"
 
 
 class LocalAWSError(LayerToolError):
@@ -105,24 +110,60 @@ def find_moto_server() -> Path:
     )
 
 
+def find_tooling_python() -> Path:
+    """MOTO_PYTHON, else the tooling venv's python: the interpreter that runs the patched server."""
+    configured = os.environ.get("MOTO_PYTHON")
+    candidate = Path(configured) if configured else ROOT / ".venv" / "bin" / "python"
+    if candidate.is_file() and os.access(candidate, os.X_OK):
+        return candidate
+    looked_at = f"$MOTO_PYTHON ({configured})" if configured else ".venv/bin/python ($MOTO_PYTHON is not set)"
+    raise LocalAWSError(
+        f"The python for the patched moto server was not found: looked at {looked_at}. "
+        "Fix: set up the tooling venv (it installs moto[server] and aws-sam-translator from "
+        "requirements/dev.txt), or point MOTO_PYTHON at a python that has them; "
+        "moto_server(stock=True) runs plain moto_server instead."
+    )
+
+
+def server_command(executable: Path | None, port: int, stock: bool) -> list[str]:
+    """The command line of a server on `port`: `executable` (a moto_server-like program) if given,
+    else plain moto_server if `stock`, else the tooling python running the patched server."""
+    options = ["-H", HOST, "-p", str(port)]
+    if executable is not None:
+        return [str(executable), *options]
+    if stock:
+        return [str(find_moto_server()), *options]
+    return [str(find_tooling_python()), "-m", FIXES_MODULE, *options]
+
+
+def server_environment() -> dict[str, str]:
+    """The server's environment: ours, a region (the SAM translator needs one) and the engine
+    importable from the source tree, whatever the current directory."""
+    pythonpath = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "AWS_DEFAULT_REGION": DUMMY_CREDENTIALS["AWS_DEFAULT_REGION"], "PYTHONPATH": pythonpath}
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((HOST, 0))
         return int(probe.getsockname()[1])
 
 
-def start_moto_server(executable: Path | None = None, timeout: float = 30.0) -> MotoServer:
-    """Start moto_server on a free port and wait until it answers HTTP."""
-    binary = executable or find_moto_server()
+def start_moto_server(executable: Path | None = None, timeout: float = 30.0, *, stock: bool = False) -> MotoServer:
+    """Start a moto server on a free port and wait until it answers HTTP: the patched one
+    (`local_aws_fixes`) unless `stock` or an `executable` (run like moto_server) is given."""
+    server_command(executable, 0, stock)  # a missing interpreter or program fails here, once
     last_error: Exception | None = None
     for _attempt in range(3):  # another process can take the port between probe and bind
         port = free_port()
         log = tempfile.NamedTemporaryFile(prefix="moto-", suffix=".log", delete=False)  # noqa: SIM115
         process = subprocess.Popen(
-            [str(binary), "-H", HOST, "-p", str(port)],
+            server_command(executable, port, stock),
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            cwd=ROOT,
+            env=server_environment(),
         )
         log.close()
         server = MotoServer(process, port, Path(log.name))
@@ -148,8 +189,8 @@ def start_moto_server(executable: Path | None = None, timeout: float = 30.0) -> 
 
 
 @contextlib.contextmanager
-def moto_server(executable: Path | None = None) -> Iterator[MotoServer]:
-    server = start_moto_server(executable)
+def moto_server(executable: Path | None = None, *, stock: bool = False) -> Iterator[MotoServer]:
+    server = start_moto_server(executable, stock=stock)
     try:
         yield server
     finally:

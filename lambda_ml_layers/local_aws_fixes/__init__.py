@@ -1,0 +1,92 @@
+"""Local AWS that behaves like AWS where the project relies on it: fixes to moto's server.
+
+Stock moto (server mode) is the project's offline AWS (DESIGN.md section 3), but `sam deploy`
+of `infra/template.yaml` against it deploys an empty stack, drops layers, never rolls back and
+mis-reports changes. This package closes those gaps by replacing methods on moto's classes in
+the server's own process, before it serves (`python -m lambda_ml_layers.local_aws_fixes`, what
+`local_aws.moto_server()` starts by default). It is pinned to one moto version: each patch was
+written against that version's source, so `apply()` refuses any other.
+
+Gaps closed, CloudFormation level (`cloudformation.py`):
+
+1. SAM transform. Stock moto stores `Transform: AWS::Serverless-2016-10-31` templates untouched
+   and creates no resources from them (an empty stack that reports success). Now the real SAM
+   translator runs on create_stack, create_change_set and update_stack with the resolved
+   parameter values; a translation error fails the change set (FAILED, StatusReason
+   "Transform AWS::Serverless-2016-10-31 failed with: ...") or the call (ValidationError), as
+   on AWS; GetTemplate returns the original template (TemplateStage Processed: the translation).
+2. Change-set execution rebuilds the stack's outputs, exports, parameters and description
+   (stock moto only stores the new template, so Outputs stay empty after `sam deploy`).
+3. Parameter changes. A change set is "no changes" only when the (processed) template and the
+   RESOLVED parameter values (defaults and UsePreviousValue included) are both unchanged;
+   otherwise it is created, lists the resources that use a changed parameter and is applied.
+   A truly identical deploy gets AWS's FAILED change set, "The submitted information didn't
+   contain changes. ..." (sam deploy: "No changes to deploy"); update_stack gets "No updates are
+   to be performed.".
+4. Rollback. A resource failing during execute_change_set, update_stack or create_stack gives
+   a CREATE_FAILED / UPDATE_FAILED resource event with the failure as ResourceStatusReason, then
+   UPDATE_ROLLBACK_IN_PROGRESS ("The following resource(s) failed to update: [Id]."), the
+   previous template and parameters re-applied, UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS,
+   UPDATE_ROLLBACK_COMPLETE, with the old template, parameters and outputs kept; the change set
+   ends EXECUTE_FAILED. A failed create deletes what it made and ends ROLLBACK_COMPLETE. The API
+   call itself succeeds, as on AWS (where execution is asynchronous). Updates apply resources in
+   CloudFormation's order (create and update first, remove old resources in the cleanup phase,
+   keeping DeletionPolicy Retain ones), so a rollback finds the old resources still there.
+5. No stale comparisons: the stack's template, processed template and resolved parameters are
+   the ones last applied (or restored by a rollback), so redeploying an earlier release is a
+   change, and redeploying the current one is not.
+   Also: a CREATE change set for a stack left in REVIEW_IN_PROGRESS reuses it (stock moto made a
+   second stack of the same name), and for any other existing stack is AlreadyExistsException.
+
+Gaps closed, resource models (`resources.py`): `AWS::Lambda::LayerVersion` (`Ref` is the
+version ARN, LayerName honoured, update and delete handlers), a function's `Layers`,
+`AWS::Lambda::Version` (`Ref` and `GetAtt Version`), `AWS::Lambda::Alias`, and
+`AWS::StepFunctions::StateMachine` DefinitionSubstitutions.
+
+Still different from AWS: everything is synchronous (a deploy is complete, or rolled back, when
+ExecuteChangeSet returns); `DisableRollback` is ignored (a failure always rolls back); change
+sets list Add/Modify/Remove without Replacement or Details; per-resource events are written
+only for failures.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from ..local_aws import LocalAWSError
+
+MOTO_VERSION = "5.2.5"
+
+_applied = False
+
+
+def installed_moto_version() -> str:
+    from importlib.metadata import version
+
+    return version("moto")
+
+
+def apply() -> None:
+    """Patch moto's classes in this process (idempotent). Call before the server starts."""
+    global _applied
+    if _applied:
+        return
+    found = installed_moto_version()
+    if found != MOTO_VERSION:
+        raise LocalAWSError(
+            f"lambda_ml_layers.local_aws_fixes is written against moto {MOTO_VERSION}, but moto {found} "
+            "is installed: its patches replace moto internals and could silently misbehave on another "
+            f"version. Fix: install moto[server]=={MOTO_VERSION} (requirements/dev.txt), or port the "
+            "patches and their tests (tests/integration/test_local_aws_fixes.py) and bump MOTO_VERSION."
+        )
+    from .cloudformation import apply as apply_cloudformation
+
+    apply_cloudformation()
+    try:
+        resources = importlib.import_module(f"{__name__}.resources")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__name__}.resources":
+            raise
+    else:
+        resources.apply()
+    _applied = True
