@@ -37,6 +37,12 @@ class BuildInProgress(LayerToolError):
     exit_code = 9
 
 
+class SecurityScanError(LayerToolError):
+    """The template failed the pre-deploy security scan (checkov), or the scan could not run."""
+
+    exit_code = 11
+
+
 class BuildInterrupted(LayerToolError):
     exit_code = 130
 
