@@ -482,10 +482,7 @@ def _patch_version() -> None:
             )
         published = backend._lambdas._functions[function.function_name]["versions"]
         if published and _version_fingerprint(published[-1]) == _version_fingerprint(function):
-            raise _invalid_parameter(
-                f"A version for this Lambda function exists ( {published[-1].version} ). "
-                "Modify the function to create a new version."
-            )
+            raise _version_exists(published[-1].version)
         function.code_or_config_updated = True  # stock publish_version decides by this flag
         version = backend.publish_version(function.function_name, properties.get("Description", ""))
         resource = cls({"Version": version.version})
@@ -539,6 +536,18 @@ def _version_fingerprint(function: Any) -> str:
     configuration = function.get_configuration()
     kept = {key: value for key, value in configuration.items() if key not in _NOT_VERSIONED}
     return json.dumps(kept, sort_keys=True, default=str)
+
+
+def _version_exists(number: Any) -> Exception:
+    """Lambda's 409 when nothing changed since the last published version, as CloudFormation reports it."""
+    from moto.awslambda.exceptions import LambdaClientError
+
+    error = LambdaClientError(
+        "ResourceConflictException",
+        f"A version for this Lambda function exists ( {number} ). Modify the function to create a new version.",
+    )
+    error.code = 409
+    return error
 
 
 def _sync_function_with_stack(function: Any, stack_id: str | None, account_id: str, region_name: str) -> Any:
