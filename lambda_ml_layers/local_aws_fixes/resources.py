@@ -27,8 +27,10 @@ from __future__ import annotations
 import base64
 import contextlib
 import copy
+import io
 import json
 import re
+import zipfile
 from importlib import metadata
 from typing import Any
 
@@ -36,6 +38,7 @@ from ..local_aws import LocalAWSError
 
 MOTO_VERSION = "5.2.5"
 MAX_LAYERS = 5
+UNZIPPED_LIMIT = 262_144_000  # bytes: a function's code plus all its layers, unzipped
 # AWS's own pattern for an entry of a function's Layers (from its ValidationException).
 LAYER_ARN_PATTERN = (
     r"(arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\d{12}:layer:[a-zA-Z0-9-_]+:[0-9]+)"
@@ -64,6 +67,7 @@ def apply() -> None:
     _patch_version()
     _register_alias()
     _patch_state_machine()
+    _patch_unzipped_size_limit()
     _refresh_model_maps()
     _applied = True
 
@@ -185,6 +189,7 @@ def _patch_layer_version() -> None:
         layer_version = _lambda_backend(account_id, region_name).publish_layer_version(spec)
         if key is not None:  # the exact object version asked for (stock reads the latest one)
             _set_code_from_s3_object(layer_version, key)
+            layer_version._unzipped_size = None
         _remember_policies(layer_version, cloudformation_json)
         return layer_version
 
@@ -408,6 +413,13 @@ def _update_function(
     layers = _checked_layers(account_id, region_name, list(properties.get("Layers", [])))
     code_changed = properties["Code"] != previous.get("Code")
     code, key = _function_code(cls, properties["Code"], account_id, region_name) if code_changed else ({}, None)
+    if not code_changed:
+        new_code_bytes = getattr(function, "code_bytes", b"")
+    elif key is not None:
+        new_code_bytes = key.value
+    else:
+        new_code_bytes = base64.b64decode(code["ZipFile"]) if "ZipFile" in code else b""
+    _check_unzipped_size(account_id, region_name, new_code_bytes, layers)
 
     function.update_configuration(
         {
@@ -809,6 +821,95 @@ def _state_machine_definition(properties: dict[str, Any], account_id: str, regio
         text = json.dumps(value) if isinstance(value, bool) else str(value)
         definition = definition.replace("${" + key_name + "}", text)
     return definition
+
+
+# --- 7. Lambda's unzipped size limit -------------------------------------------------------------
+#
+# Stock: any size is accepted, so a deploy that AWS refuses succeeds locally.
+# AWS (DESIGN.md section 2): a function's code plus all its layers must unzip to at most
+# 262,144,000 bytes. PublishLayerVersion of a bigger layer: "Unzipped size must be smaller than
+# 262144000 bytes". A function whose layers already take it all: "Layers consume more than the
+# available size of 262144000 bytes"; else, code bigger than the room the layers leave:
+# "Unzipped size must be smaller than N bytes", N = 262144000 - the layers' unzipped size. All are
+# InvalidParameterValueException, from the Lambda API and from CloudFormation alike.
+# Patch: checked where moto stores a layer version or a function (every create, API or stack),
+# after UpdateFunctionConfiguration and UpdateFunctionCode (undone if over), and before a stack
+# update changes a function (`_update_function`). Unzipped size = the sum of the zip's entries.
+
+
+def _unzipped_size(data: bytes) -> int:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return sum(info.file_size for info in archive.infolist())
+    except zipfile.BadZipFile:
+        return len(data)
+
+
+def _layer_unzipped_size(layer_version: Any) -> int:
+    size = getattr(layer_version, "_unzipped_size", None)
+    if size is None:
+        size = _unzipped_size(layer_version.code_bytes)
+        layer_version._unzipped_size = size
+    return int(size)
+
+
+def _check_unzipped_size(account_id: str, region_name: str, code_bytes: bytes, layers: list[Any]) -> None:
+    backend = _lambda_backend(account_id, region_name)
+    layer_versions = [backend.layers_versions_by_arn(entry["Arn"]) for entry in layers]
+    layer_bytes = sum(_layer_unzipped_size(lv) for lv in layer_versions if lv is not None)
+    if layer_bytes > UNZIPPED_LIMIT:
+        raise _invalid_parameter(f"Layers consume more than the available size of {UNZIPPED_LIMIT} bytes")
+    room = UNZIPPED_LIMIT - layer_bytes
+    if _unzipped_size(code_bytes) > room:
+        raise _invalid_parameter(f"Unzipped size must be smaller than {room} bytes")
+
+
+def _check_function_size(function: Any) -> None:
+    _check_unzipped_size(function.account_id, function.region, getattr(function, "code_bytes", b""), function.layers)
+
+
+_CODE_STATE = ("code", "code_bytes", "code_size", "code_sha_256", "code_digest", "layers")
+
+
+def _patch_unzipped_size_limit() -> None:
+    from moto.awslambda.models import LambdaFunction, LambdaStorage, LayerStorage
+
+    put_layer_version = LayerStorage.put_layer_version
+    put_function = LambdaStorage.put_function
+    update_configuration = LambdaFunction.update_configuration
+    update_function_code = LambdaFunction.update_function_code
+
+    def checked_put_layer_version(self: Any, layer_version: Any) -> None:
+        if _layer_unzipped_size(layer_version) > UNZIPPED_LIMIT:
+            raise _invalid_parameter(f"Unzipped size must be smaller than {UNZIPPED_LIMIT} bytes")
+        put_layer_version(self, layer_version)
+
+    def checked_put_function(self: Any, function: Any) -> None:
+        _check_function_size(function)
+        put_function(self, function)
+
+    def undone_if_over(original: Any) -> Any:
+        def checked(self: Any, *args: Any, **kwargs: Any) -> Any:
+            saved = {name: getattr(self, name) for name in _CODE_STATE if hasattr(self, name)}
+            saved["code"] = dict(saved.get("code") or {})  # moto edits this dict in place
+            result = original(self, *args, **kwargs)
+            try:
+                _check_function_size(self)
+            except Exception:
+                for name, value in saved.items():
+                    setattr(self, name, value)
+                raise
+            return result
+
+        return checked
+
+    _patch(LayerStorage, put_layer_version=checked_put_layer_version)
+    _patch(LambdaStorage, put_function=checked_put_function)
+    _patch(
+        LambdaFunction,
+        update_configuration=undone_if_over(update_configuration),
+        update_function_code=undone_if_over(update_function_code),
+    )
 
 
 # --- moto's cached model maps -----------------------------------------------------------------

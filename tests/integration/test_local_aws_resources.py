@@ -109,6 +109,18 @@ class AWS:
         self.s3.put_object(Bucket=BUCKET, Key=key, Body=data)
         return data
 
+    def upload_zeros(self, key: str, unzipped_bytes: int) -> None:
+        """A zip holding one file of `unzipped_bytes` zero bytes (it compresses to almost nothing)."""
+        buffer = io.BytesIO()
+        chunk = bytes(1 << 20)
+        with (
+            zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive,
+            archive.open("python/zeros.bin", "w", force_zip64=True) as member,
+        ):
+            for start in range(0, unzipped_bytes, len(chunk)):
+                member.write(chunk[: min(len(chunk), unzipped_bytes - start)])
+        self.s3.put_object(Bucket=BUCKET, Key=key, Body=buffer.getvalue())
+
     def create(self, resources: dict[str, Any], outputs: dict[str, Any] | None = None, *, check: bool = True) -> None:
         self.cfn.create_stack(
             StackName=STACK, TemplateBody=template(resources, outputs), Capabilities=["CAPABILITY_IAM"]
@@ -550,3 +562,31 @@ def test_events_rule_and_permission_keep_working(aws: AWS) -> None:
     assert [t["Arn"] for t in targets] == [f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:pipeline"]
     policy = json.loads(aws.lam.get_policy(FunctionName="fn")["Policy"])
     assert [s["Principal"] for s in policy["Statement"]] == [{"Service": "events.amazonaws.com"}]
+
+
+# --- 7. Lambda's unzipped size limit ----------------------------------------------------------
+
+
+@on_servers("any unzipped size is accepted")
+def test_function_over_the_unzipped_limit_with_its_layers_fails_like_aws(aws: AWS) -> None:
+    aws.upload_zeros("big-1.zip", 130_000_000)
+    aws.upload_zeros("big-2.zip", 130_000_000)
+    aws.upload_zeros("app.zip", 3_000_000)
+    layers = {"Big1": layer("big-1", "big-1.zip", retain=True), "Big2": layer("big-2", "big-2.zip", retain=True)}
+
+    reason = aws.failure(
+        lambda: aws.create({**layers, "Fn": function("fn", "app.zip", [{"Ref": "Big1"}, {"Ref": "Big2"}])}, check=False)
+    )
+
+    assert "Unzipped size must be smaller than 2144000 bytes" in reason  # 262144000 less the layers' 260000000
+    aws.assert_error_code(reason, "InvalidParameterValueException")
+
+
+@on_servers("any unzipped size is accepted")
+def test_layer_over_the_unzipped_limit_fails_like_aws(aws: AWS) -> None:
+    aws.upload_zeros("huge.zip", 262_144_001)
+
+    reason = aws.failure(lambda: aws.create({"Huge": layer("huge", "huge.zip")}, check=False))
+
+    assert "Unzipped size must be smaller than 262144000 bytes" in reason
+    aws.assert_error_code(reason, "InvalidParameterValueException")
