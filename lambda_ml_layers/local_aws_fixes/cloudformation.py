@@ -276,10 +276,7 @@ def update_resources(rmap: ResourceMap, template: dict[str, Any], parameters: di
         name
         for name in order
         if name in old_resources
-        and (
-            not _same_resource(old_resources[name], pristine[name])
-            or changed_parameters & references(pristine[name])
-        )
+        and (not _same_resource(old_resources[name], pristine[name]) or changed_parameters & references(pristine[name]))
     ]
     last_error: Exception | None = None
     for _attempt in range(parsing.MAX_UPDATE_ATTEMPTS):  # a resource can need another updated first
@@ -370,12 +367,7 @@ def _set_status(stack: Stack, status: str, reason: str | None = None) -> None:
 def _refresh(backend: CloudFormationBackend, stack: Stack, release: _Release) -> None:
     """Make the stack describe `release`: template, parameters, description, outputs, exports
     (stock execute_change_set stored only the template)."""
-    stack.template = release.template
-    setattr(stack, PROCESSED, release.processed)
-    setattr(stack, RESOLVED, dict(release.resolved))
-    stack.parameters = dict(release.given)
-    stack.template_dict = release.template_dict()
-    stack.description = stack.template_dict.get("Description")
+    _record_template(stack, release)
     stack.output_map = stack._create_output_map()
     for name, export in list(backend.exports.items()):
         if export.exporting_stack_id == stack.stack_id:
@@ -383,6 +375,15 @@ def _refresh(backend: CloudFormationBackend, stack: Stack, release: _Release) ->
     backend._validate_export_uniqueness(stack)
     for export in stack.exports:
         backend.exports[export.name] = export
+
+
+def _record_template(stack: Stack, release: _Release) -> None:
+    stack.template = release.template
+    setattr(stack, PROCESSED, release.processed)
+    setattr(stack, RESOLVED, dict(release.resolved))
+    stack.parameters = dict(release.given)
+    stack.template_dict = release.template_dict()
+    stack.description = stack.template_dict.get("Description")
 
 
 def _apply(backend: CloudFormationBackend, stack: Stack, release: _Release) -> list[str]:
@@ -414,6 +415,9 @@ def _deploy(backend: CloudFormationBackend, stack: Stack, release: _Release, cre
         else:
             reason = _message(exc)
         if creating:
+            # A stack whose create failed keeps the submitted template (GetTemplate and
+            # GetTemplateSummary read it; stock moto's change-set stack had only `{}`).
+            _record_template(stack, release)
             _roll_back_create(backend, stack, f"{reason} Rollback requested by user." if failed else reason)
         else:
             _roll_back_update(backend, stack, previous, reason)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from lambda_ml_layers.local_aws import MotoServer, start_moto_server
 
@@ -322,6 +323,11 @@ def test_failed_create_rolls_back(aws: MotoServer) -> None:
         ("failed-create", "ROLLBACK_IN_PROGRESS"),
         ("failed-create", "ROLLBACK_COMPLETE"),
     ]
+    # As on AWS, the stack keeps the submitted template and can only be deleted, not updated.
+    summary = cloudformation.get_template_summary(StackName="failed-create")
+    assert [p["ParameterKey"] for p in summary["Parameters"]] == ["Name"]
+    with pytest.raises(ClientError, match="ROLLBACK_COMPLETE state and can not be updated"):
+        change_set(aws, "failed-create", ROLLBACK_BEFORE)
 
 
 # --- 5. no stale comparisons --------------------------------------------------------------------
