@@ -65,7 +65,8 @@ from lambda_ml_layers.training import TrainRequest, train_model  # noqa: E402
 
 TEMPLATE = ROOT / "infra" / "template.yaml"
 SAMPLE = ROOT / "data" / "sample" / "transactions.csv"
-OUT_DIR = ROOT / "build" / "benchmarks"
+PATHS = BuildPaths.of(ROOT)
+OUT_DIR = PATHS.benchmarks
 UNSTRIPPED_DIR = OUT_DIR / "cold_start-unstripped"
 GOAL_RATIO = 1 / 3  # issue 4: built init at most a third of the unstripped source-only one
 VARIANTS = ("unstripped", "built")
@@ -84,7 +85,7 @@ def unstripped_zips(project: ProjectConfig, layers: list[LayerConfig], runtime: 
     """Each layer's lock minus its base layers' packages, installed by the engine's install step
     and zipped by its zip writer, untouched in between. Reused while the inputs are the same."""
     locks = load_locks(project, layers)
-    pip_cache = BuildPaths(ROOT / "build").pip_cache
+    pip_cache = PATHS.pip_cache
     UNSTRIPPED_DIR.mkdir(parents=True, exist_ok=True)
     zips = {}
     for layer in layers:
@@ -106,7 +107,7 @@ def unstripped_zips(project: ProjectConfig, layers: list[LayerConfig], runtime: 
 
 
 def built_zips(layers: list[LayerConfig], runtime: Runtime, arch: str) -> dict[str, Path]:
-    output = BuildPaths(ROOT / "build").output_dir(runtime.name, arch)
+    output = PATHS.output_dir(runtime.name, arch)
     missing = [layer.name for layer in layers if not (output / f"{layer.name}.zip").exists()]
     if missing:
         raise LayerToolError(

@@ -67,7 +67,8 @@ from lambda_ml_layers.pip_runner import install_for_target  # noqa: E402
 from lambda_ml_layers.runtimes import LAMBDA_UNZIPPED_LIMIT, MB, Runtime  # noqa: E402
 from lambda_ml_layers.verify import check_layer, lambda_sys_path  # noqa: E402
 
-OUT_DIR = ROOT / "build" / "benchmarks"
+PATHS = BuildPaths.of(ROOT)
+OUT_DIR = PATHS.benchmarks
 TMP_DIR = OUT_DIR / "tmp"
 INV = ROOT / ".venv" / "bin" / "inv"
 
@@ -258,7 +259,7 @@ def install_plain(
     """(a): the engine's own install step per layer, minus what the base layers provide, and
     nothing else. Returns each layer's top-level modules, read from RECORD before any recipe
     deletes it, for the import checks of every variant."""
-    pip_cache = BuildPaths(ROOT / "build").pip_cache  # the engine's pip cache, so it stays warm
+    pip_cache = PATHS.pip_cache  # the engine's pip cache, so it stays warm
     modules: dict[str, list[str]] = {}
     for layer in build_order(project):
         wanted = packages_to_install(project, locks, layer)
@@ -319,11 +320,11 @@ def measure_trees(variant: Variant) -> None:
 # Our build: freshness, build timing, the other bytecode policies
 
 
-def report_is_stale(project: ProjectConfig, output_dir: Path) -> str | None:
-    """Why build/report.json and the zips cannot be trusted as this tree's build, or None."""
-    report = ROOT / "build" / "report.json"
+def report_is_stale(project: ProjectConfig, runtime: str, arch: str) -> str | None:
+    """Why the target's report and zips cannot be trusted as this tree's build, or None."""
+    report, output_dir = PATHS.report(runtime, arch), PATHS.output_dir(runtime, arch)
     if not report.exists():
-        return "build/report.json is missing"
+        return f"{report.relative_to(ROOT)} is missing"
     data = json.loads(report.read_text())
     built = {layer["name"]: layer for layer in data.get("layers", [])}
     for layer in project.layers:
@@ -331,7 +332,7 @@ def report_is_stale(project: ProjectConfig, output_dir: Path) -> str | None:
         if layer.name not in built or not zip_file.exists():
             return f"{layer.name} is not in the last build"
         if sha256_of(zip_file) != built[layer.name]["sha256"]:
-            return f"{zip_file.name} is not the zip build/report.json describes"
+            return f"{zip_file.name} is not the zip {report.relative_to(ROOT)} describes"
     inputs = [*(ROOT / "lambda_ml_layers").glob("*.py"), *(p for p in (ROOT / "layers").rglob("*") if p.is_file())]
     newest = max(p.stat().st_mtime for p in inputs)
     if newest > report.stat().st_mtime:
@@ -340,8 +341,8 @@ def report_is_stale(project: ProjectConfig, output_dir: Path) -> str | None:
 
 
 def rebuilt_layers() -> list[str]:
-    """Layers the last build built instead of taking from its cache (from build/report.json)."""
-    report = json.loads((ROOT / "build" / "report.json").read_text())
+    """Layers the last build built instead of taking from its cache (from the default target's report)."""
+    report = json.loads(PATHS.default_report.read_text())
     return [layer["name"] for layer in report["layers"] if not layer.get("cache_hit")]
 
 
@@ -395,10 +396,10 @@ def policy_root(policy: str) -> Path:
     wrong = [layer.name for layer in scratch.layers if layer.bytecode != policy]
     if wrong:
         raise LayerToolError(f"could not set bytecode = {policy!r} for {', '.join(wrong)} in {root}/layers")
-    pip_cache = BuildPaths(ROOT / "build").pip_cache  # share the warm pip cache instead of downloading again
+    pip_cache = PATHS.pip_cache  # share the warm pip cache instead of downloading again
     pip_cache.mkdir(parents=True, exist_ok=True)
-    BuildPaths(root / "build").pip_cache.parent.mkdir(parents=True, exist_ok=True)
-    BuildPaths(root / "build").pip_cache.symlink_to(pip_cache, target_is_directory=True)
+    BuildPaths.of(root).pip_cache.parent.mkdir(parents=True, exist_ok=True)
+    BuildPaths.of(root).pip_cache.symlink_to(pip_cache, target_is_directory=True)
     return root
 
 
@@ -797,7 +798,7 @@ def policy_variants(
         seconds, code = run_inv(["--root", str(root)], log_file)
         variant = Variant(f"ours-{policy}", f"(e) ours, {policy}", policy, build_seconds=seconds)
         variants.append(variant)
-        built = BuildPaths(root / "build").output_dir(runtime.name, arch)
+        built = BuildPaths.of(root).output_dir(runtime.name, arch)
         zips = {name: built / f"{name}.zip" for name in layer_names}
         if code != 0 or not all(z.exists() for z in zips.values()):
             log(f"the {policy} build failed (exit {code}); see {log_file.relative_to(ROOT)}")
@@ -837,16 +838,16 @@ def run(args: argparse.Namespace) -> str:
     locks = load_locks(project, layers)
     policies = {layer.bytecode for layer in layers}
     current_policy = policies.pop() if len(policies) == 1 else "mixed"
-    output_dir = BuildPaths(ROOT / "build").output_dir(runtime.name, arch)
+    output_dir = PATHS.output_dir(runtime.name, arch)
     build_log = OUT_DIR / "build.log"
     build_log.write_text("")
 
     builds = None if args.skip_build_timing else time_builds(build_log, args.noop_runs)
-    stale = report_is_stale(project, output_dir)
+    stale = report_is_stale(project, runtime.name, arch)
     if stale:
         log(f"building our layers first ({stale})")
         _, code = run_inv([], build_log)
-        if code != 0 or report_is_stale(project, output_dir):
+        if code != 0 or report_is_stale(project, runtime.name, arch):
             raise LayerToolError(f"inv build-layers failed (exit {code}):\n{tail(build_log)}")
     ours = Variant("ours", "(d) ours", current_policy)
     extract_zips({name: output_dir / f"{name}.zip" for name in layer_names}, ours)

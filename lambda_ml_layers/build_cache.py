@@ -13,7 +13,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from .config import LayerConfig
+from .config import LayerConfig, ProjectConfig, base_layers_of
+from .locks import LayerLock
 
 ENGINE_DIR = Path(__file__).parent
 
@@ -66,6 +67,30 @@ def layer_key(
         "bases": base_keys,
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def cache_keys(
+    project: ProjectConfig,
+    layers: list[LayerConfig],
+    locks: dict[str, LayerLock],
+    runtime: str,
+    arch: str,
+    interpreter_version: str,
+    offline_wheels: bool,
+) -> dict[str, str]:
+    """Every layer's cache key from its inputs alone (a base layer's key stands in for its zip),
+    so no layer waits for another to know whether it must be built. `layers` lists bases first;
+    a layer whose lock (or a base layer's) is not at hand gets no key."""
+    keys: dict[str, str] = {}
+    for layer in layers:
+        base_keys = [keys.get(base.name) for base in base_layers_of(project, layer)]
+        lock = locks.get(layer.name)
+        if lock is None or None in base_keys:
+            continue
+        keys[layer.name] = layer_key(
+            layer, lock.text, runtime, arch, interpreter_version, [k for k in base_keys if k], offline_wheels
+        )
+    return keys
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The lock file that guards a build folder (build/.build.lock, holding the owner's pid)."""
+"""The lock file that guards a build folder (BuildPaths.lock_file, holding the owner's pid)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import BuildInProgress
+from .paths import BuildPaths
 
 
 @contextmanager
 def exclusive_build(build_dir: Path) -> Iterator[None]:
     """One build at a time per build folder: two would share staging, cache and outputs."""
     build_dir.mkdir(parents=True, exist_ok=True)
-    with (build_dir / ".build.lock").open("a+") as handle:
+    with BuildPaths(build_dir).lock_file.open("a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

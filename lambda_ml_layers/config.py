@@ -132,6 +132,13 @@ def _strings(value: Any, where: str, problems: list[str]) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _string(value: Any, where: str, problems: list[str]) -> str:
+    if not isinstance(value, str):
+        problems.append(f"{where} must be a string (text in quotes).")
+        return ""
+    return value
+
+
 def _rules(strip: dict[str, Any], where: str, problems: list[str]) -> tuple[StripRule, ...]:
     rules = []
     raw_rules = strip.get("rules", [])
@@ -241,7 +248,7 @@ def load_project(root: Path) -> ProjectConfig:
             LayerConfig(
                 name=folder.name,
                 folder=folder,
-                description=str(raw.get("description", "")),
+                description=_string(raw.get("description", ""), f"{where}: 'description'", problems),
                 budget_bytes=_budget(raw, "budget_mb", where, problems),
                 target_bytes=_budget(raw, "target_mb", where, problems) if "target_mb" in raw else None,
                 base_layers=_strings(raw.get("base_layers", []), f"{where} base_layers", problems),

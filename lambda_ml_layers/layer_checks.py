@@ -23,6 +23,7 @@ from .errors import LayerToolError
 from .layer_contents import load_locks, packages_to_install
 from .layer_tree import read_distributions
 from .layer_zip import extract
+from .paths import BuildPaths
 from .pip_runner import install_for_target
 from .runtimes import ARCHES, RUNTIMES, Runtime, python_lib_dir
 from .strip_rules import plan_strip
@@ -190,9 +191,9 @@ def run_layer_tests(
     """Test every layer zip built for this runtime (any arch this machine can run); [] if none."""
     runtime = RUNTIMES[runtime_name]
     results = []
-    build = project.root / "build"
+    paths = BuildPaths.of(project.root)
     for arch, machine in ARCHES.items():
-        output_dir = build / "layers" / f"{runtime_name}-{arch}"
+        output_dir = paths.output_dir(runtime_name, arch)
         if not output_dir.is_dir() or not any(output_dir.glob("*.zip")):
             continue
         if machine != os.uname().machine:
@@ -201,8 +202,7 @@ def run_layer_tests(
         for layer in build_order(project):
             if not (output_dir / f"{layer.name}.zip").exists():
                 continue
-            pip_cache = build / "cache" / "pip"
-            result = test_layer(project, layer, runtime, arch, python, output_dir, pip_cache, say, find_links)
+            result = test_layer(project, layer, runtime, arch, python, output_dir, paths.pip_cache, say, find_links)
             say(
                 f"{layer.name} ({runtime_name}, {arch}): {result.modules_checked} modules import unstripped; "
                 f"{result.removed_on_purpose} removed on purpose by strip rules, {result.allowed_failures} allowed "

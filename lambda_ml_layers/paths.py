@@ -25,12 +25,57 @@ class BuildPaths:
         return self.build / "cache" / "pip"
 
     @property
+    def lock_file(self) -> Path:
+        """build/.build.lock: held by the one build running in this folder, holding its pid."""
+        return self.build / ".build.lock"
+
+    @property
     def tmp(self) -> Path:
         return self.build / "tmp"
 
+    @property
+    def published(self) -> Path:
+        """build/layers/: every target's published zips (see output_dir)."""
+        return self.build / "layers"
+
     def output_dir(self, runtime: str, arch: str) -> Path:
         """build/layers/<runtime>-<arch>/: the published zips the template points at."""
-        return self.build / "layers" / f"{runtime}-{arch}"
+        return self.published / f"{runtime}-{arch}"
+
+    @property
+    def reports(self) -> Path:
+        """build/reports/: every target's reports (see report_dir)."""
+        return self.build / "reports"
+
+    def report_dir(self, runtime: str, arch: str) -> Path:
+        """build/reports/<runtime>-<arch>/: one target's reports, so builds for other targets keep theirs."""
+        return self.reports / f"{runtime}-{arch}"
+
+    def report(self, runtime: str, arch: str) -> Path:
+        """The report (JSON) of the last good build for this target: it describes the published zips."""
+        return self.report_dir(runtime, arch) / "report.json"
+
+    def report_md(self, runtime: str, arch: str) -> Path:
+        return self.report_dir(runtime, arch) / "report.md"
+
+    def failed_report(self, runtime: str, arch: str) -> Path:
+        """The report of the last build for this target that failed a gate (its zips were not published)."""
+        return self.report_dir(runtime, arch) / "failed-report.json"
+
+    @property
+    def default_report(self) -> Path:
+        """build/report.json: a copy of the project's default target's report (runtime and arch of
+        layers/defaults.toml), for people and tools that want "the" report."""
+        return self.build / "report.json"
+
+    @property
+    def default_report_md(self) -> Path:
+        return self.build / "report.md"
+
+    @property
+    def benchmarks(self) -> Path:
+        """build/benchmarks/: the benchmarks' results and scratch space."""
+        return self.build / "benchmarks"
 
     @property
     def logs(self) -> Path:

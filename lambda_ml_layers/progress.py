@@ -1,4 +1,7 @@
-"""Progress per layer and step: a live display on a terminal, plain lines elsewhere (CI, logs)."""
+"""Progress per layer and step: a live display on a terminal, plain lines elsewhere (CI, logs).
+
+It reads the build's typed notices: a `step` moves a layer's line on, a `warning` or `notice`
+is printed once (in plain mode; the report lists them again at the end)."""
 
 from __future__ import annotations
 
@@ -10,6 +13,8 @@ from types import TracebackType
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+
+from .notices import Notice
 
 
 class BuildProgress:
@@ -32,16 +37,24 @@ class BuildProgress:
             self.live.update(self._render())
             self.live.__exit__(kind, exc, tb)
 
-    def step(self, layer: str, step: str, detail: str = "") -> None:
+    def emit(self, notice: Notice) -> None:
         with self.lock:
-            if self.states.get(layer, ("", ""))[0] == "waiting":
-                self.started[layer] = time.monotonic()
-            self.states[layer] = (step, detail)
-            if self.live is not None:
-                self.live.update(self._render())
-            elif step != "waiting":
-                suffix = f" ({detail})" if detail else ""
-                self.console.print(f"[{layer}] {step}{suffix}", highlight=False, markup=False)
+            if notice.kind == "step" and notice.layer is not None:
+                self._step(notice.layer, notice.message, notice.detail)
+            elif self.live is None:
+                prefix = "warning: " if notice.kind == "warning" else "note: "
+                where = f"[{notice.layer}] " if notice.layer else ""
+                self.console.print(f"{where}{prefix}{notice.message}", highlight=False, markup=False)
+
+    def _step(self, layer: str, step: str, detail: str) -> None:
+        if self.states.get(layer, ("", ""))[0] == "waiting":
+            self.started[layer] = time.monotonic()
+        self.states[layer] = (step, detail)
+        if self.live is not None:
+            self.live.update(self._render())
+        elif step != "waiting":
+            suffix = f" ({detail})" if detail else ""
+            self.console.print(f"[{layer}] {step}{suffix}", highlight=False, markup=False)
 
     def detail(self, layer: str, detail: str) -> None:
         """A fast-changing detail (pip's current package): shown live, never printed as a line."""

@@ -1,19 +1,18 @@
-"""The build report: a terminal table, build/report.json (schema-versioned) and build/report.md."""
+"""The build report: a terminal table, and the JSON (schema-versioned) and Markdown texts that
+artifacts.py publishes per target (BuildPaths.report / report_md)."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from .artifacts import LayerBuild
+from .notices import Notice
 from .runtimes import LAMBDA_UNZIPPED_LIMIT, MB
 from .size_gates import FunctionTotal
-
-if TYPE_CHECKING:
-    from .build import LayerBuild
 
 SCHEMA_VERSION = 1
 
@@ -37,10 +36,12 @@ def report_data(
     layers: list[LayerBuild],
     totals: list[FunctionTotal],
     failures: list[str],
-    notes: list[str],
+    notices: list[Notice],
     runtime: str,
     arch: str,
 ) -> dict[str, Any]:
+    """The report as JSON data. `notices` are the build's own; each layer's warnings are added."""
+    notices = [*notices, *all_warnings(layers)]
     return {
         "schema_version": SCHEMA_VERSION,
         "runtime": runtime,
@@ -59,6 +60,7 @@ def report_data(
                 "sha256": layer.sha256,
                 "cache_hit": layer.cache_hit,
                 "verified": layer.verified,
+                "warnings": [warning.message for warning in layer.warnings],
                 "packages": layer.packages,
                 "provided_by_base": layer.provided_by_base,
                 "package_bytes": layer.package_bytes,
@@ -80,8 +82,13 @@ def report_data(
             for t in totals
         ],
         "failures": failures,
-        "notes": notes,
+        "notices": [notice.to_dict() for notice in notices],
+        "notes": [notice.text() for notice in notices],  # the same, as lines
     }
+
+
+def all_warnings(layers: list[LayerBuild]) -> list[Notice]:
+    return [warning for layer in layers for warning in layer.warnings]
 
 
 def _top(package_bytes: dict[str, int], count: int = 3) -> str:
@@ -178,24 +185,30 @@ def markdown(data: dict[str, Any]) -> str:
                 f"| {fn['name']} | {fn['code_bytes']:,} | {fn['layer_bytes']:,} | "
                 f"{fn['total_bytes']:,} | {fn['room_for_code_bytes']:,} |"
             )
-    for heading, key in (("Failures", "failures"), ("Notes", "notes")):
-        if data[key]:
-            lines += ["", f"## {heading}", "", *[f"- {item}" for item in data[key]]]
+    sections = {
+        "Failures": data["failures"],
+        "Warnings": [Notice.from_dict(n).text() for n in data["notices"] if n["kind"] == "warning"],
+        "Notes": [Notice.from_dict(n).text() for n in data["notices"] if n["kind"] != "warning"],
+    }
+    for heading, items in sections.items():
+        if items:
+            lines += ["", f"## {heading}", "", *[f"- {item}" for item in items]]
     return "\n".join(lines) + "\n"
 
 
-def write_report(build_dir: Path, data: dict[str, Any]) -> None:
-    build_dir.mkdir(parents=True, exist_ok=True)
-    for name, text in (("report.json", json.dumps(data, indent=2)), ("report.md", markdown(data))):
-        temp = build_dir / f".{name}.part"
-        temp.write_text(text)
-        temp.replace(build_dir / name)
+def report_texts(data: dict[str, Any]) -> tuple[str, str]:
+    """The report as JSON and as Markdown."""
+    return json.dumps(data, indent=2), markdown(data)
 
 
-def print_report(console: Console, layers: list[LayerBuild], totals: list[FunctionTotal], notes: list[str]) -> None:
+def print_report(
+    console: Console, layers: list[LayerBuild], totals: list[FunctionTotal], notices: list[Notice]
+) -> None:
     console.print(layer_table(layers))
     console.print(rules_table(layers))
     if totals:
         console.print(function_table(totals))
-    for note in notes:
-        console.print(f"note: {note}", highlight=False)
+    for notice in [*notices, *all_warnings(layers)]:
+        label = "[yellow]warning[/]" if notice.kind == "warning" else "note"
+        console.print(f"{label}: ", end="", highlight=False)
+        console.print(notice.text(), highlight=False, markup=False)

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import shutil
+import platform
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from lambda_ml_layers.paths import BuildPaths
+from lambda_ml_layers.runtimes import ARCHES, RUNTIMES
+
 REPO = Path(__file__).resolve().parent.parent
+# Tiny projects build for the machine the tests run on, so every check (imports, stripping
+# shared objects) runs on x86_64 and arm64 hosts alike; OTHER_ARCH is the one that cannot run here.
+HOST_ARCH = next((arch for arch, machine in ARCHES.items() if machine == platform.machine()), "x86_64")
+OTHER_ARCH = next(arch for arch in ARCHES if arch != HOST_ARCH)
+HOST_MACHINE = ARCHES[HOST_ARCH]  # as wheel tags spell it
 
 
 @dataclass(frozen=True)
@@ -77,16 +85,34 @@ class TinyProject:
     root: Path
     wheels_dir: Path
 
+    arch: str = HOST_ARCH  # the default target's arch (layers/defaults.toml)
+
     def layer_dir(self, layer: str) -> Path:
         return self.root / "layers" / layer
 
-    def output_zip(self, layer: str) -> Path:
-        return self.root / "build" / "layers" / "python3.12-x86_64" / f"{layer}.zip"
+    @property
+    def paths(self) -> BuildPaths:
+        return BuildPaths.of(self.root)
+
+    def output_zip(self, layer: str, runtime: str = "python3.12", arch: str | None = None) -> Path:
+        return self.paths.output_dir(runtime, arch or self.arch) / f"{layer}.zip"
+
+    def report(self, runtime: str = "python3.12", arch: str | None = None) -> Path:
+        return self.paths.report(runtime, arch or self.arch)
+
+    def published_files(self) -> dict[str, str]:
+        """sha256 of every file a good build publishes: build/layers, the per-target reports,
+        build/report.json (a failed build's own report, kept apart, is not one of them)."""
+        paths = self.paths
+        failed = {paths.failed_report(runtime, arch) for runtime in RUNTIMES for arch in ARCHES}
+        files = [p for top in (paths.published, paths.reports) for p in sorted(top.rglob("*")) if p.is_file()]
+        files = [p for p in files if p not in failed] + [paths.default_report, paths.default_report_md]
+        return {str(p.relative_to(paths.build)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
 def tiny_project(tmp: Path, layer_toml: str = "budget_mb = 10\n") -> TinyProject:
     """One layer, `tinylayer`, providing `tinypkg` (a package with tests and a stub file),
-    on the project's real defaults.toml, so the real strip rules run."""
+    on the project's real defaults.toml (its arch made this machine's), so the real strip rules run."""
     wheels_dir = tmp / "wheels"
     wheel = make_wheel(
         wheels_dir,
@@ -101,7 +127,9 @@ def tiny_project(tmp: Path, layer_toml: str = "budget_mb = 10\n") -> TinyProject
     )
     root = tmp / "project"
     (root / "layers").mkdir(parents=True)
-    shutil.copy(REPO / "layers" / "defaults.toml", root / "layers" / "defaults.toml")
+    defaults = (REPO / "layers" / "defaults.toml").read_text()
+    assert 'arch = "x86_64"\n' in defaults, "tests expect the repository to default to x86_64"
+    (root / "layers" / "defaults.toml").write_text(defaults.replace('arch = "x86_64"\n', f'arch = "{HOST_ARCH}"\n'))
     write_layer(root, "tinylayer", [wheel], layer_toml)
     (root / "layers" / "resolution.txt").write_text(resolution_text([wheel]))
     return TinyProject(root, wheels_dir)

@@ -36,6 +36,7 @@ import pytest
 from lambda_ml_layers.interpreters import find_interpreter
 from lambda_ml_layers.layer_tree import tree_size
 from lambda_ml_layers.local_aws import MotoServer, moto_server
+from lambda_ml_layers.paths import BuildPaths
 from lambda_ml_layers.runtimes import RUNTIMES
 from lambda_ml_layers.sam_template import FunctionSpec, function_specs, load_template, template_layers
 from lambda_ml_layers.sandbox import Invocation, LambdaSandbox
@@ -46,8 +47,8 @@ pytestmark = pytest.mark.emulator
 
 TEMPLATE = REPO / "infra" / "template.yaml"
 RUNTIME = RUNTIMES["python3.12"]
-LAYERS = REPO / "build" / "layers" / "python3.12-x86_64"
-REPORT = REPO / "build" / "report.json"
+LAYERS = BuildPaths.of(REPO).output_dir("python3.12", "x86_64")
+REPORT = BuildPaths.of(REPO).report("python3.12", "x86_64")
 SAMPLE = REPO / "data" / "sample" / "transactions.csv"
 VALIDATION, FEATURES, PREDICTIONS = "DataValidationFunction", "FeatureEngineeringFunction", "PredictionsFunction"
 BUILD_WAIT_SECONDS = 1800  # another `inv build-layers` holding build/ (a developer's, another session's)
@@ -57,7 +58,7 @@ BUILD_WAIT_SECONDS = 1800  # another `inv build-layers` holding build/ (a develo
 
 
 def build_layers() -> dict[str, Any]:
-    """`inv build-layers` as a user runs it: a no-op when up to date, and it refreshes build/report.json
+    """`inv build-layers` as a user runs it: a no-op when up to date, and it refreshes its report
     (the function totals count the handler code as it is now). Waits while another build holds build/."""
     deadline = time.monotonic() + BUILD_WAIT_SECONDS
     while True:

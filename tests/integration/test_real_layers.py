@@ -12,12 +12,14 @@ from typing import Any
 import pytest
 
 from lambda_ml_layers.interpreters import find_interpreter
+from lambda_ml_layers.paths import BuildPaths
 from lambda_ml_layers.runtimes import LAMBDA_UNZIPPED_LIMIT, RUNTIMES
 from lambda_ml_layers.verify import lambda_sys_path
 from tests.project_factory import REPO
 
 pytestmark = pytest.mark.realwheels
-OUTPUT = REPO / "build" / "layers" / "python3.12-x86_64"
+PATHS = BuildPaths.of(REPO)
+OUTPUT = PATHS.output_dir("python3.12", "x86_64")
 MB = 1_000_000
 
 
@@ -26,7 +28,7 @@ def inv_build(*extra: str) -> dict[str, Any]:
         [sys.executable, "-m", "invoke", "build-layers", *extra], cwd=REPO, capture_output=True, text=True, timeout=1800
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    report: dict[str, Any] = json.loads((REPO / "build" / "report.json").read_text())
+    report: dict[str, Any] = json.loads(PATHS.report("python3.12", "x86_64").read_text())
     return report
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import zipfile
@@ -9,10 +10,29 @@ from pathlib import Path
 
 import pytest
 
+from lambda_ml_layers import layer_build_steps
 from lambda_ml_layers.build import BuildRequest, build_layers
-from lambda_ml_layers.errors import ConfigError, InstallError, InterpreterMissing, SizeGateError, VerifyError
+from lambda_ml_layers.errors import (
+    BuildInterrupted,
+    ConfigError,
+    InstallError,
+    InterpreterMissing,
+    SizeGateError,
+    VerifyError,
+)
 from lambda_ml_layers.interpreters import find_interpreter
-from tests.project_factory import TinyProject, make_wheel, resolution_text, tiny_project, write_layer
+from lambda_ml_layers.runtimes import LAMBDA_UNZIPPED_LIMIT
+from lambda_ml_layers.scheduler import INTERRUPTED
+from tests.project_factory import (
+    HOST_ARCH,
+    HOST_MACHINE,
+    OTHER_ARCH,
+    TinyProject,
+    make_wheel,
+    resolution_text,
+    tiny_project,
+    write_layer,
+)
 
 
 def build(project: TinyProject, **options: object) -> dict:
@@ -32,9 +52,12 @@ def test_builds_a_stripped_verified_zip_with_python_at_the_root(tmp_path: Path) 
     [layer] = report["layers"]
     assert layer["verified"] is True
     assert layer["removed_bytes_by_rule"]["tests"] > 0
-    saved = json.loads((project.root / "build" / "report.json").read_text())
+    saved = json.loads(project.report().read_text())
     assert saved["schema_version"] == 1
-    assert (project.root / "build" / "report.md").read_text().startswith("# Layer build report")
+    assert saved == report
+    assert project.paths.report_md("python3.12", HOST_ARCH).read_text().startswith("# Layer build report")
+    # the default target's report is also build/report.json
+    assert project.paths.default_report.read_bytes() == project.report().read_bytes()
 
 
 def test_identical_inputs_give_identical_bytes_and_a_no_op_rebuild(tmp_path: Path) -> None:
@@ -53,14 +76,14 @@ def test_identical_inputs_give_identical_bytes_and_a_no_op_rebuild(tmp_path: Pat
 def test_package_without_a_wheel_for_the_target_names_it(tmp_path: Path) -> None:
     project = tiny_project(tmp_path)
     wheel = make_wheel(
-        project.wheels_dir, "fastthing", "2.0", {"fastthing.py": ""}, tag="cp312-cp312-manylinux_2_39_x86_64"
+        project.wheels_dir, "fastthing", "2.0", {"fastthing.py": ""}, tag=f"cp312-cp312-manylinux_2_39_{HOST_MACHINE}"
     )
     write_layer(project.root, "tinylayer", [wheel], "budget_mb = 10\n")
     (project.root / "layers" / "resolution.txt").write_text(resolution_text([wheel]))
     with pytest.raises(InstallError) as error:
         build(project)
     message = str(error.value)
-    assert "No wheel of fastthing==2.0 fits python3.12 on x86_64" in message
+    assert f"No wheel of fastthing==2.0 fits python3.12 on {HOST_ARCH}" in message
     assert "glibc <= 2.34" in message
     assert not project.output_zip("tinylayer").exists()
 
@@ -81,9 +104,11 @@ def test_oversize_layer_fails_the_gate_and_is_not_written(tmp_path: Path) -> Non
         build(project)
     assert "layer tinylayer:" in str(error.value)
     assert "over its budget of 1" in str(error.value)
+    assert "nothing was published" in str(error.value)
     assert not project.output_zip("tinylayer").exists()
-    report = json.loads((project.root / "build" / "report.json").read_text())
-    assert report["failures"]
+    assert not project.report().exists()
+    failed = json.loads(project.paths.failed_report("python3.12", HOST_ARCH).read_text())
+    assert failed["failures"]
 
 
 def test_strip_rule_that_breaks_an_import_fails_verification(tmp_path: Path) -> None:
@@ -101,7 +126,7 @@ def test_strip_rule_that_breaks_an_import_fails_verification(tmp_path: Path) -> 
     assert "import needsdocs: ModuleNotFoundError" in str(error.value)
     assert "keep" in str(error.value)
     assert not project.output_zip("tinylayer").exists()
-    assert not (project.root / "build" / "tmp").exists()
+    assert not project.paths.tmp.exists()
 
 
 def test_missing_target_interpreter_explains_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -122,13 +147,19 @@ def test_unknown_runtime_is_a_config_error(tmp_path: Path) -> None:
         build(tiny_project(tmp_path), runtime="python3.9")
 
 
-def test_arm64_build_says_verification_was_skipped(tmp_path: Path) -> None:
+def test_a_build_for_an_arch_this_machine_cannot_run_warns_that_verification_was_skipped(tmp_path: Path) -> None:
     project = tiny_project(tmp_path)
-    report = build(project, arch="arm64")
+    report = build(project, arch=OTHER_ARCH)
     [layer] = report["layers"]
     assert layer["verified"] is False
-    assert any("skipped" in note for note in report["notes"])
-    assert (project.root / "build" / "layers" / "python3.12-arm64" / "tinylayer.zip").exists()
+    skipped = f"skipped import verification: {OTHER_ARCH} code cannot run on this"
+    warnings = [n for n in report["notices"] if n["kind"] == "warning"]
+    assert [n["layer"] for n in warnings if n["message"].startswith(skipped)] == ["tinylayer"]
+    assert project.output_zip("tinylayer", arch=OTHER_ARCH).exists()
+    again = build(project, arch=OTHER_ARCH)  # from the cache: the warning comes with it
+    assert again["layers"][0]["cache_hit"] is True
+    assert again["notices"] == report["notices"]
+    assert build(project)["layers"][0]["verified"] is True  # this machine's arch is verified
 
 
 def test_base_layer_packages_are_not_repeated(tmp_path: Path) -> None:
@@ -153,7 +184,7 @@ def test_a_second_build_in_the_same_folder_is_refused_while_one_runs(tmp_path: P
     from lambda_ml_layers.errors import BuildInProgress
 
     project = tiny_project(tmp_path)
-    lock_path = project.root / "build" / ".build.lock"
+    lock_path = project.paths.lock_file
     lock_path.parent.mkdir(parents=True)
     with lock_path.open("w") as held:
         held.write("4242")
@@ -170,22 +201,29 @@ Resources:
   TinyLayer:
     Type: AWS::Serverless::LayerVersion
     Properties:
-      ContentUri: ../build/layers/python3.12-x86_64/tinylayer.zip
+      ContentUri: {content_uri}
       CompatibleRuntimes: [python3.12]
-      CompatibleArchitectures: [x86_64]
+      CompatibleArchitectures: [{arch}]
   TinyFunction:
     Type: AWS::Serverless::Function
     Properties:
       CodeUri: ../services/tiny/
       Handler: tiny.handler.main
       Runtime: python3.12
+      Architectures: [{arch}]
       Layers: [!Ref TinyLayer]
 """
 
 
+def content_uri(project: TinyProject, runtime: str = "python3.12") -> str:
+    """The template's path to a built zip, as infra/template.yaml spells it (relative to infra/)."""
+    return os.path.relpath(project.output_zip("tinylayer", runtime), project.root / "infra")
+
+
 def with_function(project: TinyProject, requirements: str) -> None:
     (project.root / "infra").mkdir()
-    (project.root / "infra" / "template.yaml").write_text(TEMPLATE)
+    template = TEMPLATE.format(content_uri=content_uri(project), arch=project.arch)
+    (project.root / "infra" / "template.yaml").write_text(template)
     code = project.root / "services" / "tiny" / "tiny"
     code.mkdir(parents=True)
     (code / "handler.py").write_text("def main(event, context):\n    return {}\n")
@@ -208,7 +246,7 @@ def test_function_redeclaring_a_layer_package_is_refused_before_building(tmp_pat
     with_function(project, "tinypkg\n")
     with pytest.raises(ConfigError, match="re-declares 'tinypkg', which layer tinylayer provides"):
         build(project)
-    assert not (project.root / "build" / "layers").exists()
+    assert not project.output_zip("tinylayer").parent.exists()
 
 
 def test_layers_for_a_target_the_template_does_not_deploy_skip_the_function_gates(tmp_path: Path) -> None:
@@ -217,29 +255,80 @@ def test_layers_for_a_target_the_template_does_not_deploy_skip_the_function_gate
     report = build(project, runtime="python3.13")
     assert report["functions"] == []
     assert report["failures"] == []
-    expected = "deploys its functions on python3.12/x86_64; this build is python3.13/x86_64"
+    expected = f"deploys its functions on python3.12/{HOST_ARCH}; this build is python3.13/{HOST_ARCH}"
     assert any(expected in note for note in report["notes"])
 
 
-def test_a_layer_that_grows_over_budget_is_withdrawn_from_the_published_folder(tmp_path: Path) -> None:
+def a_good_build_then_new_inputs(project: TinyProject) -> dict[str, str]:
+    """Publish a good build, then change the layer so the next build makes a different zip."""
+    build(project)
+    before = project.published_files()
+    assert any(name.endswith("tinylayer.zip") for name in before)
+    assert f"reports/python3.12-{HOST_ARCH}/report.json" in before
+    (project.layer_dir("tinylayer") / "layer.toml").write_text('budget_mb = 10\n[build]\nbytecode = "pyc"\n')
+    return before
+
+
+def test_a_build_that_fails_a_function_gate_leaves_the_published_build_byte_identical(tmp_path: Path) -> None:
+    project = tiny_project(tmp_path)
+    with_function(project, "# nothing\n")
+    before = a_good_build_then_new_inputs(project)
+    with pytest.raises(SizeGateError) as error:
+        build(project, headroom_bytes=LAMBDA_UNZIPPED_LIMIT)  # no room left: the function is over
+    assert "function TinyFunction:" in str(error.value)
+    assert "nothing was published" in str(error.value)
+    assert project.published_files() == before
+    failed = project.paths.failed_report("python3.12", HOST_ARCH)
+    [layer] = json.loads(failed.read_text())["layers"]
+    assert layer["cache_hit"] is False  # the new zip was built, gated and refused
+    report = build(project)  # the next good build publishes it and drops the failed build's report
+    assert hashlib.sha256(project.output_zip("tinylayer").read_bytes()).hexdigest() == layer["sha256"]
+    assert report["layers"][0]["sha256"] == layer["sha256"]
+    assert not failed.exists()
+
+
+def test_a_layer_that_grows_over_budget_leaves_the_last_good_build_published(tmp_path: Path) -> None:
+    project = tiny_project(tmp_path)
+    before = a_good_build_then_new_inputs(project)
+    (project.layer_dir("tinylayer") / "layer.toml").write_text("budget_mb = 0.000001\n")
+    with pytest.raises(SizeGateError, match="layer tinylayer:"):
+        build(project)
+    assert project.published_files() == before
+
+
+def test_an_interrupted_build_publishes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = tiny_project(tmp_path)
+    before = a_good_build_then_new_inputs(project)
+
+    def ctrl_c(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(layer_build_steps, "write_zip", ctrl_c)
+    with pytest.raises(BuildInterrupted) as error:
+        build(project)
+    assert str(error.value) == INTERRUPTED
+    assert project.published_files() == before
+    assert not project.paths.tmp.exists()
+
+
+def test_each_target_keeps_its_own_report(tmp_path: Path) -> None:
     project = tiny_project(tmp_path)
     build(project)
-    assert project.output_zip("tinylayer").exists()
-    (project.layer_dir("tinylayer") / "layer.toml").write_text("budget_mb = 0.000001\n")
-    with pytest.raises(SizeGateError):
-        build(project)
-    assert not project.output_zip("tinylayer").exists()
-    assert not project.output_zip("tinylayer").with_suffix(".json").exists()
+    default = project.published_files()
+    build(project, arch=OTHER_ARCH)
+    after = project.published_files()
+    assert {name: after[name] for name in default} == default  # the default target's files untouched
+    other = json.loads(project.report(arch=OTHER_ARCH).read_text())
+    assert (other["runtime"], other["arch"]) == ("python3.12", OTHER_ARCH)
+    assert json.loads(project.paths.default_report.read_text())["arch"] == HOST_ARCH
 
 
 def test_a_template_layer_pointing_at_another_targets_zip_is_refused(tmp_path: Path) -> None:
     project = tiny_project(tmp_path)
     with_function(project, "# nothing\n")
     template = project.root / "infra" / "template.yaml"
-    template.write_text(
-        template.read_text().replace("python3.12-x86_64/tinylayer.zip", "python3.11-x86_64/tinylayer.zip")
-    )
+    template.write_text(template.read_text().replace(content_uri(project), content_uri(project, "python3.11")))
     with pytest.raises(SizeGateError) as error:
         build(project)
-    assert "TinyLayer ContentUri '../build/layers/python3.11-x86_64/tinylayer.zip' is not the zip" in str(error.value)
-    assert "Fix: ContentUri: ../build/layers/python3.12-x86_64/tinylayer.zip" in str(error.value)
+    assert f"TinyLayer ContentUri '{content_uri(project, 'python3.11')}' is not the zip" in str(error.value)
+    assert f"Fix: ContentUri: {content_uri(project)}" in str(error.value)

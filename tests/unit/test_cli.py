@@ -12,6 +12,7 @@ import time
 import zipfile
 from pathlib import Path
 
+from lambda_ml_layers.scheduler import INTERRUPTED
 from tests.project_factory import REPO, TinyProject, make_wheel, resolution_text, tiny_project, write_layer
 
 INV = [sys.executable, "-m", "invoke", "--search-root", str(REPO)]
@@ -46,6 +47,8 @@ def test_stale_lock_exits_3_and_names_the_fix(tmp_path: Path) -> None:
 
 def test_ctrl_c_mid_build_leaves_nothing_half_written(tmp_path: Path) -> None:
     project = tiny_project(tmp_path)
+    assert run_build(project).returncode == 0  # a good build first: Ctrl-C must leave it published
+    published = project.published_files()
     # Enough modules that bytecode compilation takes a moment to interrupt.
     files = {f"bulky/m{i}.py": "def f(x):\n    return [x * i for i in range(10)]\n" * 20 for i in range(3000)}
     files["bulky/__init__.py"] = ""
@@ -68,11 +71,14 @@ def test_ctrl_c_mid_build_leaves_nothing_half_written(tmp_path: Path) -> None:
             break
     _, rest = process.communicate(timeout=120)
     assert process.returncode == 130, rest
-    assert "Interrupted" in rest
+    # One message, the true one: finished layers stay cached (the next build resumes), and
+    # nothing was published.
+    assert INTERRUPTED in " ".join(rest.split()), rest
+    assert "the next build starts clean" not in rest
     assert "Traceback" not in rest
-    assert not project.output_zip("tinylayer").exists()
-    assert not (project.root / "build" / "tmp").exists()
-    cache = project.root / "build" / "cache" / "layers" / "tinylayer"
+    assert project.published_files() == published
+    assert not project.paths.tmp.exists()
+    cache = project.paths.cache / "tinylayer"
     for entry in cache.iterdir() if cache.exists() else []:  # only complete entries, never a half one
         manifest = json.loads((entry / "manifest.json").read_text())
         assert hashlib.sha256((entry / "layer.zip").read_bytes()).hexdigest() == manifest["sha256"]

@@ -1,4 +1,3 @@
-import contextlib
 from pathlib import Path
 
 import pytest
@@ -94,17 +93,32 @@ FULL_LAYER = {
     "verify": '{ skip_imports = ["a"] }',
     "layer_tests": '{ allowed_import_failures = { "a.b" = "why" } }',
 }
-WRONG_VALUES = ["1", "nan", '"text"', "[1, 2]", "{ a = 1 }", "true", "[[1]]", '{ rules = "x" }']
+VALUES = ["1", "nan", '"text"', "[1, 2]", "{ a = 1 }", "true", "[[1]]", '{ rules = "x" }']
+RIGHT_FOR = {"budget_mb": {"1"}, "target_mb": {"1"}, "description": {'"text"'}}  # the values that fit the key
 
 
-@pytest.mark.parametrize("key", sorted(FULL_LAYER))
-def test_any_wrong_type_anywhere_is_a_config_error_never_a_crash(tmp_path: Path, key: str) -> None:
-    for index, wrong in enumerate(WRONG_VALUES):
-        values = {**FULL_LAYER, key: wrong}
-        toml = "".join(f"{k} = {v}\n" for k, v in values.items())
-        project = tiny_project(tmp_path / str(index), layer_toml=toml)
-        with contextlib.suppress(ConfigError):  # any other exception fails the test
-            load_project(project.root)
+@pytest.mark.parametrize(
+    ("key", "wrong"),
+    [(key, value) for key in sorted(FULL_LAYER) for value in VALUES if value not in RIGHT_FOR.get(key, set())],
+)
+def test_any_wrong_type_anywhere_is_a_config_error_naming_the_key(tmp_path: Path, key: str, wrong: str) -> None:
+    toml = "".join(f"{k} = {v}\n" for k, v in {**FULL_LAYER, key: wrong}.items())
+    project = tiny_project(tmp_path, layer_toml=toml)
+    with pytest.raises(ConfigError) as error:  # accepted, or any other exception, fails the test
+        load_project(project.root)
+    assert key in str(error.value)
+
+
+@pytest.mark.parametrize(("key", "right"), [(key, value) for key, values in RIGHT_FOR.items() for value in values])
+def test_the_values_that_fit_load(tmp_path: Path, key: str, right: str) -> None:
+    toml = "".join(f"{k} = {v}\n" for k, v in {**FULL_LAYER, key: right}.items())
+    load_project(tiny_project(tmp_path, layer_toml=toml).root)
+
+
+def test_a_description_that_is_not_text_is_refused(tmp_path: Path) -> None:
+    project = tiny_project(tmp_path, layer_toml="budget_mb = 1\ndescription = [1, 2]\n")
+    with pytest.raises(ConfigError, match="'description' must be a string"):
+        load_project(project.root)
 
 
 def test_the_full_layer_example_is_valid(tmp_path: Path) -> None:

@@ -1,0 +1,180 @@
+"""Built layers as records, and publishing them into build/ once every gate has passed.
+
+A `LayerBuild` is what the gates, the report and the cache see of one built layer. Publishing
+copies the zips, their manifests and the report into place in two phases: everything is first
+written beside its destination, then renamed into place in one quick pass that Ctrl-C cannot
+cut, so build/layers/<runtime>-<arch>/ and the reports only ever show one whole good build.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from .layer_zip import sha256_of
+from .notices import Notice
+from .paths import BuildPaths
+
+
+@dataclass(frozen=True)
+class LayerBuild:
+    """A built layer as the report and the gates see it (also its cache manifest)."""
+
+    name: str
+    runtime: str
+    arch: str
+    key: str
+    sha256: str
+    files: int
+    unzipped_bytes: int
+    zipped_bytes: int
+    budget_bytes: int
+    target_bytes: int | None
+    packages: dict[str, str]
+    provided_by_base: dict[str, str]
+    package_bytes: dict[str, int]
+    steps: list[dict[str, Any]]
+    verified: bool
+    warnings: tuple[Notice, ...] = ()  # checks that could not run, e.g. verification on another arch
+    zip_path: str = ""
+    cache_hit: bool = False
+    seconds: float = 0.0
+
+    def manifest(self) -> dict[str, Any]:
+        data = asdict(self)
+        for transient in ("zip_path", "cache_hit", "seconds"):
+            data.pop(transient)
+        data["warnings"] = [notice.to_dict() for notice in self.warnings]
+        return data
+
+    @classmethod
+    def from_manifest(cls, data: dict[str, Any], zip_path: Path, cache_hit: bool, seconds: float) -> LayerBuild:
+        fields = {**data, "warnings": tuple(Notice.from_dict(n) for n in data.get("warnings", []))}
+        return cls(**fields, zip_path=str(zip_path), cache_hit=cache_hit, seconds=seconds)
+
+
+def published_builds(output_dir: Path, expected_keys: dict[str, str]) -> dict[str, LayerBuild]:
+    """Layers published earlier for this target whose inputs still match: a zip from an older lock
+    or older rules would make the function totals lie, so it is not used."""
+    found = {}
+    for manifest in sorted(output_dir.glob("*.json")):
+        zip_path = manifest.with_suffix(".zip")
+        try:
+            build = LayerBuild.from_manifest(json.loads(manifest.read_text()), zip_path, True, 0.0)
+        except (ValueError, TypeError, KeyError, OSError):
+            continue  # unreadable or from an older engine: as good as absent
+        if zip_path.exists() and expected_keys.get(build.name) == build.key:
+            found[build.name] = build
+    return found
+
+
+@dataclass
+class Publication:
+    """Files staged beside their destinations (`.name.part`), renamed into place by `commit`."""
+
+    staged: list[tuple[Path, Path]] = field(default_factory=list)  # (staged file, destination)
+
+    def copy(self, source: Path, destination: Path, sha256: str | None = None) -> None:
+        """Stage a copy of `source`, unless `destination` already holds the same bytes."""
+        if destination.exists() and sha256 is not None and sha256_of(destination) == sha256:
+            return
+        temp = self._temp(destination)
+        shutil.copyfile(source, temp)
+        temp.chmod(0o644)
+
+    def text(self, text: str, destination: Path) -> None:
+        """Stage a text file, unless `destination` already says exactly that."""
+        if destination.exists() and destination.read_text() == text:
+            return
+        self._temp(destination).write_text(text)
+
+    def _temp(self, destination: Path) -> Path:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".part")
+        os.close(fd)
+        self.staged.append((Path(name), destination))
+        return Path(name)
+
+    def commit(self) -> None:
+        with _ctrl_c_deferred():
+            for temp, destination in self.staged:
+                os.replace(temp, destination)
+        self.staged.clear()
+
+    def discard(self) -> None:
+        for temp, _ in self.staged:
+            temp.unlink(missing_ok=True)
+        self.staged.clear()
+
+
+@contextmanager
+def publishing() -> Iterator[Publication]:
+    """Stage inside the block; on leaving it normally everything is committed, otherwise nothing."""
+    publication = Publication()
+    try:
+        yield publication
+        publication.commit()
+    finally:
+        publication.discard()
+
+
+def stage_layer(publication: Publication, build: LayerBuild, output_dir: Path) -> None:
+    """build/layers/<runtime>-<arch>/<layer>.zip and its manifest beside it."""
+    publication.copy(Path(build.zip_path), output_dir / f"{build.name}.zip", build.sha256)
+    manifest = json.dumps(build.manifest(), indent=2, sort_keys=True)
+    publication.text(manifest, output_dir / f"{build.name}.json")
+
+
+@contextmanager
+def _ctrl_c_deferred() -> Iterator[None]:
+    """Hold a SIGINT until the block is done, so renaming the staged files is all or nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+
+    previous = signal.signal(signal.SIGINT, hold)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
+
+
+def publish_build(
+    paths: BuildPaths, runtime: str, arch: str, builds: list[LayerBuild], report: tuple[str, str], default_target: bool
+) -> None:
+    """Publish a build that passed every gate: its zips, their manifests and its report (JSON,
+    Markdown), all or nothing. The default target's report is also build/report.json."""
+    output_dir = paths.output_dir(runtime, arch)
+    report_json, report_md = report
+    with publishing() as publication:
+        for build in builds:
+            stage_layer(publication, build, output_dir)
+        publication.text(report_json, paths.report(runtime, arch))
+        publication.text(report_md, paths.report_md(runtime, arch))
+        if default_target:
+            publication.text(report_json, paths.default_report)
+            publication.text(report_md, paths.default_report_md)
+    paths.failed_report(runtime, arch).unlink(missing_ok=True)
+
+
+def keep_failed_report(paths: BuildPaths, runtime: str, arch: str, report_json: str) -> Path:
+    """A build that failed a gate publishes nothing; its report is kept apart, for tools to read."""
+    with publishing() as publication:
+        publication.text(report_json, paths.failed_report(runtime, arch))
+    return paths.failed_report(runtime, arch)

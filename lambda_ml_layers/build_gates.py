@@ -1,0 +1,106 @@
+"""The gates a build must pass, wired to the project: before building, a function must not
+re-declare what its layers provide; after building, every layer must fit its budget and every
+function in infra/template.yaml must fit Lambda's limits with its layers. The rules themselves
+are pure and live in size_gates.py (sizes) and sam_template.py (what the template declares)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .artifacts import LayerBuild
+from .config import ProjectConfig, base_layers_of
+from .errors import ConfigError, LockError
+from .function_deps import check_function_requirements
+from .layer_contents import load_locks
+from .locks import LayerLock
+from .notices import Notice
+from .sam_template import function_specs, template_functions, template_layer_failures
+from .size_gates import FunctionTotal, LayerFacts, function_failures, function_totals, layer_budget_failures
+
+TEMPLATE = Path("infra/template.yaml")
+
+
+@dataclass
+class GateOutcome:
+    failures: list[str] = field(default_factory=list)  # every offender, each naming its fix
+    totals: list[FunctionTotal] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)  # what could not be checked, and why
+
+
+def check_function_packages(project: ProjectConfig) -> None:
+    """A function's own requirements must not repeat what its layers provide (checked before building)."""
+    template = project.root / TEMPLATE
+    if not template.exists():
+        return
+    known = set(project.layer_names)
+    problems = []
+    for spec in function_specs(template):
+        locks = {name: project.layer(name).lock for name in spec.layers if name in known}
+        try:
+            check_function_requirements(spec.name, spec.code_dir, locks)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def layer_facts(build: LayerBuild, project: ProjectConfig) -> LayerFacts:
+    return LayerFacts(
+        name=build.name,
+        unzipped_bytes=build.unzipped_bytes,
+        budget_bytes=build.budget_bytes,
+        packages=build.packages,
+        package_bytes=build.package_bytes,
+        runtimes=(build.runtime,),
+        arch=build.arch,
+        base_layers=tuple(base.name for base in base_layers_of(project, project.layer(build.name))),
+    )
+
+
+def locks_at_hand(project: ProjectConfig, locks: dict[str, LayerLock]) -> dict[str, LayerLock]:
+    """This build's locks plus every other layer's that reads cleanly, to recognise which
+    earlier-published zips still match their inputs."""
+    found = dict(locks)
+    for layer in project.layers:
+        if layer.name not in found:
+            try:
+                found.update(load_locks(project, [layer]))
+            except LockError:
+                continue
+    return found
+
+
+def apply_gates(
+    project: ProjectConfig,
+    results: dict[str, LayerBuild],
+    published: dict[str, LayerBuild],
+    runtime: str,
+    arch: str,
+    output_dir: Path,
+    headroom: int,
+) -> GateOutcome:
+    """Every gate at once, on this build's layers plus the still-valid published ones it did not
+    rebuild (`published`). Writes nothing: publishing is for the caller, once this passes."""
+    outcome = GateOutcome(failures=layer_budget_failures([layer_facts(b, project) for b in results.values()]))
+    template = project.root / TEMPLATE
+    functions = template_functions(template) if template.exists() else []
+    deployed = sorted({f"{fn.runtime}/{fn.arch}" for fn in functions})
+    if functions and deployed != [f"{runtime}/{arch}"]:
+        # Layers for another target are fine on their own; the template cannot use them.
+        outcome.notices.append(
+            Notice.notice(
+                f"{TEMPLATE} deploys its functions on {', '.join(deployed)}; this build is {runtime}/{arch}, "
+                f"so only the layer budgets were checked. Build for {deployed[0]} to check the functions."
+            )
+        )
+    elif functions:
+        facts = {name: layer_facts(build, project) for name, build in {**published, **results}.items()}
+        outcome.totals = function_totals(functions, facts, headroom)
+        outcome.failures += function_failures(functions, facts, headroom)
+        outcome.failures += template_layer_failures(template, runtime, arch, output_dir)
+    else:
+        outcome.notices.append(
+            Notice.notice(f"{TEMPLATE} not found: only the layer budgets were checked, no function totals.")
+        )
+    return outcome

@@ -1,0 +1,180 @@
+"""The steps that turn one layer's lock into a verified zip in the build cache:
+
+install (target platform) -> dedupe against base layers -> strip -> trim AWS SDK data
+-> strip shared objects -> bytecode -> zip -> verify (on top of the base layers) -> cache
+
+Each step is a function in its own module; this one runs them in order in a staging folder
+and folds what they did into a `LayerBuild`. Nothing here writes under build/layers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .artifacts import LayerBuild
+from .aws_sdk_trim import trim_aws_sdk
+from .build_cache import prune, store
+from .build_context import BuildContext
+from .bytecode import compile_bytecode
+from .config import LayerConfig, base_layers_of
+from .errors import VerifyError
+from .layer_contents import modules_to_verify, packages_to_install, provided_by_base
+from .layer_tree import StepResult, owner_of_paths, read_distributions, remove_files, size_by_package, walk_files
+from .layer_zip import extract, sha256_of, unzipped_size, write_zip
+from .notices import Notice
+from .pip_runner import install_for_target
+from .runtimes import ARCHES
+from .shared_objects import strip_shared_objects
+from .strip_rules import plan_strip
+from .verify import check_layer
+
+# Gives a base layer's finished build, waiting for it if need be (the scheduler's business).
+WaitForBase = Callable[[LayerConfig], LayerBuild]
+
+PIP_PROGRESS = ("Collecting", "Downloading", "Installing", "Using cached")
+
+
+def step_dict(step: StepResult) -> dict[str, Any]:
+    return {
+        "step": step.step,
+        "files_removed": step.files_removed,
+        "bytes_removed": step.bytes_removed,
+        "notes": list(step.notes),
+        "by_rule": {k: {"files": v[0], "bytes": v[1]} for k, v in step.by_rule.items()},
+    }
+
+
+def strip(site: Path, layer: LayerConfig) -> StepResult:
+    """Delete what the layer's strip rules match (bar `keep` and the protected files)."""
+    plan = plan_strip([rel for rel, _ in walk_files(site)], layer.strip_rules, layer.protect)
+    by_rule = {rule: (len(paths), remove_files(site, paths)) for rule, paths in plan.items()}
+    return StepResult(
+        "strip",
+        files_removed=sum(files for files, _ in by_rule.values()),
+        bytes_removed=sum(size for _, size in by_rule.values()),
+        by_rule=by_rule,
+    )
+
+
+def shared_object_warnings(layer: str, step: StepResult) -> list[Notice]:
+    """The shared-object step's notes that are warnings: it could not strip at all, or it
+    restored a library that no longer loaded. (shared_objects.py reports both as text notes.)"""
+    return [Notice.warning(layer, note) for note in step.notes if note.startswith(("not stripped", "restored"))]
+
+
+def verify(
+    ctx: BuildContext, layer: LayerConfig, zip_file: Path, stage: Path, modules: list[str], wait_for_base: WaitForBase
+) -> tuple[StepResult, Notice | None]:
+    """Extract the base layers and this one as Lambda would into /opt, then import everything.
+    Returns the step and, when the check could not run on this machine, the warning saying so."""
+    machine = os.uname().machine
+    if ARCHES[ctx.arch] != machine:
+        why = f"skipped import verification: {ctx.arch} code cannot run on this {machine} machine"
+        return StepResult("verify", notes=(why,)), Notice.warning(layer.name, why)
+    opt = stage / "opt"
+    for base in base_layers_of(ctx.project, layer):
+        extract(Path(wait_for_base(base).zip_path), opt)
+    extract(zip_file, opt)
+    versions = {
+        name: package.version
+        for source in [layer, *base_layers_of(ctx.project, layer)]
+        for name, package in ctx.locks[source.name].packages.items()
+    }
+    outcome = check_layer(ctx.python, opt, ctx.runtime, modules, versions)
+    if not outcome.ok:
+        lines = [f"import {module}: {error}" for module, error in sorted(outcome.import_failures.items())]
+        lines += [
+            f"{name}: lock says {locked}, installed metadata says {found or 'nothing (dist-info missing)'}"
+            for name, (locked, found) in sorted(outcome.version_mismatches.items())
+        ]
+        raise VerifyError(
+            f"Layer {layer.name} failed verification in {ctx.runtime.name}, so it was not written:\n"
+            + "\n".join(f"    {line}" for line in lines)
+            + f"\n  Fix: a strip rule probably removed something these modules need; add a `keep` "
+            f"pattern in layers/defaults.toml or layers/{layer.name}/layer.toml, or list the module "
+            f"under [verify] skip_imports with a reason if it is an optional extra."
+        )
+    return StepResult(
+        "verify", notes=(f"{len(modules)} modules imported, {len(versions)} versions match the lock",)
+    ), None
+
+
+def build_fresh(ctx: BuildContext, layer: LayerConfig, key: str, wait_for_base: WaitForBase) -> LayerBuild:
+    """Run every step for one layer in a staging folder; store the zip in the cache."""
+    started = time.monotonic()
+    ctx.paths.tmp.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(dir=ctx.paths.tmp, prefix=f"{layer.name}-"))
+    name = layer.name
+    try:
+        site = stage / "python"
+        provided = provided_by_base(ctx.project, ctx.locks, layer)
+        lock = ctx.locks[name]
+        wanted = packages_to_install(ctx.project, ctx.locks, layer)
+        from_base = {package: provided[package] for package in lock.packages if package in provided}
+        steps = [StepResult("dedupe", notes=tuple(f"{p} comes from {base}" for p, base in sorted(from_base.items())))]
+        warnings: list[Notice] = []
+        ctx.say(Notice.step(name, "installing", f"{len(wanted)} packages"))
+        install_for_target(
+            wanted,
+            site,
+            ctx.runtime,
+            ctx.arch,
+            ctx.paths.pip_cache,
+            ctx.find_links,
+            on_line=lambda line: ctx.progress.detail(name, line) if line.startswith(PIP_PROGRESS) else None,
+        )
+        ctx.check_cancel()
+        owners = owner_of_paths(read_distributions(site))
+        modules = modules_to_verify(site, layer)
+        ctx.say(Notice.step(name, "stripping"))
+        steps.append(strip(site, layer))
+        steps.append(trim_aws_sdk(site, layer.aws_services))
+        ctx.check_cancel()
+        if layer.strip_shared_objects:
+            ctx.say(Notice.step(name, "stripping shared objects"))
+            steps.append(strip_shared_objects(site, ctx.python, ctx.arch))
+            warnings += shared_object_warnings(name, steps[-1])
+        ctx.check_cancel()
+        ctx.say(Notice.step(name, "compiling bytecode", layer.bytecode))
+        steps.append(compile_bytecode(site, ctx.python, layer.bytecode, "/opt/python"))
+        ctx.check_cancel()
+        ctx.say(Notice.step(name, "zipping"))
+        zip_file = stage / "layer.zip"
+        write_zip(site, zip_file)
+        ctx.say(Notice.step(name, "verifying imports"))
+        verified, skipped = verify(ctx, layer, zip_file, stage, modules, wait_for_base)
+        steps.append(verified)
+        warnings += [skipped] if skipped else []
+        ctx.say(Notice.step(name, "verification skipped" if skipped else "verified"))
+        for warning in warnings:
+            ctx.say(warning)
+        ctx.check_cancel()
+        files, unzipped = unzipped_size(zip_file)
+        build = LayerBuild(
+            name=name,
+            runtime=ctx.runtime.name,
+            arch=ctx.arch,
+            key=key,
+            sha256=sha256_of(zip_file),
+            files=files,
+            unzipped_bytes=unzipped,
+            zipped_bytes=zip_file.stat().st_size,
+            budget_bytes=layer.budget_bytes,
+            target_bytes=layer.target_bytes,
+            packages={p: locked.version for p, locked in sorted(lock.packages.items()) if p not in provided},
+            provided_by_base=from_base,
+            package_bytes=size_by_package(site, owners),
+            steps=[step_dict(s) for s in steps],
+            verified=skipped is None,
+            warnings=tuple(warnings),
+        )
+        entry = store(ctx.paths.cache, name, key, zip_file, build.manifest())
+        prune(ctx.paths.cache, name, keep=key)
+        return LayerBuild.from_manifest(build.manifest(), entry.zip_path, False, time.monotonic() - started)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)

@@ -1,0 +1,94 @@
+"""Which layers build when: independent layers in parallel, each from the cache when its
+inputs are unchanged; a layer waits for its base layers only to verify on top of them.
+A fault in one layer stops the others; Ctrl-C stops them all and keeps the finished ones
+in the cache."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from .artifacts import LayerBuild
+from .build_cache import lookup
+from .build_context import BuildContext
+from .config import LayerConfig
+from .errors import BuildInterrupted, LayerToolError
+from .layer_build_steps import build_fresh
+from .notices import Notice
+from .runtimes import MB
+
+INTERRUPTED = (
+    "Interrupted: unfinished layers were discarded and nothing was published (build/layers and the "
+    "reports are as the last good build left them); finished layers are cached, so the next build "
+    "resumes from there."
+)
+
+
+def wait_for_base(
+    ctx: BuildContext, layer: LayerConfig, base: LayerConfig, futures: dict[str, Future[LayerBuild]]
+) -> LayerBuild:
+    """A layer is verified on top of its base layers, so it waits for them here, and only here."""
+    future = futures[base.name]
+    waited = not future.done()
+    if waited:
+        ctx.say(Notice.step(layer.name, "waiting for base layer", base.name))
+    try:
+        built = future.result()
+    except LayerToolError:
+        ctx.say(Notice.step(layer.name, "not built", f"base layer {base.name} failed"))
+        raise LayerToolError(f"Layer {layer.name} was not built: its base layer {base.name} failed.") from None
+    if waited:
+        ctx.say(Notice.step(layer.name, "verifying imports"))
+    return built
+
+
+def build_one(ctx: BuildContext, layer: LayerConfig, key: str, futures: dict[str, Future[LayerBuild]]) -> LayerBuild:
+    """One layer, from the cache or built afresh; any failure names the layer."""
+    started = time.monotonic()
+    entry = None if ctx.force else lookup(ctx.paths.cache, layer.name, key)
+    if entry is not None:
+        ctx.say(Notice.step(layer.name, "cached", "unchanged inputs"))
+        return LayerBuild.from_manifest(entry.manifest(), entry.zip_path, True, time.monotonic() - started)
+    try:
+        result = build_fresh(ctx, layer, key, lambda base: wait_for_base(ctx, layer, base, futures))
+    except LayerToolError:
+        ctx.say(Notice.step(layer.name, "failed"))
+        raise
+    except Exception as exc:  # a disk, OS or engine fault: stop the other layers too, and say where
+        ctx.cancel.set()
+        ctx.say(Notice.step(layer.name, "failed"))
+        raise LayerToolError(
+            f"Layer {layer.name} failed unexpectedly: {type(exc).__name__}: {exc}. Nothing of it was kept; "
+            f"if this repeats, run with --jobs 1 and report the message."
+        ) from exc
+    ctx.say(Notice.step(layer.name, "built", f"{result.unzipped_bytes / MB:.1f} MB unzipped"))
+    return result
+
+
+def run_builds(ctx: BuildContext, layers: list[LayerConfig], keys: dict[str, str], jobs: int) -> dict[str, LayerBuild]:
+    """Build every layer (bases first in `layers`); raise once naming every layer that failed."""
+    futures: dict[str, Future[LayerBuild]] = {}
+    executor = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="layer")
+    try:
+        for layer in layers:  # bases first, so a waiting layer never starves its base of a worker
+            futures[layer.name] = executor.submit(build_one, ctx, layer, keys[layer.name], futures)
+        results: dict[str, LayerBuild] = {}
+        errors: list[LayerToolError] = []
+        for name, future in futures.items():
+            try:
+                results[name] = future.result()
+            except LayerToolError as exc:
+                errors.append(exc)
+    except KeyboardInterrupt:
+        ctx.cancel.set()
+        executor.shutdown(wait=True, cancel_futures=True)
+        raise BuildInterrupted(INTERRUPTED) from None
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+    # A layer stopped because the build was cancelled is a consequence: report the causes.
+    causes = [error for error in errors if not isinstance(error, BuildInterrupted)]
+    if errors and not causes:
+        raise BuildInterrupted(INTERRUPTED)  # a step saw Ctrl-C first (it reaches child processes too)
+    if causes:
+        raise type(causes[0])("\n\n".join(str(e) for e in causes))
+    return results
