@@ -462,6 +462,10 @@ def _roll_back_create(backend: CloudFormationBackend, stack: Stack, reason: str)
     except Exception as exc:
         _set_status(stack, "ROLLBACK_FAILED", _message(exc))
         return
+    # The stack has no resources now. moto's resource map is lazy: left with the template's
+    # Resources, listing the stack's resources would create them again.
+    stack.resource_map._resource_json_map = {}
+    setattr(stack.resource_map, PRISTINE, {})
     _set_status(stack, "ROLLBACK_COMPLETE")
 
 

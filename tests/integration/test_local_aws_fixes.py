@@ -168,6 +168,11 @@ def test_refused_sam_template_fails_the_change_set(aws: MotoServer) -> None:
         "Transform AWS::Serverless-2016-10-31 failed with: Invalid Serverless Application Specification document."
     )
     assert "[Table]" in created["StatusReason"]
+    # The stack waits in REVIEW_IN_PROGRESS; a new CREATE change set reuses it, as on AWS.
+    stack = deploy(aws, "refused", SAM_TABLE, kind="CREATE")
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    summaries = aws.client("cloudformation").list_stacks()["StackSummaries"]
+    assert [s["StackName"] for s in summaries] == ["refused"]
 
 
 # --- 2. outputs after a change set ------------------------------------------------------------
@@ -323,6 +328,9 @@ def test_failed_create_rolls_back(aws: MotoServer) -> None:
         ("failed-create", "ROLLBACK_IN_PROGRESS"),
         ("failed-create", "ROLLBACK_COMPLETE"),
     ]
+    # Listing the stack's resources does not make them again (moto's resource map is lazy).
+    assert cloudformation.describe_stack_resources(StackName="failed-create")["StackResources"] == []
+    assert topic_names(aws) == set()
     # As on AWS, the stack keeps the submitted template and can only be deleted, not updated.
     summary = cloudformation.get_template_summary(StackName="failed-create")
     assert [p["ParameterKey"] for p in summary["Parameters"]] == ["Name"]
