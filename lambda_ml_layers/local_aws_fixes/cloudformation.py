@@ -109,7 +109,39 @@ def resolve_parameters(template: dict[str, Any], given: dict[str, Any]) -> dict[
             resolved[name] = as_text(value)
     if missing:
         raise ValidationError(message=f"Parameters: [{', '.join(missing)}] must have values")
+    for name, value in resolved.items():
+        check_parameter(name, template["Parameters"][name], value)
     return resolved
+
+
+def check_parameter(name: str, slot: dict[str, Any], value: str) -> None:
+    """A parameter's constraints, checked as AWS does before anything changes (stock moto
+    accepts any value, so a deploy AWS would refuse passes locally)."""
+    values = (
+        value.split(",") if str(slot.get("Type", "String")).startswith(("List<", "CommaDelimitedList")) else [value]
+    )
+    for item in values:
+        problem = None
+        if "AllowedValues" in slot and item not in [as_text(allowed) for allowed in slot["AllowedValues"]]:
+            problem = "must be one of AllowedValues"
+        elif "AllowedPattern" in slot and re.fullmatch(str(slot["AllowedPattern"]), item) is None:
+            problem = f"must match pattern {slot['AllowedPattern']}"
+        elif "MinLength" in slot and len(item) < int(slot["MinLength"]):
+            problem = f"must contain at least {slot['MinLength']} characters"
+        elif "MaxLength" in slot and len(item) > int(slot["MaxLength"]):
+            problem = f"must contain at most {slot['MaxLength']} characters"
+        elif slot.get("Type") in ("Number", "List<Number>"):
+            try:
+                number = float(item)
+            except ValueError:
+                problem = "must be a number"
+            else:
+                if "MinValue" in slot and number < float(slot["MinValue"]):
+                    problem = f"must be a number not less than {slot['MinValue']}"
+                elif "MaxValue" in slot and number > float(slot["MaxValue"]):
+                    problem = f"must be a number not greater than {slot['MaxValue']}"
+        if problem:
+            raise ValidationError(message=f"Parameter '{name}' {problem}")
 
 
 class _AwsManagedPolicyArns(dict[str, str]):

@@ -224,6 +224,13 @@ def test_parameter_only_change_is_a_change(aws: MotoServer) -> None:
     assert same["StatusReason"].startswith(NO_CHANGES)
 
 
+@on_both_servers("parameter constraints (AllowedPattern, AllowedValues) are not checked")
+def test_parameter_constraints_are_checked(aws: MotoServer) -> None:
+    deploy(aws, "constraints", TOPIC, kind="CREATE")
+    with pytest.raises(ClientError, match=re.escape("Parameter 'Sha' must match pattern ^(unset|[0-9a-f]{64})$")):
+        change_set(aws, "constraints", TOPIC, Sha="not-a-sha256")
+
+
 # --- 4. rollback ------------------------------------------------------------------------------
 
 ROLLBACK_BEFORE = """
