@@ -36,7 +36,14 @@ Gaps closed, CloudFormation level (`cloudformation.py`):
    the ones last applied (or restored by a rollback), so redeploying an earlier release is a
    change, and redeploying the current one is not.
    Also: a CREATE change set for a stack left in REVIEW_IN_PROGRESS reuses it (stock moto made a
-   second stack of the same name), and for any other existing stack is AlreadyExistsException.
+   second stack of the same name), and for any other existing stack is AlreadyExistsException;
+   a stack that is not in an updatable state refuses UPDATE change sets and UpdateStack ("is in
+   ROLLBACK_COMPLETE state and can not be updated."); a stack whose create failed keeps its
+   template (GetTemplateSummary answered HTTP 500) and lists no resources (moto's lazy resource
+   map made them again when listed).
+6. Parameter constraints: AllowedValues, AllowedPattern, Min/MaxLength, Min/MaxValue and missing
+   values are ValidationErrors of CreateChangeSet / CreateStack / UpdateStack, with AWS's
+   messages (stock moto accepted anything, so a deploy AWS refuses passed locally).
 
 Gaps closed, resource models (`resources.py`): `AWS::Lambda::LayerVersion` (`Ref` is the
 version ARN, LayerName honoured, update and delete handlers), a function's `Layers`,
@@ -46,7 +53,10 @@ version ARN, LayerName honoured, update and delete handlers), a function's `Laye
 Still different from AWS: everything is synchronous (a deploy is complete, or rolled back, when
 ExecuteChangeSet returns); `DisableRollback` is ignored (a failure always rolls back); change
 sets list Add/Modify/Remove without Replacement or Details; per-resource events are written
-only for failures.
+only for failures; a resource is updated when its definition or a parameter it uses changed, not
+when only a resource it refers to was replaced; a modified resource whose type moto cannot update
+keeps its old properties; only the SAM transform runs (AWS::Include and other macros do not);
+custom resources are not waited for.
 """
 
 from __future__ import annotations
