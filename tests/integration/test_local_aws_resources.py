@@ -98,6 +98,8 @@ class AWS:
         self.lam = self.server.client("lambda")
         self.sfn = self.server.client("stepfunctions")
         self.events = self.server.client("events")
+        self.cloudwatch = self.server.client("cloudwatch")
+        self.logs = self.server.client("logs")
         self.s3.create_bucket(Bucket=BUCKET)
 
     def upload_zip(self, key: str, files: dict[str, str]) -> bytes:
@@ -590,3 +592,72 @@ def test_layer_over_the_unzipped_limit_fails_like_aws(aws: AWS) -> None:
 
     assert "Unzipped size must be smaller than 262144000 bytes" in reason
     aws.assert_error_code(reason, "InvalidParameterValueException")
+
+
+# --- 8. AWS::CloudWatch::Alarm and 9. AWS::Logs::LogGroup updates ------------------------------
+
+
+def alarm(threshold: float, **extra: Any) -> dict[str, Any]:
+    return {
+        "Type": "AWS::CloudWatch::Alarm",
+        "Properties": {
+            "AlarmDescription": "errors",
+            "Namespace": "AWS/Lambda",
+            "MetricName": "Errors",
+            "Dimensions": [{"Name": "FunctionName", "Value": "fn"}],
+            "ExtendedStatistic": "p99",
+            "Period": 300,
+            "EvaluationPeriods": 1,
+            "Threshold": threshold,
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+            "TreatMissingData": "notBreaching",
+            "AlarmActions": [{"Ref": "Topic"}],
+            **extra,
+        },
+    }
+
+
+TOPIC = {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": "alarms"}}
+
+
+@on_servers("AWS::CloudWatch::Alarm is skipped: no alarm exists, GetAtt Arn of it is an HTTP 500")
+def test_alarm_is_created_updated_in_place_and_deleted(aws: AWS) -> None:
+    outputs = {"Name": {"Ref": "Errors"}, "Arn": {"Fn::GetAtt": ["Errors", "Arn"]}}
+    aws.create({"Topic": TOPIC, "Errors": alarm(1)}, outputs=outputs)
+
+    name = aws.outputs()["Name"]
+    assert name.startswith(f"{STACK}-Errors-")
+    assert aws.outputs()["Arn"] == f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}"
+    [created] = aws.cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"]
+    assert created["ExtendedStatistic"] == "p99"
+    assert created["Dimensions"] == [{"Name": "FunctionName", "Value": "fn"}]
+    assert created["AlarmActions"] == [f"arn:aws:sns:{REGION}:{ACCOUNT}:alarms"]
+    aws.cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="rehearsal")
+
+    aws.update({"Topic": TOPIC, "Errors": alarm(5)}, outputs=outputs)
+    [updated] = aws.cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"]
+    assert updated["Threshold"] == 5
+    assert updated["StateValue"] == "ALARM"  # an update keeps the alarm's state
+
+    aws.update({"Topic": TOPIC}, outputs={})
+    assert aws.cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"] == []
+
+
+def log_group(retention: int | None) -> dict[str, Any]:
+    properties: dict[str, Any] = {"LogGroupName": "/aws/lambda/fn"}
+    if retention is not None:
+        properties["RetentionInDays"] = retention
+    return {"Type": "AWS::Logs::LogGroup", "Properties": properties}
+
+
+@on_servers("a log group has no update handler: a new RetentionInDays is never applied")
+def test_log_group_retention_is_updated(aws: AWS) -> None:
+    aws.create({"Logs": log_group(30)})
+
+    aws.update({"Logs": log_group(7)})
+    [group] = aws.logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/fn")["logGroups"]
+    assert group["retentionInDays"] == 7
+
+    aws.update({"Logs": log_group(None)})
+    [group] = aws.logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/fn")["logGroups"]
+    assert "retentionInDays" not in group
