@@ -301,35 +301,51 @@ def update_resources(rmap: ResourceMap, template: dict[str, Any], parameters: di
     setattr(rmap, PRISTINE, pristine)
 
     order = rmap._ResourceMap__get_resources_in_dependency_order()  # type: ignore[attr-defined]
-    for name in order:
-        if name not in old_resources:
-            rmap[name]  # the lazy map creates it (and what it refers to)
-    modified = [
+    pending = [
         name
         for name in order
-        if name in old_resources
-        and (not _same_resource(old_resources[name], pristine[name]) or changed_parameters & references(pristine[name]))
+        if name not in old_resources
+        or not _same_resource(old_resources[name], pristine[name])
+        or changed_parameters & references(pristine[name])
     ]
-    last_error: Exception | None = None
-    for _attempt in range(parsing.MAX_UPDATE_ATTEMPTS):  # a resource can need another updated first
-        for name in list(modified):
-            try:
-                updated = parsing.parse_and_update_resource(
-                    name, new_resources[name], rmap, account_id=rmap._account_id, region_name=rmap._region_name
-                )
-            except Exception as exc:
-                last_error = exc
-                continue
-            modified.remove(name)
-            if updated is not None:
-                rmap._parsed_resources[name] = updated
-            # else: moto cannot update this type; stock moto then forgot the resource (its Ref
-            # became None). It keeps the resource as it was.
-        if not modified:
-            break
-    if modified and last_error is not None:
-        raise last_error
+    for name in _dependencies_first(pending, pristine):
+        if name not in old_resources:
+            rmap[name]  # the lazy map creates it (and what it refers to)
+            continue
+        updated = parsing.parse_and_update_resource(
+            name, new_resources[name], rmap, account_id=rmap._account_id, region_name=rmap._region_name
+        )
+        if updated is not None:
+            rmap._parsed_resources[name] = updated
+        # else: moto cannot update this type; stock moto then forgot the resource (its Ref
+        # became None). It keeps the resource as it was.
     return [name for name in old_resources if name not in new_resources]
+
+
+def _dependencies_first(names: list[str], resources: dict[str, Any]) -> list[str]:
+    """`names` ordered so that each comes after those it refers to (Ref, GetAtt, Sub, DependsOn)
+    among them, as CloudFormation orders a stack operation: a function is updated before the
+    version that publishes it, a new layer version is made before the function that lists it.
+    Stock moto added everything first, then modified (retrying failures in another pass)."""
+    wanted = set(names)
+    done: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in done or name in visiting:  # a cycle: CloudFormation refuses it; keep going
+            return
+        visiting.add(name)
+        resource = resources.get(name) or {}
+        depends_on = resource.get("DependsOn") or []
+        needs = references(resource) | set([depends_on] if isinstance(depends_on, str) else depends_on)
+        for other in sorted(needs & wanted, key=names.index):
+            visit(other)
+        visiting.discard(name)
+        done.append(name)
+
+    for name in names:
+        visit(name)
+    return done
 
 
 def remove_resources(rmap: ResourceMap, names: list[str], definitions: dict[str, Any]) -> list[tuple[str, str]]:
