@@ -451,4 +451,30 @@ def test_sam_deploy_twice(patched_server: MotoServer, tmp_path: Path) -> None:
     stack = patched_server.client("cloudformation").describe_stacks(StackName="t")["Stacks"][0]
     assert stack["StackStatus"] == "UPDATE_COMPLETE"
     assert parameters(stack)["LayersSha256"] == SHA_A
+    # AutoPublishAlias: the new version is published after the function is updated.
+    functions = patched_server.client("lambda")
+    live = functions.get_alias(FunctionName="tiny-function", Name="live")["FunctionVersion"]
+    assert live == "2"
+    assert functions.get_function_configuration(FunctionName="tiny-function", Qualifier=live)["Description"].endswith(
+        SHA_A
+    )
+
+    # A release that fails rolls back; sam deploy reports it; the release before is "no changes".
+    patched_server.client("s3").create_bucket(Bucket="taken-bucket")
+    good = (tmp_path / "template.yaml").read_text()
+    bad = good.replace(
+        "Outputs:", "  Taken:\n    Type: AWS::S3::Bucket\n    Properties:\n      BucketName: taken-bucket\nOutputs:"
+    )
+    (tmp_path / "template.yaml").write_text(bad)
+    failed = sam_deploy(patched_server, tmp_path, "t", "--parameter-overrides", f"LayersSha256={SHA_B}")
+    assert failed.returncode != 0
+    assert "UPDATE_ROLLBACK_COMPLETE" in failed.stdout + failed.stderr
+    stack = patched_server.client("cloudformation").describe_stacks(StackName="t")["Stacks"][0]
+    assert stack["StackStatus"] == "UPDATE_ROLLBACK_COMPLETE"
+    assert parameters(stack)["LayersSha256"] == SHA_A
+    assert functions.get_alias(FunctionName="tiny-function", Name="live")["FunctionVersion"] == live
+    (tmp_path / "template.yaml").write_text(good)
+    again = sam_deploy(patched_server, tmp_path, "t", "--parameter-overrides", f"LayersSha256={SHA_A}")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "No changes to deploy" in again.stdout + again.stderr
     shutil.rmtree(tmp_path / ".aws-sam", ignore_errors=True)
