@@ -7,6 +7,7 @@ inv build-layers --layer aws-utilities --runtime python3.13 --arch arm64
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from invoke import Collection, Context, Exit, task
 
@@ -89,3 +90,90 @@ def train_model(c: Context, stage: str | None = None, bucket: str | None = None,
 
 
 namespace.add_task(train_model)
+
+
+# --- Deploy (issue 8): deploy, rollback, release history, the local stage -------------------
+
+
+def _interactive() -> bool:
+    import sys
+
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _run(action: Any) -> Any:
+    """Call the engine; its errors become a clean exit with their own code, never a traceback."""
+    try:
+        return action()
+    except LayerToolError as exc:
+        raise Exit(f"\n{exc}", code=exc.exit_code) from None
+    except KeyboardInterrupt:
+        raise Exit("\nInterrupted. The stage was left on a recorded release (see above).", code=130) from None
+
+
+@task(
+    help={
+        "stage": "local, dev, staging or prod (infra/samconfig.toml); local rehearses on an emulator",
+        "yes": "deploy without asking, also where the stage confirms change sets (staging, prod)",
+        "dry-run": "build, check and show the change set; execute nothing",
+    },
+)
+def deploy(c: Context, stage: str, yes: bool = False, dry_run: bool = False) -> None:
+    """Build, gate, `sam deploy`, verify and record a release; on failure the stage ends on its last release."""
+    from lambda_ml_layers.deploy.deploy import DeployRequest
+    from lambda_ml_layers.deploy.deploy import deploy as run_deploy
+
+    request = DeployRequest(root=ROOT, stage=stage, yes=yes, dry_run=dry_run, interactive=_interactive())
+    _run(lambda: run_deploy(request))
+
+
+@task(
+    help={
+        "stage": "the stage to roll back",
+        "to": "the release number to return to (default: the one before the current)",
+        "yes": "do not ask, also where the stage confirms change sets",
+    },
+)
+def rollback(c: Context, stage: str, to: int | None = None, yes: bool = False) -> None:
+    """Return a stage to an earlier release (its exact layer versions; no layer is published), verified."""
+    from lambda_ml_layers.deploy.deploy import RollbackRequest
+    from lambda_ml_layers.deploy.deploy import rollback as run_rollback
+
+    request = RollbackRequest(root=ROOT, stage=stage, to=to, yes=yes, interactive=_interactive())
+    _run(lambda: run_rollback(request))
+
+
+@task(help={"stage": "the stage whose history to show", "json": "print the records as JSON"})
+def releases(c: Context, stage: str, json: bool = False) -> None:
+    """List a stage's releases, oldest first: number, kind, time, commit, layer versions."""
+    import json as json_module
+    from dataclasses import asdict
+
+    from lambda_ml_layers.deploy.deploy import releases as read_releases
+    from lambda_ml_layers.deploy.release_table import release_table
+
+    history = _run(lambda: read_releases(ROOT, stage))
+    if json:
+        print(json_module.dumps([asdict(r) for r in history], indent=2))
+    elif not history:
+        print(f"Stage {stage!r} has no releases yet. Deploy with `inv deploy --stage {stage}`.")
+    else:
+        print(release_table(history))
+
+
+@task(help={"stop": "stop the running emulator (the local stage's state goes with it)"})
+def local_aws(c: Context, stop: bool = False) -> None:
+    """Start (or show) the local AWS emulator the local stage deploys to; its endpoint goes to build/local-aws.json."""
+    from lambda_ml_layers.deploy.local_emulator import emulator_endpoint, stop_emulator
+    from lambda_ml_layers.paths import BuildPaths
+
+    paths = BuildPaths.of(ROOT)
+    if stop:
+        print(_run(lambda: stop_emulator(paths)))
+        return
+    endpoint = _run(lambda: emulator_endpoint(paths, start=True, say=print))
+    print(f"Local AWS emulator: {endpoint}  (written to {paths.local_aws_state})")
+
+
+for _task in (deploy, rollback, releases, local_aws):
+    namespace.add_task(_task)

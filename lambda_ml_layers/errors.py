@@ -43,6 +43,42 @@ class SecurityScanError(LayerToolError):
     exit_code = 11
 
 
+class DeployGateError(LayerToolError):
+    """A check before deploying failed; nothing was uploaded."""
+
+    exit_code = 12
+
+
+class DeployFailed(LayerToolError):
+    """sam deploy or CloudFormation failed; the stage is back on its previous release."""
+
+    exit_code = 13
+
+
+class VerificationFailed(LayerToolError):
+    """The deployed stage did not pass its post-deploy checks."""
+
+    exit_code = 14
+
+
+class StageBusy(LayerToolError):
+    """Another deploy or rollback of the stage is running."""
+
+    exit_code = 15
+
+
+class ReleaseError(LayerToolError):
+    """The release history cannot give what was asked (unknown release, nothing to roll back to)."""
+
+    exit_code = 16
+
+
+class ToolMissing(LayerToolError):
+    """An outside tool (sam, checkov) is not installed where the project looks for it."""
+
+    exit_code = 17
+
+
 class BuildInterrupted(LayerToolError):
     exit_code = 130
 

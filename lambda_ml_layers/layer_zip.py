@@ -13,8 +13,9 @@ from .layer_tree import walk_files
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
 
-def write_zip(source: Path, destination: Path, prefix: str = "python") -> None:
-    """Zip `source` as `prefix/...` into `destination`, replacing it only once complete.
+def write_zip(source: Path, destination: Path, prefix: str = "python", files: list[str] | None = None) -> None:
+    """Zip `source` (or only `files`, relative to it) as `prefix/...` into `destination`, replacing
+    it only once complete. An empty prefix zips at the root, as a function package is.
 
     Entries are sorted and get fixed timestamps and modes, so an unchanged layer gives a
     byte-identical zip and deploys publish no new layer version.
@@ -25,9 +26,9 @@ def write_zip(source: Path, destination: Path, prefix: str = "python") -> None:
     temp = Path(temp_name)
     try:
         with zipfile.ZipFile(temp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
-            for rel, _ in sorted(walk_files(source)):
+            for rel in sorted(files if files is not None else (rel for rel, _ in walk_files(source))):
                 path = source / rel
-                info = zipfile.ZipInfo(f"{prefix}/{rel}", date_time=FIXED_TIME)
+                info = zipfile.ZipInfo(f"{prefix}/{rel}" if prefix else rel, date_time=FIXED_TIME)
                 info.create_system = 3  # unix, so the mode below is honoured
                 executable = os.access(path, os.X_OK)
                 info.external_attr = (0o100755 if executable else 0o100644) << 16

@@ -48,9 +48,14 @@ class TemplateLayer:
     arches: tuple[str, ...]
 
 
+def parse_template(text: str) -> Any:
+    """A template's text (YAML with CloudFormation's short tags, or JSON) as plain data."""
+    return yaml.load(text, Loader=_CfnLoader)
+
+
 def load_template(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.load(path.read_text(), Loader=_CfnLoader)
+        data = parse_template(path.read_text())
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc}).") from None
     if not isinstance(data, dict) or not isinstance(data.get("Resources"), dict):

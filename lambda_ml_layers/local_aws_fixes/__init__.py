@@ -50,6 +50,10 @@ version ARN, LayerName honoured, update and delete handlers), a function's `Laye
 `AWS::Lambda::Version` (`Ref` and `GetAtt Version`), `AWS::Lambda::Alias`, and
 `AWS::StepFunctions::StateMachine` DefinitionSubstitutions.
 
+Deployed code can be downloaded (`code_locations.py`): GetFunction's Code.Location and
+GetLayerVersion's Content.Location are URLs on this server that return the zip (stock moto
+answers an unreachable amazonaws.com host and `s3://`).
+
 Still different from AWS: everything is synchronous (a deploy is complete, or rolled back, when
 ExecuteChangeSet returns); `DisableRollback` is ignored (a failure always rolls back); change
 sets list Add/Modify/Remove without Replacement or Details; per-resource events are written
@@ -99,4 +103,7 @@ def apply() -> None:
             raise
     else:
         resources.apply()
+    from .code_locations import apply as apply_code_locations
+
+    apply_code_locations()
     _applied = True

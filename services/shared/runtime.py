@@ -335,6 +335,12 @@ _cold_start = True
 Handler = Callable[[Any, Any], dict[str, Any]]
 
 
+# Sent by `inv deploy` through each function's live alias after a deploy: the function answers
+# {"status": "smoke", "function": ...} once its init (all layer imports) has run, and reads or
+# writes nothing.
+SMOKE_EVENT = {"smoke": "lambda-ml-layers"}
+
+
 def lambda_entry(function: str, logger: Logger) -> Callable[[Handler], Handler]:
     """Turn `work(event, context)` into a Lambda handler with logging, metrics and error results.
 
@@ -355,6 +361,10 @@ def lambda_entry(function: str, logger: Logger) -> Callable[[Handler], Handler]:
             }
             if cold:
                 emit_metric(logger.service, "ColdStart", 1, function_name=function)
+            if event == SMOKE_EVENT:
+                # The deploy's post-deploy check: init (every layer import) ran; touch no data.
+                logger.info("smoke check", status="smoke")
+                return {"status": "smoke", "function": function}
             started = time.perf_counter()
             try:
                 result = work(event, context)

@@ -1,0 +1,82 @@
+"""One way to run an outside command (sam, checkov, git): stream or capture its output, and
+turn a failure into the project's own error naming the command and its last lines."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import LayerToolError, ToolMissing
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    command: list[str]
+    returncode: int
+    output: str  # stdout and stderr together; empty when the command ran on the terminal
+
+    def tail(self, lines: int = 25) -> str:
+        return "\n".join(self.output.splitlines()[-lines:])
+
+
+def call(
+    command: list[str],
+    *,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    echo: Callable[[str], None] | None = None,
+    terminal: bool = False,
+    error: type[LayerToolError] | None = LayerToolError,
+    what: str = "",
+) -> CommandResult:
+    """Run `command`. `echo` gets each output line as it comes (progress of long work);
+    `terminal` hands the command this process's terminal instead (it may ask a question).
+    A non-zero exit raises `error` (unless None) with the command and the output's last lines."""
+    try:
+        if terminal:
+            process = subprocess.run(command, cwd=cwd, env=env, check=False)
+            result = CommandResult(command, process.returncode, "")
+        else:
+            result = _stream(command, cwd, env, echo)
+    except FileNotFoundError:
+        raise ToolMissing(f"{command[0]}: not found. It is needed to {what or 'run ' + shlex.join(command)}.") from None
+    if result.returncode != 0 and error is not None:
+        shown = f"\n{result.tail()}" if result.output else ""
+        raise error(f"{what or command[0]} failed (exit {result.returncode}): {shlex.join(command)}{shown}")
+    return result
+
+
+def _stream(
+    command: list[str], cwd: Path | None, env: dict[str, str] | None, echo: Callable[[str], None] | None
+) -> CommandResult:
+    kept: deque[str] = deque(maxlen=2000)
+    with subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+    ) as process:
+        assert process.stdout is not None
+        try:
+            for line in process.stdout:
+                line = line.rstrip("\n")
+                kept.append(line)
+                if echo:
+                    echo(line)
+        except BaseException:
+            # Ctrl-C reaches the child too (same process group); give it a moment to stop.
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            raise
+        returncode = process.wait()
+    return CommandResult(command, returncode, "\n".join(kept))

@@ -1,0 +1,107 @@
+"""What a stage runs, read back from AWS: the stack, each function's live alias and its layers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError  # type: ignore[import-untyped]
+
+from .stage_session import StageSession
+
+ALIAS = "live"  # the template's AutoPublishAlias
+COMPLETE = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE")
+
+
+@dataclass(frozen=True)
+class FunctionState:
+    logical_id: str
+    name: str
+    version: str  # what the live alias points at
+    alias_arn: str
+    layers: tuple[str, ...]  # the layer version ARNs of that version, in order
+    configuration: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StackState:
+    status: str
+    resources: dict[str, tuple[str, str]]  # logical id -> (type, physical id)
+    functions: dict[str, FunctionState]
+    state_machine_definitions: dict[str, str]  # logical id -> definition
+
+
+def stack_status(session: StageSession) -> str | None:
+    """The stack's status, or None when the stack does not exist."""
+    try:
+        stacks = session.client("cloudformation").describe_stacks(StackName=session.stage.stack_name)["Stacks"]
+    except ClientError as exc:
+        if "does not exist" in str(exc):
+            return None
+        raise
+    return str(stacks[0]["StackStatus"]) if stacks else None
+
+
+def read_stack(session: StageSession) -> StackState:
+    cloudformation = session.client("cloudformation")
+    lambda_client = session.client("lambda")
+    status = stack_status(session) or "DOES_NOT_EXIST"
+    resources: dict[str, tuple[str, str]] = {}
+    if status != "DOES_NOT_EXIST":
+        paginator = cloudformation.get_paginator("list_stack_resources")
+        for page in paginator.paginate(StackName=session.stage.stack_name):
+            for item in page["StackResourceSummaries"]:
+                resources[item["LogicalResourceId"]] = (item["ResourceType"], item.get("PhysicalResourceId", ""))
+    functions = {}
+    for logical_id, (kind, name) in resources.items():
+        if kind != "AWS::Lambda::Function":
+            continue
+        try:
+            alias = lambda_client.get_alias(FunctionName=name, Name=ALIAS)
+            config = lambda_client.get_function_configuration(FunctionName=name, Qualifier=alias["FunctionVersion"])
+        except ClientError:
+            functions[logical_id] = FunctionState(logical_id, name, "", "", (), {})
+            continue
+        functions[logical_id] = FunctionState(
+            logical_id=logical_id,
+            name=name,
+            version=str(alias["FunctionVersion"]),
+            alias_arn=str(alias["AliasArn"]),
+            layers=tuple(layer["Arn"] for layer in config.get("Layers", [])),
+            configuration=config,
+        )
+    definitions = {}
+    for logical_id, (kind, arn) in resources.items():
+        if kind == "AWS::StepFunctions::StateMachine":
+            try:
+                described = session.client("stepfunctions").describe_state_machine(stateMachineArn=arn)
+                definitions[logical_id] = str(described["definition"])
+            except ClientError as exc:
+                definitions[logical_id] = f"<cannot be read: {exc}>"
+    return StackState(status, resources, functions, definitions)
+
+
+def check_stack(state: StackState, expected_layers: dict[str, list[str]]) -> list[str]:
+    """Every way the stage differs from what was deployed; empty when it is exactly that."""
+    problems = []
+    if state.status not in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
+        problems.append(f"the stack is {state.status}, not CREATE_COMPLETE or UPDATE_COMPLETE")
+    for function, layers in expected_layers.items():
+        deployed = state.functions.get(function)
+        if deployed is None:
+            problems.append(f"{function} is not in the stack")
+            continue
+        if not deployed.version:
+            problems.append(f"{function} ({deployed.name}) has no {ALIAS!r} alias")
+            continue
+        if list(deployed.layers) != layers:
+            problems.append(
+                f"{function}: alias {ALIAS!r} -> version {deployed.version} has layers {list(deployed.layers)}, "
+                f"expected {layers}"
+            )
+    aliases = [f.alias_arn for f in state.functions.values() if f.alias_arn]
+    for machine, definition in state.state_machine_definitions.items():
+        missing = [arn for arn in aliases if arn not in definition]
+        if missing:
+            problems.append(f"state machine {machine} does not reference the live aliases {missing}")
+    return problems

@@ -1,0 +1,143 @@
+"""Release history: one record per deploy or rollback that ended verified, kept in the stage itself.
+
+    s3://<deployment bucket>/releases/<stack>/0007.json            the record (written last)
+    s3://<deployment bucket>/releases/<stack>/0007.template.json   the exact template deployed
+
+The deployment bucket is the one `sam deploy --resolve-s3` made for the account and region, so
+every operator of the stage sees the same history; build/releases/<stage>/ mirrors it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError  # type: ignore[import-untyped]
+
+from ..errors import ReleaseError
+from .stage_session import StageSession
+
+SAM_MANAGED_STACK = "aws-sam-cli-managed-default"
+SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class Release:
+    number: int
+    kind: str  # "deploy", "rollback" (inv rollback) or "restore" (automatic, after a failed check)
+    time: str
+    stage: str
+    stack_name: str
+    git_commit: str
+    git_dirty: bool
+    caller_account: str
+    caller_arn: str
+    layers: dict[str, dict[str, str]]  # layer folder -> {"arn", "sha256"}
+    functions: dict[str, dict[str, Any]]  # logical id -> {"name", "version", "layers": [arn, ...]}
+    template_sha256: str
+    parameters: dict[str, str]
+    restores: int | None = None  # for a rollback or restore: the release it returned to
+    note: str = ""
+    schema: int = SCHEMA
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Release:
+        known = {name for name in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def deployment_bucket(session: StageSession) -> str | None:
+    """The bucket `sam deploy --resolve-s3` uses in the stage's account and region (None before the first deploy)."""
+    try:
+        stacks = session.client("cloudformation").describe_stacks(StackName=SAM_MANAGED_STACK)["Stacks"]
+    except ClientError:
+        return None
+    for output in stacks[0].get("Outputs", []):
+        if output.get("OutputKey") == "SourceBucket":
+            return str(output["OutputValue"])
+    return None
+
+
+class ReleaseStore:
+    def __init__(self, session: StageSession, mirror: Path) -> None:
+        self.session = session
+        self.stack = session.stage.stack_name
+        self.mirror = mirror
+        self._bucket: str | None = None
+
+    @property
+    def bucket(self) -> str | None:
+        if self._bucket is None:
+            self._bucket = deployment_bucket(self.session)
+        return self._bucket
+
+    def _key(self, number: int, suffix: str = "") -> str:
+        return f"releases/{self.stack}/{number:04d}{suffix}.json"
+
+    def releases(self) -> list[Release]:
+        """Every recorded release, oldest first (and the local mirror brought up to date)."""
+        if self.bucket is None:
+            self._mirror([])
+            return []
+        s3 = self.session.client("s3")
+        records = []
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=f"releases/{self.stack}/"):
+            for item in page.get("Contents", []):
+                name = item["Key"].rsplit("/", 1)[-1]
+                if name.endswith(".json") and not name.endswith(".template.json"):
+                    body = s3.get_object(Bucket=self.bucket, Key=item["Key"])["Body"].read()
+                    records.append(Release.from_json(json.loads(body)))
+        records.sort(key=lambda r: r.number)
+        self._mirror(records)
+        return records
+
+    def get(self, number: int, releases: list[Release] | None = None) -> Release:
+        known = releases if releases is not None else self.releases()
+        for release in known:
+            if release.number == number:
+                return release
+        listed = ", ".join(str(r.number) for r in known) or "none yet"
+        raise ReleaseError(
+            f"Stage {self.session.stage.name!r} has no release {number} (releases: {listed}). "
+            f"See `inv releases --stage {self.session.stage.name}`."
+        )
+
+    def template(self, release: Release) -> dict[str, Any]:
+        if self.bucket is None:
+            raise ReleaseError(f"Stage {self.session.stage.name!r} has no deployment bucket, so no release history.")
+        body = self.session.client("s3").get_object(Bucket=self.bucket, Key=self._key(release.number, ".template"))
+        data: dict[str, Any] = json.loads(body["Body"].read())
+        return data
+
+    def record(self, release: Release, template: dict[str, Any]) -> None:
+        """Store the template, then the record: a record never points at a template that is not there."""
+        if self.bucket is None:
+            raise ReleaseError("No deployment bucket was found after the deploy (sam's managed stack is missing).")
+        s3 = self.session.client("s3")
+        s3.put_object(
+            Bucket=self.bucket,
+            Key=self._key(release.number, ".template"),
+            Body=json.dumps(template, indent=1).encode(),
+            ContentType="application/json",
+        )
+        s3.put_object(
+            Bucket=self.bucket,
+            Key=self._key(release.number),
+            Body=json.dumps(asdict(release), indent=2).encode(),
+            ContentType="application/json",
+        )
+        self.releases()
+
+    def _mirror(self, records: list[Release]) -> None:
+        """build/releases/<stage>/ holds exactly the stage's records (a new emulator starts empty)."""
+        partial = self.mirror.with_name(self.mirror.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        for release in records:
+            (partial / f"{release.number:04d}.json").write_text(json.dumps(asdict(release), indent=2) + "\n")
+        shutil.rmtree(self.mirror, ignore_errors=True)
+        partial.replace(self.mirror)

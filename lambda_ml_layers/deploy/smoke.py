@@ -1,0 +1,95 @@
+"""The post-deploy smoke run: each function once, through its live alias, with the smoke event.
+
+The handlers answer {"status": "smoke"} once their init (every layer import) has run, and read
+or write no data (services/shared/runtime.py). A stage that cannot run code (the local emulator)
+gets the deployed bytes downloaded (function code and layer zips, as AWS serves them) and run in
+the project's Lambda-like sandbox, so the check still covers what was deployed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import urllib.request
+import zipfile
+from pathlib import Path
+
+from ..interpreters import find_interpreter
+from ..runtimes import RUNTIMES
+from ..sam_template import FunctionSpec
+from ..sandbox import LambdaSandbox
+from .deployed_state import FunctionState
+from .layer_versions import get_version
+from .stage_session import StageSession
+
+SMOKE_EVENT = {"smoke": "lambda-ml-layers"}  # as services/shared/runtime.py's SMOKE_EVENT
+
+
+def _failure(function: FunctionState, result: object, error: object) -> str | None:
+    if error:
+        return f"{function.logical_id} ({function.name}:{function.version}) failed: {error}"
+    if not isinstance(result, dict) or result.get("status") != "smoke":
+        return f"{function.logical_id} ({function.name}:{function.version}) answered {result!r}, not a smoke answer"
+    return None
+
+
+def smoke_invoke(session: StageSession, function: FunctionState) -> str | None:
+    response = session.client("lambda").invoke(
+        FunctionName=function.name, Qualifier="live", Payload=json.dumps(SMOKE_EVENT).encode()
+    )
+    payload = json.loads(response["Payload"].read() or b"null")
+    return _failure(function, payload, payload if response.get("FunctionError") else None)
+
+
+def _download(url: str, destination: Path) -> Path:
+    with urllib.request.urlopen(url, timeout=120) as response, destination.open("wb") as out:
+        shutil.copyfileobj(response, out)
+    return destination
+
+
+def smoke_sandbox(session: StageSession, function: FunctionState) -> str | None:
+    lambda_client = session.client("lambda")
+    config = function.configuration
+    runtime = RUNTIMES.get(str(config.get("Runtime")))
+    if runtime is None:
+        return f"{function.logical_id}: runtime {config.get('Runtime')!r} is not one the sandbox runs"
+    with tempfile.TemporaryDirectory(prefix="smoke-") as scratch:
+        work = Path(scratch)
+        code = lambda_client.get_function(FunctionName=function.name, Qualifier=function.version)["Code"]
+        code_dir = work / "code"
+        with zipfile.ZipFile(_download(code["Location"], work / "code.zip")) as archive:
+            archive.extractall(code_dir)
+        layer_zips = []
+        for index, arn in enumerate(function.layers):
+            content = get_version(lambda_client, arn)["Content"]
+            layer_zips.append(_download(content["Location"], work / f"layer-{index}.zip"))
+        spec = FunctionSpec(
+            name=function.name,
+            code_dir=code_dir,
+            handler=str(config.get("Handler")),
+            runtime=runtime.name,
+            arch=(config.get("Architectures") or ["x86_64"])[0],
+            layers=(),
+            memory_mb=int(config.get("MemorySize", 128)),
+            timeout_s=int(config.get("Timeout", 3)),
+            environment=dict(config.get("Environment", {}).get("Variables", {})),
+        )
+        sandbox = LambdaSandbox(spec, layer_zips, find_interpreter(runtime), runtime, environment=session_env(session))
+        with sandbox:
+            invocation = sandbox.invoke(SMOKE_EVENT)
+        error = invocation.error and f"{invocation.error.get('errorType')}: {invocation.error.get('errorMessage')}"
+        return _failure(function, invocation.result, error)
+
+
+def session_env(session: StageSession) -> dict[str, str]:
+    """What a sandboxed function needs to reach the stage's AWS (the emulator), and no more."""
+    env = session.environment()
+    keep = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL")
+    return {key: env[key] for key in keep if key in env}
+
+
+def smoke_run(session: StageSession, functions: list[FunctionState]) -> list[str]:
+    """Problems found; empty when every function answered."""
+    run = smoke_sandbox if session.stage.smoke == "sandbox" else smoke_invoke
+    return [problem for function in functions if (problem := run(session, function))]

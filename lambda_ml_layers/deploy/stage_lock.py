@@ -1,0 +1,55 @@
+"""One deploy or rollback of a stage at a time.
+
+On this machine a lock file (build/deploy/<stage>.lock, flock'ed, so a killed deploy never
+leaves it held) names the running command; across machines CloudFormation's own state does:
+a stack that is *_IN_PROGRESS is being changed by someone, and the deploy is refused.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..errors import StageBusy
+
+
+@contextmanager
+def stage_lock(lock_path: Path, stage: str, command: str) -> Iterator[None]:
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            try:
+                owner = json.loads(handle.read() or "{}")
+            except json.JSONDecodeError:
+                owner = {}
+            raise StageBusy(
+                f"Stage {stage!r} is busy: `{owner.get('command', 'another deploy')}` (pid {owner.get('pid', '?')}, "
+                f"started {owner.get('started', '?')}) is running. Wait for it to finish; two changes of one "
+                "stage at once could leave it on neither release."
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(
+            json.dumps({"command": command, "pid": os.getpid(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        )
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def refuse_if_in_progress(status: str | None, stage: str, stack: str) -> None:
+    if status and status.endswith("_IN_PROGRESS") and status != "REVIEW_IN_PROGRESS":
+        raise StageBusy(
+            f"Stack {stack} of stage {stage!r} is {status}: someone else is changing it. Wait until it ends "
+            "(`aws cloudformation describe-stacks --stack-name " + stack + "`), then deploy again."
+        )

@@ -1,0 +1,106 @@
+"""The one stage reader: infra/samconfig.toml (SAM's per-stage settings) plus infra/stages.toml (ours)."""
+
+from __future__ import annotations
+
+import difflib
+import shlex
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+
+SAMCONFIG = Path("infra/samconfig.toml")
+STAGES = Path("infra/stages.toml")
+SMOKE_MODES = ("invoke", "sandbox")
+_STAGE_KEYS = {"emulated", "account_id", "smoke"}
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    stack_name: str
+    region: str
+    confirm_changeset: bool
+    parameters: dict[str, str]  # samconfig's parameter_overrides, parsed
+    emulated: bool = False
+    account_id: str | None = None
+    smoke: str = "invoke"
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file as a dict; a missing or broken file is a ConfigError naming it."""
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc}).") from None
+
+
+def parse_parameter_overrides(text: str, where: str) -> dict[str, str]:
+    """`Key=Value Other="a b"` as SAM writes parameter_overrides."""
+    parameters = {}
+    try:
+        words = shlex.split(text)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: parameter_overrides {text!r} cannot be parsed ({exc}).") from None
+    for word in words:
+        key, sep, value = word.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{where}: parameter_overrides entry {word!r} is not Key=Value.")
+        parameters[key] = value
+    return parameters
+
+
+def stage_names(root: Path) -> list[str]:
+    return [name for name in read_toml(root / SAMCONFIG) if name not in ("default", "version")]
+
+
+def load_stage(root: Path, name: str) -> Stage:
+    """The stage `name`; an unknown one is an error listing the known stages."""
+    samconfig = read_toml(root / SAMCONFIG)
+    known = stage_names(root)
+    if name not in known:
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" Perhaps you meant {close[0]!r}?" if close else ""
+        raise ConfigError(f"Unknown stage {name!r}: {root / SAMCONFIG} defines {', '.join(known)}.{hint}")
+    section = samconfig[name]
+    where = f"{root / SAMCONFIG} [{name}]"
+    deploy = section.get("deploy", {}).get("parameters", {})
+    stack_name = section.get("global", {}).get("parameters", {}).get("stack_name") or deploy.get("stack_name")
+    region = deploy.get("region") or section.get("global", {}).get("parameters", {}).get("region")
+    problems = []
+    if not isinstance(stack_name, str) or not stack_name:
+        problems.append(f"{where}: no stack_name (in [{name}.global.parameters] or [{name}.deploy.parameters]).")
+    if not isinstance(region, str) or not region:
+        problems.append(f"{where}: no region in [{name}.deploy.parameters].")
+    ours = read_toml(root / STAGES).get(name, {}) if (root / STAGES).exists() else {}
+    ours_where = f"{root / STAGES} [{name}]"
+    for key in sorted(set(ours) - _STAGE_KEYS):
+        close = difflib.get_close_matches(key, sorted(_STAGE_KEYS), n=1)
+        hint = f" Perhaps you meant {close[0]!r}?" if close else f" Known keys: {', '.join(sorted(_STAGE_KEYS))}."
+        problems.append(f"{ours_where}: unknown key {key!r}.{hint}")
+    account_id = ours.get("account_id")
+    if account_id is not None and not (isinstance(account_id, str) and account_id.isdigit() and len(account_id) == 12):
+        problems.append(f'{ours_where}: account_id must be a 12-digit string like "123456789012", not {account_id!r}.')
+    smoke = ours.get("smoke", "invoke")
+    if smoke not in SMOKE_MODES:
+        problems.append(f"{ours_where}: smoke must be one of {', '.join(SMOKE_MODES)}, not {smoke!r}.")
+    emulated = ours.get("emulated", False)
+    if not isinstance(emulated, bool):
+        problems.append(f"{ours_where}: emulated must be true or false, not {emulated!r}.")
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return Stage(
+        name=name,
+        stack_name=str(stack_name),
+        region=str(region),
+        confirm_changeset=bool(deploy.get("confirm_changeset", False)),
+        parameters=parse_parameter_overrides(str(deploy.get("parameter_overrides", "")), where),
+        emulated=emulated,
+        account_id=account_id,
+        smoke=smoke,
+    )
