@@ -14,9 +14,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from moto.awslambda import models as lambda_models  # type: ignore[import-untyped]
-from moto.s3.exceptions import MissingBucket  # type: ignore[import-untyped]
-from moto.s3.models import get_canned_acl, s3_backends  # type: ignore[import-untyped]
+from moto.awslambda import models as lambda_models
+from moto.s3.exceptions import MissingBucket
+from moto.s3.models import get_canned_acl, s3_backends
 
 _applied = False
 
@@ -62,6 +62,6 @@ def apply() -> None:
             response["Content"]["Location"] = download_url(self.account_id, self.region, self.code_bytes)
         return response
 
-    lambda_models.LambdaFunction.get_code = get_code
-    lambda_models.LayerVersion.get_layer_version = get_layer_version
+    lambda_models.LambdaFunction.get_code = get_code  # type: ignore[method-assign]
+    lambda_models.LayerVersion.get_layer_version = get_layer_version  # type: ignore[method-assign]
     _applied = True
