@@ -4,7 +4,9 @@
     python3 scripts/bootstrap.py
 
 1. Creates .venv with the host's Python and installs requirements/dev.txt (hash-checked);
-   skipped when the lock has not changed since the last run.
+   likewise .venv-sam (the SAM CLI, requirements/sam.txt) and .venv-checkov (the template's
+   security scan, requirements/checkov.txt), whose pins clash with the tooling's. Each is
+   skipped when its lock has not changed since the last run.
 2. Finds python3.11/3.12/3.13 (each Lambda runtime's own version compiles its layer's
    bytecode and verifies its imports). Interpreters that pyenv has but PATH lacks are made
    visible in this repo with `pyenv local`, the ordinary pyenv way; missing ones are named
@@ -23,9 +25,13 @@ import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-VENV = ROOT / ".venv"
-LOCK = ROOT / "requirements" / "dev.txt"
-MARKER = VENV / ".dev-lock-sha256"
+# (folder, lock, pip flags): --no-deps for SAM, whose lock is complete but names extras pip
+# would otherwise treat as unpinned.
+VENVS = (
+    (ROOT / ".venv", ROOT / "requirements" / "dev.txt", ()),
+    (ROOT / ".venv-sam", ROOT / "requirements" / "sam.txt", ("--no-deps",)),
+    (ROOT / ".venv-checkov", ROOT / "requirements" / "checkov.txt", ()),
+)
 RUNTIME_VERSIONS = ("3.11", "3.12", "3.13")
 REQUIRED = "3.12"  # the default runtime in layers/defaults.toml
 
@@ -34,16 +40,18 @@ def say(message: str) -> None:
     print(f"bootstrap: {message}", flush=True)
 
 
-def setup_venv() -> None:
-    digest = hashlib.sha256(LOCK.read_bytes()).hexdigest()
-    python = VENV / "bin" / "python"
-    if python.exists() and MARKER.exists() and MARKER.read_text() == digest:
-        say(".venv is up to date with requirements/dev.txt")
+def setup_venv(venv_dir: Path, lock: Path, flags: tuple[str, ...]) -> None:
+    digest = hashlib.sha256(lock.read_bytes()).hexdigest()
+    python = venv_dir / "bin" / "python"
+    marker = venv_dir / ".lock-sha256"
+    name = venv_dir.name
+    if python.exists() and marker.exists() and marker.read_text() == digest:
+        say(f"{name} is up to date with {lock.relative_to(ROOT)}")
         return
     if not python.exists():
-        say(f"creating .venv with {sys.executable} (Python {sys.version.split()[0]})")
-        venv.EnvBuilder(with_pip=True).create(VENV)
-    say("installing the tooling from requirements/dev.txt (hash-checked)")
+        say(f"creating {name} with {sys.executable} (Python {sys.version.split()[0]})")
+        venv.EnvBuilder(with_pip=True).create(venv_dir)
+    say(f"installing {lock.relative_to(ROOT)} into {name} (hash-checked)")
     subprocess.run(
         [
             str(python),
@@ -53,12 +61,13 @@ def setup_venv() -> None:
             "--quiet",
             "--disable-pip-version-check",
             "--require-hashes",
+            *flags,
             "-r",
-            str(LOCK),
+            str(lock),
         ],
         check=True,
     )
-    MARKER.write_text(digest)
+    marker.write_text(digest)
 
 
 def works(command: str, version: str) -> bool:
@@ -119,14 +128,15 @@ def main() -> int:
         return 1
     os.chdir(ROOT)
     try:
-        setup_venv()
+        for venv_dir, lock, flags in VENVS:
+            setup_venv(venv_dir, lock, flags)
     except subprocess.CalledProcessError as exc:
         say(f"installing the tooling failed (exit {exc.returncode}); see pip's message above.")
         return 1
     if not setup_interpreters():
         say(f"python{REQUIRED} is required for the default build; install it and run this again.")
         return 1
-    say("ready. Next: .venv/bin/inv build-layers")
+    say("ready. Next: .venv/bin/inv build-layers, or .venv/bin/inv deploy --stage local to rehearse a deploy")
     return 0
 
 
