@@ -20,6 +20,40 @@ Conventions shared by every patched resource type:
   last applied (`_cfn_properties`) and only refreshes the policies.
 - Errors are moto's own `JsonRESTError` subclasses with AWS's code and message, raised out of
   the handler, so the stack operation fails and the CloudFormation fixes can roll it back.
+
+Patches (numbered as in the code and in tests/integration/test_local_aws_resources.py):
+1. AWS::Lambda::LayerVersion: `Ref` is the version ARN, LayerName, S3 content with AWS's
+   CodeSha256/CodeSize, CompatibleArchitectures, update = replacement, delete unless Retain.
+2. AWS::Lambda::Function: every property on create and update (Layers above all), layer checks
+   with AWS's errors (also for the Lambda API), code updates from S3, FunctionName replacement.
+3. AWS::Lambda::Version: published from the updated function, `Ref` = version ARN, `GetAtt
+   Version`, AWS's "A version for this Lambda function exists" when nothing changed, Retain.
+4. AWS::Lambda::Alias: a new model (create, move, RoutingConfig, replace, delete).
+5. AWS::StepFunctions::StateMachine: DefinitionSubstitutions, Definition and
+   DefinitionS3Location, StateMachineType, `GetAtt Arn`, updates and replacement.
+6. (the template's other types work in stock moto, or are harmlessly skipped: see below)
+7. Lambda's 262,144,000-byte unzipped limit, for layers and a function with its layers.
+8. AWS::CloudWatch::Alarm: a new model (create, update keeping state, replace, delete).
+9. AWS::Logs::LogGroup: RetentionInDays updates.
+
+Still different from AWS:
+- A replaced resource (same logical id, a property that forces replacement) is deleted at once,
+  not in the cleanup phase after the whole update succeeded; a rollback then creates it again
+  (a replaced layer version comes back with a new version number). SAM gives changed layers and
+  versions new logical ids instead, so infra/template.yaml does not meet this.
+- Publishing a version from the updated function relies on moto's ResourceMap internals
+  (`_parsed_resources`, `_resource_json_map`), pinned with the moto version.
+- A version created by a deploy that is then rolled back is retained (DeletionPolicy Retain), so
+  retrying the same deploy fails with "A version for this Lambda function exists ( N )": that is
+  AWS's rule as documented for Retain and PublishVersion, not verified against an account.
+- Deleting a version an alias points to is allowed (AWS: ResourceConflictException); a layer's
+  CompatibleRuntimes/Architectures are not enforced (nor are they on AWS); layer permissions and
+  other accounts' layers are not modelled; metric-math (`Metrics`) and composite alarms are
+  stored without their queries or rule; tags of log groups are not updated; CloudFormation's
+  aws:cloudformation:* tags are not added.
+- Types of the template moto still skips, harmlessly (nothing reads them back):
+  AWS::S3::BucketPolicy. Elsewhere: AWS::SNS::Subscription, AWS::CodeDeploy::*,
+  AWS::Logs::MetricFilter, among others.
 """
 
 from __future__ import annotations
@@ -284,6 +318,8 @@ def _patch_function() -> None:
         spec = _function_spec(cls, resource_name, properties, account_id, region_name)
         backend = _lambda_backend(account_id, region_name)
         function = backend.create_function(spec)
+        if "S3ObjectVersion" in spec["Code"]:  # stock reads the latest object version
+            _set_code_from_s3_object(function, _s3_object(account_id, region_name, spec["Code"]))
         _remember_policies(function, cloudformation_json)
         return function
 
