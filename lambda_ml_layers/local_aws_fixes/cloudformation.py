@@ -769,6 +769,13 @@ def _validate_different_update(self: CloudFormationResponse, *args: Any, **kwarg
     parameters look unchanged (AWS: a FAILED change set). The backend decides, on resolved values."""
 
 
+def _stack_resources(self: Stack) -> list[Any]:
+    """The stack's resources for DescribeStackResource(s) and ListStackResources. Stock moto also
+    yields None for each resource of a type it does not model (AWS::S3::BucketPolicy, say): the
+    answer then held entries without LogicalResourceId. Those are left out."""
+    return [resource for resource in self.resource_map.values() if resource is not None]
+
+
 def _no_diff(self: ChangeSet) -> list[Change]:
     """ChangeSet's constructor computes changes without parameters; create_change_set sets them."""
     return []
@@ -787,6 +794,7 @@ _PATCHES: list[tuple[type[Any] | Any, str, Any]] = [
     (CloudFormationBackend, "update_stack", update_stack),
     (ResourceMap, "update", _update_and_clean),
     (ChangeSet, "diff", _no_diff),
+    (Stack, "stack_resources", property(_stack_resources)),
     (CloudFormationResponse, "get_template", get_template),
     (CloudFormationResponse, "_validate_different_update", _validate_different_update),
 ]
