@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from .layer_zip import sha256_of
@@ -106,7 +105,9 @@ class Publication:
         return Path(name)
 
     def commit(self) -> None:
-        with _ctrl_c_deferred():
+        """Rename every staged file into place. A Ctrl-C during these few renames comes too late
+        to stop the build: it is ignored, and the build finishes as the good build it is."""
+        with _ctrl_c_ignored():
             for temp, destination in self.staged:
                 os.replace(temp, destination)
         self.staged.clear()
@@ -136,23 +137,16 @@ def stage_layer(publication: Publication, build: LayerBuild, output_dir: Path) -
 
 
 @contextmanager
-def _ctrl_c_deferred() -> Iterator[None]:
-    """Hold a SIGINT until the block is done, so renaming the staged files is all or nothing."""
+def _ctrl_c_ignored() -> Iterator[None]:
+    """Ignore SIGINT for the block (only the main thread can set a handler; others need not)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    received: list[int] = []
-
-    def hold(signum: int, frame: FrameType | None) -> None:
-        received.append(signum)
-
-    previous = signal.signal(signal.SIGINT, hold)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-    if received:
-        raise KeyboardInterrupt
 
 
 def publish_build(
