@@ -232,10 +232,16 @@ class _Release:
 
 
 def _message(exc: BaseException) -> str:
-    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    if not isinstance(exc, CloudFormationError) and getattr(exc, "code", None) is None:
-        message = f"{type(exc).__name__}: {message}"
-    return str(message)
+    """A failure as a ResourceStatusReason: the service's message and error code, as AWS's
+    older resource providers word it ("... (Error Code: InvalidParameterValueException)");
+    anything else that went wrong in moto by its exception type."""
+    message = str(getattr(exc, "message", None) or exc or type(exc).__name__)
+    code = getattr(exc, "error_type", None) or getattr(exc, "code", None)
+    if isinstance(exc, CloudFormationError):
+        return message
+    if isinstance(code, str) and code:
+        return f"{message} (Error Code: {code})"
+    return f"{type(exc).__name__}: {message}"
 
 
 # --- resources: CloudFormation's update order, failures named ------------------------------
