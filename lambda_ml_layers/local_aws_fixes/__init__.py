@@ -29,9 +29,10 @@ Gaps closed, CloudFormation level (`cloudformation.py`):
    previous template and parameters re-applied, UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS,
    UPDATE_ROLLBACK_COMPLETE, with the old template, parameters and outputs kept; the change set
    ends EXECUTE_FAILED. A failed create deletes what it made and ends ROLLBACK_COMPLETE. The API
-   call itself succeeds, as on AWS (where execution is asynchronous). Updates apply resources in
-   CloudFormation's order (create and update first, remove old resources in the cleanup phase,
-   keeping DeletionPolicy Retain ones), so a rollback finds the old resources still there.
+   call itself succeeds, as on AWS (where execution is asynchronous). Resources are created and
+   updated in dependency order (Ref, GetAtt, Sub, DependsOn: a function before the version that
+   publishes it) and removed ones deleted only in the cleanup phase, keeping DeletionPolicy
+   Retain ones, as CloudFormation does, so a rollback finds the old resources still there.
 5. No stale comparisons: the stack's template, processed template and resolved parameters are
    the ones last applied (or restored by a rollback), so redeploying an earlier release is a
    change, and redeploying the current one is not.
@@ -40,15 +41,19 @@ Gaps closed, CloudFormation level (`cloudformation.py`):
    a stack that is not in an updatable state refuses UPDATE change sets and UpdateStack ("is in
    ROLLBACK_COMPLETE state and can not be updated."); a stack whose create failed keeps its
    template (GetTemplateSummary answered HTTP 500) and lists no resources (moto's lazy resource
-   map made them again when listed).
+   map made them again when listed); resource listings leave out types moto does not model
+   (they were entries without LogicalResourceId).
 6. Parameter constraints: AllowedValues, AllowedPattern, Min/MaxLength, Min/MaxValue and missing
    values are ValidationErrors of CreateChangeSet / CreateStack / UpdateStack, with AWS's
    messages (stock moto accepted anything, so a deploy AWS refuses passed locally).
 
-Gaps closed, resource models (`resources.py`): `AWS::Lambda::LayerVersion` (`Ref` is the
-version ARN, LayerName honoured, update and delete handlers), a function's `Layers`,
-`AWS::Lambda::Version` (`Ref` and `GetAtt Version`), `AWS::Lambda::Alias`, and
-`AWS::StepFunctions::StateMachine` DefinitionSubstitutions.
+Gaps closed, resource models (`resources.py`, whose docstring and sections say more):
+`AWS::Lambda::LayerVersion` (`Ref` is the version ARN, LayerName honoured, update and delete
+handlers), a function's `Layers` (checked like Lambda checks them), `AWS::Lambda::Version`
+(`Ref` and `GetAtt Version`, published from the updated function), `AWS::Lambda::Alias`,
+`AWS::StepFunctions::StateMachine` DefinitionSubstitutions, Lambda's unzipped size limit,
+`AWS::CloudWatch::Alarm`, `AWS::Logs::LogGroup` updates, and DeletionPolicy /
+UpdateReplacePolicy Retain on the resources it patches.
 
 Deployed code can be downloaded (`code_locations.py`): GetFunction's Code.Location and
 GetLayerVersion's Content.Location are URLs on this server that return the zip (stock moto

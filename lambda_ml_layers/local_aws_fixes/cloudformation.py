@@ -201,7 +201,7 @@ class _Release:
         return parse(self.processed if self.processed is not None else self.template)
 
     @classmethod
-    def prepare(cls, backend: CloudFormationBackend, template: str, given: dict[str, Any], stack_name: str) -> _Release:
+    def prepare(cls, backend: CloudFormationBackend, template: str, given: dict[str, Any]) -> _Release:
         """Resolve parameters and run the SAM transform; ValidationError for a template AWS would
         refuse at once, TransformFailed when the SAM translator refuses it."""
         original = parse(template)
@@ -544,7 +544,7 @@ def create_stack(
         if name in [stack.name for stack in self.stacks.values()]:
             raise AlreadyExistsException(f"Stack [{name}] already exists")
         try:
-            release = _Release.prepare(self, template, parameters, name)
+            release = _Release.prepare(self, template, parameters)
         except TransformFailed as exc:
             raise ValidationError(message=f"Transform {SAM_TRANSFORM} failed with: {exc}") from exc
         stack = Stack(  # type: ignore[abstract]
@@ -587,7 +587,7 @@ def create_change_set(
         stack = stack or _review_stack(self, stack_name, parameters, notification_arns, tags, role_arn)
         failure = None
         try:
-            release = _Release.prepare(self, template, parameters, stack.name)
+            release = _Release.prepare(self, template, parameters)
         except TransformFailed as exc:
             failure = f"Transform {SAM_TRANSFORM} failed with: {exc}"
             release = _Release(template, None, {k: as_text(v) for k, v in parameters.items()})
@@ -745,7 +745,7 @@ def update_stack(
             elif "ParameterValue" in parameter:
                 given[key] = parameter["ParameterValue"]
         try:
-            release = _Release.prepare(self, template, given, stack.name)
+            release = _Release.prepare(self, template, given)
         except TransformFailed as exc:
             raise ValidationError(message=f"Transform {SAM_TRANSFORM} failed with: {exc}") from exc
         if release.same_as(stack):
