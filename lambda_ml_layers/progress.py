@@ -1,10 +1,12 @@
 """Progress per layer and step: a live display on a terminal, plain lines elsewhere (CI, logs).
 
 It reads the build's typed notices: a `step` moves a layer's line on, a `warning` or `notice`
-is printed once (in plain mode; the report lists them again at the end)."""
+is printed once (in plain mode, or as a GitHub Actions annotation; the report lists them again
+at the end)."""
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -21,6 +23,7 @@ class BuildProgress:
     def __init__(self, layers: list[str], console: Console | None = None) -> None:
         self.console = console or Console(stderr=True)
         self.live_display = self.console.is_terminal and sys.stderr.isatty()
+        self.github_actions = os.environ.get("GITHUB_ACTIONS") == "true"
         self.states = {name: ("waiting", "") for name in layers}
         self.started = {name: time.monotonic() for name in layers}
         self.lock = threading.Lock()
@@ -41,6 +44,9 @@ class BuildProgress:
         with self.lock:
             if notice.kind == "step" and notice.layer is not None:
                 self._step(notice.layer, notice.message, notice.detail)
+            elif self.github_actions:  # an annotation on the run's summary page, as cibuildwheel does
+                title = f" title={notice.layer}" if notice.layer else ""
+                self.console.print(f"::{notice.kind}{title}::{notice.message}", highlight=False, markup=False)
             elif self.live is None:
                 prefix = "warning: " if notice.kind == "warning" else "note: "
                 where = f"[{notice.layer}] " if notice.layer else ""
