@@ -26,7 +26,8 @@ ENDPOINT_VARIABLE = "LAMBDA_ML_LAYERS_LOCAL_AWS"
 
 def reachable(endpoint_url: str, timeout: float = 2.0) -> bool:
     try:
-        with urllib.request.urlopen(f"{endpoint_url}/moto-api/data.json", timeout=timeout):
+        # /moto-api/ is the small dashboard page; data.json would serialise every stored zip.
+        with urllib.request.urlopen(f"{endpoint_url}/moto-api/", timeout=timeout):
             return True
     except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
         return False
