@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import sys
 
+from ..local_aws import LocalAWSError
 from . import apply
 
 
 def main(argv: list[str] | None = None) -> None:
-    apply()
+    try:
+        apply()
+    except LocalAWSError as error:  # e.g. another moto version: the message names the fix
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(error.exit_code) from None
     from moto.server import main as moto_server_main
 
     moto_server_main(argv if argv is not None else sys.argv[1:])

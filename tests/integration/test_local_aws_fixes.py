@@ -24,7 +24,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from lambda_ml_layers.local_aws import MotoServer, start_moto_server
+from lambda_ml_layers import local_aws_fixes
+from lambda_ml_layers.local_aws import LocalAWSError, MotoServer, start_moto_server
 
 pytestmark = pytest.mark.emulator
 
@@ -357,6 +358,29 @@ def test_redeploying_an_earlier_release_is_a_change(aws: MotoServer) -> None:
     aws.client("cloudformation").execute_change_set(ChangeSetName=earlier["ChangeSetId"])
     assert topic_names(aws) == {f"topic-{SHA_A}"}
     assert change_set(aws, "releases", TOPIC, Sha=SHA_A)["StatusReason"].startswith(NO_CHANGES)
+
+
+# --- the package and its launcher -------------------------------------------------------------
+
+
+def test_fixes_refuse_another_moto_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(local_aws_fixes, "installed_moto_version", lambda: "9.9.9")
+    monkeypatch.setattr(local_aws_fixes, "_applied", False)
+    with pytest.raises(LocalAWSError, match=r"written against moto 5\.2\.5, but moto 9\.9\.9 is installed"):
+        local_aws_fixes.apply()
+
+
+def test_missing_tooling_python_names_the_fix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MOTO_PYTHON", str(tmp_path / "nope"))
+    with pytest.raises(LocalAWSError, match=r"MOTO_PYTHON .*Fix: set up the tooling venv"):
+        start_moto_server()
+
+
+def test_patched_server_stops_cleanly_on_sigterm() -> None:
+    server = start_moto_server()
+    server.process.terminate()
+    assert server.process.wait(timeout=10) == 0
+    server.stop()
 
 
 # --- the real `sam deploy` --------------------------------------------------------------------
