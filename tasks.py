@@ -60,7 +60,9 @@ def build_layers(
     except LayerToolError as exc:
         raise Exit(f"\n{exc}", code=exc.exit_code) from None
     except KeyboardInterrupt:
-        raise Exit("\nInterrupted: nothing half-written was kept; the next build starts clean.", code=130) from None
+        from lambda_ml_layers.scheduler import INTERRUPTED
+
+        raise Exit(f"\n{INTERRUPTED}", code=130) from None
 
 
 namespace = Collection(build_layers)
@@ -108,7 +110,7 @@ def _run(action: Any) -> Any:
     except LayerToolError as exc:
         raise Exit(f"\n{exc}", code=exc.exit_code) from None
     except KeyboardInterrupt:
-        raise Exit("\nInterrupted. The stage was left on a recorded release (see above).", code=130) from None
+        raise Exit("\nInterrupted. Where the stage was left is printed above.", code=130) from None
 
 
 @task(
