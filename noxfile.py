@@ -29,6 +29,7 @@ TOOLING_LOCKS = [
     ("requirements/lock.in", "requirements/lock.txt"),
     ("requirements/service-tests.in", "requirements/service-tests.txt"),
     ("requirements/sam.in", "requirements/sam.txt"),
+    ("requirements/checkov.in", "requirements/checkov.txt"),
 ]
 HERE = sys.executable  # the tooling environment nox runs in
 
