@@ -29,7 +29,7 @@ from .deploy_template import (
     write_function_zips,
     write_template,
 )
-from .deployed_state import StackState, check_stack, last_change, read_stack, stack_status
+from .deployed_state import StackState, check_stack, read_stack, stack_status
 from .layer_versions import code_sha256, matching_version, missing_versions
 from .local_emulator import emulator_endpoint
 from .releases import Release, ReleaseStore
@@ -461,7 +461,6 @@ def deploy(request: DeployRequest) -> Release | None:
         with ctx.log.step("deploy template"):
             plan = plan_deploy(ctx)
         started = time.time()
-        changed_before = last_change(ctx.session)
         command = deploy_command(
             ctx.sam, ctx.root, ctx.stage, plan.template_path, plan.parameters, confirm, not request.dry_run
         )
@@ -495,7 +494,11 @@ def deploy(request: DeployRequest) -> Release | None:
         release = _release(
             ctx, (current.number if current else 0) + 1, "deploy", state, layers, plan.parameters, deployed
         )
-        if current is not None and last_change(ctx.session) == changed_before:
+        unchanged = current is not None and (release.template_sha256, release.parameters) == (
+            current.template_sha256,
+            current.parameters,
+        )
+        if current is not None and unchanged and not differences(state, current):
             ctx.log.say(f"Nothing changed: stage {ctx.stage.name!r} stays on release {current.number}.")
             return current
         with ctx.log.step(f"record release {release.number}"):

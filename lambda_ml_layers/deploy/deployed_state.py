@@ -42,15 +42,6 @@ def stack_status(session: StageSession) -> str | None:
     return str(stacks[0]["StackStatus"]) if stacks else None
 
 
-def last_change(session: StageSession) -> str | None:
-    """When the stack last changed (a deploy that changed nothing leaves it as it was)."""
-    try:
-        stack = session.client("cloudformation").describe_stacks(StackName=session.stage.stack_name)["Stacks"][0]
-    except ClientError:
-        return None
-    return str(stack.get("LastUpdatedTime") or stack.get("CreationTime"))
-
-
 def read_stack(session: StageSession) -> StackState:
     cloudformation = session.client("cloudformation")
     lambda_client = session.client("lambda")

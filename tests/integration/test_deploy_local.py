@@ -1,0 +1,300 @@
+"""`inv deploy`, `inv rollback`, `inv releases` on the local stage, as a user runs them.
+
+A copy of the checkout (so its layers, template and handlers can be changed) deploys to a
+patched moto server over HTTP through the real `sam deploy`. The tests run in order on one
+stage: release 1, a no-op, a changed layer, a CloudFormation failure, a smoke failure rolled
+back, a rollback to release 1; then the refusals, which must upload nothing.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lambda_ml_layers.local_aws import MotoServer, moto_server
+from lambda_ml_layers.paths import BuildPaths
+
+pytestmark = pytest.mark.emulator
+
+REPO = Path(__file__).resolve().parents[2]
+INV = REPO / ".venv" / "bin" / "inv"
+STAGE = "local"
+PREFIX = "lambda-ml-layers-local"
+LAYERS = ("core-data-science", "ml-libraries", "aws-utilities")
+FUNCTIONS = ("data-validation", "feature-engineering", "predictions")
+PLANTED_SECRET = "planted-secret-value-7f3a9c"
+
+
+def copy_checkout(destination: Path) -> Path:
+    """The checkout's files (committed or not, never ignored ones), links kept; the layer cache
+    copied and the pip cache shared, so unchanged layers are cache hits."""
+    listed = subprocess.run(
+        ["git", "-C", str(REPO), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        check=True,
+        capture_output=True,
+    ).stdout.split(b"\0")
+    for raw in filter(None, listed):
+        rel = raw.decode()
+        source, target = REPO / rel, destination / rel
+        if not source.exists() and not source.is_symlink():
+            continue  # deleted in the work tree
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target, follow_symlinks=False)
+    repo_build, build = BuildPaths.of(REPO), BuildPaths.of(destination)
+    if repo_build.cache.exists():
+        shutil.copytree(repo_build.cache, build.cache)
+    repo_build.pip_cache.mkdir(parents=True, exist_ok=True)
+    build.pip_cache.parent.mkdir(parents=True, exist_ok=True)
+    build.pip_cache.symlink_to(repo_build.pip_cache)
+    return destination
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[MotoServer]:
+    with moto_server() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return copy_checkout(tmp_path_factory.mktemp("checkout"))
+
+
+def inv(root: Path, server: MotoServer, *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "LAMBDA_ML_LAYERS_LOCAL_AWS": server.endpoint_url,
+        "SAM_CLI": str(REPO / ".venv-sam" / "bin" / "sam"),
+        "CHECKOV": str(REPO / ".venv-checkov" / "bin" / "checkov"),
+        # Real-looking credentials in the user's environment: the local stage must never use or show them.
+        "AWS_SECRET_ACCESS_KEY": PLANTED_SECRET,
+        "AWS_ACCESS_KEY_ID": "AKIAPLANTEDKEY000000",
+        **extra_env,
+    }
+    return subprocess.run(
+        [str(INV), "--search-root", str(root), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        timeout=1500,
+    )
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    assert "Traceback" not in output
+    return output
+
+
+def history(root: Path, server: MotoServer) -> list[dict[str, Any]]:
+    data: list[dict[str, Any]] = json.loads(
+        ok(inv(root, server, "releases", "--stage", STAGE, "--json")).split("\nLog:")[0]
+    )
+    return data
+
+
+def layer_versions(server: MotoServer) -> dict[str, int]:
+    client = server.client("lambda")
+    return {
+        layer: len(client.list_layer_versions(LayerName=f"{PREFIX}-{layer}").get("LayerVersions", []))
+        for layer in LAYERS
+    }
+
+
+def function_versions(server: MotoServer) -> dict[str, int]:
+    client = server.client("lambda")
+    return {
+        name: len(
+            [
+                v
+                for v in client.list_versions_by_function(FunctionName=f"{PREFIX}-{name}")["Versions"]
+                if v["Version"] != "$LATEST"
+            ]
+        )
+        for name in FUNCTIONS
+    }
+
+
+def live_layers(server: MotoServer) -> dict[str, list[str]]:
+    client = server.client("lambda")
+    result = {}
+    for name in FUNCTIONS:
+        version = client.get_alias(FunctionName=f"{PREFIX}-{name}", Name="live")["FunctionVersion"]
+        config = client.get_function_configuration(FunctionName=f"{PREFIX}-{name}", Qualifier=version)
+        result[name] = [layer["Arn"] for layer in config.get("Layers", [])]
+    return result
+
+
+def uploads(server: MotoServer) -> int:
+    """Objects in every bucket of the emulator: what a refused deploy must not add to."""
+    s3 = server.client("s3")
+    return sum(s3.list_objects_v2(Bucket=b["Name"]).get("KeyCount", 0) for b in s3.list_buckets()["Buckets"])
+
+
+def test_first_deploy_is_release_1(root: Path, server: MotoServer) -> None:
+    output = ok(inv(root, server, "deploy", "--stage", STAGE))
+    assert "Stage 'local' is on release 1 (verified)." in output
+    releases = history(root, server)
+    assert [r["number"] for r in releases] == [1]
+    recorded = releases[0]
+    assert set(recorded["layers"]) == set(LAYERS)
+    assert layer_versions(server) == dict.fromkeys(LAYERS, 1)
+    arns = {layer: info["arn"] for layer, info in recorded["layers"].items()}
+    assert live_layers(server) == {
+        "data-validation": [arns["core-data-science"], arns["aws-utilities"]],
+        "feature-engineering": [arns["core-data-science"], arns["ml-libraries"], arns["aws-utilities"]],
+        "predictions": [arns["core-data-science"], arns["ml-libraries"], arns["aws-utilities"]],
+    }
+    stack = server.client("cloudformation").describe_stacks(StackName=PREFIX)["Stacks"][0]
+    machine = next(o["OutputValue"] for o in stack["Outputs"] if o["OutputKey"] == "PipelineStateMachineArn")
+    definition = server.client("stepfunctions").describe_state_machine(stateMachineArn=machine)["definition"]
+    assert f"{PREFIX}-data-validation:live" in definition
+    local_copy = BuildPaths.of(root).releases(STAGE) / "0001.json"
+    assert json.loads(local_copy.read_text())["number"] == 1
+    # The planted credentials were neither used nor shown nor logged.
+    logs = "".join(p.read_text() for p in BuildPaths.of(root).logs.glob("*.jsonl"))
+    assert PLANTED_SECRET not in output + logs + local_copy.read_text()
+
+
+def test_redeploy_with_nothing_changed_publishes_nothing(root: Path, server: MotoServer) -> None:
+    layers, functions = layer_versions(server), function_versions(server)
+    for _ in range(2):
+        ok(inv(root, server, "deploy", "--stage", STAGE))
+    assert layer_versions(server) == layers
+    assert function_versions(server) == functions
+    second = inv(root, server, "deploy", "--stage", STAGE)
+    assert "Nothing changed" in ok(second)
+
+
+def test_changed_layer_publishes_one_version_and_moves_its_functions(root: Path, server: MotoServer) -> None:
+    layers, functions = layer_versions(server), function_versions(server)
+    config = root / "layers" / "aws-utilities" / "layer.toml"
+    config.write_text(config.read_text().replace('"events",', '"events", "kms",'))
+    output = ok(inv(root, server, "deploy", "--stage", STAGE))
+    assert "aws-utilities: new content" in output
+    assert layer_versions(server) == {**layers, "aws-utilities": layers["aws-utilities"] + 1}
+    # Every function uses aws-utilities: each gets exactly one new version on its live alias.
+    assert function_versions(server) == {name: count + 1 for name, count in functions.items()}
+    newest = history(root, server)[-1]
+    assert all(newest["layers"]["aws-utilities"]["arn"] in arns for arns in live_layers(server).values())
+
+
+def test_cloudformation_failure_leaves_the_previous_release_serving(root: Path, server: MotoServer) -> None:
+    before = history(root, server)[-1]
+    live = live_layers(server)
+    server.client("s3").create_bucket(Bucket="taken-bucket")
+    template = root / "infra" / "template.yaml"
+    good = template.read_text()
+    # A copy of the (scan-clean) data bucket whose name is already taken: CloudFormation fails it.
+    start = good.index("  DataBucket:\n")
+    end = good.index("\n  ModelBucket:")
+    taken = good[start:end].replace("  DataBucket:\n", "  TakenBucket:\n", 1)
+    taken = taken.replace(
+        "BucketName: !Sub lambda-ml-layers-${Stage}-data-${AWS::AccountId}", "BucketName: taken-bucket"
+    )
+    template.write_text(good[:end] + "\n" + taken + good[end:])
+    # And a handler change, so the failed update also touched the functions.
+    handler = root / "services" / "predictions" / "predictions" / "handler.py"
+    handler_text = handler.read_text()
+    handler.write_text(handler_text + "\n# changed\n")
+    try:
+        result = inv(root, server, "deploy", "--stage", STAGE)
+    finally:
+        template.write_text(good)
+        handler.write_text(handler_text)
+    output = result.stdout + result.stderr
+    assert result.returncode == 13, output[-4000:]
+    assert "TakenBucket" in output and "Traceback" not in output
+    assert f"still on release {before['number']}" in output or f"restored to release {before['number']}" in output
+    assert server.client("cloudformation").describe_stacks(StackName=PREFIX)["Stacks"][0]["StackStatus"] == (
+        "UPDATE_ROLLBACK_COMPLETE"
+    )
+    assert live_layers(server) == live
+
+
+def test_failing_smoke_run_is_rolled_back(root: Path, server: MotoServer) -> None:
+    before = history(root, server)[-1]
+    live = live_layers(server)
+    handler = root / "services" / "data_validation" / "data_validation" / "handler.py"
+    text = handler.read_text()
+    handler.write_text(text + '\nraise RuntimeError("broken at init on purpose")\n')
+    try:
+        result = inv(root, server, "deploy", "--stage", STAGE)
+    finally:
+        handler.write_text(text)
+    output = result.stdout + result.stderr
+    assert result.returncode == 14, output[-4000:]
+    assert "broken at init on purpose" in output
+    assert f"Rolled back to release {before['number']}" in output
+    restored = history(root, server)[-1]
+    assert restored["kind"] == "restore" and restored["restores"] == before["number"]
+    assert live_layers(server) == live
+    code = {name: info["code_sha256"] for name, info in restored["functions"].items()}
+    assert code == {name: info["code_sha256"] for name, info in before["functions"].items()}
+
+
+def test_rollback_to_release_1_publishes_no_layer(root: Path, server: MotoServer) -> None:
+    releases = history(root, server)
+    assert len(releases) >= 3
+    layers = layer_versions(server)
+    output = ok(inv(root, server, "rollback", "--stage", STAGE, "--to", "1"))
+    assert "release 1's code and layers (verified)" in output
+    assert layer_versions(server) == layers
+    first = releases[0]
+    arns = {layer: info["arn"] for layer, info in first["layers"].items()}
+    assert live_layers(server)["data-validation"] == [arns["core-data-science"], arns["aws-utilities"]]
+    newest = history(root, server)[-1]
+    assert newest["kind"] == "rollback" and newest["restores"] == 1
+    table = ok(inv(root, server, "releases", "--stage", STAGE))
+    assert "rollback of 1" in table and f"current: release {newest['number']}" in table
+
+
+def test_gate_failure_uploads_nothing(root: Path, server: MotoServer) -> None:
+    before, count = history(root, server), uploads(server)
+    config = root / "layers" / "core-data-science" / "layer.toml"
+    text = config.read_text()
+    config.write_text(text.replace("budget_mb = 100", "budget_mb = 10"))
+    try:
+        result = inv(root, server, "deploy", "--stage", STAGE)
+    finally:
+        config.write_text(text)
+    output = result.stdout + result.stderr
+    assert result.returncode == 7, output[-3000:]
+    assert "core-data-science" in output and "Traceback" not in output
+    assert uploads(server) == count
+    assert history(root, server) == before
+
+
+def test_refusals(root: Path, server: MotoServer) -> None:
+    count = uploads(server)
+    unknown = inv(root, server, "deploy", "--stage", "prd")
+    assert unknown.returncode == 2 and "Perhaps you meant 'prod'?" in unknown.stderr
+    missing = inv(root, server, "rollback", "--stage", STAGE, "--to", "99")
+    assert missing.returncode == 16 and "has no release 99" in missing.stderr
+    no_sam = inv(root, server, "rollback", "--stage", STAGE, SAM_CLI="/nonexistent/sam")
+    assert no_sam.returncode == 17 and "SAM CLI was not found" in no_sam.stderr
+    unreachable = inv(root, server, "releases", "--stage", STAGE, LAMBDA_ML_LAYERS_LOCAL_AWS="http://localhost:9")
+    assert unreachable.returncode == 8 and "does not answer" in unreachable.stderr
+    no_terminal = inv(root, server, "deploy", "--stage", "prod")
+    assert no_terminal.returncode == 12 and "--yes" in no_terminal.stderr
+    lock = BuildPaths.of(root).deploy_dir(STAGE).with_suffix(".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write(json.dumps({"command": "inv deploy --stage local", "pid": os.getpid(), "started": "now"}))
+        held.flush()
+        busy = inv(root, server, "rollback", "--stage", STAGE)
+    assert busy.returncode == 15 and f"pid {os.getpid()}" in busy.stderr
+    for result in (unknown, missing, no_sam, unreachable, no_terminal, busy):
+        assert "Traceback" not in result.stdout + result.stderr
+    assert uploads(server) == count
