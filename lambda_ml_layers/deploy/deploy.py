@@ -119,7 +119,10 @@ def plan_deploy(ctx: StageContext) -> DeployPlan:
     parameters = template_parameters(template, ctx.stage.parameters)
     uses = layer_uses(template, template_path.parent, parameters)
     shas = {logical_id: sha256_of(use.zip_path) for logical_id, use in uses.items()}
-    parameters.update(layers_sha_parameters(template, shas))
+    work = ctx.paths.deploy_dir(ctx.stage.name)
+    function_zips = write_function_zips(template, template_path.parent, work / "functions")
+    function_shas = {logical_id: sha256_of(path) for logical_id, path in function_zips.items()}
+    parameters.update(layers_sha_parameters(template, shas, function_shas))
     lambda_client = ctx.session.client("lambda")
     pinned = {}
     for logical_id, use in uses.items():
@@ -129,8 +132,6 @@ def plan_deploy(ctx: StageContext) -> DeployPlan:
             ctx.log.say(f"    {use.folder}: unchanged, already published as {arn}")
         else:
             ctx.log.say(f"    {use.folder}: new content, CloudFormation publishes one version of {use.layer_name}")
-    work = ctx.paths.deploy_dir(ctx.stage.name)
-    function_zips = write_function_zips(template, template_path.parent, work / "functions")
     unpinned = {lid: use.zip_path for lid, use in uses.items() if lid not in pinned}
     derived = with_artifacts(pin_layers(template, pinned), unpinned, function_zips)
     return DeployPlan(

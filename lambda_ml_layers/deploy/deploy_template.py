@@ -6,8 +6,9 @@
   `!Ref` to it becomes that version's ARN, so no second version of identical content is made
   (a rollback pins every layer to the versions its release recorded);
 - the other layers keep their resource, ContentUri made absolute, and CloudFormation publishes them;
-- `<Function>LayersSha256` parameters: sha256 over the function's layer zips in Layers order,
-  so a changed layer publishes a new version of each function that uses it (AutoPublishCodeSha256).
+- `<Function>LayersSha256` parameters: sha256 over the function's package and layer zips in
+  Layers order, so a changed layer publishes a new version of each function that uses it, and
+  changed code one of its own (AutoPublishCodeSha256 alone names SAM's version resource).
 Pure functions over dicts, but for writing the zips and the template.
 """
 
@@ -97,19 +98,24 @@ def function_layers(template: dict[str, Any]) -> dict[str, list[str]]:
     return result
 
 
-def layers_sha256(layer_shas: list[str]) -> str:
-    """One digest over a function's layer zips, in order (a reorder is a change too)."""
-    return hashlib.sha256("\n".join(layer_shas).encode()).hexdigest()
+def layers_sha256(shas: list[str]) -> str:
+    """One digest over a function's package and its layer zips, in order (a reorder is a change too)."""
+    return hashlib.sha256("\n".join(shas).encode()).hexdigest()
 
 
-def layers_sha_parameters(template: dict[str, Any], layer_shas: dict[str, str]) -> dict[str, str]:
-    """`<Function>LayersSha256` for every function whose template declares that parameter."""
+def layers_sha_parameters(
+    template: dict[str, Any], layer_shas: dict[str, str], function_shas: dict[str, str]
+) -> dict[str, str]:
+    """`<Function>LayersSha256` for every function whose template declares that parameter.
+
+    SAM names the published version by AutoPublishCodeSha256 alone when it is set (not by
+    CodeUri), so the value covers the function's own package as well as its layers."""
     declared = template.get("Parameters", {})
     values = {}
     for function, layers in function_layers(template).items():
         name = LAYERS_SHA_PARAMETER.format(function=function.removesuffix("Function"))
         if name in declared:
-            values[name] = layers_sha256([layer_shas[layer] for layer in layers])
+            values[name] = layers_sha256([function_shas[function], *(layer_shas[layer] for layer in layers)])
     return values
 
 

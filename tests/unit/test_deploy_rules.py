@@ -104,12 +104,16 @@ def test_pinned_layers_leave_the_template_and_their_refs_become_arns() -> None:
     assert "CoreLayer" in TEMPLATE["Resources"]  # the source template is untouched
 
 
-def test_layers_sha_parameter_follows_content_and_order() -> None:
-    params = layers_sha_parameters(TEMPLATE, {"CoreLayer": "a" * 64, "AwsLayer": "b" * 64})
-    assert params == {"ApiLayersSha256": layers_sha256(["a" * 64, "b" * 64])}
+def test_layers_sha_parameter_follows_code_layers_and_order() -> None:
+    code = {"ApiFunction": "f" * 64}
+    params = layers_sha_parameters(TEMPLATE, {"CoreLayer": "a" * 64, "AwsLayer": "b" * 64}, code)
+    assert params == {"ApiLayersSha256": layers_sha256(["f" * 64, "a" * 64, "b" * 64])}
     assert layers_sha256(["a" * 64, "b" * 64]) != layers_sha256(["b" * 64, "a" * 64])
-    changed = layers_sha_parameters(TEMPLATE, {"CoreLayer": "a" * 64, "AwsLayer": "c" * 64})
-    assert changed != params
+    changed_layer = layers_sha_parameters(TEMPLATE, {"CoreLayer": "a" * 64, "AwsLayer": "c" * 64}, code)
+    changed_code = layers_sha_parameters(
+        TEMPLATE, {"CoreLayer": "a" * 64, "AwsLayer": "b" * 64}, {"ApiFunction": "e" * 64}
+    )
+    assert params != changed_layer and params != changed_code
 
 
 def test_template_parameters_and_sub() -> None:
