@@ -136,12 +136,16 @@ def deploy(c: Context, stage: str, yes: bool = False, dry_run: bool = False) -> 
         "yes": "do not ask, also where the stage confirms change sets",
     },
 )
-def rollback(c: Context, stage: str, to: int | None = None, yes: bool = False) -> None:
+def rollback(c: Context, stage: str, to: str | None = None, yes: bool = False) -> None:
     """Return a stage to an earlier release (its exact layer versions; no layer is published), verified."""
     from lambda_ml_layers.deploy.deploy import RollbackRequest
     from lambda_ml_layers.deploy.deploy import rollback as run_rollback
 
-    request = RollbackRequest(root=ROOT, stage=stage, to=to, yes=yes, interactive=_interactive())
+    # Invoke passes an option whose default is None as text.
+    if to is not None and not to.isdigit():
+        raise Exit(f"--to must be a release number (see `inv releases --stage {stage}`), not {to!r}.", code=2)
+    number = int(to) if to is not None else None
+    request = RollbackRequest(root=ROOT, stage=stage, to=number, yes=yes, interactive=_interactive())
     _run(lambda: run_rollback(request))
 
 
