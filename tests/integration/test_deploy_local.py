@@ -291,6 +291,8 @@ def test_refusals(root: Path, server: MotoServer) -> None:
     lock.parent.mkdir(parents=True, exist_ok=True)
     with lock.open("a+") as held:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.seek(0)
+        held.truncate()  # as a deploy does: the file keeps the last owner's line
         held.write(json.dumps({"command": "inv deploy --stage local", "pid": os.getpid(), "started": "now"}))
         held.flush()
         busy = inv(root, server, "rollback", "--stage", STAGE)
