@@ -28,7 +28,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from .errors import LayerToolError
 
@@ -53,6 +53,7 @@ class MotoServer:
     process: subprocess.Popen[bytes]
     port: int
     log_path: Path
+    own_log: bool = True  # a temporary log, removed on stop (not a caller's log file)
 
     @property
     def endpoint_url(self) -> str:
@@ -90,7 +91,8 @@ class MotoServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        self.log_path.unlink(missing_ok=True)
+        if self.own_log:
+            self.log_path.unlink(missing_ok=True)
 
 
 def find_moto_server() -> Path:
@@ -149,14 +151,38 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_moto_server(executable: Path | None = None, timeout: float = 30.0, *, stock: bool = False) -> MotoServer:
+def reachable(endpoint_url: str, timeout: float = 2.0) -> bool:
+    """Whether a moto server answers at `endpoint_url` (its small dashboard page; data.json
+    would serialise everything the server holds, every stored zip included)."""
+    try:
+        with urllib.request.urlopen(f"{endpoint_url}/moto-api/", timeout=timeout):
+            return True
+    except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
+        return False
+
+
+def start_moto_server(
+    executable: Path | None = None,
+    timeout: float = 30.0,
+    *,
+    stock: bool = False,
+    log_path: Path | None = None,
+    detach: bool = False,
+) -> MotoServer:
     """Start a moto server on a free port and wait until it answers HTTP: the patched one
-    (`local_aws_fixes`) unless `stock` or an `executable` (run like moto_server) is given."""
+    (`local_aws_fixes`) unless `stock` or an `executable` (run like moto_server) is given.
+    `log_path` appends its output there (else a temporary file); `detach` puts it in its own
+    session, so a Ctrl-C in the terminal does not stop it."""
     server_command(executable, 0, stock)  # a missing interpreter or program fails here, once
-    last_error: Exception | None = None
+    last_error: Exception | str | None = None
     for _attempt in range(3):  # another process can take the port between probe and bind
         port = free_port()
-        log = tempfile.NamedTemporaryFile(prefix="moto-", suffix=".log", delete=False)  # noqa: SIM115
+        log: IO[bytes]
+        if log_path is None:
+            log = tempfile.NamedTemporaryFile(prefix="moto-", suffix=".log", delete=False)  # noqa: SIM115
+        else:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            log = log_path.open("ab")
         process = subprocess.Popen(
             server_command(executable, port, stock),
             stdout=log,
@@ -164,26 +190,27 @@ def start_moto_server(executable: Path | None = None, timeout: float = 30.0, *, 
             stdin=subprocess.DEVNULL,
             cwd=ROOT,
             env=server_environment(),
+            start_new_session=detach,
         )
         log.close()
-        server = MotoServer(process, port, Path(log.name))
+        server = MotoServer(process, port, Path(log.name), own_log=log_path is None)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 last_error = LocalAWSError(
                     f"moto_server exited with {process.returncode} on port {port}:\n"
-                    f"{Path(log.name).read_text()[-2000:]}"
+                    f"{server.log_path.read_text(errors='replace')[-2000:]}"
                 )
                 break
-            try:
-                with urllib.request.urlopen(f"{server.endpoint_url}/moto-api/data.json", timeout=2):
-                    return server
-            except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
-                last_error = exc
-                time.sleep(0.1)
+            if reachable(server.endpoint_url):
+                return server
+            last_error = f"no answer on {server.endpoint_url}"
+            time.sleep(0.1)
         else:
             server.stop()
-            raise LocalAWSError(f"moto_server did not answer on {server.endpoint_url} within {timeout:.0f}s")
+            raise LocalAWSError(
+                f"moto_server did not answer on {server.endpoint_url} within {timeout:.0f}s; see {server.log_path}"
+            )
         server.stop()
     raise LocalAWSError(f"moto_server could not be started: {last_error}")
 

@@ -11,26 +11,14 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from ..local_aws import LocalAWSError, free_port, server_command, server_environment
+from ..local_aws import LocalAWSError, reachable, start_moto_server
 from ..paths import BuildPaths
 
 ENDPOINT_VARIABLE = "LAMBDA_ML_LAYERS_LOCAL_AWS"
-
-
-def reachable(endpoint_url: str, timeout: float = 2.0) -> bool:
-    try:
-        # /moto-api/ is the small dashboard page; data.json would serialise every stored zip.
-        with urllib.request.urlopen(f"{endpoint_url}/moto-api/", timeout=timeout):
-            return True
-    except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
-        return False
 
 
 def _read_state(paths: BuildPaths) -> dict[str, object] | None:
@@ -50,34 +38,10 @@ def _write_state(paths: BuildPaths, state: dict[str, object]) -> None:
 
 def start_emulator(paths: BuildPaths, timeout: float = 60.0) -> str:
     """Start a patched moto server that outlives this process; return its endpoint."""
-    port = free_port()
-    paths.logs.mkdir(parents=True, exist_ok=True)
     log_path = paths.logs / "local-aws.log"
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            server_command(None, port, stock=False),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=server_environment(),
-            start_new_session=True,  # Ctrl-C in the terminal must not take the stage's state down
-        )
-    endpoint_url = f"http://localhost:{port}"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise LocalAWSError(
-                f"The local AWS emulator exited with {process.returncode} while starting; see {log_path}:\n"
-                + log_path.read_text(errors="replace")[-2000:]
-            )
-        if reachable(endpoint_url, timeout=1.0):
-            _write_state(paths, {"endpoint_url": endpoint_url, "pid": process.pid, "log": str(log_path)})
-            return endpoint_url
-        time.sleep(0.2)
-    process.kill()
-    raise LocalAWSError(
-        f"The local AWS emulator did not answer on {endpoint_url} within {timeout:.0f}s; see {log_path}."
-    )
+    server = start_moto_server(timeout=timeout, log_path=log_path, detach=True)
+    _write_state(paths, {"endpoint_url": server.endpoint_url, "pid": server.process.pid, "log": str(log_path)})
+    return server.endpoint_url
 
 
 def emulator_endpoint(paths: BuildPaths, start: bool, say: Callable[[str], None]) -> str:
