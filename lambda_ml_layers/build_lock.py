@@ -1,36 +1,48 @@
-"""The lock file that guards a build folder (BuildPaths.lock_file, holding the owner's pid)."""
+"""Lock files that keep two processes off one thing (a build folder, a stage): flock'ed, so a
+killed owner never leaves one held, and holding one line that names the owner."""
 
 from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import BuildInProgress
+from .errors import BuildInProgress, LayerToolError
 from .paths import BuildPaths
 
 
 @contextmanager
-def exclusive_build(build_dir: Path) -> Iterator[None]:
-    """One build at a time per build folder: two would share staging, cache and outputs."""
-    build_dir.mkdir(parents=True, exist_ok=True)
-    with BuildPaths(build_dir).lock_file.open("a+") as handle:
+def exclusive(lock_path: Path, owner: str, refused: Callable[[str], LayerToolError]) -> Iterator[None]:
+    """Hold `lock_path` while the block runs, with `owner` written in it; when someone else
+    holds it, raise `refused(their owner line)`."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
-            owner = handle.read().strip() or "unknown"
-            raise BuildInProgress(
-                f"Another build is running in {build_dir} (pid {owner}). Wait for it to finish, "
-                f"or stop it; a build never shares its staging folder."
-            ) from None
+            raise refused(handle.read().strip()) from None
         handle.seek(0)
         handle.truncate()
-        handle.write(str(os.getpid()))
+        handle.write(owner)
         handle.flush()
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def exclusive_build(build_dir: Path) -> Iterator[None]:
+    """One build at a time per build folder: two would share staging, cache and outputs."""
+
+    def refused(owner: str) -> LayerToolError:
+        return BuildInProgress(
+            f"Another build is running in {build_dir} (pid {owner or 'unknown'}). Wait for it to finish, "
+            f"or stop it; a build never shares its staging folder."
+        )
+
+    with exclusive(BuildPaths(build_dir).lock_file, str(os.getpid()), refused):
+        yield

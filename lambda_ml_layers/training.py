@@ -13,11 +13,11 @@ import os
 import shutil
 import subprocess
 import sys
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .deploy.stages import stage_names
 from .errors import ConfigError, InstallError, LayerToolError, LockError
 from .interpreters import find_interpreter
 from .locks import LOCK_COMMAND, LockedPackage, parse_lock
@@ -43,12 +43,6 @@ class TrainRequest:
     data: Path | None = None
     python: str = TRAIN_PYTHON
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
-
-
-def stages(root: Path) -> list[str]:
-    """The stages infra/samconfig.toml defines (the one list of deploy targets)."""
-    config = tomllib.loads((root / "infra" / "samconfig.toml").read_text())
-    return [name for name in config if name not in ("version", "default")]
 
 
 def merged_layer_requirements(root: Path) -> str:
@@ -133,7 +127,7 @@ def trainer_command(request: TrainRequest, python: Path) -> list[str]:
 
 def train_model(request: TrainRequest, log: Callable[[str], None] = print) -> None:
     """Train, print metrics against the baseline, write the artifact; upload given a stage."""
-    if request.stage is not None and request.stage not in (known := stages(request.root)):
+    if request.stage is not None and request.stage not in (known := stage_names(request.root)):
         raise ConfigError(f"Unknown stage {request.stage!r}; infra/samconfig.toml defines {', '.join(known)}.")
     if request.stage == "local" and not request.env.get("AWS_ENDPOINT_URL"):
         raise ConfigError(

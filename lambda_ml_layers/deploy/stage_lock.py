@@ -7,7 +7,6 @@ a stack that is *_IN_PROGRESS is being changed by someone, and the deploy is ref
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import time
@@ -15,36 +14,26 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import StageBusy
+from ..build_lock import exclusive
+from ..errors import LayerToolError, StageBusy
 
 
 @contextmanager
 def stage_lock(lock_path: Path, stage: str, command: str) -> Iterator[None]:
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with lock_path.open("a+") as handle:
+    def refused(text: str) -> LayerToolError:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            try:
-                owner = json.loads(handle.read() or "{}")
-            except json.JSONDecodeError:
-                owner = {}
-            raise StageBusy(
-                f"Stage {stage!r} is busy: `{owner.get('command', 'another deploy')}` (pid {owner.get('pid', '?')}, "
-                f"started {owner.get('started', '?')}) is running. Wait for it to finish; two changes of one "
-                "stage at once could leave it on neither release."
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(
-            json.dumps({"command": command, "pid": os.getpid(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+            owner = json.loads(text or "{}")
+        except json.JSONDecodeError:
+            owner = {}
+        return StageBusy(
+            f"Stage {stage!r} is busy: `{owner.get('command', 'another deploy')}` (pid {owner.get('pid', '?')}, "
+            f"started {owner.get('started', '?')}) is running. Wait for it to finish; two changes of one "
+            "stage at once could leave it on neither release."
         )
-        handle.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+
+    owner = {"command": command, "pid": os.getpid(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    with exclusive(lock_path, json.dumps(owner), refused):
+        yield
 
 
 def refuse_if_in_progress(status: str | None, stage: str, stack: str) -> None:

@@ -16,9 +16,10 @@ import pytest
 import sklearn
 import trainer
 
+from lambda_ml_layers.deploy.stages import stage_names
 from lambda_ml_layers.errors import ConfigError, InterpreterMissing
 from lambda_ml_layers.interpreters import find_interpreter
-from lambda_ml_layers.training import TrainRequest, merged_layer_requirements, stages, train_model
+from lambda_ml_layers.training import TrainRequest, merged_layer_requirements, train_model
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -87,7 +88,7 @@ def test_merged_layer_requirements_pin_each_package_once_with_hashes() -> None:
 
 
 def test_stages_come_from_samconfig() -> None:
-    assert stages(ROOT) == ["local", "dev", "staging", "prod"]
+    assert stage_names(ROOT) == ["local", "dev", "staging", "prod"]
 
 
 def test_unknown_stage_is_refused_before_any_work() -> None:
