@@ -6,6 +6,7 @@ inv build-layers --layer aws-utilities --runtime python3.13 --arch arm64
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,16 @@ from invoke import Collection, Context, Exit, task
 from lambda_ml_layers.errors import LayerToolError
 
 ROOT = Path(__file__).parent
+
+
+def _run(action: Callable[[], Any], interrupted: str = "Interrupted. What was left where is printed above.") -> Any:
+    """Call the engine; its errors become a clean exit with their own code, never a traceback."""
+    try:
+        return action()
+    except LayerToolError as exc:
+        raise Exit(f"\n{exc}", code=exc.exit_code) from None
+    except KeyboardInterrupt:
+        raise Exit(f"\n{interrupted}", code=130) from None
 
 
 @task(
@@ -55,14 +66,9 @@ def build_layers(
         headroom_bytes=int(headroom_mb * 1_000_000),
         find_links=Path(find_links).resolve() if find_links else None,
     )
-    try:
-        run_build(request)
-    except LayerToolError as exc:
-        raise Exit(f"\n{exc}", code=exc.exit_code) from None
-    except KeyboardInterrupt:
-        from lambda_ml_layers.scheduler import INTERRUPTED
+    from lambda_ml_layers.scheduler import INTERRUPTED
 
-        raise Exit(f"\n{INTERRUPTED}", code=130) from None
+    _run(lambda: run_build(request), interrupted=INTERRUPTED)
 
 
 namespace = Collection(build_layers)
@@ -85,10 +91,7 @@ def train_model(c: Context, stage: str | None = None, bucket: str | None = None,
     from lambda_ml_layers.training import train_model as run_training
 
     request = TrainRequest(root=ROOT, stage=stage, bucket=bucket, out_dir=Path(out).resolve() if out else None)
-    try:
-        run_training(request)
-    except LayerToolError as exc:
-        raise Exit(f"\n{exc}", code=exc.exit_code) from None
+    _run(lambda: run_training(request))
 
 
 namespace.add_task(train_model)
@@ -101,16 +104,6 @@ def _interactive() -> bool:
     import sys
 
     return sys.stdin.isatty() and sys.stdout.isatty()
-
-
-def _run(action: Any) -> Any:
-    """Call the engine; its errors become a clean exit with their own code, never a traceback."""
-    try:
-        return action()
-    except LayerToolError as exc:
-        raise Exit(f"\n{exc}", code=exc.exit_code) from None
-    except KeyboardInterrupt:
-        raise Exit("\nInterrupted. Where the stage was left is printed above.", code=130) from None
 
 
 @task(

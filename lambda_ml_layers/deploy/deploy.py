@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from ..errors import DeployFailed, DeployGateError, ReleaseError, VerificationFa
 from ..layer_zip import sha256_of
 from ..paths import BuildPaths
 from ..sam_template import load_template, parse_template
+from ..security_scan import check_template_security, find_checkov
 from .deploy_log import DeployLog
 from .deploy_template import (
     function_layers,
@@ -29,7 +31,7 @@ from .deploy_template import (
     write_function_zips,
     write_template,
 )
-from .deployed_state import StackState, check_stack, read_stack, stack_status
+from .deployed_state import DEPLOYED, StackState, check_stack, read_stack, stack_status
 from .layer_versions import code_sha256, matching_version, missing_versions
 from .local_emulator import emulator_endpoint
 from .releases import Release, ReleaseStore
@@ -145,9 +147,10 @@ def plan_deploy(ctx: StageContext) -> DeployPlan:
 
 
 def _layer_arn(state: StackState, logical_id: str) -> str:
-    """The version ARN of a layer the stack published (SAM renames it <LogicalId><hash>)."""
+    """The version ARN of a layer the stack published (SAM renames it <LogicalId><10 hex digits>)."""
+    renamed = re.compile(re.escape(logical_id) + r"([0-9a-f]{10})?")
     for logical, (kind, physical) in state.resources.items():
-        if kind == "AWS::Lambda::LayerVersion" and (logical == logical_id or logical.startswith(logical_id)):
+        if kind == "AWS::Lambda::LayerVersion" and renamed.fullmatch(logical):
             return physical
     return f"<{logical_id} not in the stack>"
 
@@ -181,7 +184,7 @@ def failure_events(session: StageSession, since: float) -> list[dict[str, str]]:
                             "reason": str(event.get("ResourceStatusReason", "")),
                         }
                     )
-    except Exception:
+    except (ClientError, BotoCoreError):  # the explanation must not hide the failure it explains
         return events
     return list(reversed(events))
 
@@ -189,6 +192,20 @@ def failure_events(session: StageSession, since: float) -> list[dict[str, str]]:
 def _explain(events: list[dict[str, str]]) -> str:
     causes = [e for e in events if e["resource"] and "cancelled" not in e["reason"].lower()] or events
     return "\n".join(f"  - {e['resource']} ({e['type']}): {e['status']}: {e['reason']}" for e in causes[:8])
+
+
+def _deployed_ok(returncode: int, status: str | None) -> bool:
+    return returncode == 0 and status in DEPLOYED
+
+
+def _verify(ctx: StageContext, expected: Callable[[StackState], dict[str, list[str]]]) -> tuple[StackState, list[str]]:
+    """The stage as deployed, and every problem with it: live aliases' layers, the state machine,
+    then (only when those hold) a smoke run of each function."""
+    state = read_stack(ctx.session)
+    problems = check_stack(state, expected(state)) or smoke_run(
+        ctx.session, [state.functions[f] for f in sorted(state.functions)]
+    )
+    return state, problems
 
 
 # --- releases --------------------------------------------------------------------------------
@@ -367,19 +384,16 @@ def _redeploy_release(ctx: StageContext, target: Release, kind: str, note: str, 
     with ctx.log.step(f"sam deploy of release {target.number}"):
         result = run_deploy(command, ctx.session.environment(), work, ctx.log.output, confirm)
     status = stack_status(ctx.session)
-    if result.returncode != 0 or status not in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
+    if not _deployed_ok(result.returncode, status):
         events = failure_events(ctx.session, started)
         ctx.log.event("stack_events", events=events, status=status, sam_exit=result.returncode)
         raise DeployFailed(
             f"Returning stage {ctx.stage.name!r} to release {target.number} failed (stack {status}):\n"
             + (_explain(events) or result.tail())
         )
+    recorded = {logical: list(function["layers"]) for logical, function in target.functions.items()}
     with ctx.log.step(f"verify release {target.number}"):
-        state = read_stack(ctx.session)
-        expected = {logical: list(recorded["layers"]) for logical, recorded in target.functions.items()}
-        problems = check_stack(state, expected) or smoke_run(
-            ctx.session, [state.functions[f] for f in sorted(state.functions)]
-        )
+        state, problems = _verify(ctx, lambda _state: recorded)
     if problems:
         raise VerificationFailed(
             f"Stage {ctx.stage.name!r} was returned to release {target.number} but does not pass its checks:\n"
@@ -410,7 +424,7 @@ def _with_stage(
     root: Path,
     stage: Stage,
     command: str,
-    gates: Callable[[DeployLog], None],
+    gates: Callable[[DeployLog, Path], None],
     work: Callable[[StageContext], Release | None],
 ) -> Release | None:
     """Lock the stage, run the gates, reach the stage, do the work; everything logged."""
@@ -419,8 +433,8 @@ def _with_stage(
     try:
         lock = paths.deploy_dir(stage.name).with_suffix(".lock")
         with stage_lock(lock, stage.name, f"inv {command} --stage {stage.name}"):
-            gates(log)
-            sam = find_sam(root)
+            sam = find_sam(root)  # before the gates: a missing tool is refused at once
+            gates(log, sam)
             session, caller, store = _open_stage(root, stage, log)
             return work(StageContext(root, stage, paths, log, session, caller, store, sam))
     except (ClientError, BotoCoreError) as exc:
@@ -437,15 +451,13 @@ def _with_stage(
         log.close()
 
 
-def deploy_gates(root: Path, log: DeployLog) -> None:
+def deploy_gates(root: Path, log: DeployLog, sam: Path) -> None:
     """Everything checked before anything is uploaded."""
-    from ..security_scan import check_template_security, find_checkov
-
     template = root / TEMPLATE
     with log.step("build layers (cached) and size gates"):
         build_layers(BuildRequest(root=root))
     with log.step("sam validate --lint"):
-        validate(find_sam(root), template, log.output)
+        validate(sam, template, log.output)
     with log.step("security scan (checkov)"):
         scan = check_template_security(template, find_checkov(root))
         log.say(f"    checkov: {scan.passed} passed, {len(scan.skipped)} skipped with reasons, 0 failed")
@@ -477,13 +489,10 @@ def deploy(request: DeployRequest) -> Release | None:
             ctx.log.say("Dry run: the change set above was not executed; the stage is unchanged.")
             return None
         status = stack_status(ctx.session)
-        if result.returncode != 0 or status not in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
+        if not _deployed_ok(result.returncode, status):
             _deploy_failed(ctx, current, status, result.returncode, result.tail(), started)
         with ctx.log.step("verify the stage"):
-            state = read_stack(ctx.session)
-            problems = check_stack(state, expected_layers(plan.template, state))
-            if not problems:
-                problems = smoke_run(ctx.session, [state.functions[f] for f in sorted(state.functions)])
+            state, problems = _verify(ctx, lambda state: expected_layers(plan.template, state))
         if problems:
             _verification_failed(ctx, current, problems)
         arns = _layer_arns(plan.pinned, plan.layer_folders, state)
@@ -507,7 +516,7 @@ def deploy(request: DeployRequest) -> Release | None:
         ctx.log.say(f"Stage {ctx.stage.name!r} is on release {release.number} (verified).")
         return release
 
-    return _with_stage(request.root, stage, "deploy", lambda log: deploy_gates(request.root, log), work)
+    return _with_stage(request.root, stage, "deploy", lambda log, sam: deploy_gates(request.root, log, sam), work)
 
 
 def rollback(request: RollbackRequest) -> Release:
@@ -534,7 +543,7 @@ def rollback(request: RollbackRequest) -> Release:
         )
         return release
 
-    result = _with_stage(request.root, stage, "rollback", lambda log: None, work)
+    result = _with_stage(request.root, stage, "rollback", lambda log, sam: None, work)
     assert result is not None
     return result
 

@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 from .stage_session import StageSession
 
 ALIAS = "live"  # the template's AutoPublishAlias
-COMPLETE = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE")
+DEPLOYED = ("CREATE_COMPLETE", "UPDATE_COMPLETE")  # a change that went through
 
 
 @dataclass(frozen=True)
@@ -84,8 +84,8 @@ def read_stack(session: StageSession) -> StackState:
 def check_stack(state: StackState, expected_layers: dict[str, list[str]]) -> list[str]:
     """Every way the stage differs from what was deployed; empty when it is exactly that."""
     problems = []
-    if state.status not in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
-        problems.append(f"the stack is {state.status}, not CREATE_COMPLETE or UPDATE_COMPLETE")
+    if state.status not in DEPLOYED:
+        problems.append(f"the stack is {state.status}, not {' or '.join(DEPLOYED)}")
     for function, layers in expected_layers.items():
         deployed = state.functions.get(function)
         if deployed is None:

@@ -160,3 +160,36 @@ def test_release_table_names_each_release_and_the_current_one() -> None:
     table = release_table([release(1, "deploy"), release(2, "deploy"), release(3, "rollback", 1)])
     assert "rollback of 1" in table and "0123456789+dirty" in table and "core:3" in table
     assert table.endswith("current: release 3")
+
+
+def test_smoke_event_is_the_one_the_handlers_answer() -> None:
+    """The engine cannot import the handlers' runtime (it needs the layers), so the two copies
+    of the smoke event are compared here."""
+    import ast
+
+    from lambda_ml_layers.deploy.smoke import SMOKE_EVENT
+
+    source = (REPO / "services" / "shared" / "runtime.py").read_text()
+    assigned = [
+        node.value
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "SMOKE_EVENT" for t in node.targets)
+    ]
+    assert len(assigned) == 1 and ast.literal_eval(assigned[0]) == SMOKE_EVENT
+
+
+def test_expected_layers_match_sam_renamed_layers_exactly() -> None:
+    from lambda_ml_layers.deploy.deploy import expected_layers
+    from lambda_ml_layers.deploy.deployed_state import StackState
+
+    state = StackState(
+        status="UPDATE_COMPLETE",
+        resources={
+            "CoreLayerExtra0123456789": ("AWS::Lambda::LayerVersion", "arn:wrong"),
+            "CoreLayer0a1b2c3d4e": ("AWS::Lambda::LayerVersion", "arn:core:7"),
+        },
+        functions={},
+        state_machine_definitions={},
+    )
+    pinned = pin_layers(TEMPLATE, {"AwsLayer": "arn:aws:2"})
+    assert expected_layers(pinned, state) == {"ApiFunction": ["arn:core:7", "arn:aws:2"]}
