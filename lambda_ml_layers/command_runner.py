@@ -3,14 +3,54 @@ turn a failure into the project's own error naming the command and its last line
 
 from __future__ import annotations
 
+import os
 import shlex
+import shutil
 import subprocess
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import LayerToolError, ToolMissing
+
+
+def find_tool(
+    label: str,
+    name: str,
+    variable: str,
+    venv_path: Path,
+    purpose: str,
+    fix: str,
+    error: type[LayerToolError] = ToolMissing,
+    env: Mapping[str, str] | None = None,
+) -> Path:
+    """An outside tool (`label` names it to a person): $`variable` (must then be executable),
+    else the project's `venv_path`, else `name` on PATH. Missing: `error` naming every place
+    looked at and the fix."""
+    env = os.environ if env is None else env
+    override = env.get(variable)
+    if override:
+        path = Path(override)
+        if _is_executable(path):
+            return path.absolute()
+        raise error(
+            f"{label} was not found: ${variable} is {override}, which is not an executable file.\n"
+            f"  Fix: point ${variable} at a {name} executable, or unset it to use {venv_path}."
+        )
+    if _is_executable(venv_path):
+        return venv_path.absolute()
+    on_path = shutil.which(name, path=env.get("PATH"))
+    if on_path:
+        return Path(on_path)
+    raise error(
+        f"{label} was not found (not installed?); {purpose}. Looked at ${variable} (unset), {venv_path.absolute()} and "
+        f"{name} on PATH.\n  Fix: {fix}"
+    )
+
+
+def _is_executable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)
 
 
 @dataclass(frozen=True)

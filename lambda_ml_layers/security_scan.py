@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Mapping
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .command_runner import find_tool
 from .errors import SecurityScanError
 
 CHECKOV_ENV = "CHECKOV"
@@ -92,34 +92,16 @@ def has_reason(skip: Finding) -> bool:
 
 def find_checkov(root: Path, env: Mapping[str, str] | None = None) -> Path:
     """$CHECKOV, else the project's .venv-checkov, else checkov on PATH."""
-    env = os.environ if env is None else env
-    looked: list[str] = []
-    override = env.get(CHECKOV_ENV)
-    if override:
-        path = Path(override)
-        if _is_executable(path):
-            return path.absolute()
-        raise SecurityScanError(
-            f"${CHECKOV_ENV} is {override}, which is not an executable file.\n"
-            f"  Fix: point ${CHECKOV_ENV} at a checkov executable, or unset it to use {root / VENV_CHECKOV}."
-        )
-    venv = (root / VENV_CHECKOV).absolute()
-    if _is_executable(venv):
-        return venv
-    looked.append(str(venv))
-    on_path = shutil.which("checkov", path=env.get("PATH"))
-    if on_path:
-        return Path(on_path)
-    looked.append("checkov on PATH")
-    raise SecurityScanError(
-        f"checkov is not installed; the deploy scans the template with it before uploading anything. "
-        f"Looked at ${CHECKOV_ENV} (unset), {' and '.join(looked)}.\n"
-        f"  Fix: run `{BOOTSTRAP}` (it creates .venv-checkov from requirements/checkov.txt)."
+    return find_tool(
+        "checkov",
+        "checkov",
+        CHECKOV_ENV,
+        root / VENV_CHECKOV,
+        "the deploy scans the template with it before uploading anything",
+        f"run `{BOOTSTRAP}` (it creates .venv-checkov from requirements/checkov.txt).",
+        SecurityScanError,
+        env,
     )
-
-
-def _is_executable(path: Path) -> bool:
-    return path.is_file() and os.access(path, os.X_OK)
 
 
 def parse_checkov_json(text: str) -> ScanResult:

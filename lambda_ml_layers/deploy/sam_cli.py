@@ -3,27 +3,25 @@
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from ..command_runner import CommandResult, call
-from ..errors import DeployGateError, ToolMissing
+from ..command_runner import CommandResult, call, find_tool
+from ..errors import DeployGateError
 from ..local_aws import DUMMY_CREDENTIALS
 from .stages import SAMCONFIG, Stage
 
 
 def find_sam(root: Path) -> Path:
     """$SAM_CLI, else the project's .venv-sam/bin/sam (scripts/bootstrap.py makes it), else PATH."""
-    configured = os.environ.get("SAM_CLI")
-    candidates = [configured] if configured else [str(root / ".venv-sam" / "bin" / "sam"), shutil.which("sam")]
-    for candidate in candidates:
-        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return Path(candidate)
-    looked = f"$SAM_CLI ({configured})" if configured else ".venv-sam/bin/sam and PATH"
-    raise ToolMissing(
-        f"The AWS SAM CLI was not found (looked at {looked}). Fix: `python3 scripts/bootstrap.py` installs it "
-        "from requirements/sam.txt into .venv-sam, or point SAM_CLI at a `sam` executable. Nothing was uploaded."
+    return find_tool(
+        "The AWS SAM CLI",
+        "sam",
+        "SAM_CLI",
+        root / ".venv-sam" / "bin" / "sam",
+        "the AWS SAM CLI validates and deploys the template (nothing was uploaded)",
+        "`python3 scripts/bootstrap.py` installs it from requirements/sam.txt into .venv-sam, "
+        "or point SAM_CLI at a `sam` executable.",
     )
 
 
