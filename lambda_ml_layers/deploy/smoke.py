@@ -19,7 +19,7 @@ from ..interpreters import find_interpreter
 from ..runtimes import RUNTIMES
 from ..sam_template import FunctionSpec
 from ..sandbox import LambdaSandbox
-from .deployed_state import FunctionState
+from .deployed_state import ALIAS, FunctionState
 from .layer_versions import get_version
 from .stage_session import StageSession
 
@@ -36,7 +36,7 @@ def _failure(function: FunctionState, result: object, error: object) -> str | No
 
 def smoke_invoke(session: StageSession, function: FunctionState) -> str | None:
     response = session.client("lambda").invoke(
-        FunctionName=function.name, Qualifier="live", Payload=json.dumps(SMOKE_EVENT).encode()
+        FunctionName=function.name, Qualifier=ALIAS, Payload=json.dumps(SMOKE_EVENT).encode()
     )
     payload = json.loads(response["Payload"].read() or b"null")
     return _failure(function, payload, payload if response.get("FunctionError") else None)

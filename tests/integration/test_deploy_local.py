@@ -13,7 +13,8 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,19 @@ def inv(root: Path, server: MotoServer, *args: str, **extra_env: str) -> subproc
         stdin=subprocess.DEVNULL,
         timeout=1500,
     )
+
+
+@contextmanager
+def edited(*changes: tuple[Path, Callable[[str], str]]) -> Iterator[None]:
+    """The files changed for the block, then put back exactly, whatever happens."""
+    originals = [(path, path.read_text()) for path, _ in changes]
+    for (path, change), (_, text) in zip(changes, originals, strict=True):
+        path.write_text(change(text))
+    try:
+        yield
+    finally:
+        for path, text in originals:
+            path.write_text(text)
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> str:
@@ -193,25 +207,22 @@ def test_cloudformation_failure_leaves_the_previous_release_serving(root: Path, 
     before = history(root, server)[-1]
     live = live_layers(server)
     server.client("s3").create_bucket(Bucket="taken-bucket")
-    template = root / "infra" / "template.yaml"
-    good = template.read_text()
-    # A copy of the (scan-clean) data bucket whose name is already taken: CloudFormation fails it.
-    start = good.index("  DataBucket:\n")
-    end = good.index("\n  ModelBucket:")
-    taken = good[start:end].replace("  DataBucket:\n", "  TakenBucket:\n", 1)
-    taken = taken.replace(
-        "BucketName: !Sub lambda-ml-layers-${Stage}-data-${AWS::AccountId}", "BucketName: taken-bucket"
-    )
-    template.write_text(good[:end] + "\n" + taken + good[end:])
+
+    def add_taken_bucket(good: str) -> str:
+        """A copy of the (scan-clean) data bucket whose name is already taken: CloudFormation fails it."""
+        start, end = good.index("  DataBucket:\n"), good.index("\n  ModelBucket:")
+        taken = good[start:end].replace("  DataBucket:\n", "  TakenBucket:\n", 1)
+        taken = taken.replace(
+            "BucketName: !Sub lambda-ml-layers-${Stage}-data-${AWS::AccountId}", "BucketName: taken-bucket"
+        )
+        return good[:end] + "\n" + taken + good[end:]
+
     # And a handler change, so the failed update also touched the functions.
-    handler = root / "services" / "predictions" / "predictions" / "handler.py"
-    handler_text = handler.read_text()
-    handler.write_text(handler_text + "\n# changed\n")
-    try:
+    with edited(
+        (root / "infra" / "template.yaml", add_taken_bucket),
+        (root / "services" / "predictions" / "predictions" / "handler.py", lambda text: text + "\n# changed\n"),
+    ):
         result = inv(root, server, "deploy", "--stage", STAGE)
-    finally:
-        template.write_text(good)
-        handler.write_text(handler_text)
     output = result.stdout + result.stderr
     assert result.returncode == 13, output[-4000:]
     assert "TakenBucket" in output and "Traceback" not in output
@@ -226,12 +237,8 @@ def test_failing_smoke_run_is_rolled_back(root: Path, server: MotoServer) -> Non
     before = history(root, server)[-1]
     live = live_layers(server)
     handler = root / "services" / "data_validation" / "data_validation" / "handler.py"
-    text = handler.read_text()
-    handler.write_text(text + '\nraise RuntimeError("broken at init on purpose")\n')
-    try:
+    with edited((handler, lambda text: text + '\nraise RuntimeError("broken at init on purpose")\n')):
         result = inv(root, server, "deploy", "--stage", STAGE)
-    finally:
-        handler.write_text(text)
     output = result.stdout + result.stderr
     assert result.returncode == 14, output[-4000:]
     assert "broken at init on purpose" in output
@@ -262,12 +269,8 @@ def test_rollback_to_release_1_publishes_no_layer(root: Path, server: MotoServer
 def test_gate_failure_uploads_nothing(root: Path, server: MotoServer) -> None:
     before, count = history(root, server), uploads(server)
     config = root / "layers" / "core-data-science" / "layer.toml"
-    text = config.read_text()
-    config.write_text(text.replace("budget_mb = 100", "budget_mb = 10"))
-    try:
+    with edited((config, lambda text: text.replace("budget_mb = 100", "budget_mb = 10"))):
         result = inv(root, server, "deploy", "--stage", STAGE)
-    finally:
-        config.write_text(text)
     output = result.stdout + result.stderr
     assert result.returncode == 7, output[-3000:]
     assert "core-data-science" in output and "Traceback" not in output
