@@ -547,22 +547,17 @@ def create_stack(
             release = _Release.prepare(self, template, parameters)
         except TransformFailed as exc:
             raise ValidationError(message=f"Transform {SAM_TRANSFORM} failed with: {exc}") from exc
-        stack = Stack(  # type: ignore[abstract]
-            stack_id=generate_stack_id(name, self.region_name, self.account_id),
-            name=name,
-            template={},
-            parameters=release.given,
-            account_id=self.account_id,
-            region_name=self.region_name,
-            notification_arns=notification_arns,
-            tags=tags,
-            role_arn=role_arn,
-            cross_stack_resources=self.exports,
+        stack = _new_stack(
+            self,
+            name,
+            release.given,
+            notification_arns,
+            tags,
+            role_arn,
             enable_termination_protection=enable_termination_protection,
             timeout_in_mins=timeout_in_mins,
             stack_policy_body=stack_policy_body,
         )
-        self.stacks[stack.stack_id] = stack
         _deploy(self, stack, release, creating=True)
         return stack
 
@@ -656,20 +651,36 @@ def _review_stack(
     tags: dict[str, str] | None,
     role_arn: str | None,
 ) -> Stack:
+    parameter_text = {k: as_text(v) for k, v in parameters.items()}
+    stack = _new_stack(backend, stack_name, parameter_text, notification_arns, tags, role_arn)
+    _set_status(stack, "REVIEW_IN_PROGRESS", "User Initiated")
+    return stack
+
+
+def _new_stack(
+    backend: CloudFormationBackend,
+    name: str,
+    parameters: dict[str, str],
+    notification_arns: list[str] | None,
+    tags: dict[str, str] | None,
+    role_arn: str | None,
+    **options: Any,
+) -> Stack:
+    """An empty stack of this backend, registered (what a CREATE change set or CreateStack fills)."""
     stack = Stack(  # type: ignore[abstract]
-        stack_id=generate_stack_id(stack_name, backend.region_name, backend.account_id),
-        name=stack_name,
+        stack_id=generate_stack_id(name, backend.region_name, backend.account_id),
+        name=name,
         template={},
-        parameters={k: as_text(v) for k, v in parameters.items()},
+        parameters=parameters,
         account_id=backend.account_id,
         region_name=backend.region_name,
         notification_arns=notification_arns,
         tags=tags,
         role_arn=role_arn,
         cross_stack_resources=backend.exports,
+        **options,
     )
     backend.stacks[stack.stack_id] = stack
-    _set_status(stack, "REVIEW_IN_PROGRESS", "User Initiated")
     return stack
 
 
