@@ -348,7 +348,10 @@ def _recover_from_interrupt(ctx: StageContext, current: Release | None) -> None:
     try:
         status = _settle(ctx)
         state = read_stack(ctx.session)
-        ctx.log.say(_where_is_stage(ctx, current, state, status))
+        # The interrupted command may have recorded its release just before the Ctrl-C.
+        recorded = ctx.store.releases()
+        latest = recorded[-1] if recorded else current
+        ctx.log.say(_where_is_stage(ctx, latest, state, status))
     except KeyboardInterrupt:
         ctx.log.say(
             f"Stopped waiting. Check the stage with `inv releases --stage {ctx.stage.name}` and "
@@ -417,6 +420,44 @@ def _redeploy_release(ctx: StageContext, target: Release, kind: str, note: str, 
     return release
 
 
+def _execute_and_record(
+    ctx: StageContext, plan: DeployPlan, current: Release | None, confirm: bool, dry_run: bool
+) -> Release | None:
+    """sam deploy of the plan, then verify and record (or restore `current` on a failure)."""
+    started = time.time()
+    command = deploy_command(ctx.sam, ctx.root, ctx.stage, plan.template_path, plan.parameters, confirm, not dry_run)
+    with ctx.log.step("sam deploy"):
+        result = run_deploy(command, ctx.session.environment(), plan.template_path.parent, ctx.log.output, confirm)
+    if dry_run:
+        ctx.log.say("Dry run: the change set above was not executed; the stage is unchanged.")
+        return None
+    status = stack_status(ctx.session)
+    if not _deployed_ok(result.returncode, status):
+        _deploy_failed(ctx, current, status, result.returncode, result.tail(), started)
+    with ctx.log.step("verify the stage"):
+        state, problems = _verify(ctx, lambda state: expected_layers(plan.template, state))
+    if problems:
+        _verification_failed(ctx, current, problems)
+    arns = _layer_arns(plan.pinned, plan.layer_folders, state)
+    layers = {
+        plan.layer_folders[lid]: {"logical_id": lid, "arn": arn, "sha256": plan.layer_shas[plan.layer_folders[lid]]}
+        for lid, arn in arns.items()
+    }
+    deployed = _deployed_template(ctx.session)
+    release = _release(ctx, (current.number if current else 0) + 1, "deploy", state, layers, plan.parameters, deployed)
+    unchanged = current is not None and (release.template_sha256, release.parameters) == (
+        current.template_sha256,
+        current.parameters,
+    )
+    if current is not None and unchanged and not differences(state, current):
+        ctx.log.say(f"Nothing changed: stage {ctx.stage.name!r} stays on release {current.number}.")
+        return current
+    with ctx.log.step(f"record release {release.number}"):
+        ctx.store.record(release, deployed)
+    ctx.log.say(f"Stage {ctx.stage.name!r} is on release {release.number} (verified).")
+    return release
+
+
 # --- the commands ----------------------------------------------------------------------------
 
 
@@ -473,48 +514,12 @@ def deploy(request: DeployRequest) -> Release | None:
         current = history[-1] if history else None
         with ctx.log.step("deploy template"):
             plan = plan_deploy(ctx)
-        started = time.time()
-        command = deploy_command(
-            ctx.sam, ctx.root, ctx.stage, plan.template_path, plan.parameters, confirm, not request.dry_run
-        )
         try:
-            with ctx.log.step("sam deploy"):
-                result = run_deploy(
-                    command, ctx.session.environment(), plan.template_path.parent, ctx.log.output, confirm
-                )
+            return _execute_and_record(ctx, plan, current, confirm, request.dry_run)
         except KeyboardInterrupt:
+            # From sam deploy to the record, CloudFormation may go on without us.
             _recover_from_interrupt(ctx, current)
             raise
-        if request.dry_run:
-            ctx.log.say("Dry run: the change set above was not executed; the stage is unchanged.")
-            return None
-        status = stack_status(ctx.session)
-        if not _deployed_ok(result.returncode, status):
-            _deploy_failed(ctx, current, status, result.returncode, result.tail(), started)
-        with ctx.log.step("verify the stage"):
-            state, problems = _verify(ctx, lambda state: expected_layers(plan.template, state))
-        if problems:
-            _verification_failed(ctx, current, problems)
-        arns = _layer_arns(plan.pinned, plan.layer_folders, state)
-        layers = {
-            plan.layer_folders[lid]: {"logical_id": lid, "arn": arn, "sha256": plan.layer_shas[plan.layer_folders[lid]]}
-            for lid, arn in arns.items()
-        }
-        deployed = _deployed_template(ctx.session)
-        release = _release(
-            ctx, (current.number if current else 0) + 1, "deploy", state, layers, plan.parameters, deployed
-        )
-        unchanged = current is not None and (release.template_sha256, release.parameters) == (
-            current.template_sha256,
-            current.parameters,
-        )
-        if current is not None and unchanged and not differences(state, current):
-            ctx.log.say(f"Nothing changed: stage {ctx.stage.name!r} stays on release {current.number}.")
-            return current
-        with ctx.log.step(f"record release {release.number}"):
-            ctx.store.record(release, deployed)
-        ctx.log.say(f"Stage {ctx.stage.name!r} is on release {release.number} (verified).")
-        return release
 
     return _with_stage(request.root, stage, "deploy", lambda log, sam: deploy_gates(request.root, log, sam), work)
 

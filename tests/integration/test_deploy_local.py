@@ -12,7 +12,9 @@ import fcntl
 import json
 import os
 import shutil
+import signal
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -69,7 +71,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return copy_checkout(tmp_path_factory.mktemp("checkout"))
 
 
-def inv(root: Path, server: MotoServer, *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
+def environment(server: MotoServer, unset: tuple[str, ...] = (), **extra_env: str) -> dict[str, str]:
     env = {
         **os.environ,
         "LAMBDA_ML_LAYERS_LOCAL_AWS": server.endpoint_url,
@@ -80,11 +82,17 @@ def inv(root: Path, server: MotoServer, *args: str, **extra_env: str) -> subproc
         "AWS_ACCESS_KEY_ID": "AKIAPLANTEDKEY000000",
         **extra_env,
     }
+    return {key: value for key, value in env.items() if key not in unset}
+
+
+def inv(
+    root: Path, server: MotoServer, *args: str, unset: tuple[str, ...] = (), **extra_env: str
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(INV), "--search-root", str(root), *args],
         capture_output=True,
         text=True,
-        env=env,
+        env=environment(server, unset, **extra_env),
         stdin=subprocess.DEVNULL,
         timeout=1500,
     )
@@ -264,6 +272,77 @@ def test_rollback_to_release_1_publishes_no_layer(root: Path, server: MotoServer
     assert newest["kind"] == "rollback" and newest["restores"] == 1
     table = ok(inv(root, server, "releases", "--stage", STAGE))
     assert "rollback of 1" in table and f"current: release {newest['number']}" in table
+
+
+def test_dry_run_shows_the_change_set_and_executes_nothing(root: Path, server: MotoServer) -> None:
+    before, functions = history(root, server), function_versions(server)
+    handler = root / "services" / "predictions" / "predictions" / "handler.py"
+    with edited((handler, lambda text: text + "\n# a change the dry run must not deploy\n")):
+        output = ok(inv(root, server, "deploy", "--stage", STAGE, "--dry-run"))
+    assert "Dry run: the change set above was not executed" in output
+    assert "PredictionsFunction" in output  # the change set sam showed
+    assert function_versions(server) == functions
+    assert history(root, server) == before
+
+
+def test_ctrl_c_during_sam_deploy_leaves_a_recorded_release(root: Path, server: MotoServer) -> None:
+    before, live = history(root, server)[-1], live_layers(server)
+    handler = root / "services" / "predictions" / "predictions" / "handler.py"
+    with edited((handler, lambda text: text + "\n# interrupted change\n")):
+        process = subprocess.Popen(
+            [str(INV), "--search-root", str(root), "deploy", "--stage", STAGE],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=environment(server),
+            start_new_session=True,  # its own process group, as a terminal's foreground job
+        )
+        assert process.stdout is not None
+        seen = []
+        for line in process.stdout:
+            seen.append(line)
+            if line.startswith("==> sam deploy"):
+                time.sleep(2)  # sam is packaging or creating the change set
+                os.killpg(process.pid, signal.SIGINT)
+                break
+        rest, _ = process.communicate(timeout=600)
+    output = "".join(seen) + rest
+    assert process.returncode == 130, output[-4000:]
+    assert "Interrupted: waiting for CloudFormation" in output and "Traceback" not in output
+    assert f"still on release {before['number']}" in output or f"restored to release {before['number']}" in output
+    assert live_layers(server) == live
+    # The next deploy works as usual.
+    assert "is on release" in ok(inv(root, server, "deploy", "--stage", STAGE))
+
+
+def test_real_stage_needs_credentials_of_its_pinned_account(root: Path, server: MotoServer) -> None:
+    count = uploads(server)
+    credentials = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
+    no_credentials = inv(
+        root,
+        server,
+        "deploy",
+        "--stage",
+        "dev",
+        unset=credentials,
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    assert no_credentials.returncode == 12, (no_credentials.stdout + no_credentials.stderr)[-3000:]
+    assert "No AWS credentials for stage 'dev'" in no_credentials.stderr
+    # Credentials that work, of another account than the one dev is pinned to (the emulator's
+    # account is 123456789012; reached through AWS_ENDPOINT_URL as any AWS endpoint would be).
+    stages = root / "infra" / "stages.toml"
+    with edited((stages, lambda text: text.replace("[dev]\n", '[dev]\naccount_id = "999999999999"\n'))):
+        wrong_account = inv(root, server, "deploy", "--stage", "dev", AWS_ENDPOINT_URL=server.endpoint_url)
+    assert wrong_account.returncode == 12, (wrong_account.stdout + wrong_account.stderr)[-3000:]
+    assert "pinned to AWS account 999999999999" in wrong_account.stderr
+    assert "credentials are for account 123456789012" in wrong_account.stderr
+    for result in (no_credentials, wrong_account):
+        assert "Traceback" not in result.stdout + result.stderr and PLANTED_SECRET not in result.stdout
+    assert uploads(server) == count
 
 
 def test_gate_failure_uploads_nothing(root: Path, server: MotoServer) -> None:
