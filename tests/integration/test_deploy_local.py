@@ -353,6 +353,14 @@ def test_gate_failure_uploads_nothing(root: Path, server: MotoServer) -> None:
     output = result.stdout + result.stderr
     assert result.returncode == 7, output[-3000:]
     assert "core-data-science" in output and "Traceback" not in output
+    # A template cfn-lint refuses (Lambda's memory maximum), which the build itself does not check.
+    template = root / "infra" / "template.yaml"
+    too_much = ("      MemorySize: 1024\n", "      MemorySize: 99999\n")
+    with edited((template, lambda text: text.replace(*too_much, 1))):
+        lint = inv(root, server, "deploy", "--stage", STAGE)
+    lint_output = lint.stdout + lint.stderr
+    assert lint.returncode == 12, lint_output[-3000:]
+    assert "sam validate --lint" in lint_output and "99999" in lint_output and "Traceback" not in lint_output
     assert uploads(server) == count
     assert history(root, server) == before
 
