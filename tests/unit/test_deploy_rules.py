@@ -193,3 +193,13 @@ def test_expected_layers_match_sam_renamed_layers_exactly() -> None:
     )
     pinned = pin_layers(TEMPLATE, {"AwsLayer": "arn:aws:2"})
     assert expected_layers(pinned, state) == {"ApiFunction": ["arn:core:7", "arn:aws:2"]}
+
+
+def test_a_stack_being_changed_elsewhere_is_refused() -> None:
+    from lambda_ml_layers.deploy.stage_lock import refuse_if_in_progress
+    from lambda_ml_layers.errors import StageBusy
+
+    with pytest.raises(StageBusy, match="UPDATE_IN_PROGRESS: someone else is changing it"):
+        refuse_if_in_progress("UPDATE_IN_PROGRESS", "prod", "app-prod")
+    for settled in (None, "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "REVIEW_IN_PROGRESS"):
+        refuse_if_in_progress(settled, "prod", "app-prod")  # a dry run's pending review is no change
