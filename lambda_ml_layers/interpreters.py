@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from functools import cache
+from pathlib import Path
 
 from .errors import InterpreterMissing
 from .runtimes import Runtime
+
+# bootstrap makes pyenv's interpreters visible with `pyenv local` in this repository. pyenv's
+# shims look for that .python-version from the working directory, so a command run from any
+# other folder would miss them; PYENV_DIR makes them look here whatever the working directory.
+ENGINE_REPO = Path(__file__).resolve().parents[1]
+
+
+def _lookup_environment() -> dict[str, str]:
+    return {"PYENV_DIR": str(ENGINE_REPO), **os.environ}
 
 
 @cache
@@ -20,6 +31,7 @@ def find_interpreter(runtime: Runtime) -> str:
             [found, "-c", "import sys; print(sys.executable); print('%d.%d' % sys.version_info[:2])"],
             capture_output=True,
             text=True,
+            env=_lookup_environment(),
         )
         lines = result.stdout.split()
         if result.returncode == 0 and len(lines) == 2 and lines[1] == runtime.version:
