@@ -11,6 +11,7 @@ from pathlib import Path
 from .artifacts import LayerBuild
 from .config import ProjectConfig, base_layers_of
 from .errors import ConfigError, LockError
+from .function_code import function_code_problems
 from .function_deps import check_function_requirements
 from .layer_contents import load_locks
 from .locks import LayerLock
@@ -36,6 +37,10 @@ def check_function_packages(project: ProjectConfig) -> None:
     known = set(project.layer_names)
     problems = []
     for spec in function_specs(template):
+        missing_code = function_code_problems(spec.name, spec.code_dir, spec.handler, template)
+        if missing_code:
+            problems.extend(missing_code)
+            continue
         locks = {name: project.layer(name).lock for name in spec.layers if name in known}
         try:
             check_function_requirements(spec.name, spec.code_dir, locks)
