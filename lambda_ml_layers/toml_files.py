@@ -27,7 +27,7 @@ def read_toml(path: Path) -> dict[str, Any]:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(f"{path}: file is missing. Create it (see docs/architecture.md).") from None
+        raise ConfigError(f"{path}: file is missing. Restore it (git checkout -- {path}) or create it.") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
     if data.startswith(_BOM):

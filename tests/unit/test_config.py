@@ -144,9 +144,8 @@ def test_a_missing_defaults_toml_is_one_message(tmp_path: Path) -> None:
     (project.root / "layers" / "defaults.toml").unlink()
     with pytest.raises(ConfigError) as error:
         load_project(project.root)
-    assert problem_lines(error) == [
-        f"{project.root}/layers/defaults.toml: file is missing. Create it (see docs/architecture.md)."
-    ]
+    path = project.root / "layers" / "defaults.toml"
+    assert problem_lines(error) == [f"{path}: file is missing. Restore it (git checkout -- {path}) or create it."]
 
 
 def test_an_empty_defaults_toml_is_one_message_naming_the_missing_settings(tmp_path: Path) -> None:
