@@ -28,6 +28,7 @@ the end (unless --keep-tmp).
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime as dt
 import json
 import os
@@ -49,13 +50,13 @@ sys.path.insert(0, str(ROOT))  # run as a script: the engine package is not inst
 
 from lambda_ml_layers.build import resolve_target  # noqa: E402
 from lambda_ml_layers.config import (  # noqa: E402
-    BYTECODE_POLICIES,
     LayerConfig,
     ProjectConfig,
     base_layers_of,
     build_order,
     load_project,
 )
+from lambda_ml_layers.config_rules import BYTECODE_POLICIES  # noqa: E402
 from lambda_ml_layers.errors import BuildInProgress, LayerToolError  # noqa: E402
 from lambda_ml_layers.interpreters import find_interpreter  # noqa: E402
 from lambda_ml_layers.layer_contents import load_locks, modules_to_verify, packages_to_install  # noqa: E402
@@ -65,6 +66,7 @@ from lambda_ml_layers.locks import LayerLock  # noqa: E402
 from lambda_ml_layers.paths import BuildPaths  # noqa: E402
 from lambda_ml_layers.pip_runner import install_for_target  # noqa: E402
 from lambda_ml_layers.runtimes import LAMBDA_UNZIPPED_LIMIT, MB, Runtime  # noqa: E402
+from lambda_ml_layers.toml_files import read_toml, write_toml  # noqa: E402
 from lambda_ml_layers.verify import check_layer, lambda_sys_path  # noqa: E402
 
 PATHS = BuildPaths.of(ROOT)
@@ -382,6 +384,18 @@ def time_builds(log_file: Path, noop_runs: int) -> dict[str, Any]:
     }
 
 
+def with_policy(config: dict[str, Any], policy: str, is_defaults: bool) -> dict[str, Any]:
+    """A copy of one parsed layers/*.toml with bytecode set to `policy` (in defaults.toml, and
+    wherever a layer overrides it) and a layer's budget_mb at Lambda's limit."""
+    changed = copy.deepcopy(config)
+    build = changed.setdefault("build", {}) if is_defaults else changed.get("build", {})
+    if is_defaults or "bytecode" in build:
+        build["bytecode"] = policy
+    if not is_defaults:
+        changed["budget_mb"] = LAMBDA_UNZIPPED_LIMIT // MB
+    return changed
+
+
 def policy_root(policy: str) -> Path:
     """A scratch project: the same layers/ with every layer's bytecode set to `policy` and
     budgets at Lambda's limit (a larger policy must still be written, to be measured). No
@@ -389,9 +403,7 @@ def policy_root(policy: str) -> Path:
     root = TMP_DIR / f"root-{policy}"
     shutil.copytree(ROOT / "layers", root / "layers")
     for toml in [root / "layers" / "defaults.toml", *sorted((root / "layers").glob("*/layer.toml"))]:
-        text = re.sub(r'(?m)^bytecode\s*=\s*"[^"]*"', f'bytecode = "{policy}"', toml.read_text())
-        text = re.sub(r"(?m)^budget_mb\s*=.*$", f"budget_mb = {LAMBDA_UNZIPPED_LIMIT // MB}", text)
-        toml.write_text(text)
+        write_toml(toml, with_policy(read_toml(toml), policy, is_defaults=toml.name == "defaults.toml"))
     scratch = load_project(root)  # the engine reads it back, so a rewrite that missed is caught here
     wrong = [layer.name for layer in scratch.layers if layer.bytecode != policy]
     if wrong:

@@ -16,7 +16,7 @@ from .function_deps import check_function_requirements
 from .layer_contents import load_locks
 from .locks import LayerLock
 from .notices import Notice
-from .sam_template import function_specs, template_functions, template_layer_failures
+from .sam_template import function_specs, template_functions, template_layer_failures, unknown_layer_problems
 from .size_gates import FunctionTotal, LayerFacts, function_failures, function_totals, layer_budget_failures
 
 TEMPLATE = Path("infra/template.yaml")
@@ -30,12 +30,13 @@ class GateOutcome:
 
 
 def check_function_packages(project: ProjectConfig) -> None:
-    """A function's own requirements must not repeat what its layers provide (checked before building)."""
+    """Before building: every layer the template names has a layer folder, and a function's own
+    requirements do not repeat what its layers provide."""
     template = project.root / TEMPLATE
     if not template.exists():
         return
     known = set(project.layer_names)
-    problems = []
+    problems = unknown_layer_problems(template, project.layer_names)
     for spec in function_specs(template):
         missing_code = function_code_problems(spec.name, spec.code_dir, spec.handler, template)
         if missing_code:

@@ -1,57 +1,26 @@
 """Read `layers/defaults.toml` and each `layers/<name>/layer.toml` once, into frozen dataclasses.
 
 Nothing deeper in the engine reads TOML. Every problem in every file is collected and
-reported in one error, with the file, the key, and a close match for a misspelt key.
+reported in one error, with the file, the key, and a close match for a misspelt key; the
+checks of each value live in config_rules.py. One cause gives one message: an unreadable
+defaults.toml or layer.toml is reported alone, not with the values it then seems to lack.
 """
 
 from __future__ import annotations
 
 import difflib
-import math
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import config_rules as rules
+from .deploy.stages import SAMCONFIG, stage_names
 from .errors import ConfigError, collect
-from .runtimes import ARCHES, LAMBDA_UNZIPPED_LIMIT, MB, RUNTIMES
+from .strip_rules import StripRule
+from .toml_files import read_toml
 
-BYTECODE_POLICIES = ("source", "pyc", "sourceless")
-
-_BUILD_KEYS = {"runtime", "arch", "bytecode", "strip_shared_objects"}
-_RULE_KEYS = {"name", "why", "directories", "files", "paths", "keep"}
-_STRIP_KEYS = {"protect", "rules"}
-_DEFAULTS_KEYS = {"build", "strip"}
-_LAYER_KEYS = {
-    "description",
-    "budget_mb",
-    "target_mb",
-    "base_layers",
-    "build",
-    "strip",
-    "aws_sdk",
-    "verify",
-    "layer_tests",
-}
-_AWS_SDK_KEYS = {"keep_services"}
-_VERIFY_KEYS = {"skip_imports"}
-_LAYER_TESTS_KEYS = {"allowed_import_failures"}
-
-
-@dataclass(frozen=True)
-class StripRule:
-    """Delete files that match, unless they match `keep` or the global `protect` list.
-
-    `directories` and `files` are globs on one path component (anywhere in the tree);
-    `paths` and `keep` are globs on the whole path relative to the layer root.
-    """
-
-    name: str
-    why: str
-    directories: tuple[str, ...] = ()
-    files: tuple[str, ...] = ()
-    paths: tuple[str, ...] = ()
-    keep: tuple[str, ...] = ()
+DEFAULTS_FILE = "defaults.toml"
+LAYER_FILE = "layer.toml"
 
 
 @dataclass(frozen=True)
@@ -98,177 +67,107 @@ class ProjectConfig:
         return [layer.name for layer in self.layers]
 
 
-def _read_toml(path: Path, problems: list[str]) -> dict[str, Any]:
-    try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError:
-        problems.append(f"{path}: file is missing.")
-    except tomllib.TOMLDecodeError as exc:
-        problems.append(f"{path}: not valid TOML ({exc}). Fix the syntax and run again.")
-    return {}
+def layer_folders(layers_dir: Path) -> list[Path]:
+    """Every folder under layers/ is a layer; hidden ones (.git, an editor's) and __pycache__ are not."""
+    if not layers_dir.is_dir():
+        return []
+    return sorted(p for p in layers_dir.iterdir() if p.is_dir() and not p.name.startswith((".", "__")))
 
 
-def _check_keys(table: dict[str, Any], allowed: set[str], where: str, problems: list[str]) -> None:
-    for key in table:
-        if key not in allowed:
-            close = difflib.get_close_matches(key, sorted(allowed), n=1)
-            hint = f" Perhaps you meant {close[0]!r}?" if close else ""
-            problems.append(f"{where}: unknown key {key!r}.{hint} Allowed: {', '.join(sorted(allowed))}.")
+def _missing_layer_toml(folder: Path) -> str:
+    others = sorted(p.name for p in folder.iterdir() if p.suffix.lower() == ".toml")
+    found = f" (it has {', '.join(others)})" if others else ""
+    return (
+        f"{folder}: a folder under layers/ without {LAYER_FILE}{found}, so it is no layer. "
+        f"Fix: name its settings file {LAYER_FILE}, or move the folder out of layers/."
+    )
 
 
-def _table(raw: dict[str, Any], key: str, where: str, problems: list[str]) -> dict[str, Any]:
-    value = raw.get(key, {})
-    if not isinstance(value, dict):
-        problems.append(f"{where}: {key!r} must be a table ([{key}]).")
-        return {}
-    return value
+def _read_defaults(path: Path) -> tuple[dict[str, Any], tuple[StripRule, ...], tuple[str, ...]]:
+    """defaults.toml's build settings, strip rules and protect list. Every layer inherits them,
+    so a problem here is reported alone: checking layers against broken defaults only adds noise."""
+    problems: list[str] = []
+    defaults = read_toml(path)
+    rules.check_keys(defaults, rules.DEFAULTS_KEYS, str(path), problems)
+    build = rules.default_build_settings(rules.table(defaults, "build", str(path), problems), str(path), problems)
+    strip = rules.table(defaults, "strip", str(path), problems)
+    rules.check_keys(strip, rules.STRIP_KEYS, f"{path} [strip]", problems)
+    strip_rules = rules.strip_rules(strip, str(path), problems)
+    protect = rules.strings(strip.get("protect", []), f"{path} [strip] protect", problems)
+    collect(problems, ConfigError, f"{path} has problems (every layer inherits it, so fix it first):")
+    return build, strip_rules, protect
 
 
-def _strings(value: Any, where: str, problems: list[str]) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        problems.append(f"{where}: must be a list of strings.")
-        return ()
-    return tuple(value)
-
-
-def _string(value: Any, where: str, problems: list[str]) -> str:
-    if not isinstance(value, str):
-        problems.append(f"{where} must be a string (text in quotes).")
-        return ""
-    return value
-
-
-def _rules(strip: dict[str, Any], where: str, problems: list[str]) -> tuple[StripRule, ...]:
-    rules = []
-    raw_rules = strip.get("rules", [])
-    if not isinstance(raw_rules, list):
-        problems.append(f"{where} [strip]: 'rules' must be an array of tables ([[strip.rules]]).")
-        return ()
-    for index, raw in enumerate(raw_rules):
-        rule_where = f"{where} [[strip.rules]] #{index + 1}"
-        if not isinstance(raw, dict):
-            problems.append(f"{rule_where}: must be a table.")
-            continue
-        _check_keys(raw, _RULE_KEYS, rule_where, problems)
-        name = raw.get("name")
-        if not isinstance(name, str) or not name:
-            problems.append(f"{rule_where}: needs a 'name'.")
-            continue
-        globs = {
-            key: _strings(raw.get(key, []), f"{rule_where} ({name}) {key}", problems)
-            for key in ("directories", "files", "paths", "keep")
-        }
-        if not (globs["directories"] or globs["files"] or globs["paths"]):
-            problems.append(f"{rule_where} ({name}): matches nothing; give directories, files or paths.")
-        rules.append(StripRule(name=name, why=str(raw.get("why", "")), **globs))
-    return tuple(rules)
-
-
-def _build_settings(
-    build: dict[str, Any], where: str, problems: list[str], inherited: dict[str, Any]
-) -> dict[str, Any]:
-    _check_keys(build, _BUILD_KEYS, f"{where} [build]", problems)
-    merged = {**inherited, **build}
-    if merged.get("runtime") not in RUNTIMES:
-        problems.append(f"{where} [build]: runtime {merged.get('runtime')!r} is not one of {', '.join(RUNTIMES)}.")
-    if merged.get("arch") not in ARCHES:
-        problems.append(f"{where} [build]: arch {merged.get('arch')!r} is not one of {', '.join(ARCHES)}.")
-    if merged.get("bytecode") not in BYTECODE_POLICIES:
-        problems.append(
-            f"{where} [build]: bytecode {merged.get('bytecode')!r} is not one of {', '.join(BYTECODE_POLICIES)}."
-        )
-    if not isinstance(merged.get("strip_shared_objects"), bool):
-        problems.append(f"{where} [build]: strip_shared_objects must be true or false.")
-    return merged
-
-
-def _budget(raw: dict[str, Any], key: str, where: str, problems: list[str]) -> int:
-    budget = raw.get(key)
-    if not isinstance(budget, int | float) or isinstance(budget, bool) or not math.isfinite(budget) or budget <= 0:
-        problems.append(f"{where}: {key!r} must be a positive number of MB (1 MB = 1,000,000 bytes).")
-        return 0
-    budget_bytes = int(budget * MB)
-    if budget_bytes > LAMBDA_UNZIPPED_LIMIT:
-        problems.append(
-            f"{where}: {key} = {budget} is {budget_bytes:,} bytes, above Lambda's limit of "
-            f"{LAMBDA_UNZIPPED_LIMIT:,} bytes unzipped for a function and all its layers. "
-            f"Set {key} to at most {LAMBDA_UNZIPPED_LIMIT / MB:.0f}."
-        )
-    return budget_bytes
+def _layer_config(
+    folder: Path,
+    raw: dict[str, Any],
+    defaults: tuple[dict[str, Any], tuple[StripRule, ...], tuple[str, ...]],
+    problems: list[str],
+) -> LayerConfig:
+    default_build, default_rules, protect = defaults
+    where = str(folder / LAYER_FILE)
+    rules.check_keys(raw, rules.LAYER_KEYS, where, problems)
+    own_build = rules.table(raw, "build", where, problems)
+    build = rules.build_settings(own_build, where, problems, default_build)
+    for key in ("runtime", "arch"):
+        if key in own_build:
+            problems.append(
+                f"{where} [build]: {key!r} is chosen per build (inv build-layers --{key}), not per layer; remove it."
+            )
+    strip = rules.table(raw, "strip", where, problems)
+    rules.check_keys(strip, {"rules"}, f"{where} [strip]", problems)
+    aws_sdk = rules.table(raw, "aws_sdk", where, problems)
+    rules.check_keys(aws_sdk, rules.AWS_SDK_KEYS, f"{where} [aws_sdk]", problems)
+    verify = rules.table(raw, "verify", where, problems)
+    rules.check_keys(verify, rules.VERIFY_KEYS, f"{where} [verify]", problems)
+    layer_tests = rules.table(raw, "layer_tests", where, problems)
+    rules.check_keys(layer_tests, rules.LAYER_TESTS_KEYS, f"{where} [layer_tests]", problems)
+    allowed = rules.table(layer_tests, "allowed_import_failures", f"{where} [layer_tests]", problems)
+    if not all(isinstance(v, str) and v.strip() for v in allowed.values()):
+        problems.append(f"{where} [layer_tests] allowed_import_failures: give each module a reason (a string).")
+    return LayerConfig(
+        name=folder.name,
+        folder=folder,
+        description=rules.text(raw.get("description", ""), f"{where}: 'description'", problems),
+        budget_bytes=rules.budget(raw, "budget_mb", where, problems),
+        target_bytes=rules.budget(raw, "target_mb", where, problems) if "target_mb" in raw else None,
+        base_layers=rules.strings(raw.get("base_layers", []), f"{where} base_layers", problems),
+        bytecode=build.get("bytecode", "sourceless"),
+        strip_shared_objects=bool(build.get("strip_shared_objects", True)),
+        strip_rules=default_rules + rules.strip_rules(strip, where, problems),
+        protect=protect,
+        aws_services=rules.kept_services(aws_sdk, where, problems),
+        skip_imports=rules.strings(verify.get("skip_imports", []), f"{where} [verify]", problems),
+        allowed_import_failures={str(k): str(v) for k, v in allowed.items()},
+    )
 
 
 def load_project(root: Path) -> ProjectConfig:
     """Load and check every layer's config under `root/layers`; raise ConfigError listing all problems."""
-    problems: list[str] = []
     layers_dir = root / "layers"
-    defaults_path = layers_dir / "defaults.toml"
-    defaults = _read_toml(defaults_path, problems)
-    _check_keys(defaults, _DEFAULTS_KEYS, str(defaults_path), problems)
-    default_build = _build_settings(
-        _table(defaults, "build", str(defaults_path), problems), str(defaults_path), problems, {}
-    )
-    default_strip = _table(defaults, "strip", str(defaults_path), problems)
-    _check_keys(default_strip, _STRIP_KEYS, f"{defaults_path} [strip]", problems)
-    default_rules = _rules(default_strip, str(defaults_path), problems)
-    protect = _strings(default_strip.get("protect", []), f"{defaults_path} [strip] protect", problems)
-
+    defaults = _read_defaults(layers_dir / DEFAULTS_FILE)
+    stages = stage_names(root) if (root / SAMCONFIG).exists() else []
+    problems: list[str] = []
     layers = []
-    folders = sorted(p for p in layers_dir.iterdir() if p.is_dir()) if layers_dir.is_dir() else []
-    for folder in folders:
-        path = folder / "layer.toml"
-        if not path.exists():
+    for folder in layer_folders(layers_dir):
+        if not (folder / LAYER_FILE).is_file():
+            problems.append(_missing_layer_toml(folder))
             continue
-        where = str(path)
-        raw = _read_toml(path, problems)
-        _check_keys(raw, _LAYER_KEYS, where, problems)
-        own_build = _table(raw, "build", where, problems)
-        build = _build_settings(own_build, where, problems, default_build)
-        for key in ("runtime", "arch"):
-            if key in own_build:
-                problems.append(
-                    f"{where} [build]: {key!r} is chosen per build (inv build-layers --{key}), "
-                    f"not per layer; remove it."
-                )
-        strip = _table(raw, "strip", where, problems)
-        _check_keys(strip, {"rules"}, f"{where} [strip]", problems)
-        aws_sdk = _table(raw, "aws_sdk", where, problems)
-        _check_keys(aws_sdk, _AWS_SDK_KEYS, f"{where} [aws_sdk]", problems)
-        services = None
-        if "keep_services" in aws_sdk:
-            services = _strings(aws_sdk["keep_services"], f"{where} [aws_sdk] keep_services", problems)
-        verify = _table(raw, "verify", where, problems)
-        _check_keys(verify, _VERIFY_KEYS, f"{where} [verify]", problems)
-        layer_tests = _table(raw, "layer_tests", where, problems)
-        _check_keys(layer_tests, _LAYER_TESTS_KEYS, f"{where} [layer_tests]", problems)
-        allowed = _table(layer_tests, "allowed_import_failures", f"{where} [layer_tests]", problems)
-        if not all(isinstance(v, str) and v.strip() for v in allowed.values()):
-            problems.append(f"{where} [layer_tests] allowed_import_failures: give each module a reason (a string).")
-        layers.append(
-            LayerConfig(
-                name=folder.name,
-                folder=folder,
-                description=_string(raw.get("description", ""), f"{where}: 'description'", problems),
-                budget_bytes=_budget(raw, "budget_mb", where, problems),
-                target_bytes=_budget(raw, "target_mb", where, problems) if "target_mb" in raw else None,
-                base_layers=_strings(raw.get("base_layers", []), f"{where} base_layers", problems),
-                bytecode=build.get("bytecode", "sourceless"),
-                strip_shared_objects=bool(build.get("strip_shared_objects", True)),
-                strip_rules=default_rules + _rules(strip, where, problems),
-                protect=protect,
-                aws_services=services,
-                skip_imports=_strings(verify.get("skip_imports", []), f"{where} [verify]", problems),
-                allowed_import_failures={str(k): str(v) for k, v in allowed.items()},
-            )
-        )
+        problems += [f"{folder}: {p}" for p in rules.layer_name_problems(folder.name, stages)]
+        try:
+            raw = read_toml(folder / LAYER_FILE)
+        except ConfigError as exc:
+            problems.append(str(exc))  # the one cause; its values cannot be checked
+            continue
+        layers.append(_layer_config(folder, raw, defaults, problems))
     if not layers and not problems:
-        problems.append(f"{layers_dir}: no layer folders with a layer.toml.")
+        problems.append(f"{layers_dir}: no layer folders with a {LAYER_FILE}.")
     _check_base_layers(layers, problems)
     collect(problems, ConfigError, "The layer configuration has problems:")
     return ProjectConfig(
         root=root,
-        default_runtime=default_build["runtime"],
-        default_arch=default_build["arch"],
+        default_runtime=defaults[0]["runtime"],
+        default_arch=defaults[0]["arch"],
         layers=tuple(layers),
     )
 

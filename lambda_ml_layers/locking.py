@@ -8,6 +8,7 @@ from pathlib import Path
 from .config import ProjectConfig
 from .errors import LockError, collect
 from .locks import (
+    LOCK_COMMAND,
     RESOLUTION_FILE,
     lock_problems,
     parse_lock,
@@ -15,6 +16,8 @@ from .locks import (
     read_layer_lock,
 )
 from .pip_runner import pip_compile
+
+TOOLING_LOCK_COMMAND = "nox -s lock_tooling"
 
 
 def compile_locks(
@@ -60,11 +63,14 @@ def check_locks(project: ProjectConfig) -> list[str]:
 def check_tooling_lock(requirements_in: Path, lock_path: Path) -> str:
     """The tooling's own lock must be hashed and current against its .in as well."""
     if not lock_path.exists():
-        raise LockError(f"{lock_path} is missing; create it with `nox -s lock_tooling`.")
-    lock = parse_lock(lock_path.read_text(), str(lock_path))
+        raise LockError(f"{lock_path} is missing; create it with `{TOOLING_LOCK_COMMAND}`.")
+    try:
+        lock = parse_lock(lock_path.read_text(), str(lock_path))
+    except LockError as exc:  # its advice names the layers' lock session; the tooling has its own
+        raise LockError(str(exc).replace(LOCK_COMMAND, TOOLING_LOCK_COMMAND)) from None
     requirements = parse_requirements_in(requirements_in.read_text(), str(requirements_in))
     problems = [
-        p.replace("nox -s lock", "nox -s lock_tooling") for p in lock_problems(requirements, lock, None, str(lock_path))
+        p.replace(LOCK_COMMAND, TOOLING_LOCK_COMMAND) for p in lock_problems(requirements, lock, None, str(lock_path))
     ]
     collect(problems, LockError, "The tooling lock cannot be used:")
     return f"{lock_path}: {len(lock)} packages, hashed, current"

@@ -30,14 +30,40 @@ class LockedPackage:
     via: tuple[str, ...]  # what pulled it in, as pip-compile annotates it
 
 
-def _logical_lines(text: str) -> list[str]:
-    joined = re.sub(r"\\\n", " ", text)
-    return joined.splitlines()
+def _logical_lines(text: str) -> list[tuple[int, str]]:
+    """(number of the first physical line, text) of each line, `\\` continuations joined."""
+    lines: list[tuple[int, str]] = []
+    pending: tuple[int, str] | None = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        start, head = pending if pending is not None else (number, "")
+        joined = head + line
+        if joined.endswith("\\"):
+            pending = (start, joined[:-1] + " ")
+        else:
+            lines.append((start, joined))
+            pending = None
+    if pending is not None:
+        lines.append(pending)
+    return lines
+
+
+def _refusal(source: str, number: int, line: str, why: str) -> str:
+    return (
+        f"{source}:{number}: {line[:80]!r} {why}. A lock holds only hashed name==version pins and "
+        f"pip-compile's comments; regenerate it with `{LOCK_COMMAND}`."
+    )
 
 
 def parse_lock(text: str, source: str = "lock") -> dict[str, LockedPackage]:
-    """Parse pip-compile output into packages by canonical name."""
+    """Parse pip-compile output into packages by canonical name.
+
+    Only `name==version` pins, their `--hash` options and comments are accepted: pip would
+    obey an option line (`-e .`, `--index-url`, `-r other.txt`) the lock checks never see,
+    and of two pins of one package pip would refuse or take either, so both are LockErrors.
+    """
     packages: dict[str, LockedPackage] = {}
+    pinned_at: dict[str, int] = {}
+    problems: list[str] = []
     current: dict[str, object] | None = None
     via: list[str] = []
 
@@ -51,7 +77,7 @@ def parse_lock(text: str, source: str = "lock") -> dict[str, LockedPackage]:
                 via=tuple(via),
             )
 
-    for line in _logical_lines(text):
+    for number, line in _logical_lines(text):
         stripped = line.strip()
         if not stripped:
             continue
@@ -60,22 +86,30 @@ def parse_lock(text: str, source: str = "lock") -> dict[str, LockedPackage]:
             if current is not None and note and note != "via":
                 via.append(note.removeprefix("via ").strip())
             continue
-        if stripped.startswith("-"):  # options such as --index-url; pip-compile writes none of ours
+        if stripped.startswith("-"):
+            problems.append(_refusal(source, number, stripped, "is an option line, which pip would obey"))
             continue
         match = _PIN.match(stripped)
         if not match:
-            raise LockError(
-                f"{source}: cannot read the line {stripped[:80]!r}; locks must be written by "
-                f"pip-compile. Regenerate it with `{LOCK_COMMAND}`."
+            problems.append(_refusal(source, number, stripped, "cannot read the line: it is not a name==version pin"))
+            continue
+        extra = [word for word in stripped[match.end() :].split() if not word.startswith("--hash=")]
+        if extra:
+            problems.append(_refusal(source, number, stripped, f"has {' '.join(extra)!r} after the pin"))
+            continue
+        name = canonicalize_name(match["name"])
+        if name in pinned_at:
+            problems.append(
+                f"{source}:{number}: pins {name} again ({match['version']}); line {pinned_at[name]} pinned it "
+                f"already. A lock pins each package once; regenerate it with `{LOCK_COMMAND}`."
             )
+            continue
+        pinned_at[name] = number
         finish()
         via = []
-        current = {
-            "name": canonicalize_name(match["name"]),
-            "version": match["version"],
-            "hashes": re.findall(r"--hash=(\S+)", stripped),
-        }
+        current = {"name": name, "version": match["version"], "hashes": re.findall(r"--hash=(\S+)", stripped)}
     finish()
+    collect(problems, LockError, f"{source} is not a lock as pip-compile writes it:")
     return packages
 
 

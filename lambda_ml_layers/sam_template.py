@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +80,23 @@ def template_layers(template: dict[str, Any]) -> dict[str, TemplateLayer]:
             arches=tuple(props.get("CompatibleArchitectures", ["x86_64"])),
         )
     return layers
+
+
+def unknown_layer_problems(path: Path, known: list[str]) -> list[str]:
+    """Each layer resource of the template whose ContentUri names no layer folder: the build
+    can never make its zip, so "build the layers" is no fix; the template or layers/ is."""
+    problems = []
+    for layer in template_layers(load_template(path)).values():
+        if layer.layer_name not in known:
+            close = difflib.get_close_matches(layer.layer_name, known, n=1)
+            hint = f" Perhaps you meant {close[0]!r}?" if close else ""
+            problems.append(
+                f"{path}: {layer.logical_id} (ContentUri {layer.content_uri!r}) is layer {layer.layer_name!r}, "
+                f"but no layer folder defines it: there is no layers/{layer.layer_name}/layer.toml.{hint} "
+                f"Known layers: {', '.join(known) or 'none'}. Fix: point ContentUri at one of them, or "
+                f"create layers/{layer.layer_name}/ with a layer.toml."
+            )
+    return problems
 
 
 def _layer_ref(item: Any) -> str | None:
@@ -162,6 +180,12 @@ def function_specs(path: Path) -> list[FunctionSpec]:
                 raise ConfigError(
                     f"{path}: function {logical_id} lists layer {item!r}; use !Ref to one of the "
                     f"template's layers ({', '.join(layers) or 'none defined'})."
+                )
+            if layers[ref].layer_name in names:
+                # Not a layer order or base-layer problem: advice of that kind would pair the layer with itself.
+                raise ConfigError(
+                    f"{path}: function {logical_id} lists layer {ref} ({layers[ref].layer_name}) more than once "
+                    f"in its Layers. Fix: list each layer once."
                 )
             names.append(layers[ref].layer_name)
         arches = prop("Architectures", ["x86_64"])

@@ -3,9 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from .config import StripRule
+
+@dataclass(frozen=True)
+class StripRule:
+    """Delete files that match, unless they match `keep` or the global `protect` list.
+
+    `directories` and `files` are globs on one path component (anywhere in the tree);
+    `paths` and `keep` are globs on the whole path relative to the layer root.
+    """
+
+    name: str
+    why: str
+    directories: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
+    keep: tuple[str, ...] = ()
 
 
 def _matches(rule: StripRule, path: str) -> bool:

@@ -17,10 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .deploy.stages import stage_names
+from .config import load_project
+from .deploy.stages import load_stage
 from .errors import ConfigError, InstallError, LayerToolError, LockError
 from .interpreters import find_interpreter
-from .locks import LOCK_COMMAND, LockedPackage, parse_lock
+from .layer_contents import load_locks
+from .locks import LOCK_COMMAND, LockedPackage
 from .pip_runner import requirement_lines
 from .runtimes import RUNTIMES
 
@@ -46,13 +48,12 @@ class TrainRequest:
 
 
 def merged_layer_requirements(root: Path) -> str:
-    """Every layer's hash-pinned packages in one file (a function sees its layers merged)."""
-    locks = sorted((root / "layers").glob("*/requirements.txt"))
-    if not locks:
-        raise LockError(f"No layers/*/requirements.txt under {root}: run `{LOCK_COMMAND}` first.")
+    """Every layer's hash-pinned packages in one file (a function sees its layers merged), from
+    the locks the build would use, read and checked by the one lock reader."""
+    project = load_project(root)
     merged: dict[str, LockedPackage] = {}
-    for lock in locks:
-        for name, package in parse_lock(lock.read_text(), str(lock)).items():
+    for lock in load_locks(project, list(project.layers)).values():
+        for name, package in lock.packages.items():
             seen = merged.get(name)
             if seen is not None and seen.version != package.version:
                 raise LockError(
@@ -127,8 +128,8 @@ def trainer_command(request: TrainRequest, python: Path) -> list[str]:
 
 def train_model(request: TrainRequest, log: Callable[[str], None] = print) -> None:
     """Train, print metrics against the baseline, write the artifact; upload given a stage."""
-    if request.stage is not None and request.stage not in (known := stage_names(request.root)):
-        raise ConfigError(f"Unknown stage {request.stage!r}; infra/samconfig.toml defines {', '.join(known)}.")
+    if request.stage is not None:
+        load_stage(request.root, request.stage)  # an unknown or broken stage is refused before any work
     if request.stage == "local" and not request.env.get("AWS_ENDPOINT_URL"):
         raise ConfigError(
             "Stage 'local' uploads to a local AWS emulator: set AWS_ENDPOINT_URL (for example "

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import difflib
 import shlex
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ..errors import ConfigError
+from ..toml_files import read_toml
 
 SAMCONFIG = Path("infra/samconfig.toml")
 STAGES = Path("infra/stages.toml")
@@ -27,17 +26,6 @@ class Stage:
     emulated: bool = False
     account_id: str | None = None
     smoke: str = "invoke"
-
-
-def read_toml(path: Path) -> dict[str, Any]:
-    """A TOML file as a dict; a missing or broken file is a ConfigError naming it."""
-    try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: not found.") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc}).") from None
 
 
 def parse_parameter_overrides(text: str, where: str) -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -168,7 +169,7 @@ def test_base_layer_packages_are_not_repeated(tmp_path: Path) -> None:
     top = make_wheel(project.wheels_dir, "toppkg", "1.0", {"toppkg/__init__.py": "import basepkg\n"})
     write_layer(project.root, "base", [base], "budget_mb = 1\n")
     write_layer(project.root, "top", [base, top], 'budget_mb = 1\nbase_layers = ["base"]\n', direct={"toppkg"})
-    (project.root / "layers" / "tinylayer" / "layer.toml").unlink()
+    shutil.rmtree(project.root / "layers" / "tinylayer")  # a folder without layer.toml would be an error
     (project.root / "layers" / "resolution.txt").write_text(resolution_text([base, top]))
     report = build(project)
     top_layer = next(layer for layer in report["layers"] if layer["name"] == "top")

@@ -1,9 +1,12 @@
+import shutil
 from pathlib import Path
 
 import pytest
 
 from lambda_ml_layers.config import build_order, load_project
+from lambda_ml_layers.config_rules import LAYER_NAME_PREFIX
 from lambda_ml_layers.errors import ConfigError
+from lambda_ml_layers.sam_template import load_template, template_layers
 from tests.project_factory import REPO, tiny_project
 
 
@@ -127,3 +130,109 @@ def test_the_full_layer_example_is_valid(tmp_path: Path) -> None:
     assert layer.bytecode == "pyc"
     assert layer.strip_rules[-1].name == "r"
     assert layer.allowed_import_failures == {"a.b": "why"}
+
+
+# --- one cause, one message (issue 9 item 15) ------------------------------------------
+
+
+def problem_lines(error: pytest.ExceptionInfo[ConfigError]) -> list[str]:
+    return [line for line in str(error.value).splitlines() if line.strip().startswith("- ")] or [str(error.value)]
+
+
+def test_a_missing_defaults_toml_is_one_message(tmp_path: Path) -> None:
+    project = tiny_project(tmp_path)
+    (project.root / "layers" / "defaults.toml").unlink()
+    with pytest.raises(ConfigError) as error:
+        load_project(project.root)
+    path = project.root / "layers" / "defaults.toml"
+    assert problem_lines(error) == [f"{path}: file is missing. Restore it (git checkout -- {path}) or create it."]
+
+
+def test_an_empty_defaults_toml_is_one_message_naming_the_missing_settings(tmp_path: Path) -> None:
+    project = tiny_project(tmp_path)
+    (project.root / "layers" / "defaults.toml").write_text("")
+    with pytest.raises(ConfigError) as error:
+        load_project(project.root)
+    lines = problem_lines(error)
+    assert len(lines) == 1, lines
+    assert "runtime, arch, bytecode, strip_shared_objects not set" in lines[0]
+    assert "None" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("content", "cause"), [(b"\xef\xbb\xbfbudget_mb = 10\n", "byte order mark"), (b"budget_mb = = 10\n", "line 1")]
+)
+def test_an_unreadable_layer_toml_is_one_message(tmp_path: Path, content: bytes, cause: str) -> None:
+    project = tiny_project(tmp_path)
+    (project.layer_dir("tinylayer") / "layer.toml").write_bytes(content)
+    with pytest.raises(ConfigError) as error:
+        load_project(project.root)
+    lines = problem_lines(error)
+    assert len(lines) == 1, lines
+    assert "tinylayer/layer.toml" in lines[0] and cause in lines[0]
+    assert "positive number" not in str(error.value)
+
+
+# --- keep_services (issue 9 item 3), layer folders (item 6), names (item 17) ----------
+
+
+def test_an_empty_keep_services_is_refused_with_the_fix(tmp_path: Path) -> None:
+    project = tiny_project(tmp_path, layer_toml="budget_mb = 1\n[aws_sdk]\nkeep_services = []\n")
+    with pytest.raises(ConfigError) as error:
+        load_project(project.root)
+    assert "tinylayer/layer.toml [aws_sdk]: keep_services is empty" in str(error.value)
+    assert "remove keep_services" in str(error.value)
+
+
+def test_a_layer_folder_without_layer_toml_is_an_error_naming_it(tmp_path: Path) -> None:
+    project = tiny_project(tmp_path)
+    folder = project.layer_dir("tinylayer")
+    (folder / "layer.toml").rename(folder / "layers.toml")
+    with pytest.raises(ConfigError) as error:
+        load_project(project.root)
+    assert f"{folder}: a folder under layers/ without layer.toml (it has layers.toml)" in str(error.value)
+    assert "name its settings file layer.toml" in str(error.value)
+
+
+def test_hidden_folders_under_layers_are_not_layers(tmp_path: Path) -> None:
+    project = tiny_project(tmp_path)
+    (project.root / "layers" / ".ipynb_checkpoints").mkdir()
+    (project.root / "layers" / "__pycache__").mkdir()
+    assert load_project(project.root).layer_names == ["tinylayer"]
+
+
+def rename_layer(project_root: Path, new: str, old: str = "tinylayer") -> None:
+    (project_root / "layers" / old).rename(project_root / "layers" / new)
+
+
+@pytest.mark.parametrize(("name", "shown"), [("my layer", "' '"), ("café", "'é'"), ("a\\b", "'\\\\'")])
+def test_a_layer_name_lambda_refuses_is_refused_naming_folder_and_rule(tmp_path: Path, name: str, shown: str) -> None:
+    project = tiny_project(tmp_path)
+    rename_layer(project.root, name)
+    with pytest.raises(ConfigError) as error:
+        load_project(project.root)
+    message = str(error.value)
+    assert f"layers/{name}: layer folder name" in message
+    assert shown in message
+    assert "only ASCII letters, digits, '-' and '_'" in message
+
+
+def test_a_layer_name_too_long_with_the_longest_stage_prefix_is_refused(tmp_path: Path) -> None:
+    project = tiny_project(tmp_path)
+    (project.root / "infra").mkdir()
+    shutil.copy(REPO / "infra" / "samconfig.toml", project.root / "infra" / "samconfig.toml")
+    fits = "x" * (64 - len("lambda-ml-layers-staging-"))
+    rename_layer(project.root, fits)
+    assert load_project(project.root).layer_names == [fits]
+    rename_layer(project.root, fits + "y", old=fits)
+    with pytest.raises(ConfigError) as error:
+        load_project(project.root)
+    assert f"'lambda-ml-layers-staging-{fits}y', 65 characters; Lambda allows at most 64" in str(error.value)
+
+
+def test_the_template_names_layers_as_the_name_rule_assumes() -> None:
+    template = load_template(REPO / "infra" / "template.yaml")
+    for layer in template_layers(template).values():
+        layer_name = template["Resources"][layer.logical_id]["Properties"]["LayerName"]
+        expected = LAYER_NAME_PREFIX.format(stage="${Stage}") + layer.layer_name
+        assert layer_name == {"Fn::Sub": expected}, layer.logical_id

@@ -4,7 +4,7 @@ import pytest
 
 from lambda_ml_layers.config import load_project
 from lambda_ml_layers.errors import LockError
-from lambda_ml_layers.locking import check_locks
+from lambda_ml_layers.locking import check_locks, check_tooling_lock
 from lambda_ml_layers.locks import lock_problems, parse_lock, parse_requirements_in
 from tests.project_factory import REPO, tiny_project
 
@@ -57,7 +57,7 @@ def test_a_lock_outside_the_shared_resolution_is_refused() -> None:
 
 
 def test_garbage_in_a_lock_is_a_clear_error() -> None:
-    with pytest.raises(LockError, match="cannot read the line"):
+    with pytest.raises(LockError, match=r"requirements.txt:1: .*cannot read the line"):
         parse_lock("this is not a lock\n", "layers/x/requirements.txt")
 
 
@@ -73,3 +73,55 @@ def test_check_locks_lists_every_bad_layer(tmp_path: Path) -> None:
     with pytest.raises(LockError) as error:
         check_locks(load_project(project.root))
     assert "layers/tinylayer/requirements.txt: no --hash for tinypkg" in str(error.value)
+
+
+# --- a lock holds only hashed pins and pip-compile's comments (issue 9 item 16) ---------
+
+HASHED = "six==1.17.0 \\\n    --hash=sha256:aaaa\n    # via -r requirements.in\n"
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["-e .", "--index-url https://example.invalid/simple", "-r ../other.txt", "--extra-index-url x", "-c c.txt"],
+)
+def test_an_option_line_in_a_lock_is_refused_naming_file_and_line(line: str) -> None:
+    with pytest.raises(LockError) as error:
+        parse_lock(HASHED + line + "\n", "layers/x/requirements.txt")
+    assert f"layers/x/requirements.txt:4: {line[:80]!r} is an option line" in str(error.value)
+    assert "nox -s lock" in str(error.value)
+
+
+def test_an_option_on_a_pins_continuation_line_is_refused() -> None:
+    with pytest.raises(LockError, match=r"L:1: .* has '--index-url x' after the pin"):
+        parse_lock("six==1.17.0 \\\n    --index-url x \\\n    --hash=sha256:aaaa\n", "L")
+
+
+def test_two_pins_of_one_package_are_refused() -> None:
+    text = HASHED + "Six==1.16.0 \\\n    --hash=sha256:bbbb\n"
+    with pytest.raises(LockError) as error:
+        parse_lock(text, "L")
+    assert "L:4: pins six again (1.16.0); line 1 pinned it already" in str(error.value)
+
+
+def test_lock_check_refuses_a_lock_with_an_option_line(tmp_path: Path) -> None:
+    project = tiny_project(tmp_path)
+    lock = project.layer_dir("tinylayer") / "requirements.txt"
+    lock.write_text(lock.read_text() + "-e .\n")
+    with pytest.raises(LockError) as error:
+        check_locks(load_project(project.root))
+    assert "tinylayer/requirements.txt:" in str(error.value) and "'-e .' is an option line" in str(error.value)
+
+
+def test_every_lock_of_the_repository_is_strictly_readable() -> None:
+    locks = [REPO / "layers" / "resolution.txt", *REPO.glob("layers/*/requirements.txt")]
+    locks += [*REPO.glob("requirements/*.txt"), *REPO.glob("services/*/requirements.txt")]
+    for lock in sorted(locks):
+        parse_lock(lock.read_text(), str(lock))  # a function's lock may pin nothing
+
+
+def test_a_tooling_lock_with_an_option_line_names_the_tooling_lock_session(tmp_path: Path) -> None:
+    (tmp_path / "dev.in").write_text("six\n")
+    (tmp_path / "dev.txt").write_text("--index-url https://example.invalid/simple\n" + HASHED)
+    with pytest.raises(LockError) as error:
+        check_tooling_lock(tmp_path / "dev.in", tmp_path / "dev.txt")
+    assert "dev.txt:1:" in str(error.value) and "`nox -s lock_tooling`" in str(error.value)

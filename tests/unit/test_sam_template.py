@@ -2,9 +2,11 @@ from pathlib import Path
 
 import pytest
 
+from lambda_ml_layers.build_gates import check_function_packages
+from lambda_ml_layers.config import load_project
 from lambda_ml_layers.errors import ConfigError
 from lambda_ml_layers.sam_template import function_specs, package_files
-from tests.project_factory import REPO
+from tests.project_factory import REPO, tiny_project
 
 TEMPLATE = """\
 Parameters:
@@ -59,3 +61,44 @@ def test_package_leaves_out_tests_caches_and_locks() -> None:
     files = {rel for rel, _ in package_files(REPO / "services" / "predictions")}
     assert "predictions/handler.py" in files
     assert not any(rel.startswith("tests/") or "__pycache__" in rel or rel.startswith("requirements") for rel in files)
+
+
+def test_a_layer_listed_twice_on_a_function_is_its_own_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "1024")
+    path.write_text(path.read_text().replace("Layers: [!Ref Layer]", "Layers: [!Ref Layer, !Ref Layer]"))
+    with pytest.raises(ConfigError) as error:
+        function_specs(path)
+    assert "function Fn lists layer Layer (core) more than once in its Layers. Fix: list each layer once." in str(
+        error.value
+    )
+
+
+TINY_TEMPLATE = """\
+Resources:
+  TinyLayer:
+    Type: AWS::Serverless::LayerVersion
+    Properties: {ContentUri: ../build/layers/python3.12-x86_64/tinylayer.zip}
+  GhostLayer:
+    Type: AWS::Serverless::LayerVersion
+    Properties: {ContentUri: ../build/layers/python3.12-x86_64/tinylayr.zip}
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      {CodeUri: ../services/fn/, Handler: h.main, Runtime: python3.12, Layers: [!Ref TinyLayer, !Ref GhostLayer]}
+"""
+
+
+def test_a_template_layer_no_layer_folder_defines_is_refused_before_building(tmp_path: Path) -> None:
+    project = tiny_project(tmp_path)
+    (project.root / "infra").mkdir()
+    (project.root / "infra" / "template.yaml").write_text(TINY_TEMPLATE)
+    (project.root / "services" / "fn").mkdir(parents=True)
+    (project.root / "services" / "fn" / "requirements.in").write_text("# the layers provide everything\n")
+    with pytest.raises(ConfigError) as error:
+        check_function_packages(load_project(project.root))
+    message = str(error.value)
+    assert "GhostLayer (ContentUri '../build/layers/python3.12-x86_64/tinylayr.zip') is layer 'tinylayr'" in message
+    assert "no layer folder defines it: there is no layers/tinylayr/layer.toml" in message
+    assert "Perhaps you meant 'tinylayer'?" in message
+    assert "Known layers: tinylayer." in message
+    assert "inv build-layers" not in message

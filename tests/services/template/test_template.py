@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import copy
 import re
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 from samcli.yamlhelper import yaml_parse
 from samtranslator.translator.transform import transform
+
+from lambda_ml_layers.deploy.stages import load_stage
 
 ROOT = Path(__file__).resolve().parents[3]
 TEMPLATE = ROOT / "infra" / "template.yaml"
@@ -157,10 +158,10 @@ def test_alarms_cover_errors_throttles_and_duration_for_every_function(template:
 
 
 def test_samconfig_has_the_four_stages() -> None:
-    config = tomllib.loads((ROOT / "infra" / "samconfig.toml").read_text())
-    for stage in ("local", "dev", "staging", "prod"):
-        assert config[stage]["deploy"]["parameters"]["parameter_overrides"] == f"Stage={stage}"
-        assert config[stage]["global"]["parameters"]["stack_name"] == f"lambda-ml-layers-{stage}"
+    for name in ("local", "dev", "staging", "prod"):
+        stage = load_stage(ROOT, name)  # the one stage reader
+        assert stage.parameters == {"Stage": name}
+        assert stage.stack_name == f"lambda-ml-layers-{name}"
 
 
 # --- the real SAM transform ------------------------------------------------------------

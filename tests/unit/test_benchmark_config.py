@@ -1,0 +1,32 @@
+"""The benchmark's scratch configs: a TOML round trip changes only what it means to change."""
+
+import dataclasses
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from lambda_ml_layers.config import load_project
+from lambda_ml_layers.runtimes import LAMBDA_UNZIPPED_LIMIT, MB
+from lambda_ml_layers.toml_files import read_toml, write_toml
+from tests.project_factory import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+from layer_benchmark import with_policy
+
+
+@pytest.mark.parametrize("policy", ["source", "pyc"])
+def test_every_layer_gets_the_policy_and_lambdas_budget_and_nothing_else_changes(tmp_path: Path, policy: str) -> None:
+    shutil.copytree(REPO / "layers", tmp_path / "layers")
+    (tmp_path / "layers" / "ml-libraries" / "layer.toml").write_text(
+        (REPO / "layers" / "ml-libraries" / "layer.toml").read_text() + '\n[build]\nbytecode = "sourceless"\n'
+    )
+    for toml in [tmp_path / "layers" / "defaults.toml", *sorted((tmp_path / "layers").glob("*/layer.toml"))]:
+        write_toml(toml, with_policy(read_toml(toml), policy, is_defaults=toml.name == "defaults.toml"))
+    changed = {layer.name: layer for layer in load_project(tmp_path).layers}
+    for layer in load_project(REPO).layers:
+        other = changed[layer.name]
+        assert (other.bytecode, other.budget_bytes) == (policy, LAMBDA_UNZIPPED_LIMIT // MB * MB)
+        fields = {f.name for f in dataclasses.fields(layer)} - {"bytecode", "budget_bytes", "folder"}
+        assert {f: getattr(other, f) for f in fields} == {f: getattr(layer, f) for f in fields}
