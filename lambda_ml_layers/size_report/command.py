@@ -43,14 +43,32 @@ def read_report(path: Path, what: str, fix: str) -> dict[str, Any]:
     return checked_report(data, f"{what} {path}", fix)
 
 
-def checked_report(data: Any, where: str, fix: str) -> dict[str, Any]:
-    """The report if it has the fields a comparison needs; else a SizeReportError naming the first missing one."""
+LAYER_KEYS = ("name", "unzipped_bytes", "package_bytes")
+FUNCTION_KEYS = ("name", "code_bytes", "layer_bytes", "total_bytes")
+
+
+def report_problem(data: Any) -> str | None:
+    """What keeps `data` from being compared as a build report (None: nothing)."""
     if not isinstance(data, dict) or not isinstance(data.get("layers"), list):
-        raise SizeReportError(f"{where} is not a build report (no 'layers' list). Fix: {fix}")
-    for layer in data["layers"]:
-        missing = [key for key in ("name", "unzipped_bytes", "package_bytes") if key not in layer]
-        if not isinstance(layer, dict) or missing:
-            raise SizeReportError(f"{where}: a layer entry lacks {', '.join(missing) or 'its fields'}. Fix: {fix}")
+        return "is not a build report (no 'layers' list)"
+    for kind, keys in (("layers", LAYER_KEYS), ("functions", FUNCTION_KEYS)):
+        for index, entry in enumerate(data.get(kind) or []):
+            if not isinstance(entry, dict):
+                return f"{kind}[{index}] is not an object"
+            missing = [key for key in keys if key not in entry]
+            if missing:
+                return f"{kind}[{index}] ({entry.get('name', 'unnamed')}) lacks {', '.join(missing)}"
+            if kind == "layers" and not isinstance(entry["package_bytes"], dict):
+                return f"layers[{index}] ({entry['name']}): package_bytes is not an object"
+    return None
+
+
+def checked_report(data: Any, where: str, fix: str) -> dict[str, Any]:
+    """The report if it has the fields a comparison needs; else a SizeReportError naming what is wrong."""
+    problem = report_problem(data)
+    if problem:
+        raise SizeReportError(f"{where} {problem}. Fix: {fix}")
+    assert isinstance(data, dict)
     return data
 
 

@@ -171,7 +171,7 @@ def html_page(current: dict[str, Any], base: dict[str, Any] | None, diff: SizeDi
         budget = f" of a {layer['budget_bytes'] / MB:,.0f} MB budget" if layer.get("budget_bytes") else ""
         body.append(
             f"<h2>{html.escape(layer['name'])}: {layer['unzipped_bytes'] / MB:,.2f} MB unzipped{budget}, "
-            f"{layer['zipped_bytes'] / MB:,.2f} MB zipped</h2>"
+            f"{layer.get('zipped_bytes', 0) / MB:,.2f} MB zipped</h2>"
         )
         body.append(_layer_svg(layer, old_layers.get(layer["name"]) if base is not None else None, height))
     if current.get("functions"):

@@ -221,7 +221,16 @@ def test_command_without_a_base_says_it_compares_against_nothing(tmp_path: Path)
         ('{"layers": 3}', "The base report {base} is not a build report (no 'layers' list)."),
         (
             '{"layers": [{"name": "core"}]}',
-            "The base report {base}: a layer entry lacks unzipped_bytes, package_bytes.",
+            "The base report {base} layers[0] (core) lacks unzipped_bytes, package_bytes.",
+        ),
+        ('{"layers": ["core"]}', "The base report {base} layers[0] is not an object."),
+        (
+            '{"layers": [], "functions": [{"name": "Predict", "code_bytes": 1}]}',
+            "The base report {base} functions[0] (Predict) lacks layer_bytes, total_bytes.",
+        ),
+        (
+            '{"layers": [{"name": "core", "unzipped_bytes": 1, "package_bytes": [1]}]}',
+            "The base report {base} layers[0] (core): package_bytes is not an object.",
         ),
     ],
 )
