@@ -1,6 +1,7 @@
-"""`inv size-report --stage local` as a user runs it: before the first release, against the build
-report a deploy stored with its release (read back from the stage's bucket on the emulator), and
-against a release recorded without one. One deploy serves every check (a deploy takes minutes)."""
+"""`inv size-report --stage local` as a user runs it: before the first release; against the build
+report a deploy stored with its release (read back from the stage's bucket on the emulator); after
+a rollback, which stores the report of the release it returned to; and refusing a release recorded
+without one. One deploy and one rollback serve every check (each takes a minute or more)."""
 
 from __future__ import annotations
 
@@ -59,12 +60,21 @@ def test_size_report_against_the_local_stage(tmp_path: Path) -> None:
         markdown = ok(inv(root, server, "size-report", "--stage", STAGE, "--format", "markdown"))
         assert markdown.startswith("### Layer sizes: OK: layers +0.00 MB vs release 1 of stage local")
 
+        # A rollback records a new release with the report of the release it returned to.
+        ok(inv(root, server, "rollback", "--stage", STAGE, "--to", "1", "--yes"))
+        stored_keys = report_keys(s3)
+        assert [k.rsplit("/", 1)[-1] for _, k in stored_keys] == ["0001.report.json", "0002.report.json"]
+        second = stored_keys[1][1]
+        assert json.loads(s3.get_object(Bucket=bucket, Key=second)["Body"].read()) == stored
+        json_text = ok(inv(root, server, "size-report", "--stage", STAGE, "--format", "json")).split("\nPicture:")[0]
+        assert json.loads(json_text)["base_label"] == "release 2 of stage local"
+
         # A release recorded before deploys stored reports: exit 26, naming the release and the fixes.
-        s3.delete_object(Bucket=bucket, Key=key)
+        s3.delete_object(Bucket=bucket, Key=second)
         picture = paths.size_report_html.read_text()
         refused = inv(root, server, "size-report", "--stage", STAGE)
         assert refused.returncode == 26, refused.stdout + refused.stderr
-        assert "Release 1 of stage 'local' was recorded without a build report" in refused.stderr
+        assert "Release 2 of stage 'local' was recorded without a build report" in refused.stderr
         assert "--base PATH" in refused.stderr and "inv deploy --stage local" in refused.stderr
         assert "Traceback" not in refused.stdout + refused.stderr
         assert paths.size_report_html.read_text() == picture
