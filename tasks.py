@@ -176,3 +176,30 @@ def local_aws(c: Context, stop: bool = False) -> None:
 
 for _task in (deploy, rollback, releases, local_aws):
     namespace.add_task(_task)
+
+
+# --- Operate (issue 11): size report ---------------------------------------------------------
+
+
+@task(
+    help={
+        "stage": "compare with the build report stored with this stage's current release",
+        "base": "compare with this saved report.json instead",
+        "format": "table (default), json or markdown (for a pull-request comment)",
+    },
+)
+def size_report(c: Context, stage: str | None = None, base: str | None = None, format: str = "table") -> None:
+    """Today's build (build/report.json) against a stage's release or a saved report: bytes per layer and
+    package and why, room left per function, a verdict; writes the picture build/size-report.html."""
+    import sys
+
+    from lambda_ml_layers.size_report.command import SizeReportRequest
+    from lambda_ml_layers.size_report.command import size_report as run_size_report
+
+    request = SizeReportRequest(root=ROOT, stage=stage, base=Path(base).resolve() if base else None, fmt=format)
+    report = _run(lambda: run_size_report(request))
+    print(report.text)
+    print(f"Picture: {report.picture}", file=sys.stderr)
+
+
+namespace.add_task(size_report)

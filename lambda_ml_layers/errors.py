@@ -79,6 +79,12 @@ class ToolMissing(LayerToolError):
     exit_code = 17
 
 
+class SizeReportError(LayerToolError):
+    """`inv size-report` has no build report to describe, or its base cannot be read."""
+
+    exit_code = 26
+
+
 class BuildInterrupted(LayerToolError):
     exit_code = 130
 

@@ -73,6 +73,11 @@ class BuildPaths:
         return self.build / "report.md"
 
     @property
+    def size_report_html(self) -> Path:
+        """build/size-report.html: `inv size-report`'s picture (treemap per layer, function bars)."""
+        return self.build / "size-report.html"
+
+    @property
     def benchmarks(self) -> Path:
         """build/benchmarks/: the benchmarks' results and scratch space."""
         return self.build / "benchmarks"

@@ -11,6 +11,9 @@
    bytecode and verifies its imports). Interpreters that pyenv has but PATH lacks are made
    visible in this repo with `pyenv local`, the ordinary pyenv way; missing ones are named
    with how to install them. Only the default runtime's (python3.12) is required.
+3. Installs Debian's chromium when it is missing and this runs as root with apt-get: the
+   size report's picture is tested in a real headless browser. Otherwise it says how to get
+   one; only that test needs it (it skips without it, but fails in CI).
 Standard library only: it runs before anything is installed.
 """
 
@@ -122,6 +125,36 @@ def setup_interpreters() -> bool:
     return REQUIRED not in missing
 
 
+def setup_chromium() -> None:
+    """Debian's chromium for the browser test of `inv size-report`'s picture; never fatal."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found:
+        say(f"chromium: {found}")
+        return
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        why = "not root" if os.geteuid() != 0 else "no apt-get"
+        say(
+            f"chromium: not found, and not installed here ({why}). The size report's browser test needs it: "
+            "`sudo apt-get install chromium` (Debian/Ubuntu) or your OS's chromium package; it skips without one, "
+            "except in CI."
+        )
+        return
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "chromium"]
+    say("chromium: not found; installing Debian's (apt-get install -y chromium)")
+    try:
+        # A fresh machine's package lists may be empty or stale: update once and retry.
+        if subprocess.run(install, env=env).returncode != 0:
+            subprocess.run(["apt-get", "update"], env=env, check=True)
+            subprocess.run(install, env=env, check=True)
+    except (subprocess.CalledProcessError, OSError) as exc:
+        say(
+            f"chromium: installing it failed ({exc}); see apt's message above. The browser test will skip (fail in CI)."
+        )
+        return
+    say(f"chromium: {shutil.which('chromium')}")
+
+
 def main() -> int:
     if sys.version_info < (3, 11):  # noqa: UP036 - this script runs before anything checks the version
         say(f"needs Python 3.11 or newer to run the tooling; this is {sys.version.split()[0]}.")
@@ -133,6 +166,7 @@ def main() -> int:
     except subprocess.CalledProcessError as exc:
         say(f"installing the tooling failed (exit {exc.returncode}); see pip's message above.")
         return 1
+    setup_chromium()
     if not setup_interpreters():
         say(f"python{REQUIRED} is required for the default build; install it and run this again.")
         return 1

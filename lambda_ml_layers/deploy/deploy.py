@@ -218,6 +218,16 @@ def _git(root: Path) -> tuple[str, bool]:
     return commit, bool(status.output.strip()) if status.returncode == 0 else True
 
 
+def _build_report(paths: BuildPaths) -> dict[str, Any] | None:
+    """The report of the build the deploy gates just made (the default target's, which the template
+    points at), stored with the release for `inv size-report`; a release is recorded even without it."""
+    try:
+        data = json.loads(paths.default_report.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def _deployed_template(session: StageSession) -> dict[str, Any]:
     body = session.client("cloudformation").get_template(StackName=session.stage.stack_name, TemplateStage="Original")[
         "TemplateBody"
@@ -416,7 +426,7 @@ def _redeploy_release(ctx: StageContext, target: Release, kind: str, note: str, 
         note,
     )
     with ctx.log.step(f"record release {release.number}"):
-        ctx.store.record(release, deployed)
+        ctx.store.record(release, deployed, ctx.store.build_report(target))
     return release
 
 
@@ -453,7 +463,7 @@ def _execute_and_record(
         ctx.log.say(f"Nothing changed: stage {ctx.stage.name!r} stays on release {current.number}.")
         return current
     with ctx.log.step(f"record release {release.number}"):
-        ctx.store.record(release, deployed)
+        ctx.store.record(release, deployed, _build_report(ctx.paths))
     ctx.log.say(f"Stage {ctx.stage.name!r} is on release {release.number} (verified).")
     return release
 
@@ -553,11 +563,16 @@ def rollback(request: RollbackRequest) -> Release:
     return result
 
 
-def releases(root: Path, stage_name: str) -> list[Release]:
-    """The stage's release history (read-only: no lock, no gates)."""
+def release_store(root: Path, stage_name: str) -> ReleaseStore:
+    """The stage's release history, to read (no lock, no gates; the local stage's emulator must run)."""
     stage = load_stage(root, stage_name)
     paths = BuildPaths.of(root)
     endpoint = emulator_endpoint(paths, start=False, say=print) if stage.emulated else None
     session = StageSession(stage, endpoint)
     session.caller()
-    return ReleaseStore(session, paths.releases(stage.name)).releases()
+    return ReleaseStore(session, paths.releases(stage.name))
+
+
+def releases(root: Path, stage_name: str) -> list[Release]:
+    """The stage's release history (read-only: no lock, no gates)."""
+    return release_store(root, stage_name).releases()

@@ -2,6 +2,8 @@
 
     s3://<deployment bucket>/releases/<stack>/0007.json            the record (written last)
     s3://<deployment bucket>/releases/<stack>/0007.template.json   the exact template deployed
+    s3://<deployment bucket>/releases/<stack>/0007.report.json     the build report of its layers
+                                                                   (for `inv size-report`)
 
 The deployment bucket is the one `sam deploy --resolve-s3` made for the account and region, so
 every operator of the stage sees the same history; build/releases/<stage>/ mirrors it.
@@ -87,7 +89,7 @@ class ReleaseStore:
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=f"releases/{self.stack}/"):
             for item in page.get("Contents", []):
                 name = item["Key"].rsplit("/", 1)[-1]
-                if name.endswith(".json") and not name.endswith(".template.json"):
+                if name.endswith(".json") and not name.endswith((".template.json", ".report.json")):
                     body = s3.get_object(Bucket=self.bucket, Key=item["Key"])["Body"].read()
                     records.append(Release.from_json(json.loads(body)))
         records.sort(key=lambda r: r.number)
@@ -112,8 +114,22 @@ class ReleaseStore:
         data: dict[str, Any] = json.loads(body["Body"].read())
         return data
 
-    def record(self, release: Release, template: dict[str, Any]) -> None:
-        """Store the template, then the record: a record never points at a template that is not there."""
+    def build_report(self, release: Release) -> dict[str, Any] | None:
+        """The build report stored with the release (None: recorded before deploys stored one)."""
+        if self.bucket is None:
+            return None
+        try:
+            body = self.session.client("s3").get_object(Bucket=self.bucket, Key=self._key(release.number, ".report"))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise
+        data: dict[str, Any] = json.loads(body["Body"].read())
+        return data
+
+    def record(self, release: Release, template: dict[str, Any], build_report: dict[str, Any] | None = None) -> None:
+        """Store the template and build report, then the record: a record never points at a template
+        that is not there."""
         if self.bucket is None:
             raise ReleaseError("No deployment bucket was found after the deploy (sam's managed stack is missing).")
         s3 = self.session.client("s3")
@@ -123,6 +139,13 @@ class ReleaseStore:
             Body=json.dumps(template, indent=1).encode(),
             ContentType="application/json",
         )
+        if build_report is not None:
+            s3.put_object(
+                Bucket=self.bucket,
+                Key=self._key(release.number, ".report"),
+                Body=json.dumps(build_report, indent=1).encode(),
+                ContentType="application/json",
+            )
         s3.put_object(
             Bucket=self.bucket,
             Key=self._key(release.number),

@@ -1,0 +1,129 @@
+"""`inv size-report`: the edges. Read today's build report and the base (a saved report.json or the
+stage's current release), compare (diff.py), write the picture to build/size-report.html, return
+the text to print."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
+
+from ..errors import SizeReportError
+from ..paths import BuildPaths
+from .diff import compare
+from .render import FORMATS, render
+from .treemap import html_page
+
+
+@dataclass(frozen=True)
+class SizeReportRequest:
+    root: Path
+    stage: str | None = None  # compare with this stage's current release
+    base: Path | None = None  # or with this saved report.json
+    fmt: str = "table"
+
+
+@dataclass(frozen=True)
+class SizeReport:
+    text: str  # in the requested format
+    picture: Path
+
+
+def read_report(path: Path, what: str, fix: str) -> dict[str, Any]:
+    """A build report (report.py's JSON) from a file; anything else is a SizeReportError naming it."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise SizeReportError(f"{what} {path} does not exist. Fix: {fix}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SizeReportError(f"{what} {path} cannot be read as JSON ({exc}). Fix: {fix}") from None
+    return checked_report(data, f"{what} {path}", fix)
+
+
+LAYER_KEYS = ("name", "unzipped_bytes", "package_bytes")
+FUNCTION_KEYS = ("name", "code_bytes", "layer_bytes", "total_bytes")
+
+
+def report_problem(data: Any) -> str | None:
+    """What keeps `data` from being compared as a build report (None: nothing)."""
+    if not isinstance(data, dict) or not isinstance(data.get("layers"), list):
+        return "is not a build report (no 'layers' list)"
+    for kind, keys in (("layers", LAYER_KEYS), ("functions", FUNCTION_KEYS)):
+        for index, entry in enumerate(data.get(kind) or []):
+            if not isinstance(entry, dict):
+                return f"{kind}[{index}] is not an object"
+            missing = [key for key in keys if key not in entry]
+            if missing:
+                return f"{kind}[{index}] ({entry.get('name', 'unnamed')}) lacks {', '.join(missing)}"
+            if kind == "layers" and not isinstance(entry["package_bytes"], dict):
+                return f"layers[{index}] ({entry['name']}): package_bytes is not an object"
+    return None
+
+
+def checked_report(data: Any, where: str, fix: str) -> dict[str, Any]:
+    """The report if it has the fields a comparison needs; else a SizeReportError naming what is wrong."""
+    problem = report_problem(data)
+    if problem:
+        raise SizeReportError(f"{where} {problem}. Fix: {fix}")
+    assert isinstance(data, dict)
+    return data
+
+
+def stage_base(root: Path, stage_name: str) -> tuple[dict[str, Any] | None, str]:
+    """The build report stored with the stage's current release, and how to name it.
+    A stage without releases gives None: the comparison is then against nothing, and says so."""
+    from ..deploy.deploy import release_store  # the deploy side pulls in sam and checkov helpers
+
+    store = release_store(root, stage_name)
+    try:
+        history = store.releases()
+        if not history:
+            return None, f"nothing (stage {stage_name} has no release yet)"
+        current = history[-1]
+        report = store.build_report(current)
+    except (ClientError, BotoCoreError) as exc:
+        raise SizeReportError(
+            f"Reading stage {stage_name!r}'s release history failed: {exc}. Fix: check the stage's credentials "
+            f"and `inv releases --stage {stage_name}`."
+        ) from None
+    if report is None:
+        raise SizeReportError(
+            f"Release {current.number} of stage {stage_name!r} was recorded without a build report (deploys before "
+            f"`inv size-report` existed stored none). Fix: pass a saved report with --base PATH, or deploy again "
+            f"(`inv deploy --stage {stage_name}`) so the new release carries one."
+        )
+    where = f"the build report of release {current.number} of stage {stage_name}"
+    return checked_report(
+        report, where, "deploy again to store a fresh one"
+    ), f"release {current.number} of stage {stage_name}"
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """A reader never sees half a page; a failure keeps the previous one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    partial.replace(path)
+
+
+def size_report(request: SizeReportRequest) -> SizeReport:
+    if request.fmt not in FORMATS:
+        raise SizeReportError(f"--format must be one of {', '.join(FORMATS)}, not {request.fmt!r}.")
+    if request.stage and request.base:
+        raise SizeReportError("Give --stage or --base, not both: the build is compared with one base.")
+    paths = BuildPaths.of(request.root)
+    current = read_report(paths.default_report, "Today's build report", "build the layers first: `inv build-layers`.")
+    base: dict[str, Any] | None
+    if request.base:
+        base = read_report(request.base, "The base report", "pass the report.json of an earlier build.")
+        label = str(request.base)
+    elif request.stage:
+        base, label = stage_base(request.root, request.stage)
+    else:
+        base, label = None, "nothing (no --stage or --base given)"
+    diff = compare(current, base, label)
+    write_atomically(paths.size_report_html, html_page(current, base, diff))
+    return SizeReport(render(diff, request.fmt), paths.size_report_html)
