@@ -98,11 +98,36 @@ def explain_unreachable(output: str, reason: str, names: str) -> InstallError:
     )
 
 
+def releases_in_folder(file_names: list[str], name: str) -> list[str]:
+    """The versions of `name` among a --find-links folder's wheels and sdists, whatever their platform."""
+    wanted = canonical(name)
+    found = set()
+    for file_name in file_names:
+        stem = re.sub(r"(\.whl|\.tar\.gz|\.zip)$", "", file_name)
+        if stem == file_name:
+            continue
+        parts = stem.split("-") if file_name.endswith(".whl") else stem.rsplit("-", 1)
+        if len(parts) >= 2 and canonical(parts[0]) == wanted:
+            found.add(parts[1])
+    return sorted(found, reverse=True)
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def explain_not_found(
-    output: str, probe: str, name: str, version: str, where: PipTarget, empty_folders: frozenset[str]
+    output: str,
+    probe: str,
+    name: str,
+    version: str,
+    where: PipTarget,
+    empty_folders: frozenset[str],
+    folder_releases: list[str] | None,
 ) -> InstallError:
     """pip found no wheel of name==version: missing links folder, missing package, missing release,
-    or no wheel for the platform, told apart by the probe's list of every release."""
+    or no wheel for the platform, told apart by every release there is: the probe's list from an
+    index, or `folder_releases` (read from the --find-links folder) when pip looked nowhere else."""
     links = listed(output, "Looking in links")
     indexes = listed(output, "Looking in indexes")
     ignored = _IGNORED_LOCATION.findall(output)
@@ -112,7 +137,7 @@ def explain_not_found(
             f"there.\n  Fix: pass --find-links a folder holding the locked wheels (`pip download` them "
             f"into it), or leave --find-links out to install from the package index."
         )
-    versions = available_versions(probe)
+    versions = folder_releases if where.links_only else available_versions(probe)
     if where.links_only and not versions:
         empty = [f for f in links if f in empty_folders]
         state = f" ({', '.join(empty)} is empty)" if empty else ""
@@ -157,6 +182,7 @@ def explain_pip_failure(
     where: PipTarget,
     probe: str = "",
     empty_folders: frozenset[str] = frozenset(),
+    folder_releases: list[str] | None = None,
 ) -> InstallError:
     """The one message for a failed `pip install`: the cause pip's output (and the probe) show, and its fix.
     `versions`: every package asked for, name -> version."""
@@ -184,6 +210,6 @@ def explain_pip_failure(
         )
     missing = not_found_requirement(output)
     if missing is not None:
-        return explain_not_found(output, probe, missing[0], missing[1], where, empty_folders)
+        return explain_not_found(output, probe, missing[0], missing[1], where, empty_folders, folder_releases)
     tail = "\n".join(output.splitlines()[-15:])
     return InstallError(f"pip could not install {names} into {where.target}:\n{tail}")

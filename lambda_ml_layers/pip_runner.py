@@ -12,7 +12,7 @@ from pathlib import Path
 from .command_runner import call
 from .errors import LockError
 from .locks import LOCK_COMMAND, LockedPackage
-from .pip_failures import NO_SPACE, PipTarget, explain_pip_failure, listed, not_found_requirement
+from .pip_failures import NO_SPACE, PipTarget, explain_pip_failure, listed, not_found_requirement, releases_in_folder
 from .runtimes import Runtime, platform_tags
 
 # pip settings of the machine that would leak into a lock (local mirrors, find-links,
@@ -99,26 +99,26 @@ def install_for_target(
     result = call(command, echo=lambda line: on_line(line.strip()), error=None, what="install with pip")
     requirements_file.unlink(missing_ok=True)
     if result.returncode != 0:
-        probe = _probe_index(result.output, find_links)
-        raise explain_pip_failure(result.output, versions, where, probe, _empty_folders(result.output))
+        missing = not_found_requirement(result.output)
+        if missing is None or find_links is None:
+            probe, releases = _probe_index(missing), None
+        else:
+            files = [f.name for f in find_links.iterdir()] if find_links.is_dir() else []
+            probe, releases = "", releases_in_folder(files, missing[0])
+        raise explain_pip_failure(result.output, versions, where, probe, _empty_folders(result.output), releases)
 
 
-def index_probe_command(name: str, find_links: Path | None) -> list[str]:
-    """`pip index versions NAME`: every release the install's sources hold, whatever its platform.
-    One retry, so an unreachable index prints why even where pip is configured not to retry."""
+def index_probe_command(name: str) -> list[str]:
+    """`pip index versions NAME` on the install's indexes: every release with an sdist or a wheel for
+    this machine, whatever the target. One retry, so an unreachable index prints why even where pip
+    is configured not to retry."""
     command = [sys.executable, "-m", "pip", "index", "versions", name, "--pre", "--ignore-requires-python"]
-    command += ["--disable-pip-version-check", "--retries", "1", "--timeout", "10"]
-    if find_links is not None:
-        command += ["--no-index", "--find-links", str(find_links)]
-    return command
+    return [*command, "--disable-pip-version-check", "--retries", "1", "--timeout", "10"]
 
 
-def _probe_index(output: str, find_links: Path | None) -> str:
+def _probe_index(missing: tuple[str, str] | None) -> str:
     """Only a `No matching distribution` needs the probe to tell its causes apart."""
-    missing = not_found_requirement(output)
-    if missing is None:
-        return ""
-    return call(index_probe_command(missing[0], find_links), error=None).output
+    return "" if missing is None else call(index_probe_command(missing[0]), error=None).output
 
 
 def _empty_folders(output: str) -> frozenset[str]:

@@ -11,7 +11,13 @@ import pytest
 
 from lambda_ml_layers.errors import InstallError
 from lambda_ml_layers.locks import LockedPackage
-from lambda_ml_layers.pip_failures import PipTarget, explain_pip_failure, network_failure, no_space_path
+from lambda_ml_layers.pip_failures import (
+    PipTarget,
+    explain_pip_failure,
+    network_failure,
+    no_space_path,
+    releases_in_folder,
+)
 from lambda_ml_layers.pip_runner import install_for_target
 from lambda_ml_layers.runtimes import RUNTIMES
 
@@ -65,6 +71,15 @@ def test_an_empty_find_links_folder() -> None:
     text = message("find_links_empty", "probe_find_links_empty", OFFLINE, frozenset({folder}))
     assert f"No wheel of six==1.16.0 in {folder}, the only place pip looked" in text
     assert f"({folder} is empty)" in text
+
+
+def test_a_find_links_folder_with_the_release_for_another_platform_only() -> None:
+    files = ["six-1.16.0-cp311-cp311-macosx_11_0_arm64.whl", "Six-1.15.0.tar.gz", "numpy-2.2.6-cp312-none-any.whl"]
+    assert releases_in_folder(files, "six") == ["1.16.0", "1.15.0"]
+    text = str(
+        explain_pip_failure(captured("find_links_empty"), {"six": "1.16.0"}, OFFLINE, "", frozenset(), ["1.16.0"])
+    )
+    assert text.startswith("No wheel of six==1.16.0 fits python3.12 on x86_64")
 
 
 def test_a_package_that_does_not_exist() -> None:
