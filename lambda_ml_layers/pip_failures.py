@@ -44,6 +44,7 @@ class PipTarget:
     target: Path  # the folder pip installed into
     temp_dir: str  # where pip unpacks before moving into target (TMPDIR)
     links_only: bool = False  # --no-index: pip looked in the --find-links folders and nowhere else
+    disks: tuple[str, ...] = ()  # mount points of target and temp_dir, which outlive the staging folders
 
 
 def listed(output: str, heading: str) -> list[str]:
@@ -78,13 +79,12 @@ def available_versions(probe: str) -> list[str] | None:
 def explain_disk_full(output: str, names: str, where: PipTarget) -> InstallError:
     path = no_space_path(output)
     writing = f" (writing {path})" if path else ""
+    disks = " ".join(where.disks or (str(where.target), where.temp_dir))
     return InstallError(
         f"{NO_SPACE} while pip installed {names} into {where.target}{writing}. pip writes there and to "
-        f"its temporary folder {where.temp_dir}; either filesystem may be full. Nothing was published: the "
-        f"last good layers are untouched.\n"
-        f"  Fix: free space on those filesystems (`df -h {where.target} {where.temp_dir}`); deleting the "
-        f"project's build/cache is safe (it is rebuilt), or make build/ a symlink to a bigger disk, or point "
-        f"TMPDIR at one. Then build again."
+        f"its temporary folder {where.temp_dir}; either filesystem may be full.\n"
+        f"  Fix: free space on them (`df -h {disks}`); deleting the project's build/cache is safe (it is "
+        f"rebuilt), or make build/ a symlink to a bigger disk, or point TMPDIR at one. Then try again."
     )
 
 

@@ -82,7 +82,9 @@ def install_for_target(
     on_line: Callable[[str], None] = lambda line: None,
 ) -> None:
     """Install the hash-pinned packages' wheels for the Lambda runtime into `target`."""
-    where = PipTarget(runtime, arch, target, tempfile.gettempdir(), links_only=find_links is not None)
+    temp_dir = tempfile.gettempdir()
+    disks = tuple(dict.fromkeys(mount_point(p) for p in (target, Path(temp_dir))))
+    where = PipTarget(runtime, arch, target, temp_dir, links_only=find_links is not None, disks=disks)
     versions = {p.name: p.version for p in packages}
     requirements_file = target.parent / f"{target.name}.requirements.txt"
     try:
@@ -93,7 +95,8 @@ def install_for_target(
         requirements_file.write_text(requirement_lines(packages))
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
-            raise explain_pip_failure(f"[Errno 28] {NO_SPACE}: '{exc.filename}'", versions, where) from None
+            written = exc.filename or requirements_file  # a failed write() names no file
+            raise explain_pip_failure(f"[Errno 28] {NO_SPACE}: '{written}'", versions, where) from None
         raise
     command = install_command(requirements_file, target, runtime, arch, cache_dir, find_links)
     result = call(command, echo=lambda line: on_line(line.strip()), error=None, what="install with pip")
@@ -101,11 +104,19 @@ def install_for_target(
     if result.returncode != 0:
         missing = not_found_requirement(result.output)
         if missing is None or find_links is None:
-            probe, releases = _probe_index(missing), None
+            probe, releases = probe_index(result.output), None
         else:
             files = [f.name for f in find_links.iterdir()] if find_links.is_dir() else []
             probe, releases = "", releases_in_folder(files, missing[0])
         raise explain_pip_failure(result.output, versions, where, probe, _empty_folders(result.output), releases)
+
+
+def mount_point(path: Path) -> str:
+    """The mount point of the filesystem that holds (or would hold) `path`."""
+    path = path.absolute()
+    while not path.exists() or (not os.path.ismount(path) and path != path.parent):
+        path = path.parent
+    return str(path)
 
 
 def index_probe_command(name: str) -> list[str]:
@@ -116,8 +127,10 @@ def index_probe_command(name: str) -> list[str]:
     return [*command, "--disable-pip-version-check", "--retries", "1", "--timeout", "10"]
 
 
-def _probe_index(missing: tuple[str, str] | None) -> str:
-    """Only a `No matching distribution` needs the probe to tell its causes apart."""
+def probe_index(pip_output: str) -> str:
+    """What `pip index versions` says of the package pip found no distribution of ("" for any other
+    failure: only that one needs the probe to tell its causes apart)."""
+    missing = not_found_requirement(pip_output)
     return "" if missing is None else call(index_probe_command(missing[0]), error=None).output
 
 
