@@ -40,12 +40,13 @@ def check_layer(
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     command = [python, "-I", "-S", "-B", script("check_imports")]
     # error=None: a failed import is this check's answer, reported by the caller as a VerifyError.
-    result = call(command, input=json.dumps(request), cwd=opt, env=env, timeout=timeout, error=None)
+    # split_stderr: the RESULT line is read from stdout alone, whatever the imports log to stderr.
+    result = call(command, input=json.dumps(request), cwd=opt, env=env, timeout=timeout, split_stderr=True, error=None)
     if result.timed_out:
         return VerifyOutcome({"(interpreter)": f"importing {', '.join(modules)} took over {timeout:.0f}s"}, {})
-    line = next((ln for ln in result.output.splitlines() if ln.startswith("RESULT")), None)
+    line = next((ln for ln in result.stdout.splitlines() if ln.startswith("RESULT")), None)
     if line is None:
-        crash = result.output.strip()[-1500:]
+        crash = (result.output or result.stdout).strip()[-1500:]
         return VerifyOutcome({"(interpreter)": f"crashed while importing (exit {result.returncode}): {crash}"}, {})
     data = json.loads(line.removeprefix("RESULT"))
     failures = {m: e for m, e in data["imports"].items() if e is not None}
