@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from lambda_ml_layers.build import BuildRequest, build_layers
+from lambda_ml_layers.bytecode import compile_bytecode
 from lambda_ml_layers.errors import InstallError
+from lambda_ml_layers.interpreters import find_interpreter
 from lambda_ml_layers.locks import LockedPackage
 from lambda_ml_layers.pip_runner import install_for_target
 from lambda_ml_layers.runtimes import RUNTIMES
@@ -61,12 +63,7 @@ def test_pip_filling_the_target_disk_says_so_and_where(small_disk: Path, tmp_pat
 
 
 def test_our_own_write_before_pip_on_a_full_disk_is_the_same_message(small_disk: Path, tmp_path: Path) -> None:
-    with (small_disk / "filler").open("wb") as filler:
-        with pytest.raises(OSError) as full:
-            while True:
-                filler.write(b"\0" * 1024 * 1024)
-                filler.flush()
-        assert full.value.errno == errno.ENOSPC
+    fill(small_disk)
     package = big_package(tmp_path / "wheels")
     target = small_disk / "site"
     with pytest.raises(InstallError) as caught:
@@ -76,6 +73,31 @@ def test_our_own_write_before_pip_on_a_full_disk_is_the_same_message(small_disk:
     text = str(caught.value)
     assert text.startswith(f"No space left on device while pip installed bigpkg==1.0 into {target}")
     assert f"(writing {small_disk}/site.requirements.txt)" in text
+
+
+def fill(disk: Path) -> None:
+    with (disk / "filler").open("wb") as filler:
+        try:
+            while True:
+                filler.write(b"\0" * 65536)
+                filler.flush()
+        except OSError as full:
+            assert full.errno == errno.ENOSPC
+
+
+def test_compiling_bytecode_on_a_full_disk_is_an_install_error_not_a_half_compiled_layer(small_disk: Path) -> None:
+    site = small_disk / "site"
+    (site / "pkg").mkdir(parents=True)
+    for index in range(20):
+        (site / "pkg" / f"m{index}.py").write_text(f"VALUE = {index}\n" * 200)
+    fill(small_disk)
+    python = find_interpreter(RUNTIMES["python3.12"])
+    with pytest.raises(InstallError) as caught:
+        compile_bytecode(site, python, "sourceless", "/opt/python")
+    text = str(caught.value)
+    assert text.startswith(f"Compiling bytecode in {site} failed (exit 1)")
+    assert "No space left on device" in text
+    assert len(list((site / "pkg").glob("*.py"))) == 20  # no source removed
 
 
 def test_a_build_that_fills_the_disk_leaves_the_last_good_layer(tmp_path: Path) -> None:
