@@ -3,8 +3,9 @@
 pip reports most failures the same way ("No matching distribution found for six==1.16.0"),
 whether the index was unreachable, the find-links folder missing, the package or the version
 nonexistent, or only the wheel for the target platform absent. The signs that tell them apart
-are in its warnings, and in a second look at the index (`pip index versions NAME`, the probe),
-which lists every release whatever its platform. Each rule here is a pure function of that
+are in its warnings, and in a second look at the index (`pip index versions NAME`, the probe:
+every release with an sdist or a wheel for this machine, whatever the target) or, offline, at the
+--find-links folder's file names. Each rule here is a pure function of that
 text, tested with output captured from real pip runs (tests/unit/pip_outputs/).
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .errors import InstallError
 from .locks import LOCK_COMMAND
@@ -109,7 +111,7 @@ def releases_in_folder(file_names: list[str], name: str) -> list[str]:
         parts = stem.split("-") if file_name.endswith(".whl") else stem.rsplit("-", 1)
         if len(parts) >= 2 and canonical(parts[0]) == wanted:
             found.add(parts[1])
-    return sorted(found, reverse=True)
+    return sorted(found, key=lambda v: [int(n) for n in re.findall(r"\d+", v)], reverse=True)  # newest first
 
 
 def canonical(name: str) -> str:
@@ -189,8 +191,17 @@ def explain_pip_failure(
     names = ", ".join(f"{n}=={v}" for n, v in sorted(versions.items())) or "the packages"
     if NO_SPACE in output or "[Errno 28]" in output:
         return explain_disk_full(output, names, where)
+    if "DO NOT MATCH THE HASHES" in output:
+        culprits = re.findall(r"^\s+([A-Za-z0-9._-]+)==(\S+) from ", output, flags=re.M)
+        named = ", ".join(f"{n}=={v}" for n, v in culprits) or "a package"
+        return InstallError(
+            f"The downloaded file of {named} does not match the hashes in the lock. Either the "
+            f"lock was edited by hand (regenerate it with `{LOCK_COMMAND}`) or the package index "
+            f"served a different file than PyPI (check your pip index settings)."
+        )
     untrusted = _UNTRUSTED.findall(output)
-    if untrusted:
+    indexes = [urlsplit(url).hostname for url in listed(output, "Looking in indexes")]
+    if untrusted and all(host in untrusted for host in indexes):  # pip had no index left to look in
         hosts = ", ".join(untrusted)
         return InstallError(
             f"pip ignored the package index on {hosts}: it is plain http, which pip does not trust, so it "
@@ -200,14 +211,6 @@ def explain_pip_failure(
     reason = network_failure(output) or network_failure(probe)
     if reason is not None:
         return explain_unreachable(output, reason, names)
-    if "DO NOT MATCH THE HASHES" in output:
-        culprits = re.findall(r"^\s+([A-Za-z0-9._-]+)==(\S+) from ", output, flags=re.M)
-        named = ", ".join(f"{n}=={v}" for n, v in culprits) or "a package"
-        return InstallError(
-            f"The downloaded file of {named} does not match the hashes in the lock. Either the "
-            f"lock was edited by hand (regenerate it with `{LOCK_COMMAND}`) or the package index "
-            f"served a different file than PyPI (check your pip index settings)."
-        )
     missing = not_found_requirement(output)
     if missing is not None:
         return explain_not_found(output, probe, missing[0], missing[1], where, empty_folders, folder_releases)

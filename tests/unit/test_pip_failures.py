@@ -58,6 +58,13 @@ def test_a_plain_http_index_pip_ignores() -> None:
     text = message("untrusted_http_index", "probe_unknown_host")
     assert text.startswith("pip ignored the package index on pypi.invalid: it is plain http")
     assert "PIP_TRUSTED_HOST=pypi.invalid" in text
+    # An ignored extra index beside a working one is not the cause: the probe decides.
+    beside_pypi = captured("untrusted_http_index").replace(
+        "Looking in indexes: http://pypi.invalid/simple",
+        "Looking in indexes: https://pypi.org/simple, http://pypi.invalid/simple",
+    )
+    other = str(explain_pip_failure(beside_pypi, {"six": "1.16.0"}, TARGET, captured("probe_six")))
+    assert other.startswith("No wheel of six==1.16.0 fits")
 
 
 def test_a_missing_find_links_folder() -> None:
