@@ -9,7 +9,6 @@ config -> lock check -> function packages -> cache keys -> per layer, in paralle
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ from .build_gates import apply_gates, check_function_packages, locks_at_hand
 from .build_lock import exclusive_build
 from .config import LayerConfig, ProjectConfig, build_order, load_project
 from .errors import BuildInterrupted, ConfigError, SizeGateError
-from .interpreters import find_interpreter
+from .interpreters import find_interpreter, interpreter_version
 from .layer_contents import load_locks
 from .locks import LayerLock
 from .paths import BuildPaths
@@ -61,11 +60,6 @@ def resolve_target(project: ProjectConfig, runtime: str | None, arch: str | None
     return RUNTIMES[runtime], arch
 
 
-def _interpreter_version(python: str) -> str:
-    result = subprocess.run([python, "-c", "import sys; print(sys.version)"], capture_output=True, text=True)
-    return result.stdout.strip()
-
-
 def _cache_keys(ctx: BuildContext, layers: list[LayerConfig], locks: dict[str, LayerLock]) -> dict[str, str]:
     offline = ctx.find_links is not None
     return cache_keys(ctx.project, layers, locks, ctx.runtime.name, ctx.arch, ctx.interpreter_version, offline)
@@ -90,7 +84,7 @@ def build_layers(request: BuildRequest) -> dict[str, Any]:
                     runtime=runtime,
                     arch=arch,
                     python=python,
-                    interpreter_version=_interpreter_version(python),
+                    interpreter_version=interpreter_version(python),
                     locks=locks,
                     paths=paths,
                     progress=progress,

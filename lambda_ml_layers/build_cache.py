@@ -23,8 +23,9 @@ ENGINE_DIR = Path(__file__).parent
 def engine_version() -> str:
     """A digest of the engine's own source: a changed step invalidates every cached layer."""
     digest = hashlib.sha256()
-    for path in sorted(ENGINE_DIR.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    # target_scripts/ too: the target interpreter runs them to compile, load and verify the layer.
+    for path in sorted([*ENGINE_DIR.glob("*.py"), *ENGINE_DIR.glob("target_scripts/*.py")]):
+        digest.update(str(path.relative_to(ENGINE_DIR)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 
 

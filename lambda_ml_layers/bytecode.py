@@ -8,11 +8,12 @@ sourceless (bytecode only, which Python loads without looking for source).
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
+from .command_runner import call
 from .errors import BuildInterrupted, InstallError
 from .layer_tree import StepResult, remove_files, tree_size, walk_files
+from .pip_failures import NO_SPACE
 
 
 def compile_bytecode(site: Path, python: str, policy: str, opt_path: str) -> StepResult:
@@ -37,20 +38,28 @@ def compile_bytecode(site: Path, python: str, policy: str, opt_path: str) -> Ste
     if policy == "sourceless":
         command.append("-b")  # .pyc beside the .py, where Python finds it once the .py is gone
     size_before = tree_size(site)
-    result = subprocess.run([*command, str(site)], capture_output=True, text=True)
+    # error=None: compileall exits 1 when any file fails to compile; those are kept as source (below).
+    result = call([*command, str(site)], error=None)
     if result.returncode < 0:  # killed by a signal (Ctrl-C): the tree is half compiled
         raise BuildInterrupted(f"compiling bytecode was stopped by signal {-result.returncode}")
+    if NO_SPACE in result.output or result.returncode not in (0, 1):
+        raise InstallError(
+            f"Compiling bytecode in {site} failed (exit {result.returncode}):\n{result.tail(10)}\n"
+            f"  Fix: if it says {NO_SPACE!r}, free space on the disk holding {site} (`df -h {site}`; "
+            f"deleting build/cache is safe); otherwise set the layer's bytecode policy to 'source'."
+        )
     sources = [rel for rel, _ in walk_files(site) if rel.endswith(".py")]
     if policy == "pyc":
         added = tree_size(site) - size_before
-        return StepResult(
-            "bytecode", bytes_removed=-added, notes=(f"{len(sources)} modules compiled beside their source",)
-        )
+        notes = [f"{len(sources)} modules compiled beside their source"]
+        if result.returncode == 1:  # some did not compile: they stay source only, compiled at import
+            notes.append(f"compileall reported files it could not compile: {result.tail(3)}")
+        return StepResult("bytecode", bytes_removed=-added, notes=tuple(notes))
     compiled = [rel for rel in sources if (site / (rel + "c")).exists()]
     uncompiled = sorted(set(sources) - set(compiled))
     if not compiled and sources:
         raise InstallError(
-            f"compileall produced no bytecode in {site}:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
+            f"compileall produced no bytecode in {site} (exit {result.returncode}):\n{result.output[-2000:]}"
         )
     remove_files(site, compiled)
     freed = size_before - tree_size(site)  # net: source removed less bytecode added

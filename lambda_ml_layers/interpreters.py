@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from functools import cache
 from pathlib import Path
 
+from .command_runner import call
 from .errors import InterpreterMissing
 from .runtimes import Runtime
+from .target_scripts import script
 
 # bootstrap makes pyenv's interpreters visible with `pyenv local` in this repository. pyenv's
 # shims look for that .python-version from the working directory, so a command run from any
@@ -21,21 +22,33 @@ def _lookup_environment() -> dict[str, str]:
     return {"PYENV_DIR": str(ENGINE_REPO), **os.environ}
 
 
+def interpreter_info(python: str) -> list[str]:
+    """[real path, X.Y, full version] of `python`, as it reports them itself."""
+    result = call([python, "-I", script("interpreter_info")], env=_lookup_environment(), error=None)
+    lines = result.output.splitlines()
+    return lines if result.returncode == 0 and len(lines) == 3 else []
+
+
+def interpreter_version(python: str) -> str:
+    """`python`'s full version (sys.version), e.g. for cache keys; a broken interpreter is refused."""
+    info = interpreter_info(python)
+    if not info:
+        raise InterpreterMissing(
+            f"{python} does not run (it could not report its version).\n"
+            f"  Fix: reinstall it, or run `python3 scripts/bootstrap.py` to set up the project's interpreters."
+        )
+    return info[2]
+
+
 @cache
 def find_interpreter(runtime: Runtime) -> str:
     """Absolute path of a working `pythonX.Y` for the runtime (resolved once, so cwd cannot change it)."""
     command = f"python{runtime.version}"
     found = shutil.which(command)
     if found:
-        result = subprocess.run(
-            [found, "-c", "import sys; print(sys.executable); print('%d.%d' % sys.version_info[:2])"],
-            capture_output=True,
-            text=True,
-            env=_lookup_environment(),
-        )
-        lines = result.stdout.split()
-        if result.returncode == 0 and len(lines) == 2 and lines[1] == runtime.version:
-            return lines[0]
+        info = interpreter_info(found)
+        if info and info[1] == runtime.version:
+            return info[0]
     raise InterpreterMissing(
         f"The {runtime.name} runtime needs a {command} interpreter on PATH: the layers' bytecode, their "
         f"import checks and model training run in it. None works here.\n"

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .command_runner import call
 from .config import LayerConfig, ProjectConfig, build_order
 from .errors import LayerToolError
 from .layer_contents import load_locks, packages_to_install
@@ -27,6 +27,7 @@ from .paths import BuildPaths
 from .pip_runner import install_for_target
 from .runtimes import ARCHES, RUNTIMES, Runtime, python_lib_dir
 from .strip_rules import plan_strip
+from .target_scripts import script as target_script
 from .verify import check_layer, lambda_sys_path, run_each
 
 SMOKE_TEST = "smoke_test.py"
@@ -149,35 +150,20 @@ def test_layer(
 
 def run_smoke_test(python: str, layer: LayerConfig, opt: Path, runtime: Runtime, work: Path) -> list[str]:
     """Run layers/<name>/smoke_test.py in an isolated interpreter with only the layers on sys.path."""
-    script = layer.folder / SMOKE_TEST
-    if not script.exists():
-        return [f"{script} is missing: each layer needs a smoke test of what it provides."]
+    smoke_test = layer.folder / SMOKE_TEST
+    if not smoke_test.exists():
+        return [f"{smoke_test} is missing: each layer needs a smoke test of what it provides."]
     context = {"kept_aws_services": list(layer.aws_services or []), "site": str(opt / python_lib_dir(runtime))}
-    launcher = (
-        "import json, runpy, sys; sys.path[:0] = json.loads(sys.argv[1]); "
-        "sys.argv = [sys.argv[3], sys.argv[2]]; runpy.run_path(sys.argv[0], run_name='__main__')"
-    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "AWS_"))}
     env.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"})
-    finished = subprocess.run(
-        [
-            python,
-            "-I",
-            "-S",
-            "-c",
-            launcher,
-            json.dumps(lambda_sys_path(opt, runtime)),
-            json.dumps(context),
-            str(script),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=work,
-        env=env,
-        timeout=600,
-    )
+    paths = json.dumps(lambda_sys_path(opt, runtime))
+    command = [python, "-I", "-S", target_script("smoke_launcher"), paths, json.dumps(context), str(smoke_test)]
+    # error=None: a failing smoke test is one of this layer's failures, listed with the others.
+    finished = call(command, cwd=work, env=env, timeout=600, error=None)
+    if finished.timed_out:
+        return [f"smoke test {smoke_test.name} did not finish within 600 s:\n{finished.tail()}"]
     if finished.returncode != 0:
-        return [f"smoke test {script.name} failed:\n{(finished.stderr or finished.stdout).strip()[-2000:]}"]
+        return [f"smoke test {smoke_test.name} failed:\n{finished.output.strip()[-2000:]}"]
     return []
 
 

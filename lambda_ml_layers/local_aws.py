@@ -183,6 +183,7 @@ def start_moto_server(
         else:
             log_path.parent.mkdir(parents=True, exist_ok=True)
             log = log_path.open("ab")
+        # Not command_runner.call: the server keeps running, serving requests, until stop() ends it.
         process = subprocess.Popen(
             server_command(executable, port, stock),
             stdout=log,

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import os
-import re
-import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from .errors import InstallError, LockError
+from .command_runner import call
+from .errors import LockError
 from .locks import LOCK_COMMAND, LockedPackage
+from .pip_failures import NO_SPACE, PipTarget, explain_pip_failure, listed, not_found_requirement, releases_in_folder
 from .runtimes import Runtime, platform_tags
 
 # pip settings of the machine that would leak into a lock (local mirrors, find-links,
@@ -80,48 +82,61 @@ def install_for_target(
     on_line: Callable[[str], None] = lambda line: None,
 ) -> None:
     """Install the hash-pinned packages' wheels for the Lambda runtime into `target`."""
-    if not packages:
-        target.mkdir(parents=True, exist_ok=True)
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    requirements_file = target.parent / f"{target.name}.requirements.txt"
-    requirements_file.write_text(requirement_lines(packages))
-    command = install_command(requirements_file, target, runtime, arch, cache_dir, find_links)
-    output: list[str] = []
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
-        assert process.stdout is not None
-        for line in process.stdout:
-            output.append(line.rstrip())
-            on_line(line.strip())
-    requirements_file.unlink(missing_ok=True)
-    if process.returncode != 0:
-        raise explain_pip_failure("\n".join(output), packages, runtime, arch)
-
-
-def explain_pip_failure(output: str, packages: list[LockedPackage], runtime: Runtime, arch: str) -> InstallError:
-    """Name the package at fault and the fix, from what pip printed."""
+    temp_dir = tempfile.gettempdir()
+    disks = tuple(dict.fromkeys(mount_point(p) for p in (target, Path(temp_dir))))
+    where = PipTarget(runtime, arch, target, temp_dir, links_only=find_links is not None, disks=disks)
     versions = {p.name: p.version for p in packages}
-    missing = re.search(r"No matching distribution found for ([A-Za-z0-9._-]+)==(\S+)", output)
-    if missing:
-        name, version = missing[1], missing[2]
-        return InstallError(
-            f"No wheel of {name}=={version} fits {runtime.name} on {arch} "
-            f"(CPython {runtime.version}, manylinux with glibc <= "
-            f"{runtime.glibc[0]}.{runtime.glibc[1]}, as on {runtime.os_name}). "
-            f"Fix: choose a release of {name} that ships such a wheel (pin it in the layer's "
-            f"requirements.in and run `{LOCK_COMMAND}`), or build for another --runtime/--arch."
-        )
-    if "DO NOT MATCH THE HASHES" in output:
-        culprits = re.findall(r"^\s+([A-Za-z0-9._-]+)==(\S+) from ", output, flags=re.M)
-        named = ", ".join(f"{n}=={v}" for n, v in culprits) or "a package"
-        return InstallError(
-            f"The downloaded file of {named} does not match the hashes in the lock. Either the "
-            f"lock was edited by hand (regenerate it with `{LOCK_COMMAND}`) or the package index "
-            f"served a different file than PyPI (check your pip index settings)."
-        )
-    tail = "\n".join(output.splitlines()[-15:])
-    known = ", ".join(f"{n}=={v}" for n, v in sorted(versions.items()))
-    return InstallError(f"pip could not install {known}:\n{tail}")
+    requirements_file = target.parent / f"{target.name}.requirements.txt"
+    try:
+        if not packages:
+            target.mkdir(parents=True, exist_ok=True)
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        requirements_file.write_text(requirement_lines(packages))
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            written = exc.filename or requirements_file  # a failed write() names no file
+            raise explain_pip_failure(f"[Errno 28] {NO_SPACE}: '{written}'", versions, where) from None
+        raise
+    command = install_command(requirements_file, target, runtime, arch, cache_dir, find_links)
+    result = call(command, echo=lambda line: on_line(line.strip()), error=None, what="install with pip")
+    requirements_file.unlink(missing_ok=True)
+    if result.returncode != 0:
+        missing = not_found_requirement(result.output)
+        if missing is None or find_links is None:
+            probe, releases = probe_index(result.output), None
+        else:
+            files = [f.name for f in find_links.iterdir()] if find_links.is_dir() else []
+            probe, releases = "", releases_in_folder(files, missing[0])
+        raise explain_pip_failure(result.output, versions, where, probe, _empty_folders(result.output), releases)
+
+
+def mount_point(path: Path) -> str:
+    """The mount point of the filesystem that holds (or would hold) `path`."""
+    path = path.absolute()
+    while not path.exists() or (not os.path.ismount(path) and path != path.parent):
+        path = path.parent
+    return str(path)
+
+
+def index_probe_command(name: str) -> list[str]:
+    """`pip index versions NAME` on the install's indexes: every release with an sdist or a wheel for
+    this machine, whatever the target. One retry, so an unreachable index prints why even where pip
+    is configured not to retry."""
+    command = [sys.executable, "-m", "pip", "index", "versions", name, "--pre", "--ignore-requires-python"]
+    return [*command, "--disable-pip-version-check", "--retries", "1", "--timeout", "10"]
+
+
+def probe_index(pip_output: str) -> str:
+    """What `pip index versions` says of the package pip found no distribution of ("" for any other
+    failure: only that one needs the probe to tell its causes apart)."""
+    missing = not_found_requirement(pip_output)
+    return "" if missing is None else call(index_probe_command(missing[0]), error=None).output
+
+
+def _empty_folders(output: str) -> frozenset[str]:
+    folders = (Path(f) for f in listed(output, "Looking in links"))
+    return frozenset(str(f) for f in folders if f.is_dir() and not any(f.iterdir()))
 
 
 def pip_compile(
@@ -156,6 +171,6 @@ def pip_compile(
     command += [*extra_args, *sources]
     env = isolated_pip_env()
     env["CUSTOM_COMPILE_COMMAND"] = regenerate_with
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    result = call(command, cwd=cwd, env=env, error=None)
     if result.returncode != 0:
-        raise LockError(f"pip-compile failed for {', '.join(sources)} in {cwd}:\n{result.stderr.strip()[-2000:]}")
+        raise LockError(f"pip-compile failed for {', '.join(sources)} in {cwd}:\n{result.output.strip()[-2000:]}")

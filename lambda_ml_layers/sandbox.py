@@ -33,70 +33,8 @@ from .layer_tree import tree_size
 from .layer_zip import extract
 from .runtimes import Runtime
 from .sam_template import FunctionSpec, package_files
+from .target_scripts import script
 from .verify import lambda_sys_path
-
-_RUNNER = r"""
-import importlib, json, os, resource, sys, time, traceback, uuid
-task, paths, handler_spec, result_fd = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], int(sys.argv[4])
-sys.path[:0] = [task, *paths]
-results = os.fdopen(result_fd, "w")
-
-def send(message):
-    results.write(json.dumps(message, default=str) + "\n")
-    results.flush()
-
-def error_document(exc, error_type=None):
-    return {
-        "errorType": error_type or type(exc).__name__,
-        "errorMessage": str(exc),
-        "stackTrace": traceback.format_exception(exc)[-8:],
-    }
-
-class Context:
-    def __init__(self, deadline):
-        self.function_name = os.environ["AWS_LAMBDA_FUNCTION_NAME"]
-        self.function_version = os.environ["AWS_LAMBDA_FUNCTION_VERSION"]
-        self.memory_limit_in_mb = int(os.environ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"])
-        region = os.environ["AWS_REGION"]
-        self.invoked_function_arn = f"arn:aws:lambda:{region}:123456789012:function:{self.function_name}"
-        self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = os.environ["AWS_LAMBDA_LOG_GROUP_NAME"]
-        self.log_stream_name = os.environ["AWS_LAMBDA_LOG_STREAM_NAME"]
-        self._deadline = deadline
-
-    def get_remaining_time_in_millis(self):
-        return max(0, int((self._deadline - time.time()) * 1000))
-
-module_name, _, function_name = handler_spec.rpartition(".")
-started = time.perf_counter()
-init_error = None
-try:
-    handler = getattr(importlib.import_module(module_name), function_name)
-except ImportError as exc:
-    traceback.print_exc()
-    init_error = error_document(exc, "Runtime.ImportModuleError")
-    init_error["errorMessage"] = f"Unable to import module '{module_name}': {exc}"
-except Exception as exc:
-    traceback.print_exc()
-    kind = "Runtime.HandlerNotFound" if isinstance(exc, AttributeError) else "Runtime.Unknown"
-    init_error = error_document(exc, kind)
-send({"ready": True, "import_seconds": time.perf_counter() - started, "init_error": init_error})
-
-for line in sys.stdin:
-    request = json.loads(line)
-    began = time.perf_counter()
-    if init_error is not None:
-        response = {"error": init_error}
-    else:
-        try:
-            response = {"result": handler(request["event"], Context(request["deadline"]))}
-        except Exception as exc:
-            traceback.print_exc()
-            response = {"error": error_document(exc)}
-    response["duration_seconds"] = time.perf_counter() - began
-    response["max_rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    send(response)
-"""
 
 
 @dataclass(frozen=True)
@@ -215,6 +153,8 @@ class LambdaSandbox:
         started = time.perf_counter()
         paths = json.dumps(lambda_sys_path(self.opt, self.runtime))
         with self.log_path.open("ab") as log:
+            # Not command_runner.call: the runtime stays up between invocations (warm starts), fed
+            # requests on stdin and answering on its own pipe while the sandbox lives.
             self.process = subprocess.Popen(
                 [
                     self.python,
@@ -222,8 +162,7 @@ class LambdaSandbox:
                     "-S",
                     "-B",
                     "-u",
-                    "-c",
-                    _RUNNER,
+                    script("lambda_runtime"),
                     str(self.task),
                     paths,
                     self.spec.handler,

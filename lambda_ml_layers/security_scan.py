@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .command_runner import find_tool
-from .errors import SecurityScanError
+from .command_runner import call, find_tool
+from .errors import SecurityScanError, ToolMissing
 
 CHECKOV_ENV = "CHECKOV"
 VENV_CHECKOV = Path(".venv-checkov/bin/checkov")
@@ -181,22 +180,22 @@ def scan_template(template: Path, checkov: Path) -> ScanResult:
     command = checkov_command(template, checkov.absolute() if checkov.exists() else checkov)
     with tempfile.TemporaryDirectory(prefix="checkov-") as scratch:
         try:
-            result = subprocess.run(
+            # split_stderr: stdout is the JSON report; checkov logs to stderr.
+            result = call(
                 command,
-                cwd=scratch,
+                cwd=Path(scratch),
                 env=checkov_environment(os.environ, Path(scratch)),
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
                 timeout=TIMEOUT_SECONDS,
+                split_stderr=True,
+                error=None,
             )
-        except subprocess.TimeoutExpired as exc:
-            raise SecurityScanError(f"checkov did not finish within {TIMEOUT_SECONDS} s: {' '.join(command)}") from exc
-        except OSError as exc:
+        except (OSError, ToolMissing) as exc:
             raise SecurityScanError(f"Cannot run checkov ({checkov}): {exc}\n  Fix: run `{BOOTSTRAP}`.") from exc
+    if result.timed_out:
+        raise SecurityScanError(f"checkov did not finish within {TIMEOUT_SECONDS} s: {' '.join(command)}")
     # 0: nothing failed, 1: some check failed; anything else is checkov itself failing.
     if result.returncode not in (0, 1) or not result.stdout.strip():
-        tail = "\n".join(result.stderr.strip().splitlines()[-15:])
+        tail = "\n".join(result.output.strip().splitlines()[-15:])
         raise SecurityScanError(
             f"checkov failed (exit {result.returncode}) scanning {template}:\n{tail}\n  Command: {' '.join(command)}"
         )

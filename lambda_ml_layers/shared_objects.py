@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import platform
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
+from .command_runner import call
 from .layer_tree import StepResult, walk_files
 from .runtimes import ARCHES
 from .verify import run_each
@@ -24,8 +24,9 @@ def is_shared_object(rel: str) -> bool:
 
 
 def has_rpath(path: Path) -> bool:
-    result = subprocess.run(["readelf", "-d", str(path)], capture_output=True, text=True)
-    return "(RPATH)" in result.stdout or "(RUNPATH)" in result.stdout
+    """True also when readelf cannot read it: what cannot be inspected is not stripped."""
+    result = call(["readelf", "-d", str(path)], error=None)
+    return result.returncode != 0 or "(RPATH)" in result.output or "(RUNPATH)" in result.output
 
 
 def strip_shared_objects(site: Path, python: str | None, arch: str) -> StepResult:
@@ -49,16 +50,20 @@ def strip_shared_objects(site: Path, python: str | None, arch: str) -> StepResul
     before = {p: p.stat().st_size for p in to_strip}
     with tempfile.TemporaryDirectory(prefix="so-backup-") as backup_dir:
         backups = {}
+        failures: dict[Path, str] = {}
         for index, path in enumerate(to_strip):
             backup = Path(backup_dir) / str(index)
             shutil.copy2(path, backup)
             backups[path] = backup
-            subprocess.run(["strip", "--strip-unneeded", str(path)], capture_output=True)
-        loaded = run_each(python, "load-library", [str(p) for p in to_strip], Path(backup_dir))
-        failures = {Path(path): error for path, error in loaded.items() if error is not None}
+            # error=None: a library strip refuses is restored below and named in the step's notes.
+            stripped = call(["strip", "--strip-unneeded", str(path)], error=None)
+            if stripped.returncode != 0:
+                failures[path] = f"strip failed (exit {stripped.returncode}): {stripped.tail(2)}"
+        loaded = run_each(python, "load-library", [str(p) for p in to_strip if p not in failures], Path(backup_dir))
+        failures.update({Path(path): error for path, error in loaded.items() if error is not None})
         for path in failures:
             shutil.copy2(backups[path], path)
     saved = sum(before[p] - p.stat().st_size for p in to_strip)
-    notes = [f"{len(to_strip) - len(failures)} stripped, {len(skipped)} left alone (RPATH/RUNPATH)"]
+    notes = [f"{len(to_strip) - len(failures)} stripped, {len(skipped)} left alone (RPATH/RUNPATH, or unreadable)"]
     notes += [f"restored {p.relative_to(site)}: {msg}" for p, msg in sorted(failures.items())]
     return StepResult("shared-objects", bytes_removed=saved, notes=tuple(notes))

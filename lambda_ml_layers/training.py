@@ -10,21 +10,24 @@ from __future__ import annotations
 
 import hashlib
 import os
+import platform
 import shutil
-import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .command_runner import call
 from .config import load_project
 from .deploy.stages import load_stage
 from .errors import ConfigError, InstallError, LayerToolError, LockError
-from .interpreters import find_interpreter
+from .interpreters import find_interpreter, interpreter_version
 from .layer_contents import load_locks
 from .locks import LOCK_COMMAND, LockedPackage
-from .pip_runner import requirement_lines
-from .runtimes import RUNTIMES
+from .pip_failures import PipTarget, explain_pip_failure
+from .pip_runner import probe_index, requirement_lines
+from .runtimes import ARCHES, RUNTIMES
 
 TRAIN_PYTHON = "python3.12"  # the runtime in infra/template.yaml and layers/defaults.toml
 TRAINER = Path("services/training/trainer.py")
@@ -48,8 +51,13 @@ class TrainRequest:
 
 
 def merged_layer_requirements(root: Path) -> str:
-    """Every layer's hash-pinned packages in one file (a function sees its layers merged), from
-    the locks the build would use, read and checked by the one lock reader."""
+    """Every layer's hash-pinned packages in one file (a function sees its layers merged)."""
+    return requirement_lines(merged_layer_packages(root).values())
+
+
+def merged_layer_packages(root: Path) -> dict[str, LockedPackage]:
+    """Every layer's locked packages, by name, from the locks the build would use (read and
+    checked by the one lock reader); one version each or a LockError."""
     project = load_project(root)
     merged: dict[str, LockedPackage] = {}
     for lock in load_locks(project, list(project.layers)).values():
@@ -61,7 +69,7 @@ def merged_layer_requirements(root: Path) -> str:
                     f"locks; every layer must share one resolution. Run `{LOCK_COMMAND}`."
                 )
             merged[name] = package
-    return requirement_lines(merged.values())
+    return merged
 
 
 def ensure_train_env(root: Path, python: str, log: Callable[[str], None]) -> Path:
@@ -70,9 +78,7 @@ def ensure_train_env(root: Path, python: str, log: Callable[[str], None]) -> Pat
     if python not in RUNTIMES:
         raise ConfigError(f"Training runs on a Lambda runtime's Python: one of {', '.join(RUNTIMES)}, not {python!r}.")
     interpreter = find_interpreter(RUNTIMES[python])
-    version = subprocess.run(
-        [interpreter, "-c", "import sys; print(sys.version)"], capture_output=True, text=True, check=True
-    ).stdout.strip()
+    version = interpreter_version(interpreter)
     stamp_text = hashlib.sha256(f"{version}\n{requirements}".encode()).hexdigest()
     venv = root / VENV
     stamp = venv / "layers-lock.sha256"
@@ -81,34 +87,23 @@ def ensure_train_env(root: Path, python: str, log: Callable[[str], None]) -> Pat
         return venv_python
     log(f"Creating {VENV} with {python} ({version.split()[0]}) from the layer locks")
     shutil.rmtree(venv, ignore_errors=True)
-    created = subprocess.run([interpreter, "-m", "venv", str(venv)], capture_output=True, text=True)
+    created = call([interpreter, "-m", "venv", str(venv)], error=None)
     if created.returncode != 0:
         shutil.rmtree(venv, ignore_errors=True)
         raise InstallError(
-            f"{interpreter} could not create {VENV}: {created.stderr.strip()[-500:]}\n"
+            f"{interpreter} could not create {VENV}: {created.output.strip()[-500:]}\n"
             f"  Fix: install venv support for it (on Debian/Ubuntu: apt-get install python3.12-venv)."
         )
     requirements_file = venv / "layers-merged.txt"
     requirements_file.write_text(requirements)
-    result = subprocess.run(
-        [
-            str(venv_python),
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--require-hashes",
-            "-r",
-            str(requirements_file),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    pip = [str(venv_python), "-m", "pip", "install", "--disable-pip-version-check", "--require-hashes"]
+    result = call([*pip, "-r", str(requirements_file)], error=None)
     if result.returncode != 0:
         shutil.rmtree(venv, ignore_errors=True)  # never leave a half-installed env to be reused
-        tail = "\n".join(result.stderr.strip().splitlines()[-10:])
-        raise InstallError(f"Installing the layer packages into {VENV} failed:\n{tail}")
+        arch = next((a for a, machine in ARCHES.items() if machine == platform.machine()), platform.machine())
+        where = PipTarget(RUNTIMES[python], arch, venv, tempfile.gettempdir())
+        versions = {p.name: p.version for p in merged_layer_packages(root).values()}
+        raise explain_pip_failure(result.output, versions, where, probe_index(result.output))
     stamp.write_text(stamp_text)  # last: marks the env complete
     return venv_python
 
@@ -138,7 +133,8 @@ def train_model(request: TrainRequest, log: Callable[[str], None] = print) -> No
     python = ensure_train_env(request.root, request.python, log)
     # The venv's packages only: nothing from the tooling venv or the user's site-packages.
     env = {k: v for k, v in request.env.items() if k not in {"PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"}}
-    result = subprocess.run(trainer_command(request, python), cwd=request.root, env=env)
+    # On the terminal: the trainer prints its metrics for the user; its exit code is the verdict.
+    result = call(trainer_command(request, python), cwd=request.root, env=env, terminal=True, error=None)
     if result.returncode == REFUSED_EXIT:
         raise ModelRejected("The trained model did not beat the baseline; no artifact was written.")
     if result.returncode != 0:

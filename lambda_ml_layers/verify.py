@@ -9,32 +9,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from .command_runner import call
 from .errors import BuildInterrupted
 from .runtimes import Runtime, python_lib_dir
-
-_CHECK = r"""
-import importlib, importlib.metadata, json, sys
-request = json.loads(sys.stdin.read())
-sys.path[:0] = request["paths"]
-result = {"imports": {}, "versions": {}}
-for module in request["modules"]:
-    try:
-        importlib.import_module(module)
-        result["imports"][module] = None
-    except BaseException as exc:
-        result["imports"][module] = f"{type(exc).__name__}: {exc}"
-for name, expected in request["versions"].items():
-    try:
-        found = importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        found = None
-    result["versions"][name] = found
-print("RESULT" + json.dumps(result))
-"""
+from .target_scripts import script
 
 
 @dataclass(frozen=True)
@@ -57,43 +38,20 @@ def check_layer(
     """Run the imports and metadata checks in a fresh `python -I -S`, cwd outside the layer."""
     request = {"paths": lambda_sys_path(opt, runtime), "modules": modules, "versions": versions}
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    try:
-        result = subprocess.run(
-            [python, "-I", "-S", "-B", "-c", _CHECK],
-            input=json.dumps(request),
-            capture_output=True,
-            text=True,
-            cwd=opt,
-            env=env,
-            timeout=timeout,
-        )
-    except subprocess.TimeoutExpired:
+    command = [python, "-I", "-S", "-B", script("check_imports")]
+    # error=None: a failed import is this check's answer, reported by the caller as a VerifyError.
+    # split_stderr: the RESULT line is read from stdout alone, whatever the imports log to stderr.
+    result = call(command, input=json.dumps(request), cwd=opt, env=env, timeout=timeout, split_stderr=True, error=None)
+    if result.timed_out:
         return VerifyOutcome({"(interpreter)": f"importing {', '.join(modules)} took over {timeout:.0f}s"}, {})
     line = next((ln for ln in result.stdout.splitlines() if ln.startswith("RESULT")), None)
     if line is None:
-        crash = (result.stderr or result.stdout).strip()[-1500:]
+        crash = (result.output or result.stdout).strip()[-1500:]
         return VerifyOutcome({"(interpreter)": f"crashed while importing (exit {result.returncode}): {crash}"}, {})
     data = json.loads(line.removeprefix("RESULT"))
     failures = {m: e for m, e in data["imports"].items() if e is not None}
     mismatches = {name: (versions[name], found) for name, found in data["versions"].items() if found != versions[name]}
     return VerifyOutcome(failures, mismatches)
-
-
-_EACH = r"""
-import ctypes, importlib, json, sys
-paths, items, action, out = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3], sys.argv[4]
-sys.path[:0] = paths
-act = {"import": importlib.import_module, "load-library": ctypes.CDLL}[action]
-with open(out, "a") as results:  # a file, not stdout: some modules print when imported
-    for item in items:
-        results.write(json.dumps(["TRY", item]) + "\n"); results.flush()
-        try:
-            act(item)
-            error = None
-        except BaseException as exc:
-            error = f"{type(exc).__name__}: {exc}"[:300]
-        results.write(json.dumps(["DONE", item, error]) + "\n"); results.flush()
-"""
 
 
 def run_each(
@@ -112,13 +70,13 @@ def run_each(
     out = workdir / f".{action}-results.jsonl"
     while todo:
         out.unlink(missing_ok=True)
-        command = [python, "-I", "-S", "-B", "-c", _EACH, json.dumps(paths or []), json.dumps(todo), action, str(out)]
-        try:
-            finished = subprocess.run(command, capture_output=True, cwd=workdir, env=env, timeout=timeout)
-            if finished.returncode == -signal.SIGINT:
-                raise BuildInterrupted("Interrupted.")
-            crash = f"crashed the interpreter (exit {finished.returncode})"
-        except subprocess.TimeoutExpired:
+        command = [python, "-I", "-S", "-B", script("try_each"), json.dumps(paths or []), json.dumps(todo), action]
+        # error=None: a crash or a hang is blamed on the item being tried, read from the results file.
+        finished = call([*command, str(out)], cwd=workdir, env=env, timeout=timeout, error=None)
+        if finished.returncode == -signal.SIGINT:
+            raise BuildInterrupted("Interrupted.")
+        crash = f"crashed the interpreter (exit {finished.returncode})"
+        if finished.timed_out:
             crash = f"hung: no answer within {timeout:.0f}s"
         trying = None
         for line in out.read_text().splitlines() if out.exists() else []:

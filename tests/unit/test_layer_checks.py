@@ -64,3 +64,13 @@ def test_a_strip_rule_deleting_an_imported_module_fails_naming_the_module(tmp_pa
     assert len(failures) == 1
     assert failures[0].startswith("import deeppkg.report: ModuleNotFoundError")
     assert "imports fine unstripped" in failures[0]
+
+
+def test_a_failing_smoke_test_is_a_failure_with_its_output(tmp_path: Path) -> None:
+    root = layer_with_a_deep_import(tmp_path)
+    smoke = root / "layers" / "tinylayer" / "smoke_test.py"
+    smoke.write_text("import json, sys\ncontext = json.loads(sys.argv[1])\nassert context['site'] == 'elsewhere'\n")
+    failures = run(root)
+    assert len(failures) == 1
+    assert failures[0].startswith("smoke test smoke_test.py failed:")
+    assert "AssertionError" in failures[0]
