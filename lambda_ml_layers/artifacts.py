@@ -72,7 +72,8 @@ def published_builds(output_dir: Path, expected_keys: dict[str, str]) -> dict[st
             build = LayerBuild.from_manifest(json.loads(manifest.read_text()), zip_path, True, 0.0)
         except (ValueError, TypeError, KeyError, OSError):
             continue  # unreadable or from an older engine: as good as absent
-        if zip_path.exists() and expected_keys.get(build.name) == build.key:
+        # A damaged zip (its bytes no longer what the manifest records) is as good as absent too.
+        if zip_path.exists() and expected_keys.get(build.name) == build.key and sha256_of(zip_path) == build.sha256:
             found[build.name] = build
     return found
 

@@ -9,11 +9,13 @@ import os
 import platform
 import shutil
 import tempfile
+from contextlib import suppress
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from .config import LayerConfig, ProjectConfig, base_layers_of
+from .layer_zip import sha256_of
 from .locks import LayerLock
 
 ENGINE_DIR = Path(__file__).parent
@@ -113,8 +115,30 @@ class CacheEntry:
 def lookup(cache_dir: Path, layer: str, key: str) -> CacheEntry | None:
     entry = CacheEntry(cache_dir / layer / key)
     if entry.zip_path.is_file() and entry.manifest_path.is_file():
-        os.utime(entry.folder)  # recently used: pruned last
+        # Recently used: pruned last. Only a hint, so a read-only cache is still readable.
+        with suppress(OSError):
+            os.utime(entry.folder)
         return entry
+    return None
+
+
+def entry_problem(entry: CacheEntry) -> str | None:
+    """Why a cache entry must not be used (None: it is sound). A disk fault or a killed writer
+    elsewhere can leave a truncated manifest or a damaged zip; publishing either would ship
+    bytes the manifest and report vouch for but never checked."""
+    try:
+        manifest = entry.manifest()
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return f"its manifest {entry.manifest_path} is unreadable ({type(exc).__name__}: {exc})"
+    expected = manifest.get("sha256") if isinstance(manifest, dict) else None
+    if not isinstance(expected, str):
+        return f"its manifest {entry.manifest_path} records no sha256"
+    try:
+        found = sha256_of(entry.zip_path)
+    except OSError as exc:
+        return f"its zip {entry.zip_path} is unreadable ({exc})"
+    if found != expected:
+        return f"its zip {entry.zip_path} has sha256 {found[:16]}…, but its manifest records {expected[:16]}…"
     return None
 
 

@@ -5,11 +5,12 @@ in the cache."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from .artifacts import LayerBuild
-from .build_cache import lookup
+from .build_cache import entry_problem, lookup
 from .build_context import BuildContext
 from .config import LayerConfig
 from .errors import BuildInterrupted, LayerToolError
@@ -42,13 +43,30 @@ def wait_for_base(
     return built
 
 
+def from_cache(ctx: BuildContext, layer: LayerConfig, key: str) -> LayerBuild | None:
+    """The cached build of these exact inputs, if there is one and its zip still has the sha256 its
+    manifest records; a damaged entry is reported and rebuilt (the rebuild replaces it)."""
+    entry = lookup(ctx.paths.cache, layer.name, key)
+    if entry is None:
+        return None
+    problem = entry_problem(entry)
+    if problem is None:
+        try:
+            return LayerBuild.from_manifest(entry.manifest(), entry.zip_path, True, 0.0)
+        except (TypeError, ValueError, KeyError) as exc:  # a manifest from another engine's schema
+            problem = f"its manifest {entry.manifest_path} does not describe a build ({exc})"
+    ctx.say(Notice.warning(layer.name, f"cache entry {entry.folder} is damaged: {problem}; rebuilding it"))
+    ctx.say(Notice.step(layer.name, "rebuilding", "damaged cache entry"))
+    return None
+
+
 def build_one(ctx: BuildContext, layer: LayerConfig, key: str, futures: dict[str, Future[LayerBuild]]) -> LayerBuild:
     """One layer, from the cache or built afresh; any failure names the layer."""
     started = time.monotonic()
-    entry = None if ctx.force else lookup(ctx.paths.cache, layer.name, key)
-    if entry is not None:
+    cached = None if ctx.force else from_cache(ctx, layer, key)
+    if cached is not None:
         ctx.say(Notice.step(layer.name, "cached", "unchanged inputs"))
-        return LayerBuild.from_manifest(entry.manifest(), entry.zip_path, True, time.monotonic() - started)
+        return dataclasses.replace(cached, seconds=time.monotonic() - started)
     try:
         result = build_fresh(ctx, layer, key, lambda base: wait_for_base(ctx, layer, base, futures))
     except LayerToolError:
