@@ -27,6 +27,7 @@ from .errors import BuildInterrupted, ConfigError, SizeGateError
 from .interpreters import find_interpreter
 from .layer_contents import load_locks
 from .locks import LayerLock
+from .options import check_build_numbers
 from .paths import BuildPaths
 from .progress import BuildProgress
 from .report import print_report, report_data, report_texts
@@ -75,6 +76,7 @@ def build_layers(request: BuildRequest) -> dict[str, Any]:
     """Build, verify, gate, report and publish; raise a LayerToolError naming every failure at once.
     A build that fails or is interrupted publishes nothing."""
     try:
+        check_build_numbers(request.jobs, request.headroom_bytes)
         project = load_project(request.root)
         runtime, arch = resolve_target(project, request.runtime, request.arch)
         layers = build_order(project, request.layers or None)
