@@ -14,7 +14,7 @@ import shutil
 import signal
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -48,6 +48,14 @@ class LayerBuild:
     zip_path: str = ""
     cache_hit: bool = False
     seconds: float = 0.0
+
+    @property
+    def verification(self) -> str:
+        """'verified', or 'not verified: why': the one phrase progress and report both show."""
+        if self.verified:
+            return "verified"
+        why = [note for step in self.steps if step.get("step") == "verify" for note in step.get("notes", [])]
+        return f"not verified: {'; '.join(why)}" if why else "not verified"
 
     def manifest(self) -> dict[str, Any]:
         data = asdict(self)
@@ -83,6 +91,11 @@ class Publication:
     """Files staged beside their destinations (`.name.part`), renamed into place by `commit`."""
 
     staged: list[tuple[Path, Path]] = field(default_factory=list)  # (staged file, destination)
+    removals: list[Path] = field(default_factory=list)  # files deleted by `commit`, after the renames
+
+    def remove(self, path: Path) -> None:
+        """Delete `path` on commit (nothing happens if the publication is discarded)."""
+        self.removals.append(path)
 
     def copy(self, source: Path, destination: Path, sha256: str | None = None) -> None:
         """Stage a copy of `source`, unless `destination` already holds the same bytes."""
@@ -111,12 +124,16 @@ class Publication:
         with _ctrl_c_ignored():
             for temp, destination in self.staged:
                 os.replace(temp, destination)
+            for path in self.removals:
+                path.unlink(missing_ok=True)
         self.staged.clear()
+        self.removals.clear()
 
     def discard(self) -> None:
         for temp, _ in self.staged:
             temp.unlink(missing_ok=True)
         self.staged.clear()
+        self.removals.clear()
 
 
 @contextmanager
@@ -150,14 +167,35 @@ def _ctrl_c_ignored() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+def stale_outputs(output_dir: Path, layer_names: list[str]) -> list[Path]:
+    """Published zips and manifests of layers the project no longer has: left in place they are
+    easy to deploy by mistake. Layers merely left out of this build (--layer) are not stale."""
+    if not output_dir.is_dir():
+        return []
+    return sorted(
+        path
+        for path in output_dir.iterdir()
+        if path.suffix in (".zip", ".json") and not path.name.startswith(".") and path.stem not in layer_names
+    )
+
+
 def publish_build(
-    paths: BuildPaths, runtime: str, arch: str, builds: list[LayerBuild], report: tuple[str, str], default_target: bool
+    paths: BuildPaths,
+    runtime: str,
+    arch: str,
+    builds: list[LayerBuild],
+    report: tuple[str, str],
+    default_target: bool,
+    stale: Sequence[Path] = (),
 ) -> None:
     """Publish a build that passed every gate: its zips, their manifests and its report (JSON,
-    Markdown), all or nothing. The default target's report is also build/report.json."""
+    Markdown), all or nothing, and remove the `stale` outputs of layers that no longer exist.
+    The default target's report is also build/report.json."""
     output_dir = paths.output_dir(runtime, arch)
     report_json, report_md = report
     with publishing() as publication:
+        for path in stale:
+            publication.remove(path)
         for build in builds:
             stage_layer(publication, build, output_dir)
         publication.text(report_json, paths.report(runtime, arch))

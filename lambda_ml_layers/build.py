@@ -17,7 +17,7 @@ from typing import Any
 
 from rich.console import Console
 
-from .artifacts import LayerBuild, keep_failed_report, publish_build, published_builds
+from .artifacts import LayerBuild, keep_failed_report, publish_build, published_builds, stale_outputs
 from .build_cache import cache_keys
 from .build_context import BuildContext
 from .build_gates import apply_gates, check_function_packages, locks_at_hand
@@ -27,6 +27,7 @@ from .errors import BuildInterrupted, ConfigError, SizeGateError
 from .interpreters import find_interpreter
 from .layer_contents import load_locks
 from .locks import LayerLock
+from .notices import Notice
 from .options import check_build_numbers
 from .paths import BuildPaths
 from .progress import BuildProgress
@@ -117,6 +118,11 @@ def _gate_report_publish(ctx: BuildContext, results: dict[str, LayerBuild], head
     every_key = _cache_keys(ctx, build_order(project), locks_at_hand(project, ctx.locks))
     gates = apply_gates(project, results, published_builds(output_dir, every_key), runtime, arch, output_dir, headroom)
     builds = list(results.values())
+    stale = [] if gates.failures else stale_outputs(output_dir, project.layer_names)
+    gates.notices += [
+        Notice.notice(f"removed {path.relative_to(project.root)}: no layer {path.stem!r} in layers/ any more")
+        for path in stale
+    ]
     data = report_data(builds, gates.totals, gates.failures, gates.notices, runtime, arch)
     print_report(Console(width=None if sys.stdout.isatty() else 140), builds, gates.totals, gates.notices)
     report_json, report_md = report_texts(data)
@@ -128,5 +134,5 @@ def _gate_report_publish(ctx: BuildContext, results: dict[str, LayerBuild], head
             f"Every offender:\n" + "\n".join(f"  - {f}" for f in gates.failures)
         )
     is_default = (runtime, arch) == (project.default_runtime, project.default_arch)
-    publish_build(paths, runtime, arch, builds, (report_json, report_md), is_default)
+    publish_build(paths, runtime, arch, builds, (report_json, report_md), is_default, stale)
     return data

@@ -74,8 +74,8 @@ def verify(
     Returns the step and, when the check could not run on this machine, the warning saying so."""
     machine = os.uname().machine
     if ARCHES[ctx.arch] != machine:
-        why = f"skipped import verification: {ctx.arch} code cannot run on this {machine} machine"
-        return StepResult("verify", notes=(why,)), Notice.warning(layer.name, why)
+        why = f"{ctx.arch} binaries cannot run on this {machine} host, so no import was checked"
+        return StepResult("verify", notes=(why,)), Notice.warning(layer.name, f"not verified: {why}")
     opt = stage / "opt"
     for base in base_layers_of(ctx.project, layer):
         extract(Path(wait_for_base(base).zip_path), opt)
@@ -150,7 +150,7 @@ def build_fresh(ctx: BuildContext, layer: LayerConfig, key: str, wait_for_base: 
         verified, skipped = verify(ctx, layer, zip_file, stage, modules, wait_for_base)
         steps.append(verified)
         warnings += [skipped] if skipped else []
-        ctx.say(Notice.step(name, "verification skipped" if skipped else "verified"))
+        ctx.say(Notice.step(name, "not verified", verified.notes[0]) if skipped else Notice.step(name, "verified"))
         for warning in warnings:
             ctx.say(warning)
         ctx.check_cancel()

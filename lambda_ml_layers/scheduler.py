@@ -65,7 +65,7 @@ def build_one(ctx: BuildContext, layer: LayerConfig, key: str, futures: dict[str
     started = time.monotonic()
     cached = None if ctx.force else from_cache(ctx, layer, key)
     if cached is not None:
-        ctx.say(Notice.step(layer.name, "cached", "unchanged inputs"))
+        ctx.say(Notice.step(layer.name, "cached", f"unchanged inputs; {cached.verification}"))
         return dataclasses.replace(cached, seconds=time.monotonic() - started)
     try:
         result = build_fresh(ctx, layer, key, lambda base: wait_for_base(ctx, layer, base, futures))
@@ -79,7 +79,7 @@ def build_one(ctx: BuildContext, layer: LayerConfig, key: str, futures: dict[str
             f"Layer {layer.name} failed unexpectedly: {type(exc).__name__}: {exc}. Nothing of it was kept; "
             f"if this repeats, run with --jobs 1 and report the message."
         ) from exc
-    ctx.say(Notice.step(layer.name, "built", f"{result.unzipped_bytes / MB:.1f} MB unzipped"))
+    ctx.say(Notice.step(layer.name, "built", f"{result.unzipped_bytes / MB:.1f} MB unzipped; {result.verification}"))
     return result
 
 
