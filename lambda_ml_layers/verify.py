@@ -10,7 +10,7 @@ import json
 import os
 import signal
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import BuildInterrupted
@@ -33,6 +33,17 @@ for name, expected in request["versions"].items():
     except importlib.metadata.PackageNotFoundError:
         found = None
     result["versions"][name] = found
+result["clients"] = {}
+for service in request["clients"]:  # the layer's kept AWS services: each must give a client
+    try:
+        import boto3.session
+        session = boto3.session.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+        )
+        session.client(service)
+        result["clients"][service] = None
+    except BaseException as exc:
+        result["clients"][service] = f"{type(exc).__name__}: {exc}"
 print("RESULT" + json.dumps(result))
 """
 
@@ -41,10 +52,11 @@ print("RESULT" + json.dumps(result))
 class VerifyOutcome:
     import_failures: dict[str, str]  # module -> error
     version_mismatches: dict[str, tuple[str, str | None]]  # dist -> (locked, found)
+    client_failures: dict[str, str] = field(default_factory=dict)  # AWS service -> error making its client
 
     @property
     def ok(self) -> bool:
-        return not self.import_failures and not self.version_mismatches
+        return not self.import_failures and not self.version_mismatches and not self.client_failures
 
 
 def lambda_sys_path(opt: Path, runtime: Runtime) -> list[str]:
@@ -52,11 +64,19 @@ def lambda_sys_path(opt: Path, runtime: Runtime) -> list[str]:
 
 
 def check_layer(
-    python: str, opt: Path, runtime: Runtime, modules: list[str], versions: dict[str, str], timeout: float = 600
+    python: str,
+    opt: Path,
+    runtime: Runtime,
+    modules: list[str],
+    versions: dict[str, str],
+    timeout: float = 600,
+    clients: list[str] | tuple[str, ...] = (),
 ) -> VerifyOutcome:
-    """Run the imports and metadata checks in a fresh `python -I -S`, cwd outside the layer."""
-    request = {"paths": lambda_sys_path(opt, runtime), "modules": modules, "versions": versions}
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    """Run the imports and metadata checks in a fresh `python -I -S`, cwd outside the layer, and
+    create a boto3 client for each of `clients` (a trimmed botocore must still serve them)."""
+    request = {"paths": lambda_sys_path(opt, runtime), "modules": modules, "versions": versions, "clients": clients}
+    # The host's AWS settings (a profile that does not exist here, a stray endpoint) must not decide it.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "AWS_"))}
     try:
         result = subprocess.run(
             [python, "-I", "-S", "-B", "-c", _CHECK],
@@ -76,7 +96,8 @@ def check_layer(
     data = json.loads(line.removeprefix("RESULT"))
     failures = {m: e for m, e in data["imports"].items() if e is not None}
     mismatches = {name: (versions[name], found) for name, found in data["versions"].items() if found != versions[name]}
-    return VerifyOutcome(failures, mismatches)
+    client_failures = {service: e for service, e in data["clients"].items() if e is not None}
+    return VerifyOutcome(failures, mismatches, client_failures)
 
 
 _EACH = r"""
