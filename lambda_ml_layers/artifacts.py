@@ -23,6 +23,7 @@ from typing import Any
 from .layer_zip import sha256_of
 from .notices import Notice
 from .paths import BuildPaths
+from .write_errors import naming
 
 
 @dataclass(frozen=True)
@@ -102,18 +103,22 @@ class Publication:
         if destination.exists() and sha256 is not None and sha256_of(destination) == sha256:
             return
         temp = self._temp(destination)
-        shutil.copyfile(source, temp)
+        with naming(destination, replace=True):
+            shutil.copyfile(source, temp)
         temp.chmod(0o644)
 
     def text(self, text: str, destination: Path) -> None:
         """Stage a text file, unless `destination` already says exactly that."""
         if destination.exists() and destination.read_text() == text:
             return
-        self._temp(destination).write_text(text)
+        temp = self._temp(destination)
+        with naming(destination, replace=True):
+            temp.write_text(text)
 
     def _temp(self, destination: Path) -> Path:
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".part")
+        with naming(destination, replace=True):  # the user knows the destination, not the staged name
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".part")
         os.close(fd)
         self.staged.append((Path(name), destination))
         return Path(name)
@@ -203,7 +208,9 @@ def publish_build(
         if default_target:
             publication.text(report_json, paths.default_report)
             publication.text(report_md, paths.default_report_md)
-    paths.failed_report(runtime, arch).unlink(missing_ok=True)
+    failed = paths.failed_report(runtime, arch)
+    if failed.exists():  # checked first: on a read-only tree even unlinking a missing file fails
+        failed.unlink()
 
 
 def keep_failed_report(paths: BuildPaths, runtime: str, arch: str, report_json: str) -> Path:

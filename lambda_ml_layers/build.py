@@ -34,6 +34,7 @@ from .progress import BuildProgress
 from .report import print_report, report_data, report_texts
 from .runtimes import ARCHES, MB, RUNTIMES, Runtime
 from .scheduler import INTERRUPTED, run_builds
+from .write_errors import write_failure
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,11 @@ def build_layers(request: BuildRequest) -> dict[str, Any]:
             return _gate_report_publish(ctx, results, request.headroom_bytes)
     except KeyboardInterrupt:
         raise BuildInterrupted(INTERRUPTED) from None
+    except OSError as exc:  # the lock, staging, the gates' reads, publishing: a write fault is the user's to fix
+        failure = write_failure(exc)
+        if failure is None:
+            raise
+        raise failure from None
 
 
 def _gate_report_publish(ctx: BuildContext, results: dict[str, LayerBuild], headroom: int) -> dict[str, Any]:

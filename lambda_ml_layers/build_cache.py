@@ -17,6 +17,7 @@ from typing import Any
 from .config import LayerConfig, ProjectConfig, base_layers_of
 from .layer_zip import sha256_of
 from .locks import LayerLock
+from .write_errors import naming
 
 ENGINE_DIR = Path(__file__).parent
 
@@ -148,8 +149,10 @@ def store(cache_dir: Path, layer: str, key: str, zip_file: Path, manifest: dict[
     parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=parent, prefix=f".{key}."))
     try:
-        shutil.move(str(zip_file), staging / "layer.zip")
-        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        with naming(staging / "layer.zip"):
+            shutil.move(str(zip_file), staging / "layer.zip")
+        with naming(staging / "manifest.json"):
+            (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
         final = parent / key
         if final.exists():
             shutil.rmtree(final)

@@ -17,6 +17,7 @@ from .errors import BuildInterrupted, LayerToolError
 from .layer_build_steps import build_fresh
 from .notices import Notice
 from .runtimes import MB
+from .write_errors import write_failure
 
 INTERRUPTED = (
     "Interrupted: unfinished layers were discarded and nothing was published (build/layers and the "
@@ -75,6 +76,9 @@ def build_one(ctx: BuildContext, layer: LayerConfig, key: str, futures: dict[str
     except Exception as exc:  # a disk, OS or engine fault: stop the other layers too, and say where
         ctx.cancel.set()
         ctx.say(Notice.step(layer.name, "failed"))
+        failure = write_failure(exc) if isinstance(exc, OSError) else None
+        if failure is not None:
+            raise type(failure)(f"Layer {layer.name}: {failure}") from None
         raise LayerToolError(
             f"Layer {layer.name} failed unexpectedly: {type(exc).__name__}: {exc}. Nothing of it was kept; "
             f"if this repeats, run with --jobs 1 and report the message."
