@@ -36,7 +36,7 @@ def _run(action: Callable[[], Any], interrupted: str = "Interrupted. What was le
         "layer": "build only this layer (and its base layers); repeat for more",
         "jobs": "layers built at once, 1 to 32 (default 2)",
         "force": "ignore the build cache and build again",
-        "headroom-mb": "MB to keep free under Lambda's 262,144,000-byte limit per function, 0 to <262.144 (default 5)",
+        "headroom-mb": "MB to keep free under Lambda's 262,144,000-byte limit per function, 0 to 262.144 (default 5)",
         "find-links": "install only from this folder of wheels, with no index (offline builds)",
         "root": "the project folder (default: this repository)",
     },

@@ -28,10 +28,10 @@ def jobs_problem(jobs: int) -> str | None:
 def headroom_problem(headroom_bytes: int) -> str | None:
     """Why `headroom_bytes` is not a usable room to keep free under Lambda's limit (None: it is).
     NaN fails every comparison, so it lands here too."""
-    if 0 <= headroom_bytes < LAMBDA_UNZIPPED_LIMIT:
+    if 0 <= headroom_bytes <= LAMBDA_UNZIPPED_LIMIT:
         return None
     return (
-        f"--headroom-mb must be at least 0 and below {LAMBDA_UNZIPPED_LIMIT / MB:g} (Lambda's limit of "
+        f"--headroom-mb must be from 0 to {LAMBDA_UNZIPPED_LIMIT / MB:g} (Lambda's limit of "
         f"{LAMBDA_UNZIPPED_LIMIT:,} bytes per function), not {headroom_bytes / MB:g} MB."
     )
 
@@ -55,12 +55,12 @@ def parse_headroom_mb(text: str | None) -> int:
     if text is None:
         return int(DEFAULT_HEADROOM_MB * MB)
     limit_mb = LAMBDA_UNZIPPED_LIMIT / MB
-    refused = f"--headroom-mb must be a number of MB, at least 0 and below {limit_mb:g}, not {text!r}."
+    refused = f"--headroom-mb must be a number of MB from 0 to {limit_mb:g} (Lambda's whole limit), not {text!r}."
     try:
         value = float(text.strip())
     except ValueError:
         raise ConfigError(refused) from None
-    if not math.isfinite(value) or not 0 <= value < limit_mb:
+    if not math.isfinite(value) or not 0 <= value <= limit_mb:
         raise ConfigError(refused)
     return round(value * MB)  # round, not int: 262.143 * MB is 262142999.99999997
 

@@ -14,14 +14,16 @@ from lambda_ml_layers.errors import ConfigError
 from lambda_ml_layers.options import parse_build_options, parse_headroom_mb, parse_jobs
 from tests.project_factory import REPO, tiny_project
 
-BAD_NUMBERS = ["-5", "-0.001", "nan", "NaN", "inf", "-inf", "1e30", "262.144", "abc", "", "5MB"]
+BAD_NUMBERS = ["-5", "-0.001", "nan", "NaN", "inf", "-inf", "1e30", "262.145", "abc", "", "5MB"]
 
 
 @pytest.mark.parametrize("text", BAD_NUMBERS)
 def test_bad_headroom_is_a_config_error_naming_the_option_and_range(text: str) -> None:
     with pytest.raises(ConfigError) as error:
         parse_headroom_mb(text)
-    assert f"--headroom-mb must be a number of MB, at least 0 and below 262.144, not {text!r}" in str(error.value)
+    assert f"--headroom-mb must be a number of MB from 0 to 262.144 (Lambda's whole limit), not {text!r}" in str(
+        error.value
+    )
 
 
 @pytest.mark.parametrize("text", ["0", "-1", "33", "2.5", "nan", "inf", "two", "1e3", ""])
@@ -35,6 +37,7 @@ def test_good_values_and_defaults() -> None:
     assert parse_headroom_mb("0") == 0
     assert parse_headroom_mb(" 12.5 ") == 12_500_000
     assert parse_headroom_mb("262.143") == 262_143_000
+    assert parse_headroom_mb("262.144") == 262_144_000  # no room at all: every function fails its gate
     assert parse_jobs(None) == 2
     assert parse_jobs("1") == 1
     assert parse_jobs("32") == 32
