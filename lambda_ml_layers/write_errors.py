@@ -27,9 +27,11 @@ _WRITE_FAULTS = {
         "this build has to write there (a layer or report changed): make it writable, or build in a "
         "writable checkout; a build with nothing to change runs on a read-only tree",
     ),
-    errno.EACCES: ("Permission denied", "make it writable for this user (check its owner and mode), then build again"),
-    errno.EPERM: ("Operation not permitted", "make it writable for this user, then build again"),
+    errno.EACCES: ("Permission denied", "give this user access (check its owner and mode), then build again"),
+    errno.EPERM: ("Operation not permitted", "give this user access (check its owner and mode), then build again"),
 }
+# Only these can come from nothing but a write; a permission error may come from a read too.
+_WRITE_ONLY = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 
 
 def write_failure(exc: OSError) -> BuildWriteError | None:
@@ -40,7 +42,7 @@ def write_failure(exc: OSError) -> BuildWriteError | None:
     what, fix = fault
     # shutil.copyfile names the source first and the destination second; the destination is at fault.
     path = exc.filename2 or exc.filename
-    where = f" writing {path}" if path else ""
+    where = "" if not path else f" writing {path}" if exc.errno in _WRITE_ONLY else f": {path}"
     return BuildWriteError(f"{what}{where}. Nothing was published ({_KEPT}). Fix: {fix}.")
 
 
