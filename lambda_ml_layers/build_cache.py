@@ -130,16 +130,16 @@ def entry_problem(entry: CacheEntry) -> str | None:
     try:
         manifest = entry.manifest()
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return f"its manifest {entry.manifest_path} is unreadable ({type(exc).__name__}: {exc})"
+        return f"its manifest.json is unreadable ({type(exc).__name__}: {exc})"
     expected = manifest.get("sha256") if isinstance(manifest, dict) else None
     if not isinstance(expected, str):
-        return f"its manifest {entry.manifest_path} records no sha256"
+        return "its manifest.json records no sha256"
     try:
         found = sha256_of(entry.zip_path)
     except OSError as exc:
-        return f"its zip {entry.zip_path} is unreadable ({exc})"
+        return f"its layer.zip is unreadable ({exc})"
     if found != expected:
-        return f"its zip {entry.zip_path} has sha256 {found[:16]}…, but its manifest records {expected[:16]}…"
+        return f"its layer.zip has sha256 {found[:16]}…, but its manifest.json records {expected[:16]}…"
     return None
 
 

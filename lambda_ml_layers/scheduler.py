@@ -55,7 +55,7 @@ def from_cache(ctx: BuildContext, layer: LayerConfig, key: str) -> LayerBuild | 
         try:
             return LayerBuild.from_manifest(entry.manifest(), entry.zip_path, True, 0.0)
         except (TypeError, ValueError, KeyError) as exc:  # a manifest from another engine's schema
-            problem = f"its manifest {entry.manifest_path} does not describe a build ({exc})"
+            problem = f"its manifest.json does not describe a build ({type(exc).__name__}: {exc})"
     ctx.say(Notice.warning(layer.name, f"cache entry {entry.folder} is damaged: {problem}; rebuilding it"))
     ctx.say(Notice.step(layer.name, "rebuilding", "damaged cache entry"))
     return None

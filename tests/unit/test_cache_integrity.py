@@ -55,7 +55,7 @@ def test_a_corrupt_cached_zip_is_rebuilt_not_published(tmp_path: Path, capsys: p
     assert again["sha256"] == first["sha256"]
     assert_published_zip_is_sound(project)
     progress = " ".join(capsys.readouterr().err.split())
-    assert "is damaged: its zip" in progress
+    assert "is damaged: its layer.zip has sha256" in progress
     assert "rebuilding it" in progress
     # the rebuild replaced the entry: the next build is a sound cache hit
     assert build(project)["layers"][0]["cache_hit"] is True
