@@ -92,7 +92,7 @@ class Publication:
     """Files staged beside their destinations (`.name.part`), renamed into place by `commit`."""
 
     staged: list[tuple[Path, Path]] = field(default_factory=list)  # (staged file, destination)
-    removals: list[Path] = field(default_factory=list)  # files deleted by `commit`, after the renames
+    removals: list[Path] = field(default_factory=list)  # files deleted by `commit`
 
     def remove(self, path: Path) -> None:
         """Delete `path` on commit (nothing happens if the publication is discarded)."""
@@ -127,10 +127,11 @@ class Publication:
         """Rename every staged file into place. A Ctrl-C during these few renames comes too late
         to stop the build: it is ignored, and the build finishes as the good build it is."""
         with _ctrl_c_ignored():
-            for temp, destination in self.staged:
-                os.replace(temp, destination)
+            # Removals first: on a read-only folder they fail before anything was renamed.
             for path in self.removals:
                 path.unlink(missing_ok=True)
+            for temp, destination in self.staged:
+                os.replace(temp, destination)
         self.staged.clear()
         self.removals.clear()
 
