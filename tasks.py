@@ -34,9 +34,9 @@ def _run(action: Callable[[], Any], interrupted: str = "Interrupted. What was le
         "runtime": "python3.11, python3.12 or python3.13 (default from layers/defaults.toml)",
         "arch": "x86_64 or arm64 (default from layers/defaults.toml)",
         "layer": "build only this layer (and its base layers); repeat for more",
-        "jobs": "layers built at once (default 2)",
+        "jobs": "layers built at once, 1 to 32 (default 2)",
         "force": "ignore the build cache and build again",
-        "headroom-mb": "room to keep free under Lambda's 262,144,000-byte limit per function (default 5)",
+        "headroom-mb": "MB to keep free under Lambda's 262,144,000-byte limit per function, 0 to 262.144 (default 5)",
         "find-links": "install only from this folder of wheels, with no index (offline builds)",
         "root": "the project folder (default: this repository)",
     },
@@ -46,24 +46,26 @@ def build_layers(
     runtime: str | None = None,
     arch: str | None = None,
     layer: list[str] | None = None,
-    jobs: int = 2,
+    jobs: str | None = None,  # text (a None default makes Invoke pass text): the engine checks it
     force: bool = False,
-    headroom_mb: float = 5.0,
+    headroom_mb: str | None = None,
     find_links: str | None = None,
     root: str | None = None,
 ) -> None:
     """Build every layer from its lock: install for Lambda, strip, verify, zip, size-gate, report."""
     from lambda_ml_layers.build import BuildRequest
     from lambda_ml_layers.build import build_layers as run_build
+    from lambda_ml_layers.options import parse_build_options
 
+    jobs_count, headroom_bytes = _run(lambda: parse_build_options(jobs, headroom_mb))
     request = BuildRequest(
         root=Path(root).resolve() if root else ROOT,
         runtime=runtime,
         arch=arch,
         layers=list(layer or []),
-        jobs=jobs,
+        jobs=jobs_count,
         force=force,
-        headroom_bytes=int(headroom_mb * 1_000_000),
+        headroom_bytes=headroom_bytes,
         find_links=Path(find_links).resolve() if find_links else None,
     )
     from lambda_ml_layers.scheduler import INTERRUPTED

@@ -14,7 +14,7 @@ import shutil
 import signal
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,6 +23,7 @@ from typing import Any
 from .layer_zip import sha256_of
 from .notices import Notice
 from .paths import BuildPaths
+from .write_errors import naming
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,14 @@ class LayerBuild:
     cache_hit: bool = False
     seconds: float = 0.0
 
+    @property
+    def verification(self) -> str:
+        """'verified', or 'not verified: why': the one phrase progress and report both show."""
+        if self.verified:
+            return "verified"
+        why = [note for step in self.steps if step.get("step") == "verify" for note in step.get("notes", [])]
+        return f"not verified: {'; '.join(why)}" if why else "not verified"
+
     def manifest(self) -> dict[str, Any]:
         data = asdict(self)
         for transient in ("zip_path", "cache_hit", "seconds"):
@@ -72,7 +81,8 @@ def published_builds(output_dir: Path, expected_keys: dict[str, str]) -> dict[st
             build = LayerBuild.from_manifest(json.loads(manifest.read_text()), zip_path, True, 0.0)
         except (ValueError, TypeError, KeyError, OSError):
             continue  # unreadable or from an older engine: as good as absent
-        if zip_path.exists() and expected_keys.get(build.name) == build.key:
+        # A damaged zip (its bytes no longer what the manifest records) is as good as absent too.
+        if zip_path.exists() and expected_keys.get(build.name) == build.key and sha256_of(zip_path) == build.sha256:
             found[build.name] = build
     return found
 
@@ -82,24 +92,33 @@ class Publication:
     """Files staged beside their destinations (`.name.part`), renamed into place by `commit`."""
 
     staged: list[tuple[Path, Path]] = field(default_factory=list)  # (staged file, destination)
+    removals: list[Path] = field(default_factory=list)  # files deleted by `commit`
+
+    def remove(self, path: Path) -> None:
+        """Delete `path` on commit (nothing happens if the publication is discarded)."""
+        self.removals.append(path)
 
     def copy(self, source: Path, destination: Path, sha256: str | None = None) -> None:
         """Stage a copy of `source`, unless `destination` already holds the same bytes."""
         if destination.exists() and sha256 is not None and sha256_of(destination) == sha256:
             return
         temp = self._temp(destination)
-        shutil.copyfile(source, temp)
+        with naming(destination, replace=True):
+            shutil.copyfile(source, temp)
         temp.chmod(0o644)
 
     def text(self, text: str, destination: Path) -> None:
         """Stage a text file, unless `destination` already says exactly that."""
         if destination.exists() and destination.read_text() == text:
             return
-        self._temp(destination).write_text(text)
+        temp = self._temp(destination)
+        with naming(destination, replace=True):
+            temp.write_text(text)
 
     def _temp(self, destination: Path) -> Path:
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".part")
+        with naming(destination, replace=True):  # the user knows the destination, not the staged name
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".part")
         os.close(fd)
         self.staged.append((Path(name), destination))
         return Path(name)
@@ -108,14 +127,19 @@ class Publication:
         """Rename every staged file into place. A Ctrl-C during these few renames comes too late
         to stop the build: it is ignored, and the build finishes as the good build it is."""
         with _ctrl_c_ignored():
+            # Removals first: on a read-only folder they fail before anything was renamed.
+            for path in self.removals:
+                path.unlink(missing_ok=True)
             for temp, destination in self.staged:
                 os.replace(temp, destination)
         self.staged.clear()
+        self.removals.clear()
 
     def discard(self) -> None:
         for temp, _ in self.staged:
             temp.unlink(missing_ok=True)
         self.staged.clear()
+        self.removals.clear()
 
 
 @contextmanager
@@ -149,14 +173,35 @@ def _ctrl_c_ignored() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+def stale_outputs(output_dir: Path, layer_names: list[str]) -> list[Path]:
+    """Published zips and manifests of layers the project no longer has: left in place they are
+    easy to deploy by mistake. Layers merely left out of this build (--layer) are not stale."""
+    if not output_dir.is_dir():
+        return []
+    return sorted(
+        path
+        for path in output_dir.iterdir()
+        if path.suffix in (".zip", ".json") and not path.name.startswith(".") and path.stem not in layer_names
+    )
+
+
 def publish_build(
-    paths: BuildPaths, runtime: str, arch: str, builds: list[LayerBuild], report: tuple[str, str], default_target: bool
+    paths: BuildPaths,
+    runtime: str,
+    arch: str,
+    builds: list[LayerBuild],
+    report: tuple[str, str],
+    default_target: bool,
+    stale: Sequence[Path] = (),
 ) -> None:
     """Publish a build that passed every gate: its zips, their manifests and its report (JSON,
-    Markdown), all or nothing. The default target's report is also build/report.json."""
+    Markdown), all or nothing, and remove the `stale` outputs of layers that no longer exist.
+    The default target's report is also build/report.json."""
     output_dir = paths.output_dir(runtime, arch)
     report_json, report_md = report
     with publishing() as publication:
+        for path in stale:
+            publication.remove(path)
         for build in builds:
             stage_layer(publication, build, output_dir)
         publication.text(report_json, paths.report(runtime, arch))
@@ -164,7 +209,9 @@ def publish_build(
         if default_target:
             publication.text(report_json, paths.default_report)
             publication.text(report_md, paths.default_report_md)
-    paths.failed_report(runtime, arch).unlink(missing_ok=True)
+    failed = paths.failed_report(runtime, arch)
+    if failed.exists():  # checked first: on a read-only tree even unlinking a missing file fails
+        failed.unlink()
 
 
 def keep_failed_report(paths: BuildPaths, runtime: str, arch: str, report_json: str) -> Path:

@@ -16,7 +16,7 @@ from typing import Any
 
 from rich.console import Console
 
-from .artifacts import LayerBuild, keep_failed_report, publish_build, published_builds
+from .artifacts import LayerBuild, keep_failed_report, publish_build, published_builds, stale_outputs
 from .build_cache import cache_keys
 from .build_context import BuildContext
 from .build_gates import apply_gates, check_function_packages, locks_at_hand
@@ -26,11 +26,14 @@ from .errors import BuildInterrupted, ConfigError, SizeGateError
 from .interpreters import find_interpreter, interpreter_version
 from .layer_contents import load_locks
 from .locks import LayerLock
+from .notices import Notice
+from .options import check_build_numbers
 from .paths import BuildPaths
 from .progress import BuildProgress
 from .report import print_report, report_data, report_texts
 from .runtimes import ARCHES, MB, RUNTIMES, Runtime
 from .scheduler import INTERRUPTED, run_builds
+from .write_errors import write_failure
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ def build_layers(request: BuildRequest) -> dict[str, Any]:
     """Build, verify, gate, report and publish; raise a LayerToolError naming every failure at once.
     A build that fails or is interrupted publishes nothing."""
     try:
+        check_build_numbers(request.jobs, request.headroom_bytes)
         project = load_project(request.root)
         runtime, arch = resolve_target(project, request.runtime, request.arch)
         layers = build_order(project, request.layers or None)
@@ -99,6 +103,11 @@ def build_layers(request: BuildRequest) -> dict[str, Any]:
             return _gate_report_publish(ctx, results, request.headroom_bytes)
     except KeyboardInterrupt:
         raise BuildInterrupted(INTERRUPTED) from None
+    except OSError as exc:  # the lock, staging, the gates' reads, publishing: a write fault is the user's to fix
+        failure = write_failure(exc)
+        if failure is None:
+            raise
+        raise failure from None
 
 
 def _gate_report_publish(ctx: BuildContext, results: dict[str, LayerBuild], headroom: int) -> dict[str, Any]:
@@ -109,6 +118,11 @@ def _gate_report_publish(ctx: BuildContext, results: dict[str, LayerBuild], head
     every_key = _cache_keys(ctx, build_order(project), locks_at_hand(project, ctx.locks))
     gates = apply_gates(project, results, published_builds(output_dir, every_key), runtime, arch, output_dir, headroom)
     builds = list(results.values())
+    stale = [] if gates.failures else stale_outputs(output_dir, project.layer_names)
+    gates.notices += [
+        Notice.notice(f"removed {path.relative_to(project.root)}: no layer {path.stem!r} in layers/ any more")
+        for path in stale
+    ]
     data = report_data(builds, gates.totals, gates.failures, gates.notices, runtime, arch)
     print_report(Console(width=None if sys.stdout.isatty() else 140), builds, gates.totals, gates.notices)
     report_json, report_md = report_texts(data)
@@ -120,5 +134,5 @@ def _gate_report_publish(ctx: BuildContext, results: dict[str, LayerBuild], head
             f"Every offender:\n" + "\n".join(f"  - {f}" for f in gates.failures)
         )
     is_default = (runtime, arch) == (project.default_runtime, project.default_arch)
-    publish_build(paths, runtime, arch, builds, (report_json, report_md), is_default)
+    publish_build(paths, runtime, arch, builds, (report_json, report_md), is_default, stale)
     return data

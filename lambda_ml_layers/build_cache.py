@@ -9,12 +9,15 @@ import os
 import platform
 import shutil
 import tempfile
+from contextlib import suppress
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from .config import LayerConfig, ProjectConfig, base_layers_of
+from .layer_zip import sha256_of
 from .locks import LayerLock
+from .write_errors import naming
 
 ENGINE_DIR = Path(__file__).parent
 
@@ -114,8 +117,30 @@ class CacheEntry:
 def lookup(cache_dir: Path, layer: str, key: str) -> CacheEntry | None:
     entry = CacheEntry(cache_dir / layer / key)
     if entry.zip_path.is_file() and entry.manifest_path.is_file():
-        os.utime(entry.folder)  # recently used: pruned last
+        # Recently used: pruned last. Only a hint, so a read-only cache is still readable.
+        with suppress(OSError):
+            os.utime(entry.folder)
         return entry
+    return None
+
+
+def entry_problem(entry: CacheEntry) -> str | None:
+    """Why a cache entry must not be used (None: it is sound). A disk fault or a killed writer
+    elsewhere can leave a truncated manifest or a damaged zip; publishing either would ship
+    bytes the manifest and report vouch for but never checked."""
+    try:
+        manifest = entry.manifest()
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return f"its manifest.json is unreadable ({type(exc).__name__}: {exc})"
+    expected = manifest.get("sha256") if isinstance(manifest, dict) else None
+    if not isinstance(expected, str):
+        return "its manifest.json records no sha256"
+    try:
+        found = sha256_of(entry.zip_path)
+    except OSError as exc:
+        return f"its layer.zip is unreadable ({exc})"
+    if found != expected:
+        return f"its layer.zip has sha256 {found[:16]}…, but its manifest.json records {expected[:16]}…"
     return None
 
 
@@ -125,8 +150,10 @@ def store(cache_dir: Path, layer: str, key: str, zip_file: Path, manifest: dict[
     parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=parent, prefix=f".{key}."))
     try:
-        shutil.move(str(zip_file), staging / "layer.zip")
-        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        with naming(staging / "layer.zip"):
+            shutil.move(str(zip_file), staging / "layer.zip")
+        with naming(staging / "manifest.json"):
+            (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
         final = parent / key
         if final.exists():
             shutil.rmtree(final)

@@ -44,5 +44,18 @@ def exclusive_build(build_dir: Path) -> Iterator[None]:
             f"or stop it; a build never shares its staging folder."
         )
 
+    if on_read_only_file_system(build_dir):
+        # Nothing can write here, so no other build can run here either. A build with nothing to
+        # change still works; the first write it needs fails with a clear error naming the path.
+        yield
+        return
     with exclusive(BuildPaths(build_dir).lock_file, str(os.getpid()), refused):
         yield
+
+
+def on_read_only_file_system(path: Path) -> bool:
+    """True if `path` exists on a file system mounted read-only."""
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False

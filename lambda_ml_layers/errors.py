@@ -79,6 +79,12 @@ class ToolMissing(LayerToolError):
     exit_code = 17
 
 
+class BuildWriteError(LayerToolError):
+    """A place the build must write is read-only, full or not writable; nothing good was replaced."""
+
+    exit_code = 20
+
+
 class SizeReportError(LayerToolError):
     """`inv size-report` has no build report to describe, or its base cannot be read."""
 

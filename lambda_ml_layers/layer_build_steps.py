@@ -67,6 +67,13 @@ def shared_object_warnings(layer: str, step: StepResult) -> list[Notice]:
     return [Notice.warning(layer, note) for note in step.notes if note.startswith(("not stripped", "restored"))]
 
 
+_CLIENT_FIX = (
+    "\n  A boto3 client needs its service's folder under botocore/data and botocore's shared data "
+    "(endpoints.json, partitions.json, _retry.json, sdk-default-configuration.json): keep them, or drop "
+    "the service from [aws_sdk] keep_services if the pipeline no longer calls it."
+)
+
+
 def verify(
     ctx: BuildContext, layer: LayerConfig, zip_file: Path, stage: Path, modules: list[str], wait_for_base: WaitForBase
 ) -> tuple[StepResult, Notice | None]:
@@ -74,8 +81,8 @@ def verify(
     Returns the step and, when the check could not run on this machine, the warning saying so."""
     machine = os.uname().machine
     if ARCHES[ctx.arch] != machine:
-        why = f"skipped import verification: {ctx.arch} code cannot run on this {machine} machine"
-        return StepResult("verify", notes=(why,)), Notice.warning(layer.name, why)
+        why = f"{ctx.arch} binaries cannot run on this {machine} host, so no import was checked"
+        return StepResult("verify", notes=(why,)), Notice.warning(layer.name, f"not verified: {why}")
     opt = stage / "opt"
     for base in base_layers_of(ctx.project, layer):
         extract(Path(wait_for_base(base).zip_path), opt)
@@ -85,12 +92,17 @@ def verify(
         for source in [layer, *base_layers_of(ctx.project, layer)]
         for name, package in ctx.locks[source.name].packages.items()
     }
-    outcome = check_layer(ctx.python, opt, ctx.runtime, modules, versions)
+    clients = list(layer.aws_services or ())
+    outcome = check_layer(ctx.python, opt, ctx.runtime, modules, versions, clients=clients)
     if not outcome.ok:
         lines = [f"import {module}: {error}" for module, error in sorted(outcome.import_failures.items())]
         lines += [
             f"{name}: lock says {locked}, installed metadata says {found or 'nothing (dist-info missing)'}"
             for name, (locked, found) in sorted(outcome.version_mismatches.items())
+        ]
+        lines += [
+            f"boto3 client {service!r} (kept in [aws_sdk] keep_services): {error}"
+            for service, error in sorted(outcome.client_failures.items())
         ]
         raise VerifyError(
             f"Layer {layer.name} failed verification in {ctx.runtime.name}, so it was not written:\n"
@@ -98,9 +110,11 @@ def verify(
             + f"\n  Fix: a strip rule probably removed something these modules need; add a `keep` "
             f"pattern in layers/defaults.toml or layers/{layer.name}/layer.toml, or list the module "
             f"under [verify] skip_imports with a reason if it is an optional extra."
+            + (_CLIENT_FIX if outcome.client_failures else "")
         )
+    made = f", {len(clients)} boto3 clients created" if clients else ""
     return StepResult(
-        "verify", notes=(f"{len(modules)} modules imported, {len(versions)} versions match the lock",)
+        "verify", notes=(f"{len(modules)} modules imported, {len(versions)} versions match the lock{made}",)
     ), None
 
 
@@ -150,7 +164,7 @@ def build_fresh(ctx: BuildContext, layer: LayerConfig, key: str, wait_for_base: 
         verified, skipped = verify(ctx, layer, zip_file, stage, modules, wait_for_base)
         steps.append(verified)
         warnings += [skipped] if skipped else []
-        ctx.say(Notice.step(name, "verification skipped" if skipped else "verified"))
+        ctx.say(Notice.step(name, "not verified", verified.notes[0]) if skipped else Notice.step(name, "verified"))
         for warning in warnings:
             ctx.say(warning)
         ctx.check_cancel()

@@ -9,6 +9,7 @@ import zipfile
 from pathlib import Path
 
 from .layer_tree import walk_files
+from .write_errors import naming
 
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
@@ -25,7 +26,7 @@ def write_zip(source: Path, destination: Path, prefix: str = "python", files: li
     os.close(fd)
     temp = Path(temp_name)
     try:
-        with zipfile.ZipFile(temp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
+        with naming(temp), zipfile.ZipFile(temp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
             for rel in sorted(files if files is not None else (rel for rel, _ in walk_files(source))):
                 path = source / rel
                 info = zipfile.ZipInfo(f"{prefix}/{rel}" if prefix else rel, date_time=FIXED_TIME)
@@ -36,7 +37,7 @@ def write_zip(source: Path, destination: Path, prefix: str = "python", files: li
                 with path.open("rb") as src, archive.open(info, "w") as dst:
                     while chunk := src.read(1 << 20):
                         dst.write(chunk)
-        with temp.open("rb") as f:
+        with naming(temp), temp.open("rb") as f:
             os.fsync(f.fileno())
         temp.chmod(0o644)  # mkstemp's 0600 would follow the zip into the cache and build/layers
         os.replace(temp, destination)
@@ -53,7 +54,7 @@ def unzipped_size(path: Path) -> tuple[int, int]:
 
 def extract(path: Path, destination: Path) -> None:
     """Extract as Lambda does into /opt: a later layer's file replaces an earlier one's."""
-    with zipfile.ZipFile(path) as archive:
+    with naming(destination), zipfile.ZipFile(path) as archive:
         archive.extractall(destination)
 
 

@@ -60,6 +60,7 @@ def report_data(
                 "sha256": layer.sha256,
                 "cache_hit": layer.cache_hit,
                 "verified": layer.verified,
+                "verification": layer.verification,  # the phrase the progress lines showed
                 "warnings": [warning.message for warning in layer.warnings],
                 "packages": layer.packages,
                 "provided_by_base": layer.provided_by_base,
@@ -119,7 +120,7 @@ def layer_table(layers: list[LayerBuild]) -> Table:
             _budget_cell(layer),
             _mb(sum(_removed_by_rule(layer).values())),
             _top(layer.package_bytes),
-            "cached" if layer.cache_hit else f"{layer.seconds:.0f}s",
+            ("cached" if layer.cache_hit else f"{layer.seconds:.0f}s") + ("" if layer.verified else "\nnot verified"),
         )
     return table
 

@@ -5,17 +5,19 @@ in the cache."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from .artifacts import LayerBuild
-from .build_cache import lookup
+from .build_cache import entry_problem, lookup
 from .build_context import BuildContext
 from .config import LayerConfig
 from .errors import BuildInterrupted, LayerToolError
 from .layer_build_steps import build_fresh
 from .notices import Notice
 from .runtimes import MB
+from .write_errors import write_failure
 
 INTERRUPTED = (
     "Interrupted: unfinished layers were discarded and nothing was published (build/layers and the "
@@ -42,13 +44,30 @@ def wait_for_base(
     return built
 
 
+def from_cache(ctx: BuildContext, layer: LayerConfig, key: str) -> LayerBuild | None:
+    """The cached build of these exact inputs, if there is one and its zip still has the sha256 its
+    manifest records; a damaged entry is reported and rebuilt (the rebuild replaces it)."""
+    entry = lookup(ctx.paths.cache, layer.name, key)
+    if entry is None:
+        return None
+    problem = entry_problem(entry)
+    if problem is None:
+        try:
+            return LayerBuild.from_manifest(entry.manifest(), entry.zip_path, True, 0.0)
+        except (TypeError, ValueError, KeyError) as exc:  # a manifest from another engine's schema
+            problem = f"its manifest.json does not describe a build ({type(exc).__name__}: {exc})"
+    ctx.say(Notice.warning(layer.name, f"cache entry {entry.folder} is damaged: {problem}; rebuilding it"))
+    ctx.say(Notice.step(layer.name, "rebuilding", "damaged cache entry"))
+    return None
+
+
 def build_one(ctx: BuildContext, layer: LayerConfig, key: str, futures: dict[str, Future[LayerBuild]]) -> LayerBuild:
     """One layer, from the cache or built afresh; any failure names the layer."""
     started = time.monotonic()
-    entry = None if ctx.force else lookup(ctx.paths.cache, layer.name, key)
-    if entry is not None:
-        ctx.say(Notice.step(layer.name, "cached", "unchanged inputs"))
-        return LayerBuild.from_manifest(entry.manifest(), entry.zip_path, True, time.monotonic() - started)
+    cached = None if ctx.force else from_cache(ctx, layer, key)
+    if cached is not None:
+        ctx.say(Notice.step(layer.name, "cached", f"unchanged inputs; {cached.verification}"))
+        return dataclasses.replace(cached, seconds=time.monotonic() - started)
     try:
         result = build_fresh(ctx, layer, key, lambda base: wait_for_base(ctx, layer, base, futures))
     except LayerToolError:
@@ -57,11 +76,14 @@ def build_one(ctx: BuildContext, layer: LayerConfig, key: str, futures: dict[str
     except Exception as exc:  # a disk, OS or engine fault: stop the other layers too, and say where
         ctx.cancel.set()
         ctx.say(Notice.step(layer.name, "failed"))
+        failure = write_failure(exc) if isinstance(exc, OSError) else None
+        if failure is not None:
+            raise type(failure)(f"Layer {layer.name}: {failure}") from None
         raise LayerToolError(
             f"Layer {layer.name} failed unexpectedly: {type(exc).__name__}: {exc}. Nothing of it was kept; "
             f"if this repeats, run with --jobs 1 and report the message."
         ) from exc
-    ctx.say(Notice.step(layer.name, "built", f"{result.unzipped_bytes / MB:.1f} MB unzipped"))
+    ctx.say(Notice.step(layer.name, "built", f"{result.unzipped_bytes / MB:.1f} MB unzipped; {result.verification}"))
     return result
 
 

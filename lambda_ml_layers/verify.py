@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .command_runner import call
@@ -22,10 +22,11 @@ from .target_scripts import script
 class VerifyOutcome:
     import_failures: dict[str, str]  # module -> error
     version_mismatches: dict[str, tuple[str, str | None]]  # dist -> (locked, found)
+    client_failures: dict[str, str] = field(default_factory=dict)  # AWS service -> error making its client
 
     @property
     def ok(self) -> bool:
-        return not self.import_failures and not self.version_mismatches
+        return not self.import_failures and not self.version_mismatches and not self.client_failures
 
 
 def lambda_sys_path(opt: Path, runtime: Runtime) -> list[str]:
@@ -33,11 +34,19 @@ def lambda_sys_path(opt: Path, runtime: Runtime) -> list[str]:
 
 
 def check_layer(
-    python: str, opt: Path, runtime: Runtime, modules: list[str], versions: dict[str, str], timeout: float = 600
+    python: str,
+    opt: Path,
+    runtime: Runtime,
+    modules: list[str],
+    versions: dict[str, str],
+    timeout: float = 600,
+    clients: list[str] | tuple[str, ...] = (),
 ) -> VerifyOutcome:
-    """Run the imports and metadata checks in a fresh `python -I -S`, cwd outside the layer."""
-    request = {"paths": lambda_sys_path(opt, runtime), "modules": modules, "versions": versions}
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    """Run the imports and metadata checks in a fresh `python -I -S`, cwd outside the layer, and
+    create a boto3 client for each of `clients` (a trimmed botocore must still serve them)."""
+    request = {"paths": lambda_sys_path(opt, runtime), "modules": modules, "versions": versions, "clients": clients}
+    # The host's AWS settings (a profile that does not exist here, a stray endpoint) must not decide it.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "AWS_"))}
     command = [python, "-I", "-S", "-B", script("check_imports")]
     # error=None: a failed import is this check's answer, reported by the caller as a VerifyError.
     # split_stderr: the RESULT line is read from stdout alone, whatever the imports log to stderr.
@@ -51,7 +60,8 @@ def check_layer(
     data = json.loads(line.removeprefix("RESULT"))
     failures = {m: e for m, e in data["imports"].items() if e is not None}
     mismatches = {name: (versions[name], found) for name, found in data["versions"].items() if found != versions[name]}
-    return VerifyOutcome(failures, mismatches)
+    client_failures = {service: e for service, e in data["clients"].items() if e is not None}
+    return VerifyOutcome(failures, mismatches, client_failures)
 
 
 def run_each(

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from lambda_ml_layers.config import load_project
 from lambda_ml_layers.interpreters import find_interpreter
 from lambda_ml_layers.paths import BuildPaths
 from lambda_ml_layers.runtimes import LAMBDA_UNZIPPED_LIMIT, RUNTIMES
@@ -49,6 +50,14 @@ def test_layers_fit_their_budgets_and_lambda(report: dict[str, Any]) -> None:
     assert sum(layer["unzipped_bytes"] for layer in layers.values()) < LAMBDA_UNZIPPED_LIMIT - 50 * MB
     assert all(layer["verified"] for layer in layers.values())
     assert report["failures"] == []
+
+
+def test_the_aws_layer_was_verified_by_making_a_client_for_every_kept_service(report: dict[str, Any]) -> None:
+    kept = load_project(REPO).layer("aws-utilities").aws_services or ()
+    aws = by_name(report)["aws-utilities"]
+    notes = next(step["notes"] for step in aws["steps"] if step["step"] == "verify")
+    assert kept
+    assert notes[0].endswith(f", {len(kept)} boto3 clients created")
 
 
 def test_no_package_is_in_two_layers(report: dict[str, Any]) -> None:

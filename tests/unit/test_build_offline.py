@@ -153,7 +153,7 @@ def test_a_build_for_an_arch_this_machine_cannot_run_warns_that_verification_was
     report = build(project, arch=OTHER_ARCH)
     [layer] = report["layers"]
     assert layer["verified"] is False
-    skipped = f"skipped import verification: {OTHER_ARCH} code cannot run on this"
+    skipped = f"not verified: {OTHER_ARCH} binaries cannot run on this"
     warnings = [n for n in report["notices"] if n["kind"] == "warning"]
     assert [n["layer"] for n in warnings if n["message"].startswith(skipped)] == ["tinylayer"]
     assert project.output_zip("tinylayer", arch=OTHER_ARCH).exists()
