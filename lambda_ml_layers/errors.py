@@ -79,6 +79,19 @@ class ToolMissing(LayerToolError):
     exit_code = 17
 
 
+class LayerTestFailed(LayerToolError):
+    """`nox -s layer_tests`: a layer the template deploys is not built, its zip is unreadable, or it
+    failed its import, version or smoke checks."""
+
+    exit_code = 22
+
+
+class TrainingFailed(LayerToolError):
+    """`inv train-model`: the data, the output folder or the AWS credentials stopped the trainer."""
+
+    exit_code = 23
+
+
 class BuildInterrupted(LayerToolError):
     exit_code = 130
 
