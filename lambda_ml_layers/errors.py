@@ -33,8 +33,20 @@ class SizeGateError(LayerToolError):
     exit_code = 7
 
 
+class LocalAWSError(LayerToolError):
+    """The local AWS emulator (moto server) cannot be started or reached, or its fixes do not fit it."""
+
+    exit_code = 8
+
+
 class BuildInProgress(LayerToolError):
     exit_code = 9
+
+
+class ModelRejected(LayerToolError):
+    """`inv train-model`: the trained model did not beat the baseline, so no artifact was written."""
+
+    exit_code = 10
 
 
 class SecurityScanError(LayerToolError):

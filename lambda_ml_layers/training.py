@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .deploy.stages import stage_names
-from .errors import ConfigError, InstallError, LayerToolError, LockError
+from .errors import ConfigError, InstallError, LayerToolError, LockError, ModelRejected
 from .interpreters import find_interpreter
 from .locks import LOCK_COMMAND, LockedPackage, parse_lock
 from .pip_runner import requirement_lines
@@ -28,10 +28,6 @@ TRAIN_PYTHON = "python3.12"  # the runtime in infra/template.yaml and layers/def
 TRAINER = Path("services/training/trainer.py")
 VENV = Path("build/venvs/train")
 REFUSED_EXIT = 3  # trainer.py: the model did not beat the baseline
-
-
-class ModelRejected(LayerToolError):
-    exit_code = 10
 
 
 @dataclass(frozen=True)
