@@ -83,14 +83,23 @@ namespace = Collection(build_layers)
         "'local' needs AWS_ENDPOINT_URL pointing at a moto server)",
         "bucket": "upload to this bucket instead of the stage's lambda-ml-layers-<stage>-models-<account>",
         "out": "where to write model.joblib, model.json and model.joblib.sha256 (default build/model)",
+        "data": "the training CSV (default data/sample/transactions.csv)",
     },
 )
-def train_model(c: Context, stage: str | None = None, bucket: str | None = None, out: str | None = None) -> None:
+def train_model(
+    c: Context, stage: str | None = None, bucket: str | None = None, out: str | None = None, data: str | None = None
+) -> None:
     """Train the model on data/sample in python3.12 with the layers' packages; print metrics vs a baseline."""
     from lambda_ml_layers.training import TrainRequest
     from lambda_ml_layers.training import train_model as run_training
 
-    request = TrainRequest(root=ROOT, stage=stage, bucket=bucket, out_dir=Path(out).resolve() if out else None)
+    request = TrainRequest(
+        root=ROOT,
+        stage=stage,
+        bucket=bucket,
+        out_dir=Path(out).resolve() if out else None,
+        data=Path(data).resolve() if data else None,
+    )
     _run(lambda: run_training(request))
 
 

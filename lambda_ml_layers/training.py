@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .deploy.stages import stage_names
-from .errors import ConfigError, InstallError, LayerToolError, LockError, ModelRejected
+from .errors import ConfigError, InstallError, LayerToolError, LockError, ModelRejected, TrainingFailed
 from .interpreters import find_interpreter
 from .locks import LOCK_COMMAND, LockedPackage, parse_lock
 from .pip_runner import requirement_lines
@@ -28,6 +28,8 @@ TRAIN_PYTHON = "python3.12"  # the runtime in infra/template.yaml and layers/def
 TRAINER = Path("services/training/trainer.py")
 VENV = Path("build/venvs/train")
 REFUSED_EXIT = 3  # trainer.py: the model did not beat the baseline
+INPUT_EXIT = 4  # trainer.py: data, --out or credentials unusable; stderr's last "error: " line says which
+ERROR_PREFIX = "error: "
 
 
 @dataclass(frozen=True)
@@ -133,11 +135,29 @@ def train_model(request: TrainRequest, log: Callable[[str], None] = print) -> No
     python = ensure_train_env(request.root, request.python, log)
     # The venv's packages only: nothing from the tooling venv or the user's site-packages.
     env = {k: v for k, v in request.env.items() if k not in {"PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"}}
-    result = subprocess.run(trainer_command(request, python), cwd=request.root, env=env)
+    # stdout (metrics) streams; stderr is kept to turn the trainer's explained failure into one message.
+    result = subprocess.run(
+        trainer_command(request, python), cwd=request.root, env=env, stderr=subprocess.PIPE, text=True
+    )
+    explained = trainer_error(result.stderr) if result.returncode == INPUT_EXIT else None
+    if explained is None:
+        sys.stderr.write(result.stderr)  # warnings, or an unexpected failure's traceback
+    else:
+        sys.stderr.write(result.stderr[: result.stderr.rfind(ERROR_PREFIX)])
+        raise TrainingFailed(f"Training stopped: {explained}")
     if result.returncode == REFUSED_EXIT:
         raise ModelRejected("The trained model did not beat the baseline; no artifact was written.")
     if result.returncode != 0:
-        raise LayerToolError(f"Training failed (exit {result.returncode}); its output is above.")
+        raise LayerToolError(
+            f"Training failed unexpectedly (exit {result.returncode}); the trainer's traceback is above. "
+            f"This is a bug in {TRAINER}: report it with that traceback."
+        )
+
+
+def trainer_error(stderr: str) -> str | None:
+    """The message of the trainer's explained failure: its last line that starts with "error: "."""
+    lines = [line for line in stderr.splitlines() if line.startswith(ERROR_PREFIX)]
+    return lines[-1].removeprefix(ERROR_PREFIX) if lines else None
 
 
 if __name__ == "__main__":  # pragma: no cover - convenience: python -m lambda_ml_layers.training

@@ -16,8 +16,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import platform
 import sys
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import sklearn  # noqa: E402
 from data_validation import validate  # noqa: E402
+from data_validation.runtime import BadInput  # noqa: E402
 from feature_engineering import features  # noqa: E402
 from sklearn.dummy import DummyClassifier  # noqa: E402
 from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: E402
@@ -40,6 +43,15 @@ TARGET = "is_fraud"
 TEST_SHARE = 0.25  # the latest quarter of the days: the model is judged on its future
 THRESHOLD = 0.5
 STACK_PREFIX = "lambda-ml-layers"  # infra/template.yaml names the model bucket from this
+REFUSED_EXIT = 3  # the model did not beat the baseline
+INPUT_EXIT = 4  # TrainingInputError: the data, --out or credentials; its message is stderr's last "error: " line
+ERROR_PREFIX = "error: "
+SAMPLE_FIX = "the sample is data/sample/transactions.csv, rewritten by `python data/generate_transactions.py`"
+SCHEMA = "services/data_validation/data_validation/schema.toml"
+
+
+class TrainingInputError(Exception):
+    """The data, the output folder or the AWS credentials are not usable: the message names which and the fix."""
 
 
 def model_bucket_name(stage: str, account: str) -> str:
@@ -47,14 +59,45 @@ def model_bucket_name(stage: str, account: str) -> str:
     return f"{STACK_PREFIX}-{stage}-models-{account}"
 
 
+def read_data(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise TrainingInputError(
+            f"training data {path} does not exist. Fix: pass --data FILE.csv; {SAMPLE_FIX}."
+        ) from None
+    except OSError as exc:
+        raise TrainingInputError(
+            f"training data {path} cannot be read ({exc.strerror}). Fix: pass --data FILE.csv."
+        ) from None
+
+
 def load_training_frame(path: Path) -> pd.DataFrame:
     """The sample, through the same schema check as production batches; labels required."""
-    result = validate.validate(path.read_bytes(), validate.load_schema())
+    try:
+        result = validate.validate(read_data(path), validate.load_schema())
+    except BadInput as exc:  # empty file, not a CSV table, missing columns, no rows
+        raise TrainingInputError(
+            f"training data {path}: {exc}. Fix: the columns are in {SCHEMA}; {SAMPLE_FIX}."
+        ) from None
     if not result.passed:
-        raise SystemExit(f"{path} fails the batch schema: {result.report.get('reason')}")
+        raise TrainingInputError(f"training data {path} fails the batch schema: {result.report.get('reason')}.")
     frame = result.valid
+    if TARGET not in frame.columns:
+        raise TrainingInputError(
+            f"training data {path} lacks the {TARGET} column: training needs a label on every row."
+        )
     if frame[TARGET].isna().any():
-        raise SystemExit(f"{path}: every training row needs an {TARGET} label")
+        raise TrainingInputError(f"training data {path}: every training row needs an {TARGET} label.")
+    days, labels = frame["timestamp"].dt.floor("D").nunique(), {int(v) for v in frame[TARGET].unique()}
+    if days < 4:
+        raise TrainingInputError(
+            f"training data {path} spans {days} day(s): training needs at least 4 (the last quarter tests)."
+        )
+    if labels != {0, 1}:
+        raise TrainingInputError(
+            f"training data {path} has only {TARGET} = {sorted(labels)}: training needs both 0 and 1."
+        )
     return frame
 
 
@@ -118,8 +161,41 @@ def beats_baseline(metrics: dict[str, Any]) -> bool:
     return model["roc_auc"] > base["roc_auc"] + 0.05 and model["average_precision"] > base["average_precision"]
 
 
+def check_writable(out: Path) -> None:
+    """Before training (minutes), not after: --out must take files."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise TrainingInputError(
+            f"--out {out} is not writable ({exc.strerror}). Fix: pass --out a folder you can write to "
+            f"(the default is build/model)."
+        ) from None
+
+
 def write_artifact(bundle: dict[str, Any], metrics: dict[str, Any], out: Path) -> dict[str, Any]:
+    """Write the three files beside each other under temporary names, then rename them into place,
+    the manifest last: a failed write leaves the previous artifact whole."""
+    try:
+        return _write_artifact(bundle, metrics, out)
+    except OSError as exc:
+        raise TrainingInputError(
+            f"writing the model to {out} failed ({exc.strerror}); the previous model there is unchanged. "
+            f"Fix: free space or pass another --out."
+        ) from None
+
+
+def _write_artifact(bundle: dict[str, Any], metrics: dict[str, Any], out: Path) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out, prefix=".model-") as staging:
+        manifest = _write_files(bundle, metrics, Path(staging))
+        for name in ("model.joblib", "model.joblib.sha256", "model.json"):
+            os.replace(Path(staging) / name, out / name)
+    return manifest
+
+
+def _write_files(bundle: dict[str, Any], metrics: dict[str, Any], out: Path) -> dict[str, Any]:
     artifact = out / "model.joblib"
     joblib.dump(bundle, artifact, compress=3)
     sha = hashlib.sha256(artifact.read_bytes()).hexdigest()
@@ -145,6 +221,38 @@ def write_artifact(bundle: dict[str, Any], metrics: dict[str, Any], out: Path) -
     return manifest
 
 
+def check_credentials(target: str) -> None:
+    """Before training: an upload without credentials would fail only after minutes of work."""
+    import boto3
+
+    if boto3.Session().get_credentials() is None:
+        raise TrainingInputError(
+            f"no AWS credentials to upload to {target}. Fix: `aws configure`, `aws sso login` with AWS_PROFILE, "
+            f"or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; or leave out --stage/--bucket to train locally only."
+        )
+
+
+def upload_or_explain(out: Path, manifest: dict[str, Any], stage: str | None, bucket: str | None, key: str) -> str:
+    """Upload to the stage's (or the given) bucket; AWS's refusals become one line naming the bucket."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    target = f"bucket {bucket}" if bucket else f"stage {stage}'s model bucket"
+    try:
+        if not bucket:
+            import boto3
+
+            account = boto3.client("sts").get_caller_identity()["Account"]
+            bucket = model_bucket_name(str(stage), account)
+            target = f"bucket {bucket}"
+        upload(out, manifest, bucket, key)
+    except (BotoCoreError, ClientError) as exc:
+        raise TrainingInputError(
+            f"uploading to {target} failed: {exc}. The model is written locally to {out}. Fix: check the "
+            f"credentials, region and bucket (deploy the stage first: `inv deploy --stage {stage or '<stage>'}`)."
+        ) from None
+    return bucket
+
+
 def upload(out: Path, manifest: dict[str, Any], bucket: str, manifest_key: str) -> None:
     import boto3
 
@@ -164,8 +272,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bucket", help="upload to this bucket (overrides the stage's name)")
     parser.add_argument("--manifest-key", default="models/current/model.json")
     args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except TrainingInputError as exc:
+        print(f"{ERROR_PREFIX}{exc}", file=sys.stderr)
+        return INPUT_EXIT
 
-    bundle, metrics = train(load_training_frame(args.data))
+
+def run(args: argparse.Namespace) -> int:
+    frame = load_training_frame(args.data)
+    check_writable(args.out)
+    if args.stage or args.bucket:
+        check_credentials(f"bucket {args.bucket}" if args.bucket else f"stage {args.stage}'s model bucket")
+    bundle, metrics = train(frame)
     m, b = metrics["model"], metrics["baseline_prior"]
     print(
         f"trained on {metrics['train_rows']} rows, tested on the next {metrics['test_rows']} "
@@ -177,18 +296,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"recall at {THRESHOLD}: {metrics['recall_at_threshold']:.1%}")
     if not beats_baseline(metrics):
         print("REFUSED: the model does not beat the prior-probability baseline; no artifact written.")
-        return 3
+        return REFUSED_EXIT
     manifest = write_artifact(bundle, metrics, args.out)
     print(f"wrote {args.out / 'model.joblib'} (version {manifest['model_version']}, sha256 {manifest['sha256']})")
     print(f"trained with {json.dumps(manifest['versions'])}")
     if args.stage or args.bucket:
-        bucket = args.bucket
-        if not bucket:
-            import boto3
-
-            account = boto3.client("sts").get_caller_identity()["Account"]
-            bucket = model_bucket_name(args.stage, account)
-        upload(args.out, manifest, bucket, args.manifest_key)
+        bucket = upload_or_explain(args.out, manifest, args.stage, args.bucket, args.manifest_key)
         print(f"uploaded to s3://{bucket}/{manifest['artifact_key']} and s3://{bucket}/{args.manifest_key}")
     return 0
 
