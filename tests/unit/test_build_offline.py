@@ -21,6 +21,8 @@ from lambda_ml_layers.errors import (
     VerifyError,
 )
 from lambda_ml_layers.interpreters import find_interpreter
+from lambda_ml_layers.layer_build_steps import step_warnings
+from lambda_ml_layers.layer_tree import StepResult
 from lambda_ml_layers.runtimes import LAMBDA_UNZIPPED_LIMIT
 from lambda_ml_layers.scheduler import INTERRUPTED
 from tests.project_factory import (
@@ -358,3 +360,26 @@ def test_two_failing_layers_are_each_reported_with_their_own_error_and_code(tmp_
     assert "import needsdocs: ModuleNotFoundError" in verify_part
     assert f"No wheel of fastthing==2.0 fits python3.12 on {HOST_ARCH}" in install_part
     assert not project.paths.published.exists()
+
+
+def test_step_warnings_are_a_field_of_the_step_not_read_from_its_notes(tmp_path: Path) -> None:
+    project = tiny_project(tmp_path)
+    report = build(project, arch=OTHER_ARCH)
+    steps = {step["step"]: step for step in report["layers"][0]["steps"]}
+    not_stripped = f"not stripped: target arch {OTHER_ARCH} differs from this {HOST_MACHINE} machine"
+    assert [w[: len(not_stripped)] for w in steps["shared-objects"]["warnings"]] == [not_stripped]
+    assert steps["shared-objects"]["notes"] == []
+    assert steps["verify"]["warnings"][0].startswith(f"skipped import verification: {OTHER_ARCH} code")
+    assert steps["strip"]["warnings"] == []
+    warnings = [n["message"] for n in report["notices"] if n["kind"] == "warning" and n["layer"] == "tinylayer"]
+    assert warnings == steps["shared-objects"]["warnings"] + steps["verify"]["warnings"]
+
+
+def test_a_note_that_merely_reads_like_a_warning_stays_a_note() -> None:
+    steps = [
+        StepResult("shared-objects", notes=("restored nothing: all 3 stripped libraries load",)),
+        StepResult("verify", warnings=("skipped import verification: arm64 code cannot run here",)),
+    ]
+    assert [n.message for n in step_warnings("core", steps)] == [
+        "skipped import verification: arm64 code cannot run here"
+    ]
