@@ -74,6 +74,23 @@ def build_layers(
 namespace = Collection(build_layers)
 
 
+@task(help={"check": "only check that the committed file matches the built layers"})
+def layer_modules(c: Context, check: bool = False) -> None:
+    """Write services/shared/layer_modules.json (which layer provides each module) from the built zips."""
+    from lambda_ml_layers.config import load_project
+    from lambda_ml_layers.module_map import MODULE_MAP, check_layer_modules, write_layer_modules
+
+    project = _run(lambda: load_project(ROOT))
+    if check:
+        _run(lambda: check_layer_modules(project))
+        print(f"{MODULE_MAP} matches the built layers.")
+    else:
+        print(f"Wrote {_run(lambda: write_layer_modules(project)).relative_to(ROOT)}")
+
+
+namespace.add_task(layer_modules)
+
+
 # --- Pipeline (issue 3): train the model ----------------------------------------------
 
 
