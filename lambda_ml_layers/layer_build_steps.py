@@ -4,7 +4,7 @@ install (target platform) -> dedupe against base layers -> strip -> trim AWS SDK
 -> strip shared objects -> bytecode -> zip -> verify (on top of the base layers) -> cache
 
 Each step is a function in its own module; this one runs them in order in a staging folder
-and folds what they did into a `LayerBuild`. Nothing here writes under build/layers."""
+and folds what they did into a `LayerBuild`. Nothing here writes where builds are published (artifacts.py does)."""
 
 from __future__ import annotations
 

@@ -93,7 +93,7 @@ def plan_layer_tests(
 
 
 def built_layers(paths: BuildPaths, runtime: str) -> dict[str, set[str]]:
-    """arch -> layer names with a zip under build/layers/<runtime>-<arch>/."""
+    """arch -> layer names with a zip in the target's output_dir (paths.BuildPaths)."""
     found: dict[str, set[str]] = {}
     for arch in ARCHES:
         output_dir = paths.output_dir(runtime, arch)

@@ -18,7 +18,7 @@ from .notices import Notice
 from .runtimes import MB
 
 INTERRUPTED = (
-    "Interrupted: unfinished layers were discarded and nothing was published (build/layers and the "
+    "Interrupted: unfinished layers were discarded and nothing was published (the published zips and "
     "reports are as the last good build left them); finished layers are cached, so the next build "
     "resumes from there."
 )

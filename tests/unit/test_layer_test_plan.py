@@ -29,7 +29,7 @@ def test_a_deployed_layer_without_its_zip_is_a_failure_naming_it_and_the_command
     assert result.runs == (("x86_64", "core-data-science"), ("x86_64", "ml-libraries"))
     [missing] = result.missing
     assert missing.startswith("aws-utilities: infra/template.yaml deploys it on python3.12/x86_64")
-    assert "/repo/build/layers/python3.12-x86_64/aws-utilities.zip is missing" in missing
+    assert f"{PATHS.output_dir('python3.12', 'x86_64') / 'aws-utilities.zip'} is missing" in missing
     assert "`inv build-layers --runtime python3.12 --arch x86_64`" in missing
     assert result.skip is None
 

@@ -46,7 +46,7 @@ def test_layer_tests_with_a_deployed_layer_unbuilt_exits_22_naming_it(tmp_path: 
     (project.root / "infra").mkdir()
     (project.root / "infra" / "template.yaml").write_text(
         "Resources:\n  TinyLayer:\n    Type: AWS::Serverless::LayerVersion\n    Properties:\n"
-        f"      ContentUri: ../build/layers/python3.12-{project.arch}/tinylayer.zip\n"
+        f"      ContentUri: {os.path.relpath(project.output_zip('tinylayer'), project.root / 'infra')}\n"
         f"      CompatibleRuntimes: [python3.12]\n      CompatibleArchitectures: [{project.arch}]\n"
     )
     result = run_nox(project.root, "-s", "layer_tests-3.12")

@@ -1,8 +1,10 @@
+import os
 from pathlib import Path
 
 import pytest
 
 from lambda_ml_layers.errors import ConfigError
+from lambda_ml_layers.paths import BuildPaths
 from lambda_ml_layers.sam_template import function_specs, package_files
 from tests.project_factory import REPO
 
@@ -19,7 +21,7 @@ Globals:
 Resources:
   Layer:
     Type: AWS::Serverless::LayerVersion
-    Properties: {{ContentUri: ../build/layers/python3.12-x86_64/core.zip}}
+    Properties: {{ContentUri: {content_uri}}}
   Fn:
     Type: AWS::Serverless::Function
     Properties:
@@ -35,7 +37,8 @@ Resources:
 def write(tmp_path: Path, memory: str) -> Path:
     (tmp_path / "infra").mkdir()
     path = tmp_path / "infra" / "template.yaml"
-    path.write_text(TEMPLATE.format(memory=memory))
+    built = BuildPaths.of(tmp_path).output_dir("python3.12", "x86_64") / "core.zip"
+    path.write_text(TEMPLATE.format(memory=memory, content_uri=os.path.relpath(built, tmp_path / "infra")))
     return path
 
 
