@@ -37,39 +37,23 @@ from feature_engineering import features  # noqa: E402
 from sklearn.dummy import DummyClassifier  # noqa: E402
 from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: E402
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score  # noqa: E402
+from trainer_io import (  # noqa: E402
+    ERROR_PREFIX,
+    INPUT_EXIT,
+    SAMPLE_FIX,
+    TrainingInputError,
+    check_credentials,
+    check_writable,
+    read_data,
+    upload_or_explain,
+)
 
 SEED = 7
 TARGET = "is_fraud"
 TEST_SHARE = 0.25  # the latest quarter of the days: the model is judged on its future
 THRESHOLD = 0.5
-STACK_PREFIX = "lambda-ml-layers"  # infra/template.yaml names the model bucket from this
 REFUSED_EXIT = 3  # the model did not beat the baseline
-INPUT_EXIT = 4  # TrainingInputError: the data, --out or credentials; its message is stderr's last "error: " line
-ERROR_PREFIX = "error: "
-SAMPLE_FIX = "the sample is data/sample/transactions.csv, rewritten by `python data/generate_transactions.py`"
 SCHEMA = "services/data_validation/data_validation/schema.toml"
-
-
-class TrainingInputError(Exception):
-    """The data, the output folder or the AWS credentials are not usable: the message names which and the fix."""
-
-
-def model_bucket_name(stage: str, account: str) -> str:
-    """The same name infra/template.yaml gives ModelBucket."""
-    return f"{STACK_PREFIX}-{stage}-models-{account}"
-
-
-def read_data(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise TrainingInputError(
-            f"training data {path} does not exist. Fix: pass --data FILE.csv; {SAMPLE_FIX}."
-        ) from None
-    except OSError as exc:
-        raise TrainingInputError(
-            f"training data {path} cannot be read ({exc.strerror}). Fix: pass --data FILE.csv."
-        ) from None
 
 
 def load_training_frame(path: Path) -> pd.DataFrame:
@@ -161,19 +145,6 @@ def beats_baseline(metrics: dict[str, Any]) -> bool:
     return model["roc_auc"] > base["roc_auc"] + 0.05 and model["average_precision"] > base["average_precision"]
 
 
-def check_writable(out: Path) -> None:
-    """Before training (minutes), not after: --out must take files."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out):
-            pass
-    except OSError as exc:
-        raise TrainingInputError(
-            f"--out {out} is not writable ({exc.strerror}). Fix: pass --out a folder you can write to "
-            f"(the default is build/model)."
-        ) from None
-
-
 def write_artifact(bundle: dict[str, Any], metrics: dict[str, Any], out: Path) -> dict[str, Any]:
     """Write the three files beside each other under temporary names, then rename them into place,
     the manifest last: a failed write leaves the previous artifact whole."""
@@ -219,49 +190,6 @@ def _write_files(bundle: dict[str, Any], metrics: dict[str, Any], out: Path) -> 
     (out / "model.json").write_text(json.dumps(manifest, indent=2) + "\n")
     (out / "model.joblib.sha256").write_text(f"{sha}  model.joblib\n")
     return manifest
-
-
-def check_credentials(target: str) -> None:
-    """Before training: an upload without credentials would fail only after minutes of work."""
-    import boto3
-
-    if boto3.Session().get_credentials() is None:
-        raise TrainingInputError(
-            f"no AWS credentials to upload to {target}. Fix: `aws configure`, `aws sso login` with AWS_PROFILE, "
-            f"or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; or leave out --stage/--bucket to train locally only."
-        )
-
-
-def upload_or_explain(out: Path, manifest: dict[str, Any], stage: str | None, bucket: str | None, key: str) -> str:
-    """Upload to the stage's (or the given) bucket; AWS's refusals become one line naming the bucket."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    target = f"bucket {bucket}" if bucket else f"stage {stage}'s model bucket"
-    try:
-        if not bucket:
-            import boto3
-
-            account = boto3.client("sts").get_caller_identity()["Account"]
-            bucket = model_bucket_name(str(stage), account)
-            target = f"bucket {bucket}"
-        upload(out, manifest, bucket, key)
-    except (BotoCoreError, ClientError) as exc:
-        raise TrainingInputError(
-            f"uploading to {target} failed: {exc}. The model is written locally to {out}. Fix: check the "
-            f"credentials, region and bucket (deploy the stage first: `inv deploy --stage {stage or '<stage>'}`)."
-        ) from None
-    return bucket
-
-
-def upload(out: Path, manifest: dict[str, Any], bucket: str, manifest_key: str) -> None:
-    import boto3
-
-    s3 = boto3.client("s3")
-    s3.upload_file(str(out / "model.joblib"), bucket, manifest["artifact_key"])
-    # Last: the pointer readers follow.
-    s3.put_object(
-        Bucket=bucket, Key=manifest_key, Body=json.dumps(manifest, indent=2).encode(), ContentType="application/json"
-    )
 
 
 def main(argv: list[str] | None = None) -> int:

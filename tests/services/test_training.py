@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import sklearn
 import trainer
+import trainer_io
 
 from lambda_ml_layers.deploy.stages import stage_names
 from lambda_ml_layers.errors import ConfigError, InterpreterMissing
@@ -75,7 +76,7 @@ def test_committed_sample_matches_its_generator() -> None:
 def test_model_bucket_name_is_the_templates() -> None:
     template = (ROOT / "infra" / "template.yaml").read_text()
     assert "BucketName: !Sub lambda-ml-layers-${Stage}-models-${AWS::AccountId}" in template
-    assert trainer.model_bucket_name("dev", "123456789012") == "lambda-ml-layers-dev-models-123456789012"
+    assert trainer_io.model_bucket_name("dev", "123456789012") == "lambda-ml-layers-dev-models-123456789012"
 
 
 def test_merged_layer_requirements_pin_each_package_once_with_hashes() -> None:
