@@ -76,6 +76,23 @@ def build_layers(
 namespace = Collection(build_layers)
 
 
+@task(help={"check": "only check that the committed file matches the built layers"})
+def layer_modules(c: Context, check: bool = False) -> None:
+    """Write services/shared/layer_modules.json (which layer provides each module) from the built zips."""
+    from lambda_ml_layers.config import load_project
+    from lambda_ml_layers.module_map import MODULE_MAP, check_layer_modules, write_layer_modules
+
+    project = _run(lambda: load_project(ROOT))
+    if check:
+        _run(lambda: check_layer_modules(project))
+        print(f"{MODULE_MAP} matches the built layers.")
+    else:
+        print(f"Wrote {_run(lambda: write_layer_modules(project)).relative_to(ROOT)}")
+
+
+namespace.add_task(layer_modules)
+
+
 # --- Pipeline (issue 3): train the model ----------------------------------------------
 
 
@@ -85,14 +102,23 @@ namespace = Collection(build_layers)
         "'local' needs AWS_ENDPOINT_URL pointing at a moto server)",
         "bucket": "upload to this bucket instead of the stage's lambda-ml-layers-<stage>-models-<account>",
         "out": "where to write model.joblib, model.json and model.joblib.sha256 (default build/model)",
+        "data": "the training CSV (default data/sample/transactions.csv)",
     },
 )
-def train_model(c: Context, stage: str | None = None, bucket: str | None = None, out: str | None = None) -> None:
+def train_model(
+    c: Context, stage: str | None = None, bucket: str | None = None, out: str | None = None, data: str | None = None
+) -> None:
     """Train the model on data/sample in python3.12 with the layers' packages; print metrics vs a baseline."""
     from lambda_ml_layers.training import TrainRequest
     from lambda_ml_layers.training import train_model as run_training
 
-    request = TrainRequest(root=ROOT, stage=stage, bucket=bucket, out_dir=Path(out).resolve() if out else None)
+    request = TrainRequest(
+        root=ROOT,
+        stage=stage,
+        bucket=bucket,
+        out_dir=Path(out).resolve() if out else None,
+        data=Path(data).resolve() if data else None,
+    )
     _run(lambda: run_training(request))
 
 

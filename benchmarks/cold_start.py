@@ -9,7 +9,7 @@ task/ and opt/ laid out read-only, the target python3.12 isolated from the host,
                   (pip_runner.install_for_target: --no-compile, so source only, nothing
                   removed), minus what its base layers provide, as the build dedupes, and
                   zipped by layer_zip.write_zip; what SAM or a plain `pip install -t` ships;
-  (b) built       the zips `inv build-layers` wrote to build/layers/<runtime>-<arch>/.
+  (b) built       the zips `inv build-layers` published (BuildPaths.output_dir).
 
 Init time is the sandbox's `init_seconds`: interpreter start to handler module imported,
 Lambda's "Init Duration". Runs are interleaved A/B, B/A, ... per function, so both recipes

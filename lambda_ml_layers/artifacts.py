@@ -3,7 +3,7 @@
 A `LayerBuild` is what the gates, the report and the cache see of one built layer. Publishing
 copies the zips, their manifests and the report into place in two phases: everything is first
 written beside its destination, then renamed into place in one quick pass that Ctrl-C cannot
-cut, so build/layers/<runtime>-<arch>/ and the reports only ever show one whole good build.
+cut, so the published folders (paths.BuildPaths) only ever show one whole good build.
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ def publishing() -> Iterator[Publication]:
 
 
 def stage_layer(publication: Publication, build: LayerBuild, output_dir: Path) -> None:
-    """build/layers/<runtime>-<arch>/<layer>.zip and its manifest beside it."""
+    """<layer>.zip in the target's output_dir (paths.BuildPaths) and its manifest beside it."""
     publication.copy(Path(build.zip_path), output_dir / f"{build.name}.zip", build.sha256)
     manifest = json.dumps(build.manifest(), indent=2, sort_keys=True)
     publication.text(manifest, output_dir / f"{build.name}.json")

@@ -33,8 +33,20 @@ class SizeGateError(LayerToolError):
     exit_code = 7
 
 
+class LocalAWSError(LayerToolError):
+    """The local AWS emulator (moto server) cannot be started or reached, or its fixes do not fit it."""
+
+    exit_code = 8
+
+
 class BuildInProgress(LayerToolError):
     exit_code = 9
+
+
+class ModelRejected(LayerToolError):
+    """`inv train-model`: the trained model did not beat the baseline, so no artifact was written."""
+
+    exit_code = 10
 
 
 class SecurityScanError(LayerToolError):
@@ -83,6 +95,19 @@ class BuildWriteError(LayerToolError):
     """A place the build must write is read-only, full or not writable; nothing good was replaced."""
 
     exit_code = 20
+
+
+class LayerTestFailed(LayerToolError):
+    """`nox -s layer_tests`: a layer the template deploys is not built, its zip is unreadable, or it
+    failed its import, version or smoke checks."""
+
+    exit_code = 22
+
+
+class TrainingFailed(LayerToolError):
+    """`inv train-model`: the data, the output folder or the AWS credentials stopped the trainer."""
+
+    exit_code = 23
 
 
 class SizeReportError(LayerToolError):

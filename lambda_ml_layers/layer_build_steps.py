@@ -4,7 +4,7 @@ install (target platform) -> dedupe against base layers -> strip -> trim AWS SDK
 -> strip shared objects -> bytecode -> zip -> verify (on top of the base layers) -> cache
 
 Each step is a function in its own module; this one runs them in order in a staging folder
-and folds what they did into a `LayerBuild`. Nothing here writes under build/layers."""
+and folds what they did into a `LayerBuild`. Nothing here writes where builds are published (artifacts.py does)."""
 
 from __future__ import annotations
 
@@ -45,6 +45,7 @@ def step_dict(step: StepResult) -> dict[str, Any]:
         "files_removed": step.files_removed,
         "bytes_removed": step.bytes_removed,
         "notes": list(step.notes),
+        "warnings": list(step.warnings),
         "by_rule": {k: {"files": v[0], "bytes": v[1]} for k, v in step.by_rule.items()},
     }
 
@@ -61,10 +62,9 @@ def strip(site: Path, layer: LayerConfig) -> StepResult:
     )
 
 
-def shared_object_warnings(layer: str, step: StepResult) -> list[Notice]:
-    """The shared-object step's notes that are warnings: it could not strip at all, or it
-    restored a library that no longer loaded. (shared_objects.py reports both as text notes.)"""
-    return [Notice.warning(layer, note) for note in step.notes if note.startswith(("not stripped", "restored"))]
+def step_warnings(layer: str, steps: list[StepResult]) -> list[Notice]:
+    """Every step's warnings, in step order, as notices the progress display and the report show."""
+    return [Notice.warning(layer, warning) for step in steps for warning in step.warnings]
 
 
 _CLIENT_FIX = (
@@ -76,13 +76,13 @@ _CLIENT_FIX = (
 
 def verify(
     ctx: BuildContext, layer: LayerConfig, zip_file: Path, stage: Path, modules: list[str], wait_for_base: WaitForBase
-) -> tuple[StepResult, Notice | None]:
+) -> tuple[StepResult, bool]:
     """Extract the base layers and this one as Lambda would into /opt, then import everything.
-    Returns the step and, when the check could not run on this machine, the warning saying so."""
+    Returns the step and whether the check ran (on another arch it cannot; the step warns so)."""
     machine = os.uname().machine
     if ARCHES[ctx.arch] != machine:
         why = f"{ctx.arch} binaries cannot run on this {machine} host, so no import was checked"
-        return StepResult("verify", notes=(why,)), Notice.warning(layer.name, f"not verified: {why}")
+        return StepResult("verify", notes=(why,), warnings=(f"not verified: {why}",)), False
     opt = stage / "opt"
     for base in base_layers_of(ctx.project, layer):
         extract(Path(wait_for_base(base).zip_path), opt)
@@ -115,7 +115,7 @@ def verify(
     made = f", {len(clients)} boto3 clients created" if clients else ""
     return StepResult(
         "verify", notes=(f"{len(modules)} modules imported, {len(versions)} versions match the lock{made}",)
-    ), None
+    ), True
 
 
 def build_fresh(ctx: BuildContext, layer: LayerConfig, key: str, wait_for_base: WaitForBase) -> LayerBuild:
@@ -131,7 +131,6 @@ def build_fresh(ctx: BuildContext, layer: LayerConfig, key: str, wait_for_base: 
         wanted = packages_to_install(ctx.project, ctx.locks, layer)
         from_base = {package: provided[package] for package in lock.packages if package in provided}
         steps = [StepResult("dedupe", notes=tuple(f"{p} comes from {base}" for p, base in sorted(from_base.items())))]
-        warnings: list[Notice] = []
         ctx.say(Notice.step(name, "installing", f"{len(wanted)} packages"))
         install_for_target(
             wanted,
@@ -152,7 +151,6 @@ def build_fresh(ctx: BuildContext, layer: LayerConfig, key: str, wait_for_base: 
         if layer.strip_shared_objects:
             ctx.say(Notice.step(name, "stripping shared objects"))
             steps.append(strip_shared_objects(site, ctx.python, ctx.arch))
-            warnings += shared_object_warnings(name, steps[-1])
         ctx.check_cancel()
         ctx.say(Notice.step(name, "compiling bytecode", layer.bytecode))
         steps.append(compile_bytecode(site, ctx.python, layer.bytecode, "/opt/python"))
@@ -161,10 +159,10 @@ def build_fresh(ctx: BuildContext, layer: LayerConfig, key: str, wait_for_base: 
         zip_file = stage / "layer.zip"
         write_zip(site, zip_file)
         ctx.say(Notice.step(name, "verifying imports"))
-        verified, skipped = verify(ctx, layer, zip_file, stage, modules, wait_for_base)
+        verified, ran = verify(ctx, layer, zip_file, stage, modules, wait_for_base)
         steps.append(verified)
-        warnings += [skipped] if skipped else []
-        ctx.say(Notice.step(name, "not verified", verified.notes[0]) if skipped else Notice.step(name, "verified"))
+        ctx.say(Notice.step(name, "verified") if ran else Notice.step(name, "not verified", verified.notes[0]))
+        warnings = step_warnings(name, steps)
         for warning in warnings:
             ctx.say(warning)
         ctx.check_cancel()
@@ -184,7 +182,7 @@ def build_fresh(ctx: BuildContext, layer: LayerConfig, key: str, wait_for_base: 
             provided_by_base=from_base,
             package_bytes=size_by_package(site, owners),
             steps=[step_dict(s) for s in steps],
-            verified=skipped is None,
+            verified=ran,
             warnings=tuple(warnings),
         )
         entry = store(ctx.paths.cache, name, key, zip_file, build.manifest())

@@ -13,19 +13,22 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .command_runner import call
 from .config import LayerConfig, ProjectConfig, build_order
-from .errors import LayerToolError
+from .errors import LayerTestFailed
 from .layer_contents import load_locks, packages_to_install
+from .layer_test_plan import build_command, layer_test_plan
 from .layer_tree import read_distributions
 from .layer_zip import extract
 from .paths import BuildPaths
 from .pip_runner import install_for_target
-from .runtimes import ARCHES, RUNTIMES, Runtime, python_lib_dir
+from .runtimes import RUNTIMES, Runtime, python_lib_dir
 from .strip_rules import plan_strip
 from .target_scripts import script as target_script
 from .verify import check_layer, lambda_sys_path, run_each
@@ -98,11 +101,19 @@ def compare_imports(
         result.failures.append(f"import {module}: {stripped_error} (imports fine unstripped)")
 
 
-def built_zip(output_dir: Path, layer: str) -> Path:
+def extract_built(output_dir: Path, layer: str, runtime: Runtime, arch: str, opt: Path) -> None:
+    """Extract one published zip into opt/; a missing, truncated or corrupt zip names itself and the fix."""
     path = output_dir / f"{layer}.zip"
+    fix = f"Fix: `{build_command(runtime.name, arch)} --force` writes it again."
     if not path.exists():
-        raise LayerToolError(f"{path} is missing: run `inv build-layers` for this runtime and arch first.")
-    return path
+        raise LayerTestFailed(f"{path} is missing. {fix}")
+    try:
+        extract(path, opt)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        # BadZipFile covers "File is not a zip file" (truncated) and "Bad CRC-32" (bytes changed).
+        raise LayerTestFailed(
+            f"{path} is not a readable zip ({exc}): it was truncated or changed after the build. {fix}"
+        ) from None
 
 
 def test_layer(
@@ -123,7 +134,7 @@ def test_layer(
         work = Path(temp)
         opt = work / "opt"
         for member in chain:
-            extract(built_zip(output_dir, member.name), opt)
+            extract_built(output_dir, member.name, runtime, arch, opt)
         say(f"{layer.name}: installing the same lock unstripped for comparison")
         reference_site = work / "reference" / "python"
         packages = {name: p for c in chain for name, p in locks[c.name].packages.items()}
@@ -173,26 +184,38 @@ def run_layer_tests(
     python: str,
     say: Callable[[str], None] = print,
     find_links: Path | None = None,
+    ci: bool = False,
 ) -> list[LayerTestResult]:
-    """Test every layer zip built for this runtime (any arch this machine can run); [] if none."""
+    """Test every layer zip built for this runtime (any arch this machine can run), bases first.
+
+    Raises LayerTestFailed naming every failure at once: a layer the template deploys on this
+    runtime without a zip, an unreadable zip, a failed import, version or smoke check.
+    Returns [] only when there is nothing to test and skipping is allowed (see layer_test_plan).
+    """
     runtime = RUNTIMES[runtime_name]
-    results = []
     paths = BuildPaths.of(project.root)
-    for arch, machine in ARCHES.items():
+    plan = layer_test_plan(project, runtime_name, os.uname().machine, ci)
+    for note in plan.notes:
+        say(note)
+    results = []
+    for arch, name in plan.runs:
         output_dir = paths.output_dir(runtime_name, arch)
-        if not output_dir.is_dir() or not any(output_dir.glob("*.zip")):
-            continue
-        if machine != os.uname().machine:
-            say(f"{output_dir}: {arch} layers cannot run on this {os.uname().machine} machine; not tested")
-            continue
-        for layer in build_order(project):
-            if not (output_dir / f"{layer.name}.zip").exists():
-                continue
-            result = test_layer(project, layer, runtime, arch, python, output_dir, paths.pip_cache, say, find_links)
-            say(
-                f"{layer.name} ({runtime_name}, {arch}): {result.modules_checked} modules import unstripped; "
-                f"{result.removed_on_purpose} removed on purpose by strip rules, {result.allowed_failures} allowed "
-                f"to fail, {len(result.failures)} failures",
+        try:
+            result = test_layer(
+                project, project.layer(name), runtime, arch, python, output_dir, paths.pip_cache, say, find_links
             )
-            results.append(result)
+        except LayerTestFailed as exc:
+            result = LayerTestResult(name, runtime_name, arch, failures=[str(exc)])
+        say(
+            f"{name} ({runtime_name}, {arch}): {result.modules_checked} modules import unstripped; "
+            f"{result.removed_on_purpose} removed on purpose by strip rules, {result.allowed_failures} allowed "
+            f"to fail, {len(result.failures)} failures",
+        )
+        results.append(result)
+    failures = [f"  - {missing}" for missing in plan.missing]
+    failures += [
+        f"  - {r.layer} ({r.runtime}, {r.arch}):\n      " + "\n      ".join(r.failures) for r in results if not r.ok
+    ]
+    if failures:
+        raise LayerTestFailed(f"layer_tests failed on {runtime_name}:\n" + "\n".join(failures))
     return results

@@ -20,6 +20,8 @@ class StepResult:
     files_removed: int = 0
     bytes_removed: int = 0
     notes: tuple[str, ...] = ()
+    # What the user must see, not just read in the report: a check that could not run, a change undone.
+    warnings: tuple[str, ...] = ()
     by_rule: dict[str, tuple[int, int]] = field(default_factory=dict)  # rule -> (files, bytes)
 
 

@@ -39,7 +39,7 @@ def write_zip(source: Path, destination: Path, prefix: str = "python", files: li
                         dst.write(chunk)
         with naming(temp), temp.open("rb") as f:
             os.fsync(f.fileno())
-        temp.chmod(0o644)  # mkstemp's 0600 would follow the zip into the cache and build/layers
+        temp.chmod(0o644)  # mkstemp's 0600 would follow the zip into the cache and the published zips
         os.replace(temp, destination)
     finally:
         temp.unlink(missing_ok=True)

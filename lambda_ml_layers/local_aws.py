@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import LayerToolError
+from .errors import LocalAWSError
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "localhost"
@@ -42,10 +42,6 @@ DUMMY_CREDENTIALS = {
     "AWS_DEFAULT_REGION": "us-east-1",
 }
 FIXES_MODULE = "lambda_ml_layers.local_aws_fixes"
-
-
-class LocalAWSError(LayerToolError):
-    exit_code = 8
 
 
 @dataclass

@@ -20,7 +20,7 @@ from .runtimes import MB
 from .write_errors import write_failure
 
 INTERRUPTED = (
-    "Interrupted: unfinished layers were discarded and nothing was published (build/layers and the "
+    "Interrupted: unfinished layers were discarded and nothing was published (the published zips and "
     "reports are as the last good build left them); finished layers are cached, so the next build "
     "resumes from there."
 )
@@ -95,12 +95,12 @@ def run_builds(ctx: BuildContext, layers: list[LayerConfig], keys: dict[str, str
         for layer in layers:  # bases first, so a waiting layer never starves its base of a worker
             futures[layer.name] = executor.submit(build_one, ctx, layer, keys[layer.name], futures)
         results: dict[str, LayerBuild] = {}
-        errors: list[LayerToolError] = []
+        errors: dict[str, LayerToolError] = {}
         for name, future in futures.items():
             try:
                 results[name] = future.result()
             except LayerToolError as exc:
-                errors.append(exc)
+                errors[name] = exc
     except KeyboardInterrupt:
         ctx.cancel.set()
         executor.shutdown(wait=True, cancel_futures=True)
@@ -108,9 +108,28 @@ def run_builds(ctx: BuildContext, layers: list[LayerConfig], keys: dict[str, str
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
     # A layer stopped because the build was cancelled is a consequence: report the causes.
-    causes = [error for error in errors if not isinstance(error, BuildInterrupted)]
+    causes = {name: error for name, error in errors.items() if not isinstance(error, BuildInterrupted)}
     if errors and not causes:
         raise BuildInterrupted(INTERRUPTED)  # a step saw Ctrl-C first (it reaches child processes too)
     if causes:
-        raise type(causes[0])("\n\n".join(str(e) for e in causes))
+        raise combined_failure(causes)
     return results
+
+
+def combined_failure(causes: dict[str, LayerToolError]) -> LayerToolError:
+    """One error for the whole build that keeps each layer's own: one failure is raised as it is;
+    several are listed layer by layer with their kind and exit code, and the build exits with the
+    code of the first failed layer in build order (`causes` is in that order)."""
+    if len(causes) == 1:
+        return next(iter(causes.values()))
+    first_name, first = next(iter(causes.items()))
+    sections = [
+        f"Layer {name} failed ({type(error).__name__}, exit code {error.exit_code}):\n  "
+        + str(error).replace("\n", "\n  ")
+        for name, error in causes.items()
+    ]
+    heading = (
+        f"{len(causes)} layers failed: {', '.join(causes)}. Each is reported below with its own error; "
+        f"the exit code is {first_name}'s ({first.exit_code}), the first failed layer in build order."
+    )
+    return type(first)("\n\n".join([heading, *sections]))

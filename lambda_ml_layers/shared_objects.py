@@ -35,14 +35,14 @@ def strip_shared_objects(site: Path, python: str | None, arch: str) -> StepResul
     if ARCHES[arch] != host:
         return StepResult(
             "shared-objects",
-            notes=(
+            warnings=(
                 f"not stripped: target arch {arch} differs from this {host} machine, so a "
                 f"stripped library could not be loaded to verify it",
             ),
         )
     if python is None or shutil.which("strip") is None or shutil.which("readelf") is None:
         return StepResult(
-            "shared-objects", notes=("not stripped: needs binutils (strip, readelf) and the target interpreter",)
+            "shared-objects", warnings=("not stripped: needs binutils (strip, readelf) and the target interpreter",)
         )
     candidates = [site / rel for rel, _ in walk_files(site) if is_shared_object(rel)]
     skipped = [p for p in candidates if has_rpath(p)]
@@ -64,6 +64,6 @@ def strip_shared_objects(site: Path, python: str | None, arch: str) -> StepResul
         for path in failures:
             shutil.copy2(backups[path], path)
     saved = sum(before[p] - p.stat().st_size for p in to_strip)
-    notes = [f"{len(to_strip) - len(failures)} stripped, {len(skipped)} left alone (RPATH/RUNPATH, or unreadable)"]
-    notes += [f"restored {p.relative_to(site)}: {msg}" for p, msg in sorted(failures.items())]
-    return StepResult("shared-objects", bytes_removed=saved, notes=tuple(notes))
+    note = f"{len(to_strip) - len(failures)} stripped, {len(skipped)} left alone (RPATH/RUNPATH, or unreadable)"
+    restored = tuple(f"restored {p.relative_to(site)}: {msg}" for p, msg in sorted(failures.items()))
+    return StepResult("shared-objects", bytes_removed=saved, notes=(note,), warnings=restored)

@@ -21,7 +21,7 @@ from pathlib import Path
 from .command_runner import call
 from .config import load_project
 from .deploy.stages import load_stage
-from .errors import ConfigError, InstallError, LayerToolError, LockError
+from .errors import ConfigError, InstallError, LayerToolError, LockError, ModelRejected, TrainingFailed
 from .interpreters import find_interpreter, interpreter_version
 from .layer_contents import load_locks
 from .locks import LOCK_COMMAND, LockedPackage
@@ -33,10 +33,8 @@ TRAIN_PYTHON = "python3.12"  # the runtime in infra/template.yaml and layers/def
 TRAINER = Path("services/training/trainer.py")
 VENV = Path("build/venvs/train")
 REFUSED_EXIT = 3  # trainer.py: the model did not beat the baseline
-
-
-class ModelRejected(LayerToolError):
-    exit_code = 10
+INPUT_EXIT = 4  # trainer.py: data, --out or credentials unusable; stderr's last "error: " line says which
+ERROR_PREFIX = "error: "
 
 
 @dataclass(frozen=True)
@@ -133,12 +131,31 @@ def train_model(request: TrainRequest, log: Callable[[str], None] = print) -> No
     python = ensure_train_env(request.root, request.python, log)
     # The venv's packages only: nothing from the tooling venv or the user's site-packages.
     env = {k: v for k, v in request.env.items() if k not in {"PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"}}
-    # On the terminal: the trainer prints its metrics for the user; its exit code is the verdict.
-    result = call(trainer_command(request, python), cwd=request.root, env=env, terminal=True, error=None)
+    # The trainer's output streams as it comes (metrics, warnings, an unexpected failure's
+    # traceback); its explained failure, the last "error: " line, becomes the one message instead.
+    result = call(
+        trainer_command(request, python),
+        cwd=request.root,
+        env=env,
+        echo=lambda line: None if line.startswith(ERROR_PREFIX) else print(line, flush=True),
+        error=None,
+    )
+    explained = trainer_error(result.output) if result.returncode == INPUT_EXIT else None
+    if explained is not None:
+        raise TrainingFailed(f"Training stopped: {explained}")
     if result.returncode == REFUSED_EXIT:
         raise ModelRejected("The trained model did not beat the baseline; no artifact was written.")
     if result.returncode != 0:
-        raise LayerToolError(f"Training failed (exit {result.returncode}); its output is above.")
+        raise LayerToolError(
+            f"Training failed unexpectedly (exit {result.returncode}); the trainer's traceback is above. "
+            f"This is a bug in {TRAINER}: report it with that traceback."
+        )
+
+
+def trainer_error(stderr: str) -> str | None:
+    """The message of the trainer's explained failure: its last line that starts with "error: "."""
+    lines = [line for line in stderr.splitlines() if line.startswith(ERROR_PREFIX)]
+    return lines[-1].removeprefix(ERROR_PREFIX) if lines else None
 
 
 if __name__ == "__main__":  # pragma: no cover - convenience: python -m lambda_ml_layers.training

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .errors import BuildWriteError
 
-_KEPT = "build/layers and the reports are as the last good build left them"
+_KEPT = "the published layers and the reports are as the last good build left them"
 
 # errno -> (what happened, the fix); the message starts with what happened, as the OS says it.
 _WRITE_FAULTS = {

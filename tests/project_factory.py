@@ -101,7 +101,7 @@ class TinyProject:
         return self.paths.report(runtime, arch or self.arch)
 
     def published_files(self) -> dict[str, str]:
-        """sha256 of every file a good build publishes: build/layers, the per-target reports,
+        """sha256 of every file a good build publishes: the published zips, the per-target reports,
         build/report.json (a failed build's own report, kept apart, is not one of them)."""
         paths = self.paths
         failed = {paths.failed_report(runtime, arch) for runtime in RUNTIMES for arch in ARCHES}

@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..local_aws import LocalAWSError, reachable, start_moto_server
+from ..errors import LocalAWSError
+from ..local_aws import reachable, start_moto_server
 from ..paths import BuildPaths
 
 ENDPOINT_VARIABLE = "LAMBDA_ML_LAYERS_LOCAL_AWS"

@@ -72,7 +72,7 @@ from __future__ import annotations
 
 import importlib
 
-from ..local_aws import LocalAWSError
+from ..errors import LocalAWSError
 
 MOTO_VERSION = "5.2.5"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from ..local_aws import LocalAWSError
+from ..errors import LocalAWSError
 from . import apply
 
 

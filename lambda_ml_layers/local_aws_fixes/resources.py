@@ -68,7 +68,7 @@ import zipfile
 from importlib import metadata
 from typing import Any
 
-from ..local_aws import LocalAWSError
+from ..errors import LocalAWSError
 
 MOTO_VERSION = "5.2.5"
 MAX_LAYERS = 5

@@ -24,17 +24,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-# Which layer (by its logical id in infra/template.yaml) provides each top-level module.
-LAYER_OF_MODULE = {
-    "pandas": "CoreDataScienceLayer",
-    "numpy": "CoreDataScienceLayer",
-    "dateutil": "CoreDataScienceLayer",
-    "sklearn": "MLLibrariesLayer",
-    "scipy": "MLLibrariesLayer",
-    "joblib": "MLLibrariesLayer",
-    "boto3": "AWSUtilitiesLayer",
-    "botocore": "AWSUtilitiesLayer",
-}
+# Which layer (by its logical id in infra/template.yaml) provides each top-level module:
+# generated from the built layers by `inv layer-modules` (lambda_ml_layers/module_map.py),
+# linked into each function package beside this file.
+with open(os.path.join(os.path.dirname(__file__), "layer_modules.json"), encoding="utf-8") as _map:
+    LAYER_OF_MODULE: dict[str, str] = json.load(_map)["modules"]
 # The Lambda runtime ships its own boto3 (in LAMBDA_RUNTIME_DIR, /var/runtime, or the
 # interpreter's own site-packages); importing that proves nothing about the layer, so on
 # Lambda these must not come from there. (Asking "not from the runtime" rather than "from

@@ -16,8 +16,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import platform
 import sys
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,31 +32,56 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import sklearn  # noqa: E402
 from data_validation import validate  # noqa: E402
+from data_validation.runtime import BadInput  # noqa: E402
 from feature_engineering import features  # noqa: E402
 from sklearn.dummy import DummyClassifier  # noqa: E402
 from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: E402
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score  # noqa: E402
+from trainer_io import (  # noqa: E402
+    ERROR_PREFIX,
+    INPUT_EXIT,
+    SAMPLE_FIX,
+    TrainingInputError,
+    check_credentials,
+    check_writable,
+    read_data,
+    upload_or_explain,
+)
 
 SEED = 7
 TARGET = "is_fraud"
 TEST_SHARE = 0.25  # the latest quarter of the days: the model is judged on its future
 THRESHOLD = 0.5
-STACK_PREFIX = "lambda-ml-layers"  # infra/template.yaml names the model bucket from this
-
-
-def model_bucket_name(stage: str, account: str) -> str:
-    """The same name infra/template.yaml gives ModelBucket."""
-    return f"{STACK_PREFIX}-{stage}-models-{account}"
+REFUSED_EXIT = 3  # the model did not beat the baseline
+SCHEMA = "services/data_validation/data_validation/schema.toml"
 
 
 def load_training_frame(path: Path) -> pd.DataFrame:
     """The sample, through the same schema check as production batches; labels required."""
-    result = validate.validate(path.read_bytes(), validate.load_schema())
+    try:
+        result = validate.validate(read_data(path), validate.load_schema())
+    except BadInput as exc:  # empty file, not a CSV table, missing columns, no rows
+        raise TrainingInputError(
+            f"training data {path}: {exc}. Fix: the columns are in {SCHEMA}; {SAMPLE_FIX}."
+        ) from None
     if not result.passed:
-        raise SystemExit(f"{path} fails the batch schema: {result.report.get('reason')}")
+        raise TrainingInputError(f"training data {path} fails the batch schema: {result.report.get('reason')}.")
     frame = result.valid
+    if TARGET not in frame.columns:
+        raise TrainingInputError(
+            f"training data {path} lacks the {TARGET} column: training needs a label on every row."
+        )
     if frame[TARGET].isna().any():
-        raise SystemExit(f"{path}: every training row needs an {TARGET} label")
+        raise TrainingInputError(f"training data {path}: every training row needs an {TARGET} label.")
+    days, labels = frame["timestamp"].dt.floor("D").nunique(), {int(v) for v in frame[TARGET].unique()}
+    if days < 4:
+        raise TrainingInputError(
+            f"training data {path} spans {days} day(s): training needs at least 4 (the last quarter tests)."
+        )
+    if labels != {0, 1}:
+        raise TrainingInputError(
+            f"training data {path} has only {TARGET} = {sorted(labels)}: training needs both 0 and 1."
+        )
     return frame
 
 
@@ -119,7 +146,27 @@ def beats_baseline(metrics: dict[str, Any]) -> bool:
 
 
 def write_artifact(bundle: dict[str, Any], metrics: dict[str, Any], out: Path) -> dict[str, Any]:
+    """Write the three files beside each other under temporary names, then rename them into place,
+    the manifest last: a failed write leaves the previous artifact whole."""
+    try:
+        return _write_artifact(bundle, metrics, out)
+    except OSError as exc:
+        raise TrainingInputError(
+            f"writing the model to {out} failed ({exc.strerror}); the previous model there is unchanged. "
+            f"Fix: free space or pass another --out."
+        ) from None
+
+
+def _write_artifact(bundle: dict[str, Any], metrics: dict[str, Any], out: Path) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out, prefix=".model-") as staging:
+        manifest = _write_files(bundle, metrics, Path(staging))
+        for name in ("model.joblib", "model.joblib.sha256", "model.json"):
+            os.replace(Path(staging) / name, out / name)
+    return manifest
+
+
+def _write_files(bundle: dict[str, Any], metrics: dict[str, Any], out: Path) -> dict[str, Any]:
     artifact = out / "model.joblib"
     joblib.dump(bundle, artifact, compress=3)
     sha = hashlib.sha256(artifact.read_bytes()).hexdigest()
@@ -145,17 +192,6 @@ def write_artifact(bundle: dict[str, Any], metrics: dict[str, Any], out: Path) -
     return manifest
 
 
-def upload(out: Path, manifest: dict[str, Any], bucket: str, manifest_key: str) -> None:
-    import boto3
-
-    s3 = boto3.client("s3")
-    s3.upload_file(str(out / "model.joblib"), bucket, manifest["artifact_key"])
-    # Last: the pointer readers follow.
-    s3.put_object(
-        Bucket=bucket, Key=manifest_key, Body=json.dumps(manifest, indent=2).encode(), ContentType="application/json"
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Train the model on the sample data.")
     parser.add_argument("--data", type=Path, default=SERVICES.parent / "data/sample/transactions.csv")
@@ -164,8 +200,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bucket", help="upload to this bucket (overrides the stage's name)")
     parser.add_argument("--manifest-key", default="models/current/model.json")
     args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except TrainingInputError as exc:
+        print(f"{ERROR_PREFIX}{exc}", file=sys.stderr)
+        return INPUT_EXIT
 
-    bundle, metrics = train(load_training_frame(args.data))
+
+def run(args: argparse.Namespace) -> int:
+    frame = load_training_frame(args.data)
+    check_writable(args.out)
+    if args.stage or args.bucket:
+        check_credentials(f"bucket {args.bucket}" if args.bucket else f"stage {args.stage}'s model bucket")
+    bundle, metrics = train(frame)
     m, b = metrics["model"], metrics["baseline_prior"]
     print(
         f"trained on {metrics['train_rows']} rows, tested on the next {metrics['test_rows']} "
@@ -177,18 +224,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"recall at {THRESHOLD}: {metrics['recall_at_threshold']:.1%}")
     if not beats_baseline(metrics):
         print("REFUSED: the model does not beat the prior-probability baseline; no artifact written.")
-        return 3
+        return REFUSED_EXIT
     manifest = write_artifact(bundle, metrics, args.out)
     print(f"wrote {args.out / 'model.joblib'} (version {manifest['model_version']}, sha256 {manifest['sha256']})")
     print(f"trained with {json.dumps(manifest['versions'])}")
     if args.stage or args.bucket:
-        bucket = args.bucket
-        if not bucket:
-            import boto3
-
-            account = boto3.client("sts").get_caller_identity()["Account"]
-            bucket = model_bucket_name(args.stage, account)
-        upload(args.out, manifest, bucket, args.manifest_key)
+        bucket = upload_or_explain(args.out, manifest, args.stage, args.bucket, args.manifest_key)
         print(f"uploaded to s3://{bucket}/{manifest['artifact_key']} and s3://{bucket}/{args.manifest_key}")
     return 0
 

@@ -125,6 +125,21 @@ def history(root: Path, server: MotoServer) -> list[dict[str, Any]]:
     return data
 
 
+def assert_says_where_the_stage_is(output: str, before: dict[str, Any], after: list[dict[str, Any]]) -> None:
+    """The message after a failed or interrupted deploy says what the release history shows,
+    and only that: restored (a new `restore` record) or still on the latest recorded release
+    (the one before, or the interrupted deploy's own if it recorded itself before the Ctrl-C)."""
+    new = [release for release in after if release["number"] > before["number"]]
+    if new and new[-1]["kind"] == "restore":
+        target = new[-2]["number"] if len(new) > 1 else before["number"]
+        expected = f"was restored to release {target}'s code and layers (recorded as release {new[-1]['number']})"
+        assert expected in output, output[-4000:]
+        assert "is still on release" not in output
+    else:
+        assert f"is still on release {new[-1]['number'] if new else before['number']} " in output, output[-4000:]
+        assert "was restored to release" not in output
+
+
 def layer_versions(server: MotoServer) -> dict[str, int]:
     client = server.client("lambda")
     return {
@@ -234,7 +249,7 @@ def test_cloudformation_failure_leaves_the_previous_release_serving(root: Path, 
     output = result.stdout + result.stderr
     assert result.returncode == 13, output[-4000:]
     assert "TakenBucket" in output and "Traceback" not in output
-    assert f"still on release {before['number']}" in output or f"restored to release {before['number']}" in output
+    assert_says_where_the_stage_is(output, before, history(root, server))
     assert server.client("cloudformation").describe_stacks(StackName=PREFIX)["Stacks"][0]["StackStatus"] == (
         "UPDATE_ROLLBACK_COMPLETE"
     )
@@ -310,7 +325,7 @@ def test_ctrl_c_during_sam_deploy_leaves_a_recorded_release(root: Path, server: 
     output = "".join(seen) + rest
     assert process.returncode == 130, output[-4000:]
     assert "Interrupted: waiting for CloudFormation" in output and "Traceback" not in output
-    assert f"still on release {before['number']}" in output or f"restored to release {before['number']}" in output
+    assert_says_where_the_stage_is(output, before, history(root, server))
     assert live_layers(server) == live
     # The next deploy works as usual.
     assert "is on release" in ok(inv(root, server, "deploy", "--stage", STAGE))

@@ -13,6 +13,7 @@ import pytest
 
 from lambda_ml_layers.config import load_project
 from lambda_ml_layers.interpreters import find_interpreter
+from lambda_ml_layers.module_map import check_layer_modules
 from lambda_ml_layers.paths import BuildPaths
 from lambda_ml_layers.runtimes import LAMBDA_UNZIPPED_LIMIT, RUNTIMES
 from lambda_ml_layers.verify import lambda_sys_path
@@ -67,6 +68,10 @@ def test_no_package_is_in_two_layers(report: dict[str, Any]) -> None:
             assert package not in seen, f"{package} in {seen.get(package)} and {layer['name']}"
             seen[package] = layer["name"]
     assert by_name(report)["ml-libraries"]["provided_by_base"]["numpy"] == "core-data-science"
+
+
+def test_the_committed_module_map_matches_the_built_layers(report: dict[str, Any]) -> None:
+    check_layer_modules(load_project(REPO))  # services/shared/layer_modules.json; `inv layer-modules` rewrites it
 
 
 def test_zip_sizes_match_the_report(report: dict[str, Any]) -> None:

@@ -89,8 +89,8 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[
 
 @pytest.fixture
 def uploaded_model(s3: Any, model_bucket: str, trained_model: tuple[Path, dict[str, Any]]) -> dict[str, Any]:
-    import trainer
+    import trainer_io
 
     out, manifest = trained_model
-    trainer.upload(out, manifest, model_bucket, "models/current/model.json")
+    trainer_io.upload(out, manifest, model_bucket, "models/current/model.json")
     return manifest

@@ -17,20 +17,23 @@ from pathlib import Path
 import pytest
 
 SERVICES = Path(__file__).resolve().parents[2] / "services"
+# Which layer provides each module: the one generated map (`inv layer-modules`), never a copy.
+LAYER_OF_MODULE = json.loads((SERVICES / "shared" / "layer_modules.json").read_text())["modules"]
 
-# (function package, template name, module removed, layer that provides it); mirrors the
-# wiring in infra/template.yaml (DataValidation: core + aws; the others: all three).
-CASES = [
-    ("data_validation", "DataValidation", "pandas", "CoreDataScienceLayer"),
-    ("data_validation", "DataValidation", "boto3", "AWSUtilitiesLayer"),
-    ("feature_engineering", "FeatureEngineering", "pandas", "CoreDataScienceLayer"),
-    ("feature_engineering", "FeatureEngineering", "sklearn", "MLLibrariesLayer"),
-    ("feature_engineering", "FeatureEngineering", "boto3", "AWSUtilitiesLayer"),
-    ("predictions", "Predictions", "numpy", "CoreDataScienceLayer"),
-    ("predictions", "Predictions", "joblib", "MLLibrariesLayer"),
-    ("predictions", "Predictions", "sklearn", "MLLibrariesLayer"),
-    ("predictions", "Predictions", "boto3", "AWSUtilitiesLayer"),
+# (function package, template name, module removed, layer that provides it); the functions'
+# imports as wired in infra/template.yaml (DataValidation: core + aws; the others: all three).
+IMPORTS = [
+    ("data_validation", "DataValidation", "pandas"),
+    ("data_validation", "DataValidation", "boto3"),
+    ("feature_engineering", "FeatureEngineering", "pandas"),
+    ("feature_engineering", "FeatureEngineering", "sklearn"),
+    ("feature_engineering", "FeatureEngineering", "boto3"),
+    ("predictions", "Predictions", "numpy"),
+    ("predictions", "Predictions", "joblib"),
+    ("predictions", "Predictions", "sklearn"),
+    ("predictions", "Predictions", "boto3"),
 ]
+CASES = [(package, function, module, LAYER_OF_MODULE[module]) for package, function, module in IMPORTS]
 
 
 def import_handler(

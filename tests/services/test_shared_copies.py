@@ -12,6 +12,9 @@ LINKS = [
     ("runtime.py", "data_validation"),
     ("runtime.py", "feature_engineering"),
     ("runtime.py", "predictions"),
+    ("layer_modules.json", "data_validation"),
+    ("layer_modules.json", "feature_engineering"),
+    ("layer_modules.json", "predictions"),
     ("model_store.py", "feature_engineering"),
     ("model_store.py", "predictions"),
 ]

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import sklearn
 import trainer
+import trainer_io
 
 from lambda_ml_layers.deploy.stages import stage_names
 from lambda_ml_layers.errors import ConfigError, InterpreterMissing
@@ -75,7 +76,7 @@ def test_committed_sample_matches_its_generator() -> None:
 def test_model_bucket_name_is_the_templates() -> None:
     template = (ROOT / "infra" / "template.yaml").read_text()
     assert "BucketName: !Sub lambda-ml-layers-${Stage}-models-${AWS::AccountId}" in template
-    assert trainer.model_bucket_name("dev", "123456789012") == "lambda-ml-layers-dev-models-123456789012"
+    assert trainer_io.model_bucket_name("dev", "123456789012") == "lambda-ml-layers-dev-models-123456789012"
 
 
 def test_merged_layer_requirements_pin_each_package_once_with_hashes() -> None:
@@ -115,3 +116,72 @@ def test_missing_python312_is_explained(monkeypatch: pytest.MonkeyPatch, tmp_pat
 def test_a_python_that_is_not_a_lambda_runtime_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"not 'python3\.99'"):
         train_model(TrainRequest(root=ROOT, python="python3.99"))
+
+
+# --- `inv train-model` failures: one line naming the file, column or folder, and the fix ------
+
+
+def no_aws_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance role to find, and no wait for one
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
+
+def read_only_folder(tmp_path: Path) -> Path:
+    """A folder this process cannot create files in (root ignores file modes; sysfs refuses it too)."""
+    import os
+
+    if os.geteuid() == 0:
+        return Path("/sys/lambda-ml-layers-test-model")
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    return locked / "model"
+
+
+def sample_columns(tmp_path: Path, keep: int) -> Path:
+    lines = trainer_sample().read_text().splitlines()
+    path = tmp_path / f"first-{keep}-columns.csv"
+    path.write_text("\n".join(",".join(line.split(",")[:keep]) for line in lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("missing", r"training data .*/absent\.csv does not exist\. Fix: pass --data"),
+        ("empty", r"training data .*/empty\.csv: the batch is an empty file\. Fix: the columns are in"),
+        ("columns", r"lacks required column\(s\) amount, merchant_category, channel, distance_from_home_km"),
+        ("label", r"training data .*/first-7-columns\.csv lacks the is_fraud column"),
+        ("read-only out", r"--out .*model is not writable \(.+\)\. Fix: pass --out a folder you can write to"),
+        ("no credentials", r"no AWS credentials to upload to bucket some-bucket\. Fix: `aws configure`"),
+    ],
+)
+def test_a_training_failure_is_one_line_naming_the_cause_and_the_fix(
+    case: str, expected: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data, out, extra = trainer_sample(), tmp_path / "out", []
+    if case == "missing":
+        data = tmp_path / "absent.csv"
+    elif case == "empty":
+        data = tmp_path / "empty.csv"
+        data.write_text("")
+    elif case == "columns":
+        data = sample_columns(tmp_path, 3)
+    elif case == "label":
+        data = sample_columns(tmp_path, 7)
+    elif case == "read-only out":
+        out = read_only_folder(tmp_path)
+    else:
+        no_aws_credentials(monkeypatch, tmp_path)
+        extra = ["--bucket", "some-bucket"]
+    code = trainer.main(["--data", str(data), "--out", str(out), *extra])
+    captured = capsys.readouterr()
+    assert code == trainer.INPUT_EXIT == 4
+    [line] = captured.err.strip().splitlines()
+    assert line.startswith(trainer.ERROR_PREFIX)
+    assert re.search(expected, line), line
+    assert "Traceback" not in captured.err
+    assert not (out / "model.joblib").exists()  # stopped before training: nothing written

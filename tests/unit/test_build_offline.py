@@ -22,6 +22,8 @@ from lambda_ml_layers.errors import (
     VerifyError,
 )
 from lambda_ml_layers.interpreters import find_interpreter
+from lambda_ml_layers.layer_build_steps import step_warnings
+from lambda_ml_layers.layer_tree import StepResult
 from lambda_ml_layers.runtimes import LAMBDA_UNZIPPED_LIMIT
 from lambda_ml_layers.scheduler import INTERRUPTED
 from tests.project_factory import (
@@ -333,3 +335,52 @@ def test_a_template_layer_pointing_at_another_targets_zip_is_refused(tmp_path: P
         build(project)
     assert f"TinyLayer ContentUri '{content_uri(project, 'python3.11')}' is not the zip" in str(error.value)
     assert f"Fix: ContentUri: {content_uri(project)}" in str(error.value)
+
+
+def test_two_failing_layers_are_each_reported_with_their_own_error_and_code(tmp_path: Path) -> None:
+    project = tiny_project(tmp_path)
+    no_wheel = make_wheel(
+        project.wheels_dir, "fastthing", "2.0", {"fastthing.py": ""}, tag=f"cp312-cp312-manylinux_2_39_{HOST_MACHINE}"
+    )
+    breaks = make_wheel(
+        project.wheels_dir,
+        "needsdocs",
+        "1.0",
+        {"needsdocs/__init__.py": "from needsdocs.examples import data\n", "needsdocs/examples/data.py": "X = 1\n"},
+    )
+    write_layer(project.root, "tinylayer", [no_wheel], "budget_mb = 10\n")
+    write_layer(project.root, "otherlayer", [breaks], "budget_mb = 10\n")
+    (project.root / "layers" / "resolution.txt").write_text(resolution_text([no_wheel, breaks]))
+    with pytest.raises(VerifyError) as error:  # otherlayer comes first in build order
+        build(project)
+    message = str(error.value)
+    assert message.startswith("2 layers failed: otherlayer, tinylayer.")
+    assert "the exit code is otherlayer's (6)" in message
+    verify_part, install_part = message.split("Layer tinylayer failed (InstallError, exit code 4):")
+    assert "Layer otherlayer failed (VerifyError, exit code 6):" in verify_part
+    assert "import needsdocs: ModuleNotFoundError" in verify_part
+    assert f"No wheel of fastthing==2.0 fits python3.12 on {HOST_ARCH}" in install_part
+    assert not project.paths.published.exists()
+
+
+def test_step_warnings_are_a_field_of_the_step_not_read_from_its_notes(tmp_path: Path) -> None:
+    project = tiny_project(tmp_path)
+    report = build(project, arch=OTHER_ARCH)
+    steps = {step["step"]: step for step in report["layers"][0]["steps"]}
+    not_stripped = f"not stripped: target arch {OTHER_ARCH} differs from this {HOST_MACHINE} machine"
+    assert [w[: len(not_stripped)] for w in steps["shared-objects"]["warnings"]] == [not_stripped]
+    assert steps["shared-objects"]["notes"] == []
+    assert steps["verify"]["warnings"][0].startswith(f"skipped import verification: {OTHER_ARCH} code")
+    assert steps["strip"]["warnings"] == []
+    warnings = [n["message"] for n in report["notices"] if n["kind"] == "warning" and n["layer"] == "tinylayer"]
+    assert warnings == steps["shared-objects"]["warnings"] + steps["verify"]["warnings"]
+
+
+def test_a_note_that_merely_reads_like_a_warning_stays_a_note() -> None:
+    steps = [
+        StepResult("shared-objects", notes=("restored nothing: all 3 stripped libraries load",)),
+        StepResult("verify", warnings=("skipped import verification: arm64 code cannot run here",)),
+    ]
+    assert [n.message for n in step_warnings("core", steps)] == [
+        "skipped import verification: arm64 code cannot run here"
+    ]

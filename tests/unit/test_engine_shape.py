@@ -58,3 +58,14 @@ def test_the_engine_has_no_import_cycle() -> None:
 def test_report_and_gates_do_not_reach_back_into_the_build_story() -> None:
     for module in ("report", "artifacts", "build_gates", "scheduler", "layer_build_steps", "progress"):
         assert "lambda_ml_layers.build" not in engine_imports(ENGINE / f"{module}.py"), module
+
+
+def test_only_paths_py_spells_out_the_published_folder() -> None:
+    """Code asks paths.BuildPaths where builds are published; docs may name the folder for users."""
+    spelled = "build" + "/layers"  # not written out here either
+    code = [
+        *REPO.glob("*.py"),
+        *(p for top in ("lambda_ml_layers", "tests", "benchmarks") for p in (REPO / top).rglob("*.py")),
+    ]
+    offenders = [str(p.relative_to(REPO)) for p in code if spelled in p.read_text() and p != ENGINE / "paths.py"]
+    assert offenders == []

@@ -3,14 +3,20 @@ module imports is caught even when the top-level import still works."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import zipfile
 from pathlib import Path
+
+import pytest
 
 from lambda_ml_layers.build import BuildRequest, build_layers
 from lambda_ml_layers.config import load_project
+from lambda_ml_layers.errors import LayerTestFailed
 from lambda_ml_layers.interpreters import find_interpreter
-from lambda_ml_layers.layer_checks import module_name, run_layer_tests
+from lambda_ml_layers.layer_checks import LayerTestResult, module_name, run_layer_tests
 from lambda_ml_layers.runtimes import RUNTIMES
-from tests.project_factory import make_wheel, resolution_text, tiny_project, write_layer
+from tests.project_factory import HOST_ARCH, TinyProject, make_wheel, resolution_text, tiny_project, write_layer
 
 
 def test_module_names_follow_import_rules() -> None:
@@ -60,17 +66,107 @@ def test_intact_layer_passes(tmp_path: Path) -> None:
 
 def test_a_strip_rule_deleting_an_imported_module_fails_naming_the_module(tmp_path: Path) -> None:
     rule = '[[strip.rules]]\nname = "templates"\nwhy = "looked unused"\ndirectories = ["templates"]\n'
-    failures = run(layer_with_a_deep_import(tmp_path, rule))
-    assert len(failures) == 1
-    assert failures[0].startswith("import deeppkg.report: ModuleNotFoundError")
-    assert "imports fine unstripped" in failures[0]
+    with pytest.raises(LayerTestFailed) as caught:
+        run(layer_with_a_deep_import(tmp_path, rule))
+    [failure] = [line.strip() for line in str(caught.value).splitlines() if line.strip().startswith("import ")]
+    assert failure.startswith("import deeppkg.report: ModuleNotFoundError")
+    assert "imports fine unstripped" in failure
+    assert caught.value.exit_code == 22
+
+
+LAYER_TEMPLATE = """\
+Resources:
+  {logical}:
+    Type: AWS::Serverless::LayerVersion
+    Properties:
+      ContentUri: {content_uri}
+      CompatibleRuntimes: [python3.12]
+      CompatibleArchitectures: [{arch}]
+"""
+
+
+def deploy_layers(project: TinyProject, *layers: str) -> None:
+    """An infra/template.yaml that deploys these layers on python3.12 and this machine's arch."""
+    (project.root / "infra").mkdir(exist_ok=True)
+    text = "Resources:\n" + "".join(
+        LAYER_TEMPLATE.format(
+            logical=name.title().replace("-", "") + "Layer",
+            content_uri=os.path.relpath(project.output_zip(name), project.root / "infra"),
+            arch=project.arch,
+        ).removeprefix("Resources:\n")
+        for name in layers
+    )
+    (project.root / "infra" / "template.yaml").write_text(text)
+
+
+def two_built_layers(tmp_path: Path) -> TinyProject:
+    project = tiny_project(tmp_path)
+    other = make_wheel(project.wheels_dir, "otherpkg", "1.0", {"otherpkg/__init__.py": "X = 1\n"})
+    write_layer(project.root, "otherlayer", [other], "budget_mb = 10\n")
+    tiny = make_wheel(project.wheels_dir, "tinypkg", "1.0.0", {"tinypkg/__init__.py": "X = 1\n"})
+    (project.root / "layers" / "resolution.txt").write_text(resolution_text([tiny, other]))
+    write_layer(project.root, "tinylayer", [tiny], "budget_mb = 10\n")
+    for name, package in (("tinylayer", "tinypkg"), ("otherlayer", "otherpkg")):
+        (project.layer_dir(name) / "smoke_test.py").write_text(f"import {package}\nassert {package}.X == 1\n")
+    deploy_layers(project, "tinylayer", "otherlayer")
+    build_layers(BuildRequest(root=project.root, find_links=project.wheels_dir))
+    return project
+
+
+def layer_tests(project: TinyProject, ci: bool = False) -> list[LayerTestResult]:
+    python = find_interpreter(RUNTIMES["python3.12"])
+    return run_layer_tests(
+        load_project(project.root), "python3.12", python, say=lambda _: None, find_links=project.wheels_dir, ci=ci
+    )
+
+
+def test_a_deployed_layer_whose_zip_was_deleted_fails_naming_it_and_the_build_command(tmp_path: Path) -> None:
+    project = two_built_layers(tmp_path)
+    project.output_zip("otherlayer").unlink()
+    with pytest.raises(LayerTestFailed) as caught:
+        layer_tests(project)
+    message = str(caught.value)
+    assert f"otherlayer: infra/template.yaml deploys it on python3.12/{HOST_ARCH}" in message
+    assert f"{project.output_zip('otherlayer')} is missing" in message
+    assert f"`inv build-layers --runtime python3.12 --arch {HOST_ARCH}`" in message
+    assert "tinylayer" not in message  # the layer that is there was tested, and passed
+    assert caught.value.exit_code == 22
+
+
+def test_nothing_built_for_the_deployed_runtime_is_a_failure_not_an_empty_pass(tmp_path: Path) -> None:
+    project = two_built_layers(tmp_path)
+    shutil.rmtree(project.paths.published)
+    with pytest.raises(LayerTestFailed, match=r"tinylayer: infra/template\.yaml deploys it"):
+        layer_tests(project)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_a_corrupt_zip_names_the_zip_and_the_rebuild_command(tmp_path: Path, damage: str) -> None:
+    project = two_built_layers(tmp_path)
+    path = project.output_zip("tinylayer")
+    data = path.read_bytes()
+    if damage == "truncate":
+        path.write_bytes(data[: len(data) // 2])
+    else:  # change the stored file's bytes: Bad CRC-32 (or a deflate error) on extraction
+        with zipfile.ZipFile(path) as archive:
+            info = archive.getinfo("python/tinypkg/__init__.pyc")
+        start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+        middle = start + info.compress_size // 2
+        path.write_bytes(data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1 :])
+    with pytest.raises(LayerTestFailed) as caught:
+        layer_tests(project)
+    message = str(caught.value)
+    assert f"{path} is not a readable zip" in message
+    assert f"`inv build-layers --runtime python3.12 --arch {HOST_ARCH} --force`" in message
+    assert "otherlayer (" not in message  # the intact layer still passed
 
 
 def test_a_failing_smoke_test_is_a_failure_with_its_output(tmp_path: Path) -> None:
     root = layer_with_a_deep_import(tmp_path)
     smoke = root / "layers" / "tinylayer" / "smoke_test.py"
     smoke.write_text("import json, sys\ncontext = json.loads(sys.argv[1])\nassert context['site'] == 'elsewhere'\n")
-    failures = run(root)
-    assert len(failures) == 1
-    assert failures[0].startswith("smoke test smoke_test.py failed:")
-    assert "AssertionError" in failures[0]
+    with pytest.raises(LayerTestFailed) as caught:
+        run(root)
+    message = str(caught.value)
+    assert "smoke test smoke_test.py failed:" in message
+    assert "AssertionError" in message

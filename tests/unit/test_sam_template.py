@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -5,6 +6,7 @@ import pytest
 from lambda_ml_layers.build_gates import check_function_packages
 from lambda_ml_layers.config import load_project
 from lambda_ml_layers.errors import ConfigError
+from lambda_ml_layers.paths import BuildPaths
 from lambda_ml_layers.sam_template import function_specs, package_files
 from tests.project_factory import REPO, tiny_project
 
@@ -21,7 +23,7 @@ Globals:
 Resources:
   Layer:
     Type: AWS::Serverless::LayerVersion
-    Properties: {{ContentUri: ../build/layers/python3.12-x86_64/core.zip}}
+    Properties: {{ContentUri: {content_uri}}}
   Fn:
     Type: AWS::Serverless::Function
     Properties:
@@ -37,7 +39,8 @@ Resources:
 def write(tmp_path: Path, memory: str) -> Path:
     (tmp_path / "infra").mkdir()
     path = tmp_path / "infra" / "template.yaml"
-    path.write_text(TEMPLATE.format(memory=memory))
+    built = BuildPaths.of(tmp_path).output_dir("python3.12", "x86_64") / "core.zip"
+    path.write_text(TEMPLATE.format(memory=memory, content_uri=os.path.relpath(built, tmp_path / "infra")))
     return path
 
 
@@ -77,10 +80,10 @@ TINY_TEMPLATE = """\
 Resources:
   TinyLayer:
     Type: AWS::Serverless::LayerVersion
-    Properties: {ContentUri: ../build/layers/python3.12-x86_64/tinylayer.zip}
+    Properties: {ContentUri: OUT/tinylayer.zip}
   GhostLayer:
     Type: AWS::Serverless::LayerVersion
-    Properties: {ContentUri: ../build/layers/python3.12-x86_64/tinylayr.zip}
+    Properties: {ContentUri: OUT/tinylayr.zip}
   Fn:
     Type: AWS::Serverless::Function
     Properties:
@@ -91,13 +94,14 @@ Resources:
 def test_a_template_layer_no_layer_folder_defines_is_refused_before_building(tmp_path: Path) -> None:
     project = tiny_project(tmp_path)
     (project.root / "infra").mkdir()
-    (project.root / "infra" / "template.yaml").write_text(TINY_TEMPLATE)
+    out = os.path.relpath(BuildPaths.of(project.root).output_dir("python3.12", "x86_64"), project.root / "infra")
+    (project.root / "infra" / "template.yaml").write_text(TINY_TEMPLATE.replace("OUT", out))
     (project.root / "services" / "fn").mkdir(parents=True)
     (project.root / "services" / "fn" / "requirements.in").write_text("# the layers provide everything\n")
     with pytest.raises(ConfigError) as error:
         check_function_packages(load_project(project.root))
     message = str(error.value)
-    assert "GhostLayer (ContentUri '../build/layers/python3.12-x86_64/tinylayr.zip') is layer 'tinylayr'" in message
+    assert f"GhostLayer (ContentUri '{out}/tinylayr.zip') is layer 'tinylayr'" in message
     assert "no layer folder defines it: there is no layers/tinylayr/layer.toml" in message
     assert "Perhaps you meant 'tinylayer'?" in message
     assert "Known layers: tinylayer." in message

@@ -8,6 +8,7 @@ ContentUri paths are swapped for S3 URIs first, as `sam package` would do.
 from __future__ import annotations
 
 import copy
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from samcli.yamlhelper import yaml_parse
 from samtranslator.translator.transform import transform
 
 from lambda_ml_layers.deploy.stages import load_stage
+from lambda_ml_layers.paths import BuildPaths
 
 ROOT = Path(__file__).resolve().parents[3]
 TEMPLATE = ROOT / "infra" / "template.yaml"
@@ -53,7 +55,8 @@ def test_layers_declare_exactly_what_is_built(template: dict[str, Any]) -> None:
         assert props["CompatibleRuntimes"] == ["python3.12"]
         assert props["CompatibleArchitectures"] == ["x86_64"]
         assert props["RetentionPolicy"] == "Retain"
-        assert props["ContentUri"] == f"../build/layers/python3.12-x86_64/{directory}.zip"
+        built = BuildPaths.of(ROOT).output_dir("python3.12", "x86_64") / f"{directory}.zip"
+        assert props["ContentUri"] == os.path.relpath(built, TEMPLATE.parent)
         assert (ROOT / "layers" / directory / "layer.toml").exists()
 
 

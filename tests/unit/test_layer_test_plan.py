@@ -1,0 +1,73 @@
+"""The rule behind `nox -s layer_tests`: a deployed layer without a zip fails; only a runtime
+nobody deploys may skip (and in CI, not the default runtime)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lambda_ml_layers.layer_test_plan import deployed_on, plan_layer_tests
+from lambda_ml_layers.paths import BuildPaths
+from lambda_ml_layers.sam_template import TemplateLayer
+
+PATHS = BuildPaths.of(Path("/repo"))
+ORDER = ["core-data-science", "ml-libraries", "aws-utilities"]
+DEPLOYED = {"x86_64": set(ORDER)}
+
+
+def plan(built: dict[str, set[str]], deployed: dict[str, set[str]] = DEPLOYED, **kwargs: object):  # type: ignore[no-untyped-def]
+    return plan_layer_tests("python3.12", ORDER, deployed, built, "x86_64", PATHS, **kwargs)  # type: ignore[arg-type]
+
+
+def test_everything_built_is_tested_bases_first() -> None:
+    result = plan({"x86_64": set(ORDER)})
+    assert result.runs == tuple(("x86_64", name) for name in ORDER)
+    assert result.missing == () and result.skip is None
+
+
+def test_a_deployed_layer_without_its_zip_is_a_failure_naming_it_and_the_command() -> None:
+    result = plan({"x86_64": {"core-data-science", "ml-libraries"}})
+    assert result.runs == (("x86_64", "core-data-science"), ("x86_64", "ml-libraries"))
+    [missing] = result.missing
+    assert missing.startswith("aws-utilities: infra/template.yaml deploys it on python3.12/x86_64")
+    assert f"{PATHS.output_dir('python3.12', 'x86_64') / 'aws-utilities.zip'} is missing" in missing
+    assert "`inv build-layers --runtime python3.12 --arch x86_64`" in missing
+    assert result.skip is None
+
+
+def test_nothing_built_for_a_deployed_runtime_fails_every_layer_instead_of_skipping() -> None:
+    result = plan({})
+    assert result.runs == () and result.skip is None
+    assert [m.split(":")[0] for m in result.missing] == ORDER
+
+
+def test_a_runtime_nobody_deploys_skips_saying_why() -> None:
+    result = plan({}, deployed={})
+    assert result.missing == ()
+    assert result.skip is not None
+    assert "infra/template.yaml deploys no layer on it and no layer zip is built for it" in result.skip
+
+
+def test_in_ci_the_default_runtime_must_be_built_even_if_the_template_deploys_nothing() -> None:
+    result = plan({}, deployed={}, required_when_nothing_deployed={"x86_64": {"core-data-science"}})
+    assert result.skip is None
+    assert [m.split(":")[0] for m in result.missing] == ["core-data-science"]
+
+
+def test_built_layers_nobody_deploys_are_still_tested() -> None:
+    result = plan({"x86_64": {"aws-utilities"}}, deployed={})
+    assert result.runs == (("x86_64", "aws-utilities"),)
+
+
+def test_an_arch_this_machine_cannot_run_is_a_note_not_a_pass() -> None:
+    result = plan({"arm64": set(ORDER)}, deployed={"arm64": set(ORDER)})
+    assert result.runs == () and result.missing == () and result.skip is None
+    assert "arm64 layers cannot run on this x86_64 machine; not tested" in result.notes[0]
+
+
+def test_deployed_on_reads_runtime_and_arch_from_the_template_layers() -> None:
+    layers = [
+        TemplateLayer("Core", "core", "../x/core.zip", ("python3.12",), ("x86_64",)),
+        TemplateLayer("Old", "old", "../x/old.zip", ("python3.11",), ("arm64",)),
+    ]
+    assert deployed_on(layers, "python3.12") == {"x86_64": {"core"}}
+    assert deployed_on(layers, "python3.13") == {}
