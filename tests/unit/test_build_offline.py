@@ -370,7 +370,7 @@ def test_step_warnings_are_a_field_of_the_step_not_read_from_its_notes(tmp_path:
     not_stripped = f"not stripped: target arch {OTHER_ARCH} differs from this {HOST_MACHINE} machine"
     assert [w[: len(not_stripped)] for w in steps["shared-objects"]["warnings"]] == [not_stripped]
     assert steps["shared-objects"]["notes"] == []
-    assert steps["verify"]["warnings"][0].startswith(f"skipped import verification: {OTHER_ARCH} code")
+    assert steps["verify"]["warnings"][0].startswith(f"not verified: {OTHER_ARCH} binaries cannot run")
     assert steps["strip"]["warnings"] == []
     warnings = [n["message"] for n in report["notices"] if n["kind"] == "warning" and n["layer"] == "tinylayer"]
     assert warnings == steps["shared-objects"]["warnings"] + steps["verify"]["warnings"]
@@ -379,8 +379,6 @@ def test_step_warnings_are_a_field_of_the_step_not_read_from_its_notes(tmp_path:
 def test_a_note_that_merely_reads_like_a_warning_stays_a_note() -> None:
     steps = [
         StepResult("shared-objects", notes=("restored nothing: all 3 stripped libraries load",)),
-        StepResult("verify", warnings=("skipped import verification: arm64 code cannot run here",)),
+        StepResult("verify", warnings=("not verified: arm64 binaries cannot run here",)),
     ]
-    assert [n.message for n in step_warnings("core", steps)] == [
-        "skipped import verification: arm64 code cannot run here"
-    ]
+    assert [n.message for n in step_warnings("core", steps)] == ["not verified: arm64 binaries cannot run here"]
