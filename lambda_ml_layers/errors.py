@@ -79,6 +79,12 @@ class ToolMissing(LayerToolError):
     exit_code = 17
 
 
+class OperationsError(LayerToolError):
+    """An ops command (layer-usage, prune-layers, cold-starts) could not read or change the stage."""
+
+    exit_code = 28
+
+
 class BuildInterrupted(LayerToolError):
     exit_code = 130
 
