@@ -197,11 +197,14 @@ def layer_usage(c: Context, stage: str) -> None:
         "dry-run": "say what would be deleted; delete nothing",
     },
 )
-def prune_layers(c: Context, stage: str, keep: int, dry_run: bool = False) -> None:
+def prune_layers(c: Context, stage: str, keep: str, dry_run: bool = False) -> None:
     """Delete unused old layer versions; never one a function version, alias or recorded release references."""
     from lambda_ml_layers.ops.layer_commands import prune_layers as run_prune
 
-    _run(lambda: run_prune(ROOT, stage, keep, dry_run))
+    # Invoke passes an option without a default as text.
+    if not str(keep).lstrip("-").isdigit():
+        raise Exit(f"--keep must be a whole number of versions to keep per layer, not {keep!r}.", code=2)
+    _run(lambda: run_prune(ROOT, stage, int(keep), dry_run))
 
 
 @task(help={"stage": "the stage to read", "since": "how far back: 90m, 24h (default), 7d"})
