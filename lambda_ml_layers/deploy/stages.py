@@ -34,9 +34,10 @@ class Stage:
 
 
 def alarm_subscription(alarms_to: str | None) -> tuple[str, str]:
-    """(SNS protocol, endpoint) for the template's AlarmProtocol/AlarmEndpoint; ("none", "") when unset."""
+    """(SNS protocol, endpoint) for the template's AlarmProtocol/AlarmEndpoint; ("none", "none") when
+    unset (sam deploy refuses an empty parameter value)."""
     if alarms_to is None:
-        return "none", ""
+        return "none", "none"
     return ("https" if alarms_to.startswith("https://") else "email"), alarms_to
 
 

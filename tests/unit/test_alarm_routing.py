@@ -32,7 +32,7 @@ def stage(name: str, alarms_to: str | None) -> Stage:
             {"AlarmProtocol": "https", "AlarmEndpoint": "https://alerts.example.com/hook?x=1"},
             "HTTPS POST to https://alerts.example.com/hook?x=1",
         ),
-        (None, {"AlarmProtocol": "none", "AlarmEndpoint": ""}, "Alarms go nowhere"),
+        (None, {"AlarmProtocol": "none", "AlarmEndpoint": "none"}, "Alarms go nowhere"),
     ],
 )
 def test_alarms_to_becomes_the_subscription(alarms_to: str | None, parameters: dict[str, str], said: str) -> None:
@@ -71,3 +71,13 @@ def test_inv_deploy_prod_refuses_before_building_or_uploading(tmp_path: Path) ->
     assert result.returncode == 12, result.stdout + result.stderr
     assert "alarms_to" in result.stderr and "Traceback" not in result.stderr
     assert "build layers" not in result.stdout + result.stderr
+
+
+def test_no_template_parameter_defaults_to_an_empty_value() -> None:
+    """The deploy passes every parameter to `sam deploy --parameter-overrides`, which refuses `Key=`."""
+    from lambda_ml_layers.sam_template import load_template
+
+    template = load_template(REPO / "infra" / "template.yaml")
+    empty = [name for name, spec in template["Parameters"].items() if str(spec.get("Default", "x")) == ""]
+    assert empty == []
+    assert all(alarm_parameters(stage("qa", value)).values() for value in (None, "ops@example.com"))
