@@ -509,8 +509,8 @@ def deploy_gates(root: Path, log: DeployLog, sam: Path) -> None:
 def deploy(request: DeployRequest) -> Release | None:
     """Gates, sam deploy, verify, record; on any failure the stage ends on its last recorded release."""
     stage = load_stage(request.root, request.stage)
-    refuse_unrouted_alarms(stage)
     confirm = _confirm_policy(stage, request.yes, request.interactive, request.dry_run)
+    refuse_unrouted_alarms(stage)
 
     def work(ctx: StageContext) -> Release | None:
         history = ctx.store.releases()
