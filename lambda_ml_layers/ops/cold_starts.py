@@ -79,7 +79,7 @@ def read_benchmark(path: Path) -> dict[str, BenchmarkFigures]:
     except FileNotFoundError:
         return {}
     except json.JSONDecodeError:
-        return {}  # a broken benchmark file only loses the comparison column; the command says so
+        return {}  # a broken file counts as none: the column then says to run the benchmark again
     return benchmark_figures(document) if isinstance(document, dict) else {}
 
 
