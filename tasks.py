@@ -231,3 +231,45 @@ def size_report(c: Context, stage: str | None = None, base: str | None = None, f
 
 
 namespace.add_task(size_report)
+
+
+# --- Operate it (issue 11): layer usage and pruning, cold starts -----------------------------
+
+
+@task(help={"stage": "the stage whose layer versions to list"})
+def layer_usage(c: Context, stage: str) -> None:
+    """Every version of the project's layers in the stage: who uses it, which release recorded it, unused or behind."""
+    from lambda_ml_layers.ops.layer_commands import layer_usage as read_usage
+    from lambda_ml_layers.ops.layer_commands import usage_lines
+
+    print("\n".join(usage_lines(_run(lambda: read_usage(ROOT, stage)))))
+
+
+@task(
+    help={
+        "stage": "the stage to prune",
+        "keep": "the newest N versions of each layer stay, used or not",
+        "dry-run": "say what would be deleted; delete nothing",
+    },
+)
+def prune_layers(c: Context, stage: str, keep: str, dry_run: bool = False) -> None:
+    """Delete unused old layer versions; never one a function version, alias or recorded release references."""
+    from lambda_ml_layers.ops.layer_commands import prune_layers as run_prune
+    from lambda_ml_layers.options import parse_keep
+
+    _run(lambda: run_prune(ROOT, stage, parse_keep(keep), dry_run))
+
+
+@task(help={"stage": "the stage to read", "since": "how far back: 90m, 24h (default), 7d"})
+def cold_starts(c: Context, stage: str, since: str = "24h") -> None:
+    """Init duration per function version (count, p50, p95, max) from REPORT lines, with its release and benchmark."""
+    from lambda_ml_layers.ops.cold_start_rules import parse_since
+    from lambda_ml_layers.ops.cold_starts import cold_start_lines
+    from lambda_ml_layers.ops.cold_starts import cold_starts as read_cold_starts
+
+    seconds = _run(lambda: parse_since(since))
+    print("\n".join(cold_start_lines(_run(lambda: read_cold_starts(ROOT, stage, seconds)), since)))
+
+
+for _task in (layer_usage, prune_layers, cold_starts):
+    namespace.add_task(_task)

@@ -54,7 +54,7 @@ from lambda_ml_layers.config import LayerConfig, ProjectConfig, base_layers_of, 
 from lambda_ml_layers.errors import LayerToolError  # noqa: E402
 from lambda_ml_layers.interpreters import find_interpreter  # noqa: E402
 from lambda_ml_layers.layer_contents import load_locks, packages_to_install  # noqa: E402
-from lambda_ml_layers.layer_zip import unzipped_size, write_zip  # noqa: E402
+from lambda_ml_layers.layer_zip import sha256_of, unzipped_size, write_zip  # noqa: E402
 from lambda_ml_layers.local_aws import DUMMY_CREDENTIALS, MotoServer, moto_server  # noqa: E402
 from lambda_ml_layers.paths import BuildPaths  # noqa: E402
 from lambda_ml_layers.pip_runner import install_for_target, requirement_lines  # noqa: E402
@@ -418,6 +418,8 @@ def main(argv: list[str] | None = None) -> int:
             variant: {name: str(path.relative_to(ROOT)) for name, path in by_layer.items()}
             for variant, by_layer in zips.items()
         },
+        # `inv cold-starts` compares a release with these figures only when it deployed the same zips.
+        "layer_sha256": {"built": {name: sha256_of(path) for name, path in zips["built"].items()}},
         "functions": [
             {
                 "name": r.name,
@@ -433,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
             for r in results
         ],
     }
-    (OUT_DIR / "cold_start.json").write_text(json.dumps(document, indent=2) + "\n")
+    PATHS.cold_start_figures.write_text(json.dumps(document, indent=2) + "\n")
     log(f"wrote {(OUT_DIR / 'cold_start.md').relative_to(ROOT)} and cold_start.json")
     return 0
 

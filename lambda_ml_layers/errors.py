@@ -116,6 +116,12 @@ class SizeReportError(LayerToolError):
     exit_code = 26
 
 
+class OperationsError(LayerToolError):
+    """An ops command (layer-usage, prune-layers, cold-starts) could not read or change the stage."""
+
+    exit_code = 28
+
+
 class BuildInterrupted(LayerToolError):
     exit_code = 130
 

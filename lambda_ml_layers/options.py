@@ -65,6 +65,14 @@ def parse_headroom_mb(text: str | None) -> int:
     return round(value * MB)  # round, not int: 262.143 * MB is 262142999.99999997
 
 
+def parse_keep(text: str) -> int:
+    """`inv prune-layers --keep` as text -> versions kept per layer (the command refuses < 1)."""
+    try:
+        return int(str(text).strip())
+    except ValueError:
+        raise ConfigError(f"--keep must be a whole number of versions to keep per layer, not {text!r}.") from None
+
+
 def parse_build_options(jobs: str | None, headroom_mb: str | None) -> tuple[int, int]:
     """(jobs, headroom bytes) of `inv build-layers`; every bad option in one error."""
     problems: list[str] = []

@@ -83,6 +83,11 @@ class BuildPaths:
         return self.build / "benchmarks"
 
     @property
+    def cold_start_figures(self) -> Path:
+        """What benchmarks/cold_start.py measured last (read by `inv cold-starts`)."""
+        return self.benchmarks / "cold_start.json"
+
+    @property
     def logs(self) -> Path:
         """JSON-lines logs of deploys and rollbacks."""
         return self.build / "logs"

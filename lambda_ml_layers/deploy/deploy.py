@@ -20,6 +20,7 @@ from ..layer_zip import sha256_of
 from ..paths import BuildPaths
 from ..sam_template import load_template, parse_template
 from ..security_scan import check_template_security, find_checkov
+from .alarm_routing import alarm_destination, alarm_parameters, refuse_unrouted_alarms
 from .deploy_log import DeployLog
 from .deploy_template import (
     function_layers,
@@ -118,7 +119,8 @@ class DeployPlan:
 def plan_deploy(ctx: StageContext) -> DeployPlan:
     template_path = ctx.root / TEMPLATE
     template = load_template(template_path)
-    parameters = template_parameters(template, ctx.stage.parameters)
+    parameters = template_parameters(template, {**ctx.stage.parameters, **alarm_parameters(ctx.stage)})
+    ctx.log.say(f"    {alarm_destination(ctx.stage)}")
     uses = layer_uses(template, template_path.parent, parameters)
     shas = {logical_id: sha256_of(use.zip_path) for logical_id, use in uses.items()}
     work = ctx.paths.deploy_dir(ctx.stage.name)
@@ -518,6 +520,7 @@ def deploy(request: DeployRequest) -> Release | None:
     """Gates, sam deploy, verify, record; on any failure the stage ends on its last recorded release."""
     stage = load_stage(request.root, request.stage)
     confirm = _confirm_policy(stage, request.yes, request.interactive, request.dry_run)
+    refuse_unrouted_alarms(stage)
 
     def work(ctx: StageContext) -> Release | None:
         history = ctx.store.releases()

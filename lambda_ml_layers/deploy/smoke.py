@@ -21,6 +21,7 @@ from ..sam_template import FunctionSpec
 from ..sandbox import LambdaSandbox
 from .deployed_state import ALIAS, FunctionState
 from .layer_versions import get_version
+from .sandbox_logs import write_invocation_logs
 from .stage_session import StageSession
 
 SMOKE_EVENT = {"smoke": "lambda-ml-layers"}  # as services/shared/runtime.py's SMOKE_EVENT
@@ -78,6 +79,8 @@ def smoke_sandbox(session: StageSession, function: FunctionState) -> str | None:
         sandbox = LambdaSandbox(spec, layer_zips, find_interpreter(runtime), runtime, environment=session_env(session))
         with sandbox:
             invocation = sandbox.invoke(SMOKE_EVENT)
+        # Lambda would log this run (REPORT line, Init Duration): so does the stage's emulator.
+        write_invocation_logs(session.client("logs"), function.name, function.version, spec.memory_mb, invocation)
         error = invocation.error and f"{invocation.error.get('errorType')}: {invocation.error.get('errorMessage')}"
         return _failure(function, invocation.result, error)
 

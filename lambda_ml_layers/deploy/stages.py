@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,9 @@ from ..toml_files import read_toml
 SAMCONFIG = Path("infra/samconfig.toml")
 STAGES = Path("infra/stages.toml")
 SMOKE_MODES = ("invoke", "sandbox")
-_STAGE_KEYS = {"emulated", "account_id", "smoke"}
+_STAGE_KEYS = {"emulated", "account_id", "smoke", "alarms_to"}
+_EMAIL = re.compile(r"[^@\s/:]+@[^@\s/:]+\.[^@\s/:]+")
+_HTTPS = re.compile(r"https://[^\s/]+\.[^\s]+")
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,24 @@ class Stage:
     emulated: bool = False
     account_id: str | None = None
     smoke: str = "invoke"
+    alarms_to: str | None = None  # an e-mail address or an https:// endpoint; None: alarms go nowhere
+
+
+def alarm_subscription(alarms_to: str | None) -> tuple[str, str]:
+    """(SNS protocol, endpoint) for the template's AlarmProtocol/AlarmEndpoint; ("none", "none") when
+    unset (sam deploy refuses an empty parameter value)."""
+    if alarms_to is None:
+        return "none", "none"
+    return ("https" if alarms_to.startswith("https://") else "email"), alarms_to
+
+
+def alarms_to_problem(value: object, where: str) -> str | None:
+    if isinstance(value, str) and (_EMAIL.fullmatch(value) or _HTTPS.fullmatch(value)):
+        return None
+    return (
+        f'{where}: alarms_to must be an e-mail address ("ops@example.com") or an https:// endpoint '
+        f'("https://alerts.example.com/hook"), not {value!r}.'
+    )
 
 
 def parse_parameter_overrides(text: str, where: str) -> dict[str, str]:
@@ -80,6 +101,9 @@ def load_stage(root: Path, name: str) -> Stage:
     emulated = ours.get("emulated", False)
     if not isinstance(emulated, bool):
         problems.append(f"{ours_where}: emulated must be true or false, not {emulated!r}.")
+    alarms_to = ours.get("alarms_to")
+    if alarms_to is not None and (problem := alarms_to_problem(alarms_to, ours_where)):
+        problems.append(problem)
     if problems:
         raise ConfigError("\n".join(problems))
     return Stage(
@@ -91,4 +115,5 @@ def load_stage(root: Path, name: str) -> Stage:
         emulated=emulated,
         account_id=account_id,
         smoke=smoke,
+        alarms_to=alarms_to,
     )

@@ -53,7 +53,8 @@ handlers), a function's `Layers` (checked like Lambda checks them), `AWS::Lambda
 (`Ref` and `GetAtt Version`, published from the updated function), `AWS::Lambda::Alias`,
 `AWS::StepFunctions::StateMachine` DefinitionSubstitutions, Lambda's unzipped size limit,
 `AWS::CloudWatch::Alarm`, `AWS::Logs::LogGroup` updates, and DeletionPolicy /
-UpdateReplacePolicy Retain on the resources it patches.
+UpdateReplacePolicy Retain on the resources it patches. `alarm_delivery.py`: `AWS::SNS::Subscription`
+(where a stage's alarms go) and `AWS::Logs::MetricFilter` (the init-duration metric).
 
 Deployed code can be downloaded (`code_locations.py`): GetFunction's Code.Location and
 GetLayerVersion's Content.Location are URLs on this server that return the zip (stock moto
@@ -108,6 +109,9 @@ def apply() -> None:
             raise
     else:
         resources.apply()
+    from .alarm_delivery import apply as apply_alarm_delivery
+
+    apply_alarm_delivery()
     from .code_locations import apply as apply_code_locations
 
     apply_code_locations()

@@ -153,11 +153,33 @@ def test_outputs_name_every_arn_and_bucket(template: dict[str, Any]) -> None:
     assert expected <= set(template["Outputs"])
 
 
-def test_alarms_cover_errors_throttles_and_duration_for_every_function(template: dict[str, Any]) -> None:
+def test_alarms_cover_errors_throttles_duration_and_init_duration_for_every_function(template: dict[str, Any]) -> None:
     alarms = [r["Properties"] for r in resources(template).values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    filters = [r["Properties"] for r in resources(template).values() if r["Type"] == "AWS::Logs::MetricFilter"]
+    assert all(a["AlarmActions"] == [{"Ref": "AlarmTopic"}] for a in alarms)
     for function in WIRING:
-        metrics = {a["MetricName"] for a in alarms if a["Dimensions"][0]["Value"] == {"Ref": function}}
+        metrics = {a["MetricName"] for a in alarms if a.get("Dimensions", [{}])[0].get("Value") == {"Ref": function}}
         assert metrics == {"Errors", "Throttles", "Duration"}, function
+        # Init duration: a metric named after the function, from its log group's REPORT lines.
+        init = [a for a in alarms if a["MetricName"] == {"Ref": function}]
+        assert [(a["Namespace"], a["ExtendedStatistic"], a["Threshold"]) for a in init] == [
+            ("LambdaMLLayers/InitDuration", "p95", {"Ref": "InitDurationAlarmMs"})
+        ], function
+        log_group = function.removesuffix("Function") + "LogGroup"
+        (metric_filter,) = [f for f in filters if f["LogGroupName"] == {"Ref": log_group}]
+        assert metric_filter["MetricTransformations"][0]["MetricName"] == {"Ref": function}
+        assert "Init" in metric_filter["FilterPattern"] and "REPORT" in metric_filter["FilterPattern"]
+
+
+def test_alarm_topic_subscriber_comes_from_the_stage(template: dict[str, Any]) -> None:
+    subscription = resources(template)["AlarmSubscription"]
+    assert subscription["Condition"] == "AlarmsGoSomewhere"
+    assert subscription["Properties"] == {
+        "TopicArn": {"Ref": "AlarmTopic"},
+        "Protocol": {"Ref": "AlarmProtocol"},
+        "Endpoint": {"Ref": "AlarmEndpoint"},
+    }
+    assert template["Parameters"]["AlarmProtocol"]["AllowedValues"] == ["none", "email", "https"]
 
 
 def test_samconfig_has_the_four_stages() -> None:
