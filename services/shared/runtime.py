@@ -14,11 +14,11 @@ import contextlib
 import functools
 import json
 import os
-import re
 import sys
 import sysconfig
 import time
 import traceback
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -177,7 +177,7 @@ def _fail(function: str, logger: Logger, layer: str, module: str, why: str) -> N
 # --- events and S3 keys ---------------------------------------------------------------
 
 INCOMING_PREFIX = "incoming/"
-_BATCH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/=-]{0,200}$")
+MAX_BATCH_ID = 200
 
 
 @dataclass(frozen=True)
@@ -216,16 +216,21 @@ class BatchKeys:
 
 
 def checked_batch_id(value: object) -> str:
-    if not isinstance(value, str) or not _BATCH_ID.match(value) or ".." in value:
-        raise BadEvent(f"batch_id must be a plain relative name like '2024-05-01/batch-7', got {value!r}")
+    """Real batch names carry spaces, unicode, '(1)' or ':' (S3 keys take any of them); refused
+    are only what breaks a key prefix or a download path: control characters, a backslash,
+    empty, '.' or '..' parts, more than MAX_BATCH_ID characters."""
+    if (
+        not isinstance(value, str)
+        or not 0 < len(value) <= MAX_BATCH_ID
+        or "\\" in value
+        or any(unicodedata.category(ch).startswith("C") for ch in value)
+        or any(part in {"", ".", ".."} for part in value.split("/"))
+    ):
+        raise BadEvent(
+            f"batch_id must be a relative name of 1-{MAX_BATCH_ID} printable characters with no backslash "
+            f"and no empty, '.' or '..' part, like '2024-05-01/batch 7 (1)', got {value!r}"
+        )
     return value
-
-
-def batch_from_key(key: str) -> str:
-    """incoming/<batch_id>.csv -> batch_id; anything else is not a batch upload."""
-    if not key.startswith(INCOMING_PREFIX) or not key.endswith(".csv"):
-        raise BadEvent(f"object key {key!r} is not a batch upload: expected {INCOMING_PREFIX}<batch_id>.csv")
-    return checked_batch_id(key[len(INCOMING_PREFIX) : -len(".csv")])
 
 
 def s3_reference(event: object) -> tuple[str, str]:
@@ -284,13 +289,23 @@ def _is_missing(exc: Exception) -> bool:
     return code in {"NoSuchKey", "404", "NotFound", "AccessDenied", "403"}
 
 
-def read_object(bucket: str, key: str, what: str) -> bytes:
+def read_object(bucket: str, key: str, what: str, max_bytes: int | None = None) -> bytes:
+    """The object's bytes; with max_bytes, an object larger than that is BadInput before any
+    byte is read (the size comes with the response headers)."""
     try:
-        return s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
+        response = s3_client().get_object(Bucket=bucket, Key=key)
     except Exception as exc:
         if _is_missing(exc):
             raise BadInput(f"{what} s3://{bucket}/{key} does not exist (or is not readable)") from None
         raise
+    size = int(response.get("ContentLength", 0))
+    if max_bytes is not None and size > max_bytes:
+        response["Body"].close()
+        raise BadInput(
+            f"{what} s3://{bucket}/{key} is {size:,} bytes, over the {max_bytes:,}-byte limit one "
+            "invocation holds (MAX_BATCH_BYTES): split it into smaller batches"
+        )
+    return bytes(response["Body"].read())
 
 
 class Outputs:
