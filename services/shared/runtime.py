@@ -73,6 +73,11 @@ class ArtifactError(PipelineError):
     error_type = "ArtifactError"
 
 
+class Superseded(Exception):
+    """A newer upload of the batch replaced the one this run read: the run publishes nothing and
+    ends with status "superseded" (not an error: the newer run publishes the batch)."""
+
+
 # --- logging and metrics ----------------------------------------------------------------
 
 
@@ -289,23 +294,16 @@ def _is_missing(exc: Exception) -> bool:
     return code in {"NoSuchKey", "404", "NotFound", "AccessDenied", "403"}
 
 
-def read_object(bucket: str, key: str, what: str, max_bytes: int | None = None) -> bytes:
-    """The object's bytes; with max_bytes, an object larger than that is BadInput before any
-    byte is read (the size comes with the response headers)."""
+def read_object(bucket: str, key: str, what: str) -> bytes:
     try:
-        response = s3_client().get_object(Bucket=bucket, Key=key)
+        return s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
     except Exception as exc:
         if _is_missing(exc):
             raise BadInput(f"{what} s3://{bucket}/{key} does not exist (or is not readable)") from None
         raise
-    size = int(response.get("ContentLength", 0))
-    if max_bytes is not None and size > max_bytes:
-        response["Body"].close()
-        raise BadInput(
-            f"{what} s3://{bucket}/{key} is {size:,} bytes, over the {max_bytes:,}-byte limit one "
-            "invocation holds (MAX_BATCH_BYTES): split it into smaller batches"
-        )
-    return bytes(response["Body"].read())
+
+
+REVISION_METADATA = "source-revision"  # S3 user metadata: x-amz-meta-source-revision
 
 
 class Outputs:
@@ -316,13 +314,15 @@ class Outputs:
     invocation had already written, so nothing half-written is left looking like a result.
     """
 
-    def __init__(self, bucket: str) -> None:
+    def __init__(self, bucket: str, revision: str | None = None) -> None:
         self.bucket = bucket
+        # The upload revision this run read (batch_runs.py): stamped on every object it writes.
+        self.metadata = {REVISION_METADATA: revision} if revision else {}
         self.written: list[str] = []
 
     def put(self, key: str, body: bytes | str, content_type: str) -> str:
         data = body.encode() if isinstance(body, str) else body
-        s3_client().put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+        s3_client().put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type, Metadata=self.metadata)
         self.written.append(key)
         return key
 
@@ -383,6 +383,9 @@ def lambda_entry(function: str, logger: Logger) -> Callable[[Handler], Handler]:
             started = time.perf_counter()
             try:
                 result = work(event, context)
+            except Superseded as exc:
+                logger.warning(str(exc), status="superseded")
+                return {"status": "superseded", "reason": str(exc)}
             except PipelineError as exc:
                 logger.error(str(exc), error_type=exc.error_type)
                 emit_metric(logger.service, "FailedBatches", 1, function_name=function)

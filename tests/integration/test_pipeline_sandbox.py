@@ -367,7 +367,7 @@ BAD_FILES = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD_FILES))
-def test_a_bad_batch_file_gives_a_structured_error_and_writes_nothing(
+def test_a_bad_batch_file_gives_a_structured_error_and_only_a_rejection_report(
     s3: Any, sandboxes: dict[str, LambdaSandbox], case: str
 ) -> None:
     make_body, fragment = BAD_FILES[case]
@@ -378,7 +378,10 @@ def test_a_bad_batch_file_gives_a_structured_error_and_writes_nothing(
     invocation = sandboxes[VALIDATION].invoke(s3_created_event(bucket, key))
 
     assert_structured_error(invocation, "BadInput", fragment)
-    assert keys(s3, bucket) == {key}  # no report, no quarantine, no validated rows
+    # Where the state machine's BatchRejected cause points; no quarantine, no validated rows.
+    report = f"reports/2024-05-02/{case}/validation.json"
+    assert keys(s3, bucket) == {key, report}
+    assert fragment in json.loads(read(s3, bucket, report))["reason"]
 
 
 WRONG_EVENTS = [
@@ -387,7 +390,7 @@ WRONG_EVENTS = [
     (FEATURES, {"bucket": "some-bucket"}, "lacks string field(s) batch_id"),
     (FEATURES, {"status": "failed", "bucket": "some-bucket", "batch_id": "b1"}, "did not pass validation"),
     (PREDICTIONS, ["not", "an", "object"], "event must be a JSON object"),
-    (PREDICTIONS, {"bucket": "some-bucket", "batch_id": "../../etc"}, "plain relative name"),
+    (PREDICTIONS, {"bucket": "some-bucket", "batch_id": "../../etc"}, "no empty, '.' or '..' part"),
 ]
 
 

@@ -14,6 +14,9 @@ LINKS = [
     ("runtime.py", "predictions"),
     ("model_store.py", "feature_engineering"),
     ("model_store.py", "predictions"),
+    ("batch_runs.py", "data_validation"),
+    ("batch_runs.py", "feature_engineering"),
+    ("batch_runs.py", "predictions"),
 ]
 
 

@@ -12,6 +12,7 @@ import io
 import os
 from typing import Any
 
+from .batch_runs import fetch, require_latest, require_same_run, run_source
 from .runtime import (
     ArtifactError,
     BadEvent,
@@ -22,7 +23,6 @@ from .runtime import (
     checked_batch_id,
     lambda_entry,
     layer_imports,
-    read_object,
     require_fields,
 )
 
@@ -47,9 +47,12 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     keys = BatchKeys(checked_batch_id(event["batch_id"]))
     model = load_model(_model_bucket(), os.environ.get("MODEL_MANIFEST_KEY", DEFAULT_MANIFEST_KEY), logger)
 
-    body = read_object(bucket, keys.validated, "validated batch")
+    run = run_source(event)
+    validated = fetch(bucket, keys.validated, "validated batch")
+    if run:
+        require_same_run(validated, bucket, keys.validated, run["source_revision"])
     try:
-        frame = features.parse_validated(pd.read_csv(io.BytesIO(body), dtype=str))
+        frame = features.parse_validated(pd.read_csv(io.BytesIO(validated.body), dtype=str))
     except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise BadInput(f"validated batch s3://{bucket}/{keys.validated} is unusable: {exc}") from None
     if frame.empty:
@@ -58,12 +61,15 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     if list(table.columns[len(features.ID_COLUMNS) :]) != model.feature_names:
         raise BadInput("the fitted preprocessor's feature names differ from the model manifest's")
 
-    outputs = Outputs(bucket)
+    outputs = Outputs(bucket, run.get("source_revision"))
+    if run:
+        require_latest(bucket, run["source_key"], run["source_revision"])
     outputs.put(keys.features, table.to_csv(index=False, float_format="%.6g"), "text/csv")
     return {
         "status": "ok",
         "bucket": bucket,
         "batch_id": keys.batch_id,
+        **run,
         "rows": len(table),
         "features_key": keys.features,
         "model_version": model.version,

@@ -75,15 +75,20 @@ EXPECTED_ACCESS = {
         ("s3:DeleteObject", "DataBucket", "quarantine/*"),
         ("s3:PutObject", "DataBucket", "validated/*"),
         ("s3:DeleteObject", "DataBucket", "validated/*"),
+        # A failing or rejected re-upload removes the previous run's later results.
+        ("s3:DeleteObject", "DataBucket", "features/*"),
+        ("s3:DeleteObject", "DataBucket", "predictions/*"),
     },
     "FeatureEngineeringFunction": {
         ("s3:GetObject", "DataBucket", "validated/*"),
+        ("s3:GetObject", "DataBucket", "incoming/*"),  # HEAD: is this run still the latest upload?
         ("s3:PutObject", "DataBucket", "features/*"),
         ("s3:DeleteObject", "DataBucket", "features/*"),
         ("s3:GetObject", "ModelBucket", "models/*"),
     },
     "PredictionsFunction": {
         ("s3:GetObject", "DataBucket", "features/*"),
+        ("s3:GetObject", "DataBucket", "incoming/*"),
         ("s3:PutObject", "DataBucket", "predictions/*"),
         ("s3:DeleteObject", "DataBucket", "predictions/*"),
         ("s3:GetObject", "ModelBucket", "models/*"),
@@ -123,8 +128,10 @@ def test_state_machine_stops_at_a_failed_validation(template: dict[str, Any]) ->
         order.append(state)
         current = states[state]
         if current["Type"] == "Choice":
-            (choice,) = current["Choices"]
+            choice, superseded = current["Choices"]
             assert states[current["Default"]]["Type"] == "Fail"
+            # A run a newer upload replaced ends quietly: the newer run publishes the batch.
+            assert superseded["StringEquals"] == "superseded" and states[superseded["Next"]]["Type"] == "Succeed"
             state = choice["Next"]
         else:
             state = current["Next"]
