@@ -135,11 +135,26 @@ def layer_zips(spec: FunctionSpec, without: str | None = None) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
+def card_history_table(server: MotoServer) -> str:
+    """The template's CardHistoryTable (its own key schema and index), created in moto."""
+    properties = load_template(TEMPLATE)["Resources"]["CardHistoryTable"]["Properties"]
+    name = f"it-card-history-{uuid.uuid4().hex[:12]}"
+    shape = ("BillingMode", "AttributeDefinitions", "KeySchema", "LocalSecondaryIndexes")
+    server.client("dynamodb").create_table(TableName=name, **{k: properties[k] for k in shape})
+    return name
+
+
+@pytest.fixture(scope="module")
 def sandboxes(
-    report: dict[str, Any], specs: dict[str, FunctionSpec], python: str, server: MotoServer, model: Model
+    report: dict[str, Any],
+    specs: dict[str, FunctionSpec],
+    python: str,
+    server: MotoServer,
+    model: Model,
+    card_history_table: str,
 ) -> Iterator[dict[str, LambdaSandbox]]:
     """One container per function, laid out once; the template's variables plus what deploy fills in."""
-    environment = {**server.client_env(), "MODEL_BUCKET": model.bucket}
+    environment = {**server.client_env(), "MODEL_BUCKET": model.bucket, "CARD_HISTORY_TABLE": card_history_table}
     with ExitStack() as stack:
         yield {
             name: stack.enter_context(LambdaSandbox(spec, layer_zips(spec), python, RUNTIME, environment))

@@ -85,6 +85,11 @@ EXPECTED_ACCESS = {
         ("s3:PutObject", "DataBucket", "features/*"),
         ("s3:DeleteObject", "DataBucket", "features/*"),
         ("s3:GetObject", "ModelBucket", "models/*"),
+        # Per-card history: read a card's earlier transactions, record the batch's.
+        ("dynamodb:Query", "CardHistoryTable", ""),
+        ("dynamodb:Query", "CardHistoryTable", "index/by_time"),
+        ("dynamodb:BatchWriteItem", "CardHistoryTable", ""),
+        ("dynamodb:BatchWriteItem", "CardHistoryTable", "index/by_time"),
     },
     "PredictionsFunction": {
         ("s3:GetObject", "DataBucket", "features/*"),
@@ -106,6 +111,10 @@ def test_each_function_reaches_only_its_prefixes(template: dict[str, Any]) -> No
                 targets = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
                 for action in actions:
                     for target in targets:
+                        if "Fn::GetAtt" in target:  # a whole resource: the card-history table
+                            assert target["Fn::GetAtt"][1] == "Arn", target
+                            granted.add((action, target["Fn::GetAtt"][0], ""))
+                            continue
                         match = re.fullmatch(r"\$\{(\w+)\.Arn\}/(.+)", target["Fn::Sub"])
                         assert match, target
                         granted.add((action, match[1], match[2]))

@@ -1,0 +1,101 @@
+"""Per-card transaction history kept outside the batch, in the DynamoDB table the template
+creates (CardHistoryTable; its name in CARD_HISTORY_TABLE).
+
+Items: partition key card_id, sort key transaction_id (so writing a transaction again, from a
+re-run or an identical re-upload, replaces the same item: updates are idempotent per
+transaction id), with `ts_key` = "<ISO timestamp>#<transaction_id>" sorted by the local index
+`by_time`, and `amount` stored as the decimal text of the float it was read as (exact).
+
+For a batch, each card needs only what its features look back to (features.py): the HISTORY
+transactions before the batch's first one (median, time since previous) and everything from
+24 hours before that first one to the batch's last (rolling 24 h count and sum).
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+
+from .features import HISTORY, HISTORY_COLUMNS, WINDOW
+from .runtime import ArtifactError
+
+INDEX = "by_time"
+_ISO = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def table_name() -> str:
+    name = os.environ.get("CARD_HISTORY_TABLE")
+    if not name:
+        raise ArtifactError("CARD_HISTORY_TABLE is not set in the function's environment (see infra/template.yaml)")
+    return name
+
+
+def _table() -> Any:
+    import boto3
+
+    return boto3.resource("dynamodb").Table(table_name())
+
+
+def _ts_key(timestamp: pd.Timestamp, transaction_id: str) -> str:
+    return f"{timestamp.strftime(_ISO)}#{transaction_id}"
+
+
+def load(frame: pd.DataFrame) -> pd.DataFrame:
+    """The stored transactions the batch's per-card features look back to (HISTORY_COLUMNS)."""
+    table = _table()
+    items: list[dict[str, Any]] = []
+    for card, rows in frame.groupby("card_id", sort=False):
+        first, last = rows["timestamp"].min(), rows["timestamp"].max()
+        start = _ts_key(first, "")  # '#' sorts before any id character: all of 'first' included
+        items += _query(table, card, "ts_key < :a", {":a": start}, backwards=True, limit=HISTORY)
+        window = {":a": _ts_key(first - WINDOW, ""), ":b": _ts_key(last, "\uffff")}
+        items += _query(table, card, "ts_key BETWEEN :a AND :b", window)
+    if not items:
+        return pd.DataFrame(columns=HISTORY_COLUMNS)
+    history = pd.DataFrame(
+        {
+            "transaction_id": [i["transaction_id"] for i in items],
+            "card_id": [i["card_id"] for i in items],
+            "timestamp": pd.to_datetime([i["ts_key"].split("#", 1)[0] for i in items], utc=True, format=_ISO),
+            "amount": [float(i["amount"]) for i in items],
+        }
+    )
+    return history.drop_duplicates("transaction_id").reset_index(drop=True)
+
+
+def _query(
+    table: Any, card: str, condition: str, values: dict[str, str], backwards: bool = False, limit: int | None = None
+) -> list[dict[str, Any]]:
+    args: dict[str, Any] = {
+        "IndexName": INDEX,
+        "KeyConditionExpression": f"card_id = :card AND {condition}",
+        "ExpressionAttributeValues": {":card": card, **values},
+        "ScanIndexForward": not backwards,
+    }
+    if limit:
+        args["Limit"] = limit
+    found: list[dict[str, Any]] = []
+    while True:
+        page = table.query(**args)
+        found += page["Items"]
+        if limit or "LastEvaluatedKey" not in page:
+            return found
+        args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def record(frame: pd.DataFrame) -> int:
+    """Store the batch's transactions (idempotent: one item per card and transaction id)."""
+    with _table().batch_writer(overwrite_by_pkeys=["card_id", "transaction_id"]) as batch:
+        for tx, card, ts, amount in frame[HISTORY_COLUMNS].itertuples(index=False):
+            batch.put_item(
+                Item={
+                    "card_id": card,
+                    "transaction_id": tx,
+                    "ts_key": _ts_key(ts, tx),
+                    "amount": Decimal(repr(float(amount))),
+                }
+            )
+    return len(frame)
