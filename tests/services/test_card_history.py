@@ -15,7 +15,7 @@ from feature_engineering import handler as feature_engineering
 from predictions import handler as predictions
 from svc_helpers import batch_csv, create_card_history_table, put
 
-ROWS = batch_csv(first_day="2024-04-08", days=6, drop_label=True)
+ROWS = batch_csv(first_day="2024-04-08", days=4, drop_label=True)
 
 
 def chronological_batches(csv: str, count: int) -> list[str]:
