@@ -40,14 +40,19 @@ def event_revision(event: dict[str, Any]) -> str | None:
     records = event.get("Records")
     if isinstance(records, list) and records and isinstance(records[0], dict):
         obj = records[0].get("s3", {}).get("object", {})
-        found = obj.get("versionId") or obj.get("eTag")
+        found = _named(obj.get("versionId")) or obj.get("eTag")
     else:
         detail = event.get("detail", event)
         obj = detail.get("object", {}) if isinstance(detail, dict) else {}
-        found = obj.get("version-id") or obj.get("etag")
+        found = _named(obj.get("version-id")) or obj.get("etag")
     if found is not None and not isinstance(found, str):
         raise BadEvent(f"the event's object version/etag must be a string, got {found!r}")
     return found.strip('"') if found else None
+
+
+def _named(version: object) -> object:
+    # "null" is the version id of an object written while versioning was off: it names no revision.
+    return None if version == "null" else version
 
 
 def fetch(bucket: str, key: str, what: str, revision: str | None = None, max_bytes: int | None = None) -> Fetched:

@@ -144,3 +144,16 @@ def test_failing_reupload_leaves_no_stale_features_predictions_or_summary(
     assert (
         report["passed"] is False and report["source_revision"] == s3.head_object(Bucket=bucket, Key=KEY)["VersionId"]
     )
+
+
+def test_unversioned_bucket_ties_runs_to_the_etag(s3: Any, data_bucket: str) -> None:
+    """Without versioning (data_bucket), the S3 notification names versionId "null" and the ETag."""
+    etag = s3.put_object(Bucket=data_bucket, Key=KEY, Body=CORRECTION.encode())["ETag"]
+
+    def notification(etag: str) -> dict[str, Any]:
+        obj = {"key": KEY, "versionId": "null", "eTag": etag.strip('"')}
+        return {"Records": [{"s3": {"bucket": {"name": data_bucket}, "object": obj}}]}
+
+    assert validation.lambda_handler(notification(etag), None)["source_revision"] == etag.strip('"')
+    s3.put_object(Bucket=data_bucket, Key=KEY, Body=ORIGINAL.encode())  # replaced: another ETag
+    assert validation.lambda_handler(notification(etag), None)["status"] == "superseded"
