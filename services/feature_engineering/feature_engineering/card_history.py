@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
-from decimal import Decimal
 from typing import Any
 
 import pandas as pd
@@ -28,6 +28,8 @@ INDEX = "by_time"
 # Two queries per card: run them side by side (they wait on the network, not the CPU), so a
 # batch of thousands of cards takes seconds, not minutes.
 QUERY_THREADS = 16
+WRITE_BATCH = 25  # BatchWriteItem's maximum
+MAX_WRITE_ATTEMPTS = 8
 _ISO = "%Y-%m-%dT%H:%M:%SZ"
 
 
@@ -99,18 +101,38 @@ def _query(
 
 
 def record(frame: pd.DataFrame) -> int:
-    """Store the batch's transactions (idempotent: one item per card and transaction id)."""
-    import boto3
-
-    table = boto3.resource("dynamodb").Table(table_name())
-    with table.batch_writer(overwrite_by_pkeys=["card_id", "transaction_id"]) as batch:
-        for tx, card, ts, amount in frame[HISTORY_COLUMNS].itertuples(index=False):
-            batch.put_item(
-                Item={
-                    "card_id": card,
-                    "transaction_id": tx,
-                    "ts_key": _ts_key(ts, tx),
-                    "amount": Decimal(repr(float(amount))),
+    """Store the batch's transactions (idempotent: one item per card and transaction id), in
+    BatchWriteItem calls of 25 (DynamoDB's maximum) sent side by side."""
+    requests = [
+        {
+            "PutRequest": {
+                "Item": {
+                    "card_id": {"S": card},
+                    "transaction_id": {"S": tx},
+                    "ts_key": {"S": _ts_key(ts, tx)},
+                    "amount": {"N": repr(float(amount))},  # exact: the float's shortest decimal text
                 }
-            )
-    return len(frame)
+            }
+        }
+        # One put per transaction id: a batch that repeats one would make BatchWriteItem refuse the call.
+        for tx, card, ts, amount in frame[HISTORY_COLUMNS].drop_duplicates("transaction_id").itertuples(index=False)
+    ]
+    chunks = [requests[i : i + WRITE_BATCH] for i in range(0, len(requests), WRITE_BATCH)]
+    with ThreadPoolExecutor(QUERY_THREADS) as pool:
+        list(pool.map(_write, chunks))
+    return len(requests)
+
+
+def _write(requests: list[dict[str, Any]]) -> None:
+    """One BatchWriteItem, resending what DynamoDB leaves unprocessed (throttling) with backoff."""
+    name = table_name()
+    for attempt in range(MAX_WRITE_ATTEMPTS):
+        left = _client().batch_write_item(RequestItems={name: requests}).get("UnprocessedItems", {}).get(name)
+        if not left:
+            return
+        requests = left
+        time.sleep(min(2.0, 0.05 * 2**attempt))
+    raise ArtifactError(
+        f"DynamoDB table {name} left {len(requests)} card-history writes unprocessed after "
+        f"{MAX_WRITE_ATTEMPTS} attempts (throttled): rerun the batch from FeatureEngineering"
+    )
