@@ -56,19 +56,19 @@ def create_card_history_table(endpoint: str) -> str:
         BillingMode="PAY_PER_REQUEST",
         AttributeDefinitions=[
             {"AttributeName": "card_id", "AttributeType": "S"},
-            {"AttributeName": "transaction_id", "AttributeType": "S"},
-            {"AttributeName": "ts_key", "AttributeType": "S"},
+            {"AttributeName": "batch_part", "AttributeType": "S"},
+            {"AttributeName": "last_key", "AttributeType": "S"},
         ],
         KeySchema=[
             {"AttributeName": "card_id", "KeyType": "HASH"},
-            {"AttributeName": "transaction_id", "KeyType": "RANGE"},
+            {"AttributeName": "batch_part", "KeyType": "RANGE"},
         ],
         LocalSecondaryIndexes=[
             {
                 "IndexName": "by_time",
                 "KeySchema": [
                     {"AttributeName": "card_id", "KeyType": "HASH"},
-                    {"AttributeName": "ts_key", "KeyType": "RANGE"},
+                    {"AttributeName": "last_key", "KeyType": "RANGE"},
                 ],
                 "Projection": {"ProjectionType": "ALL"},
             }

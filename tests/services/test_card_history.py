@@ -71,13 +71,42 @@ def test_same_transactions_score_identically_in_1_5_and_20_batches(
         pd.testing.assert_frame_equal(results[count], results[1])
 
 
-def test_recording_is_idempotent_per_transaction(card_history_table: str) -> None:
+def test_recording_is_idempotent_per_batch(card_history_table: str) -> None:
     frame = features.parse_validated(pd.read_csv(io.StringIO(ROWS), dtype=str))
-    card_history.record(frame)
-    card_history.record(frame)  # a re-run of the same batch
+    card_history.record(frame, "b1")
+    card_history.record(frame, "b1")  # a re-run of the same batch rewrites the same items
 
     stored = card_history.load(frame)
     assert len(stored) == len(frame) and stored["transaction_id"].is_unique
     merged = frame.merge(stored, on="transaction_id", suffixes=("", "_stored"))
     assert (merged["amount"] == merged["amount_stored"]).all()  # exact, not rounded
     assert (merged["timestamp"] == merged["timestamp_stored"]).all()
+
+
+def test_a_card_with_long_history_reads_only_what_its_features_need(card_history_table: str) -> None:
+    """Many earlier batches of one card: the query stops once the window and the last HISTORY
+    transactions before the batch are covered, and those are the right ones."""
+    start = pd.Timestamp("2024-01-01", tz="UTC")
+    earlier = pd.DataFrame(
+        {
+            "transaction_id": [f"t{n:04d}" for n in range(300)],
+            "card_id": "c1",
+            "timestamp": [start + pd.Timedelta(hours=3 * n) for n in range(300)],
+            "amount": [float(n + 1) for n in range(300)],
+            "distance_from_home_km": 1.0,
+        }
+    )
+    for day, rows in earlier.groupby(earlier["timestamp"].dt.date):
+        card_history.record(rows, f"day-{day}")
+    batch = earlier.iloc[:1].assign(transaction_id="new", timestamp=start + pd.Timedelta(hours=3 * 300))
+
+    loaded = card_history.load(batch)
+
+    assert len(loaded) < 40  # 8 transactions a day: a few days' items, not all 38 days
+    needed = earlier[earlier["timestamp"] >= batch["timestamp"].iloc[0] - features.WINDOW]
+    assert set(needed["transaction_id"]) | set(earlier["transaction_id"].iloc[-features.HISTORY :]) <= set(
+        loaded["transaction_id"]
+    )
+    with_history = features.build_features(batch, history=loaded)
+    with_everything = features.build_features(batch, history=earlier)
+    pd.testing.assert_frame_equal(with_history, with_everything)

@@ -66,7 +66,7 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     if run:
         require_latest(bucket, run["source_key"], run["source_revision"])
     # Before the features: a later batch of these cards must see these transactions.
-    card_history.record(frame)
+    card_history.record(frame, keys.batch_id)
     outputs.put(keys.features, table.to_csv(index=False, float_format="%.6g"), "text/csv")
     return {
         "status": "ok",
