@@ -14,11 +14,11 @@ import contextlib
 import functools
 import json
 import os
-import re
 import sys
 import sysconfig
 import time
 import traceback
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -65,6 +65,11 @@ class BadInput(PipelineError):
 
 class ArtifactError(PipelineError):
     error_type = "ArtifactError"
+
+
+class Superseded(Exception):
+    """A newer upload of the batch replaced the one this run read: the run publishes nothing and
+    ends with status "superseded" (not an error: the newer run publishes the batch)."""
 
 
 # --- logging and metrics ----------------------------------------------------------------
@@ -171,7 +176,7 @@ def _fail(function: str, logger: Logger, layer: str, module: str, why: str) -> N
 # --- events and S3 keys ---------------------------------------------------------------
 
 INCOMING_PREFIX = "incoming/"
-_BATCH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/=-]{0,200}$")
+MAX_BATCH_ID = 200
 
 
 @dataclass(frozen=True)
@@ -210,16 +215,21 @@ class BatchKeys:
 
 
 def checked_batch_id(value: object) -> str:
-    if not isinstance(value, str) or not _BATCH_ID.match(value) or ".." in value:
-        raise BadEvent(f"batch_id must be a plain relative name like '2024-05-01/batch-7', got {value!r}")
+    """Real batch names carry spaces, unicode, '(1)' or ':' (S3 keys take any of them); refused
+    are only what breaks a key prefix or a download path: control characters, a backslash,
+    empty, '.' or '..' parts, more than MAX_BATCH_ID characters."""
+    if (
+        not isinstance(value, str)
+        or not 0 < len(value) <= MAX_BATCH_ID
+        or "\\" in value
+        or any(unicodedata.category(ch).startswith("C") for ch in value)
+        or any(part in {"", ".", ".."} for part in value.split("/"))
+    ):
+        raise BadEvent(
+            f"batch_id must be a relative name of 1-{MAX_BATCH_ID} printable characters with no backslash "
+            f"and no empty, '.' or '..' part, like '2024-05-01/batch 7 (1)', got {value!r}"
+        )
     return value
-
-
-def batch_from_key(key: str) -> str:
-    """incoming/<batch_id>.csv -> batch_id; anything else is not a batch upload."""
-    if not key.startswith(INCOMING_PREFIX) or not key.endswith(".csv"):
-        raise BadEvent(f"object key {key!r} is not a batch upload: expected {INCOMING_PREFIX}<batch_id>.csv")
-    return checked_batch_id(key[len(INCOMING_PREFIX) : -len(".csv")])
 
 
 def s3_reference(event: object) -> tuple[str, str]:
@@ -287,6 +297,9 @@ def read_object(bucket: str, key: str, what: str) -> bytes:
         raise
 
 
+REVISION_METADATA = "source-revision"  # S3 user metadata: x-amz-meta-source-revision
+
+
 class Outputs:
     """The objects one invocation writes, removed again if the invocation fails.
 
@@ -295,13 +308,15 @@ class Outputs:
     invocation had already written, so nothing half-written is left looking like a result.
     """
 
-    def __init__(self, bucket: str) -> None:
+    def __init__(self, bucket: str, revision: str | None = None) -> None:
         self.bucket = bucket
+        # The upload revision this run read (batch_runs.py): stamped on every object it writes.
+        self.metadata = {REVISION_METADATA: revision} if revision else {}
         self.written: list[str] = []
 
     def put(self, key: str, body: bytes | str, content_type: str) -> str:
         data = body.encode() if isinstance(body, str) else body
-        s3_client().put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+        s3_client().put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type, Metadata=self.metadata)
         self.written.append(key)
         return key
 
@@ -362,6 +377,9 @@ def lambda_entry(function: str, logger: Logger) -> Callable[[Handler], Handler]:
             started = time.perf_counter()
             try:
                 result = work(event, context)
+            except Superseded as exc:
+                logger.warning(str(exc), status="superseded")
+                return {"status": "superseded", "reason": str(exc)}
             except PipelineError as exc:
                 logger.error(str(exc), error_type=exc.error_type)
                 emit_metric(logger.service, "FailedBatches", 1, function_name=function)

@@ -135,11 +135,26 @@ def layer_zips(spec: FunctionSpec, without: str | None = None) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
+def card_history_table(server: MotoServer) -> str:
+    """The template's CardHistoryTable (its own key schema and index), created in moto."""
+    properties = load_template(TEMPLATE)["Resources"]["CardHistoryTable"]["Properties"]
+    name = f"it-card-history-{uuid.uuid4().hex[:12]}"
+    shape = ("BillingMode", "AttributeDefinitions", "KeySchema", "LocalSecondaryIndexes")
+    server.client("dynamodb").create_table(TableName=name, **{k: properties[k] for k in shape})
+    return name
+
+
+@pytest.fixture(scope="module")
 def sandboxes(
-    report: dict[str, Any], specs: dict[str, FunctionSpec], python: str, server: MotoServer, model: Model
+    report: dict[str, Any],
+    specs: dict[str, FunctionSpec],
+    python: str,
+    server: MotoServer,
+    model: Model,
+    card_history_table: str,
 ) -> Iterator[dict[str, LambdaSandbox]]:
     """One container per function, laid out once; the template's variables plus what deploy fills in."""
-    environment = {**server.client_env(), "MODEL_BUCKET": model.bucket}
+    environment = {**server.client_env(), "MODEL_BUCKET": model.bucket, "CARD_HISTORY_TABLE": card_history_table}
     with ExitStack() as stack:
         yield {
             name: stack.enter_context(LambdaSandbox(spec, layer_zips(spec), python, RUNTIME, environment))
@@ -367,7 +382,7 @@ BAD_FILES = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD_FILES))
-def test_a_bad_batch_file_gives_a_structured_error_and_writes_nothing(
+def test_a_bad_batch_file_gives_a_structured_error_and_only_a_rejection_report(
     s3: Any, sandboxes: dict[str, LambdaSandbox], case: str
 ) -> None:
     make_body, fragment = BAD_FILES[case]
@@ -378,7 +393,10 @@ def test_a_bad_batch_file_gives_a_structured_error_and_writes_nothing(
     invocation = sandboxes[VALIDATION].invoke(s3_created_event(bucket, key))
 
     assert_structured_error(invocation, "BadInput", fragment)
-    assert keys(s3, bucket) == {key}  # no report, no quarantine, no validated rows
+    # Where the state machine's BatchRejected cause points; no quarantine, no validated rows.
+    report = f"reports/2024-05-02/{case}/validation.json"
+    assert keys(s3, bucket) == {key, report}
+    assert fragment in json.loads(read(s3, bucket, report))["reason"]
 
 
 WRONG_EVENTS = [
@@ -387,7 +405,7 @@ WRONG_EVENTS = [
     (FEATURES, {"bucket": "some-bucket"}, "lacks string field(s) batch_id"),
     (FEATURES, {"status": "failed", "bucket": "some-bucket", "batch_id": "b1"}, "did not pass validation"),
     (PREDICTIONS, ["not", "an", "object"], "event must be a JSON object"),
-    (PREDICTIONS, {"bucket": "some-bucket", "batch_id": "../../etc"}, "plain relative name"),
+    (PREDICTIONS, {"bucket": "some-bucket", "batch_id": "../../etc"}, "no empty, '.' or '..' part"),
 ]
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from svc_helpers import create_card_history_table
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ROOT / "services"
@@ -65,8 +66,16 @@ def data_bucket(s3: Any) -> str:
 
 
 @pytest.fixture
-def model_bucket(s3: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
-    """An empty model bucket the functions are configured to read, and an empty /tmp cache."""
+def card_history_table(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    name = create_card_history_table(moto_endpoint)
+    monkeypatch.setenv("CARD_HISTORY_TABLE", name)
+    return name
+
+
+@pytest.fixture
+def model_bucket(s3: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, card_history_table: str) -> str:
+    """An empty model bucket the functions are configured to read, an empty /tmp cache, and
+    (FeatureEngineering's other resource) an empty card-history table."""
     name = _bucket(s3, "models")
     monkeypatch.setenv("MODEL_BUCKET", name)
     monkeypatch.setenv("MODEL_CACHE_DIR", str(tmp_path / "model-cache"))

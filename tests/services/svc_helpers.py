@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -43,3 +44,34 @@ def log_records(captured: str) -> list[dict[str, Any]]:
 
 def errors_logged(captured: str) -> list[dict[str, Any]]:
     return [r for r in log_records(captured) if r.get("level") == "ERROR"]
+
+
+def create_card_history_table(endpoint: str) -> str:
+    """An empty table shaped as infra/template.yaml's CardHistoryTable."""
+    import boto3
+
+    name = f"test-card-history-{uuid.uuid4().hex[:12]}"
+    boto3.client("dynamodb", endpoint_url=endpoint).create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": "card_id", "AttributeType": "S"},
+            {"AttributeName": "batch_part", "AttributeType": "S"},
+            {"AttributeName": "last_key", "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": "card_id", "KeyType": "HASH"},
+            {"AttributeName": "batch_part", "KeyType": "RANGE"},
+        ],
+        LocalSecondaryIndexes=[
+            {
+                "IndexName": "by_time",
+                "KeySchema": [
+                    {"AttributeName": "card_id", "KeyType": "HASH"},
+                    {"AttributeName": "last_key", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    )
+    return name

@@ -107,17 +107,25 @@ BAD_FILES = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD_FILES))
-def test_bad_files_return_an_error_and_write_nothing(
+def test_bad_files_return_an_error_and_leave_only_a_rejection_report(
     s3: Any, data_bucket: str, capsys: pytest.CaptureFixture[str], case: str
 ) -> None:
     body, message = BAD_FILES[case]
     put(s3, data_bucket, KEY, body)
+    # An earlier run's results for the batch must not stay beside the rejection.
+    put(s3, data_bucket, f"validated/{BATCH}/valid_rows.csv", "stale")
+    put(s3, data_bucket, f"quarantine/{BATCH}/invalid_rows.csv", "stale")
 
     result = handler.lambda_handler({"bucket": data_bucket, "key": KEY}, None)
 
     assert result["status"] == "error" and result["error"]["type"] == "BadInput"
     assert message in result["error"]["message"]
-    assert keys(s3, data_bucket) == {KEY}  # no report, no quarantine, no valid rows
+    report_key = f"reports/{BATCH}/validation.json"
+    assert report_key in result["error"]["message"]
+    assert keys(s3, data_bucket) == {KEY, report_key}  # the report where BatchRejected points, nothing else
+    report = read_json(s3, data_bucket, report_key)
+    assert report["passed"] is False and report["rejected"] == "file" and message in report["reason"]
+    assert report["batch_id"] == BATCH and report["source"] == f"s3://{data_bucket}/{KEY}"
     errors = errors_logged(capsys.readouterr().out)
     assert len(errors) == 1 and message in errors[0]["message"] and errors[0]["error_type"] == "BadInput"
 
@@ -131,7 +139,6 @@ def test_bad_files_return_an_error_and_write_nothing(
         ({"Records": [{"s3": {"bucket": {}}}]}, "lacks s3.bucket.name"),
         ({"detail": {"bucket": {"name": "b"}}}, "lacks detail.bucket.name or detail.object.key"),
         ({"bucket": "b", "key": "reports/x.json"}, "not a batch upload"),
-        ({"bucket": "b", "key": "incoming/../etc.csv"}, "plain relative name"),
     ],
 )
 def test_wrong_event_shapes_are_refused(event: Any, message: str, capsys: pytest.CaptureFixture[str]) -> None:

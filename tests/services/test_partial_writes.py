@@ -60,6 +60,8 @@ def predictions_role(endpoint: str, data_bucket: str, model_bucket: str) -> dict
         "Version": "2012-10-17",
         "Statement": [
             {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{data_bucket}/features/*"},
+            # To check the run is still the latest upload of the batch (batch_runs.require_latest).
+            {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{data_bucket}/incoming/*"},
             {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{model_bucket}/models/*"},
             {
                 "Effect": "Allow",

@@ -152,7 +152,7 @@ def test_bad_feature_tables_are_bad_input(
     [
         ("not-a-dict", "event must be a JSON object"),
         ({"bucket": "b"}, "lacks string field(s) batch_id"),
-        ({"bucket": "b", "batch_id": "../../etc"}, "plain relative name"),
+        ({"bucket": "b", "batch_id": "../../etc"}, "no empty, '.' or '..' part"),
         ({"status": "error", "bucket": "b", "batch_id": "x"}, "status 'error'"),
     ],
 )

@@ -17,6 +17,9 @@ LINKS = [
     ("layer_modules.json", "predictions"),
     ("model_store.py", "feature_engineering"),
     ("model_store.py", "predictions"),
+    ("batch_runs.py", "data_validation"),
+    ("batch_runs.py", "feature_engineering"),
+    ("batch_runs.py", "predictions"),
 ]
 
 

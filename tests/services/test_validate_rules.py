@@ -38,7 +38,7 @@ def test_good_row_is_typed() -> None:
             "merchant_category: not an allowed value",
         ),
         ("tx_0000002,card_0001,2024-04-01T10:00:00Z,5,grocery,fax,3.2,0", "channel: not an allowed value"),
-        ("tx_0000002,card_1,2024-04-01T10:00:00Z,5,grocery,in_store,3.2,0", "card_id: does not match pattern"),
+        ("tx_0000002,card 1,2024-04-01T10:00:00Z,5,grocery,in_store,3.2,0", "card_id: does not match pattern"),
         ("tx_0000002,card_0001,yesterday,5,grocery,in_store,3.2,0", "timestamp: not a datetime"),
         ("tx_0000002,card_0001,2024-04-01T10:00:00Z,5,grocery,in_store,3.2,2", "is_fraud: not an allowed value"),
         ("tx_0000002,card_0001,2024-04-01T10:00:00Z,5,grocery,in_store,3.2,0.5", "is_fraud: not a whole number"),

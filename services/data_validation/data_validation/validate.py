@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,11 +15,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .inputs import canonical_header, canonical_name
 from .runtime import BadInput
 
 SCHEMA_PATH = Path(__file__).with_name("schema.toml")
 DTYPES = {"string", "float", "int", "datetime"}
 ERRORS_COLUMN = "_errors"
+# Identifier formats are the data owner's, not the schema's: a column marked `id = true` takes
+# its pattern from the environment (<COLUMN>_PATTERN, e.g. CARD_ID_PATTERN), else this one:
+# letters and digits first, then those and _ . : / # @ + -, at most 128 characters (no spaces,
+# commas or quotes, which would make ids ambiguous in CSV and logs).
+DEFAULT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/#@+-]{0,127}$"
 
 
 @dataclass(frozen=True)
@@ -29,6 +38,7 @@ class Column:
     max: float | None = None
     allowed: tuple[Any, ...] | None = None
     pattern: str | None = None
+    id: bool = False  # an identifier: the pattern comes from configuration (see DEFAULT_ID_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -42,7 +52,17 @@ class Schema:
         return [c.name for c in self.columns]
 
 
-def load_schema(path: Path = SCHEMA_PATH) -> Schema:
+def id_pattern(column: str, environ: Mapping[str, str]) -> str:
+    variable = f"{column.upper()}_PATTERN"
+    pattern = environ.get(variable) or DEFAULT_ID_PATTERN
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"{variable}={pattern!r} is not a regular expression ({exc}): fix the environment") from None
+    return pattern
+
+
+def load_schema(path: Path = SCHEMA_PATH, environ: Mapping[str, str] = os.environ) -> Schema:
     """Read and check the schema itself, so a typo in it fails at init, not mid-batch."""
     raw = tomllib.loads(path.read_text())
     problems = []
@@ -58,6 +78,8 @@ def load_schema(path: Path = SCHEMA_PATH) -> Schema:
             continue
         if "allowed" in spec:
             spec = {**spec, "allowed": tuple(spec["allowed"])}
+        if spec.get("id"):
+            spec = {**spec, "pattern": id_pattern(spec["name"], environ)}
         columns.append(Column(**spec))
     names = [c.name for c in columns]
     problems += [f"key column {k!r} is not a column" for k in raw.get("key", []) if k not in names]
@@ -77,27 +99,32 @@ class Result:
         return bool(self.report["passed"])
 
 
-def read_batch(body: bytes) -> pd.DataFrame:
-    """Parse CSV bytes as text columns; a file that is not a CSV table is BadInput."""
-    if not body.strip():
+def read_batch(body: bytes | str) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Parse a CSV as text columns, with canonical header names, and the header renames made;
+    a file that is not a CSV table is BadInput. Bytes must be UTF-8 (handler.py decodes other
+    encodings it accepts first)."""
+    if isinstance(body, bytes):
+        try:
+            body = body.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise BadInput(f"the batch is not UTF-8 text (byte {exc.start}): malformed CSV") from None
+    text = body.removeprefix("\ufeff")
+    if not text.strip():
         raise BadInput("the batch is an empty file")
-    try:
-        text = body.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise BadInput(f"the batch is not UTF-8 text (byte {exc.start}): malformed CSV") from None
-    _check_table_shape(text)
+    header = _check_table_shape(text)
+    names, renames = canonical_header(header)
     # Everything as text first: type errors are then per-cell findings, not a crash.
-    return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""], index_col=False)
+    frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""], index_col=False)
+    frame.columns = names
+    return frame, renames
 
 
-def _check_table_shape(text: str) -> None:
+def _check_table_shape(text: str) -> list[str]:
     """Every record has the header's field count; pandas alone would silently turn surplus
     fields into an index or pad short rows, so the shape is checked with the csv module."""
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader)
-        if len(set(header)) != len(header) or any(not name.strip() for name in header):
-            raise BadInput(f"malformed CSV: header has blank or repeated column names {header}")
         for record in reader:
             if record and len(record) != len(header):
                 raise BadInput(
@@ -105,10 +132,12 @@ def _check_table_shape(text: str) -> None:
                 )
     except csv.Error as exc:
         raise BadInput(f"malformed CSV: line {reader.line_num}: {exc}") from None
+    return header
 
 
-def validate(body: bytes, schema: Schema) -> Result:
-    frame = read_batch(body)
+def validate(body: bytes | str, schema: Schema, notes: tuple[str, ...] = ()) -> Result:
+    """`notes`: what was done to the upload before (decoding), repeated in the report."""
+    frame, renames = read_batch(body)
     missing = [c.name for c in schema.columns if c.required and c.name not in frame.columns]
     if missing:
         raise BadInput(f"the batch lacks required column(s) {', '.join(missing)}; header is {list(frame.columns)}")
@@ -118,8 +147,12 @@ def validate(body: bytes, schema: Schema) -> Result:
     errors = pd.Series([[] for _ in range(len(frame))], index=frame.index, dtype=object)
     typed = pd.DataFrame(index=frame.index)
     present = [c for c in schema.columns if c.name in frame.columns]
+    normalized_values: dict[str, int] = {}
     for column in present:
-        typed[column.name] = _check_column(frame[column.name], column, errors)
+        values, changed = _normalize(frame[column.name], column)
+        if changed:
+            normalized_values[column.name] = changed
+        typed[column.name] = _check_column(values, column, errors)
     if schema.key:
         duplicated = frame.duplicated(subset=list(schema.key), keep=False) & frame[list(schema.key)].notna().all(axis=1)
         for index in frame.index[duplicated]:
@@ -141,6 +174,7 @@ def validate(body: bytes, schema: Schema) -> Result:
         "max_invalid_fraction": schema.max_invalid_fraction,
         "ignored_columns": extra,
         "problems_by_rule": _count_rules(errors[bad]),
+        "normalized": {"input": list(notes), "header": renames, "values": normalized_values},
     }
     if not passed:
         report["reason"] = (
@@ -148,6 +182,23 @@ def validate(body: bytes, schema: Schema) -> Result:
             f"({fraction:.1%} > allowed {schema.max_invalid_fraction:.0%})"
         )
     return Result(valid=valid, invalid=invalid, report=report)
+
+
+def _normalize(values: pd.Series, column: Column) -> tuple[pd.Series, int]:
+    """Accepted spellings -> the schema's: ' Grocery ' and 'Online Retail' for an allowed
+    'grocery' / 'online_retail', ids with surrounding spaces. Returns the values and how many
+    cells changed (for the report); anything else is left for the rules to judge."""
+    if column.dtype != "string" or (column.allowed is None and not column.id):
+        return values, 0
+    present = values.notna()
+    if column.allowed is not None:
+        allowed = set(column.allowed)
+        canonical = values[present].map(canonical_name)
+        fixed = canonical.where(canonical.isin(allowed), values[present])
+    else:
+        fixed = values[present].str.strip()
+    changed = int((fixed != values[present]).sum())
+    return (values.where(~present, fixed) if changed else values), changed
 
 
 def _check_column(values: pd.Series, column: Column, errors: pd.Series) -> pd.Series:

@@ -34,9 +34,12 @@ NUMERIC = [
     "card_txns_24h",
     "card_amount_24h_log",
 ]
-# A card's first transaction in the batch has no previous one: treat the gap as long.
+# A card's first transaction ever seen has no previous one: treat the gap as long.
 NO_PREVIOUS_HOURS = 24.0 * 30
 HISTORY = 10  # previous transactions in the per-card median
+WINDOW = pd.Timedelta(hours=24)  # the per-card rolling count and sum
+# What per-card history keeps of each transaction (card_history.py stores these outside the batch).
+HISTORY_COLUMNS = ["transaction_id", "card_id", "timestamp", "amount"]
 
 
 def parse_validated(frame: pd.DataFrame) -> pd.DataFrame:
@@ -51,11 +54,20 @@ def parse_validated(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def build_features(frame: pd.DataFrame) -> pd.DataFrame:
-    """Date parts, per-card lags and rolling windows; one row per input row, same order."""
+def build_features(frame: pd.DataFrame, history: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Date parts, per-card lags and rolling windows; one row per input row, same order.
+
+    `history`: the cards' earlier transactions from outside the batch (HISTORY_COLUMNS; rows of
+    this batch in it are ignored). Per-card features look back over batch and history together,
+    ordered by (timestamp, transaction_id), so a transaction gets the same features whether it
+    arrived in one batch or twenty, and training (one frame, no history) computes them alike.
+    """
     df = frame.reset_index(drop=True).copy()
     df["_order"] = np.arange(len(df))
-    df = df.sort_values(["card_id", "timestamp", "_order"], kind="stable")
+    if history is not None and len(history):
+        earlier = history.loc[~history["transaction_id"].isin(df["transaction_id"]), HISTORY_COLUMNS]
+        df = pd.concat([df, earlier.assign(_order=-1)], ignore_index=True)
+    df = df.sort_values(["card_id", "timestamp", "transaction_id"], kind="stable")
     ts = df["timestamp"]
     df["hour"] = ts.dt.hour
     df["day_of_week"] = ts.dt.day_of_week
@@ -83,6 +95,7 @@ def build_features(frame: pd.DataFrame) -> pd.DataFrame:
             )
         )
     df = df.join(pd.concat(windows)) if windows else df.assign(card_txns_24h=[], card_amount_24h_log=[])
+    df = df[df["_order"] >= 0]  # history rows only informed the batch's rows
     return df.sort_values("_order").drop(columns="_order").reset_index(drop=True)
 
 
@@ -97,9 +110,11 @@ def make_preprocessor() -> ColumnTransformer:
     )
 
 
-def feature_table(frame: pd.DataFrame, preprocessor: ColumnTransformer) -> pd.DataFrame:
+def feature_table(
+    frame: pd.DataFrame, preprocessor: ColumnTransformer, history: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """IDs plus the transformed feature columns, named as the preprocessor names them."""
-    engineered = build_features(frame)
+    engineered = build_features(frame, history)
     values = preprocessor.transform(engineered[NUMERIC + CATEGORICAL])
     table = pd.DataFrame(values, columns=list(preprocessor.get_feature_names_out()))
     return pd.concat([engineered[ID_COLUMNS].reset_index(drop=True), table], axis=1)

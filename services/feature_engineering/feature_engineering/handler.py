@@ -1,7 +1,8 @@
 """FeatureEngineering handler (layers: CoreDataScienceLayer, MLLibrariesLayer, AWSUtilitiesLayer).
 
 Event: the DataValidation result, {"status": "passed", "bucket", "batch_id", ...}.
-Reads validated/<batch>/valid_rows.csv, applies the preprocessing step fitted in training
+Reads validated/<batch>/valid_rows.csv and the cards' earlier transactions (card_history.py),
+records the batch's transactions there, applies the preprocessing step fitted in training
 (loaded with the model bundle, so training and serving share one fitted transform) and
 writes features/<batch>/features.csv.
 """
@@ -12,6 +13,7 @@ import io
 import os
 from typing import Any
 
+from .batch_runs import fetch, require_latest, require_same_run, run_source
 from .runtime import (
     ArtifactError,
     BadEvent,
@@ -22,7 +24,6 @@ from .runtime import (
     checked_batch_id,
     lambda_entry,
     layer_imports,
-    read_object,
     require_fields,
 )
 
@@ -34,7 +35,7 @@ with layer_imports(FUNCTION, logger):
     import pandas as pd
     import sklearn  # noqa: F401
 
-    from . import features
+    from . import card_history, features
     from .model_store import DEFAULT_MANIFEST_KEY, load_model
 
 
@@ -47,23 +48,31 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     keys = BatchKeys(checked_batch_id(event["batch_id"]))
     model = load_model(_model_bucket(), os.environ.get("MODEL_MANIFEST_KEY", DEFAULT_MANIFEST_KEY), logger)
 
-    body = read_object(bucket, keys.validated, "validated batch")
+    run = run_source(event)
+    validated = fetch(bucket, keys.validated, "validated batch")
+    if run:
+        require_same_run(validated, bucket, keys.validated, run["source_revision"])
     try:
-        frame = features.parse_validated(pd.read_csv(io.BytesIO(body), dtype=str))
+        frame = features.parse_validated(pd.read_csv(io.BytesIO(validated.body), dtype=str))
     except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise BadInput(f"validated batch s3://{bucket}/{keys.validated} is unusable: {exc}") from None
     if frame.empty:
         raise BadInput(f"validated batch s3://{bucket}/{keys.validated} has no rows")
-    table = features.feature_table(frame, model.preprocessor)
+    table = features.feature_table(frame, model.preprocessor, card_history.load(frame))
     if list(table.columns[len(features.ID_COLUMNS) :]) != model.feature_names:
         raise BadInput("the fitted preprocessor's feature names differ from the model manifest's")
 
-    outputs = Outputs(bucket)
+    outputs = Outputs(bucket, run.get("source_revision"))
+    if run:
+        require_latest(bucket, run["source_key"], run["source_revision"])
+    # Before the features: a later batch of these cards must see these transactions.
+    card_history.record(frame, keys.batch_id)
     outputs.put(keys.features, table.to_csv(index=False, float_format="%.6g"), "text/csv")
     return {
         "status": "ok",
         "bucket": bucket,
         "batch_id": keys.batch_id,
+        **run,
         "rows": len(table),
         "features_key": keys.features,
         "model_version": model.version,

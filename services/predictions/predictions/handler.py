@@ -12,6 +12,7 @@ import io
 import os
 from typing import Any
 
+from .batch_runs import fetch, require_latest, require_same_run, run_source
 from .runtime import (
     ArtifactError,
     BadEvent,
@@ -19,10 +20,10 @@ from .runtime import (
     BatchKeys,
     Logger,
     Outputs,
+    Superseded,
     checked_batch_id,
     lambda_entry,
     layer_imports,
-    read_object,
     require_fields,
 )
 
@@ -60,9 +61,12 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
             f"is {model.sha256[:12]}...; rerun the batch from FeatureEngineering"
         )
 
-    body = read_object(bucket, keys.features, "feature table")
+    run = run_source(event)
+    feature_table = fetch(bucket, keys.features, "feature table")
+    if run:
+        require_same_run(feature_table, bucket, keys.features, run["source_revision"])
     try:
-        table = pd.read_csv(io.BytesIO(body), dtype={c: str for c in ID_COLUMNS})
+        table = pd.read_csv(io.BytesIO(feature_table.body), dtype={c: str for c in ID_COLUMNS})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise BadInput(f"feature table s3://{bucket}/{keys.features} is malformed: {exc}") from None
     missing = [c for c in ID_COLUMNS + model.feature_names if c not in table.columns]
@@ -92,11 +96,18 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
             **{f"p{int(q * 100)}": round(float(np.quantile(scores, q)), 6) for q in QUANTILES},
         },
         "predictions_key": keys.predictions,
+        **run,  # the marker names the upload revision its results belong to
     }
-    outputs = Outputs(bucket)
+    outputs = Outputs(bucket, run.get("source_revision"))
     try:
+        if run:
+            require_latest(bucket, run["source_key"], run["source_revision"])
         outputs.put(keys.predictions, predictions.to_csv(index=False), "text/csv")
+        if run:
+            require_latest(bucket, run["source_key"], run["source_revision"])
         outputs.put_json(keys.summary, summary)
+    except Superseded:
+        raise  # keep what was written: it may already be the newer run's (same keys)
     except Exception:
         outputs.discard()
         raise
@@ -108,4 +119,5 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
         "flagged": summary["flagged"],
         "summary_key": keys.summary,
         "model_version": model.version,
+        **run,
     }

@@ -79,15 +79,25 @@ EXPECTED_ACCESS = {
         ("s3:DeleteObject", "DataBucket", "quarantine/*"),
         ("s3:PutObject", "DataBucket", "validated/*"),
         ("s3:DeleteObject", "DataBucket", "validated/*"),
+        # A failing or rejected re-upload removes the previous run's later results.
+        ("s3:DeleteObject", "DataBucket", "features/*"),
+        ("s3:DeleteObject", "DataBucket", "predictions/*"),
     },
     "FeatureEngineeringFunction": {
         ("s3:GetObject", "DataBucket", "validated/*"),
+        ("s3:GetObject", "DataBucket", "incoming/*"),  # HEAD: is this run still the latest upload?
         ("s3:PutObject", "DataBucket", "features/*"),
         ("s3:DeleteObject", "DataBucket", "features/*"),
         ("s3:GetObject", "ModelBucket", "models/*"),
+        # Per-card history: read a card's earlier transactions, record the batch's.
+        ("dynamodb:Query", "CardHistoryTable", ""),
+        ("dynamodb:Query", "CardHistoryTable", "index/by_time"),
+        ("dynamodb:BatchWriteItem", "CardHistoryTable", ""),
+        ("dynamodb:BatchWriteItem", "CardHistoryTable", "index/by_time"),
     },
     "PredictionsFunction": {
         ("s3:GetObject", "DataBucket", "features/*"),
+        ("s3:GetObject", "DataBucket", "incoming/*"),
         ("s3:PutObject", "DataBucket", "predictions/*"),
         ("s3:DeleteObject", "DataBucket", "predictions/*"),
         ("s3:GetObject", "ModelBucket", "models/*"),
@@ -105,6 +115,10 @@ def test_each_function_reaches_only_its_prefixes(template: dict[str, Any]) -> No
                 targets = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
                 for action in actions:
                     for target in targets:
+                        if "Fn::GetAtt" in target:  # a whole resource: the card-history table
+                            assert target["Fn::GetAtt"][1] == "Arn", target
+                            granted.add((action, target["Fn::GetAtt"][0], ""))
+                            continue
                         match = re.fullmatch(r"\$\{(\w+)\.Arn\}/(.+)", target["Fn::Sub"])
                         assert match, target
                         granted.add((action, match[1], match[2]))
@@ -127,8 +141,10 @@ def test_state_machine_stops_at_a_failed_validation(template: dict[str, Any]) ->
         order.append(state)
         current = states[state]
         if current["Type"] == "Choice":
-            (choice,) = current["Choices"]
+            choice, superseded = current["Choices"]
             assert states[current["Default"]]["Type"] == "Fail"
+            # A run a newer upload replaced ends quietly: the newer run publishes the batch.
+            assert superseded["StringEquals"] == "superseded" and states[superseded["Next"]]["Type"] == "Succeed"
             state = choice["Next"]
         else:
             state = current["Next"]

@@ -1,0 +1,145 @@
+"""Per-card transaction history kept outside the batch, in the DynamoDB table the template
+creates (CardHistoryTable; its name in CARD_HISTORY_TABLE).
+
+One item per card and batch (partition key card_id, sort key `batch_part` = "<batch_id>#<part>"),
+holding that batch's transactions of the card as JSON [[timestamp, transaction_id, amount], ...]
+(amount as the float's shortest decimal text: exact). Writing a batch again (a re-run, an
+identical or corrected re-upload) replaces the same items, so recording is idempotent; reading
+drops repeated transaction ids and the batch's own rows (features.py), so nothing counts twice.
+The local index `by_time` orders a card's items by `last_key` = "<latest timestamp>#<batch_part>".
+
+For a batch, each card needs only what its features look back to (features.py): the HISTORY
+transactions before the batch's first one (median, time since previous) and everything from 24
+hours before that first one on (rolling count and sum). One query per card, newest items first,
+stops as soon as both are covered. Compared with an item per transaction this makes one write per
+card and batch instead of one per transaction (the write calls were most of the time).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pandas as pd
+
+from .features import HISTORY, HISTORY_COLUMNS, WINDOW
+from .runtime import ArtifactError
+
+INDEX = "by_time"
+# One query per card, run side by side (they wait on the network, not the CPU).
+QUERY_THREADS = 16
+PAGE = 25  # items per query page: most cards are covered by their newest few items
+WRITE_BATCH = 25  # BatchWriteItem's maximum
+MAX_WRITE_ATTEMPTS = 8
+# DynamoDB items are at most 400 KB; a transaction takes about 60 bytes of JSON.
+PART_SIZE = 4000
+_ISO = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def table_name() -> str:
+    name = os.environ.get("CARD_HISTORY_TABLE")
+    if not name:
+        raise ArtifactError("CARD_HISTORY_TABLE is not set in the function's environment (see infra/template.yaml)")
+    return name
+
+
+@functools.cache
+def _client() -> Any:
+    """One low-level client per container: clients are thread-safe (resources are not)."""
+    import boto3
+
+    return boto3.client("dynamodb")
+
+
+def load(frame: pd.DataFrame) -> pd.DataFrame:
+    """The stored transactions the batch's per-card features look back to (HISTORY_COLUMNS)."""
+    firsts = frame.groupby("card_id", sort=False)["timestamp"].min()
+    with ThreadPoolExecutor(QUERY_THREADS) as pool:
+        found = pool.map(_card_history, firsts.index, firsts.to_list())
+        rows = [row for card_rows in found for row in card_rows]
+    if not rows:
+        return pd.DataFrame(columns=HISTORY_COLUMNS)
+    card, ts, tx, amount = zip(*rows, strict=True)
+    history = pd.DataFrame(
+        {
+            "transaction_id": tx,
+            "card_id": card,
+            "timestamp": pd.to_datetime(list(ts), utc=True, format=_ISO),
+            "amount": [float(a) for a in amount],
+        }
+    )
+    return history.drop_duplicates("transaction_id").reset_index(drop=True)
+
+
+def _card_history(card: str, first: pd.Timestamp) -> list[tuple[str, str, str, str]]:
+    """(card, timestamp, transaction_id, amount) of the card's stored items, newest first, until
+    HISTORY transactions before `first` are found and items older than first - WINDOW begin."""
+    first_text, window_start = first.strftime(_ISO), (first - WINDOW).strftime(_ISO)
+    args: dict[str, Any] = {
+        "TableName": table_name(),
+        "IndexName": INDEX,
+        "KeyConditionExpression": "card_id = :card",
+        "ExpressionAttributeValues": {":card": {"S": card}},
+        "ScanIndexForward": False,
+        "Limit": PAGE,
+    }
+    rows: list[tuple[str, str, str, str]] = []
+    while True:
+        page = _client().query(**args)
+        for item in page["Items"]:
+            # Items come by their latest transaction, newest first, so this item and every later
+            # one hold only transactions at or before `latest`. Once that is before the window,
+            # and HISTORY transactions after `latest` but before `first` are in hand (so they are
+            # the HISTORY latest before `first`), nothing further is needed.
+            latest = item["last_key"]["S"].split("#", 1)[0]
+            if latest < window_start and sum(1 for r in rows if latest < r[1] < first_text) >= HISTORY:
+                return rows
+            rows += [(card, ts, tx, amount) for ts, tx, amount in json.loads(item["transactions"]["S"])]
+        if "LastEvaluatedKey" not in page:
+            return rows
+        args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def record(frame: pd.DataFrame, batch_id: str) -> int:
+    """Store the batch's transactions: one item per card (and part), replacing what an earlier
+    run of this batch stored. Returns the number of items written."""
+    requests = []
+    ordered = frame.sort_values(["card_id", "timestamp", "transaction_id"])
+    for card, rows in ordered.groupby("card_id", sort=False):
+        entries = [
+            [ts.strftime(_ISO), tx, repr(float(amount))]
+            for tx, ts, amount in rows[["transaction_id", "timestamp", "amount"]].itertuples(index=False)
+        ]
+        for part, start in enumerate(range(0, len(entries), PART_SIZE)):
+            chunk = entries[start : start + PART_SIZE]
+            batch_part = f"{batch_id}#{part:04d}"
+            item = {
+                "card_id": {"S": card},
+                "batch_part": {"S": batch_part},
+                "last_key": {"S": f"{chunk[-1][0]}#{batch_part}"},
+                "transactions": {"S": json.dumps(chunk, separators=(",", ":"))},
+            }
+            requests.append({"PutRequest": {"Item": item}})
+    chunks = [requests[i : i + WRITE_BATCH] for i in range(0, len(requests), WRITE_BATCH)]
+    with ThreadPoolExecutor(QUERY_THREADS) as pool:
+        list(pool.map(_write, chunks))
+    return len(requests)
+
+
+def _write(requests: list[dict[str, Any]]) -> None:
+    """One BatchWriteItem, resending what DynamoDB leaves unprocessed (throttling) with backoff."""
+    name = table_name()
+    for attempt in range(MAX_WRITE_ATTEMPTS):
+        left = _client().batch_write_item(RequestItems={name: requests}).get("UnprocessedItems", {}).get(name)
+        if not left:
+            return
+        requests = left
+        time.sleep(min(2.0, 0.05 * 2**attempt))
+    raise ArtifactError(
+        f"DynamoDB table {name} left {len(requests)} card-history writes unprocessed after "
+        f"{MAX_WRITE_ATTEMPTS} attempts (throttled): rerun the batch from FeatureEngineering"
+    )

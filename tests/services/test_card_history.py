@@ -1,0 +1,112 @@
+"""Per-card history outside the batch (issue 10, item 2): a transaction's features and score do
+not depend on how the transactions were split into batches."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from data_validation import handler as validation
+from feature_engineering import card_history, features
+from feature_engineering import handler as feature_engineering
+from predictions import handler as predictions
+from svc_helpers import batch_csv, create_card_history_table, put
+
+ROWS = batch_csv(first_day="2024-04-08", days=4, drop_label=True)
+
+
+def chronological_batches(csv: str, count: int) -> list[str]:
+    header, *rows = csv.splitlines()
+    rows.sort(key=lambda r: r.split(",")[2])  # as uploads arrive: in time order
+    return ["\n".join([header, *chunk]) + "\n" for chunk in np.array_split(np.array(rows, dtype=object), count)]
+
+
+def test_features_with_history_equal_features_of_one_frame() -> None:
+    frame = features.parse_validated(pd.read_csv(io.StringIO(ROWS), dtype=str))
+    whole = features.build_features(frame).set_index("transaction_id").sort_index()
+    parts, seen = [], frame.iloc[0:0][features.HISTORY_COLUMNS]
+    for chunk in chronological_batches(ROWS, 7):
+        batch = features.parse_validated(pd.read_csv(io.StringIO(chunk), dtype=str))
+        parts.append(features.build_features(batch, history=seen))
+        seen = pd.concat([seen, batch[features.HISTORY_COLUMNS]], ignore_index=True)
+    split = pd.concat(parts).set_index("transaction_id").sort_index()
+    pd.testing.assert_frame_equal(split[features.NUMERIC], whole[features.NUMERIC], check_dtype=False)
+
+
+def test_history_rows_of_the_batch_itself_are_ignored() -> None:
+    """A re-run finds its own transactions in the table: they must not count twice."""
+    frame = features.parse_validated(pd.read_csv(io.StringIO(ROWS), dtype=str))
+    again = features.build_features(frame, history=frame[features.HISTORY_COLUMNS])
+    pd.testing.assert_frame_equal(again, features.build_features(frame))
+
+
+def score(s3: Any, bucket: str, batches: list[str]) -> pd.DataFrame:
+    out = []
+    for n, body in enumerate(batches):
+        key = f"incoming/split/{len(batches)}-{n:02d}.csv"
+        put(s3, bucket, key, body)
+        validated = validation.lambda_handler({"bucket": bucket, "key": key}, None)
+        scored = predictions.lambda_handler(feature_engineering.lambda_handler(validated, None), None)
+        assert scored["status"] == "ok", scored
+        body = s3.get_object(Bucket=bucket, Key=f"predictions/split/{len(batches)}-{n:02d}/predictions.csv")["Body"]
+        out.append(pd.read_csv(io.BytesIO(body.read()), dtype={"transaction_id": str, "card_id": str}))
+    return pd.concat(out).set_index("transaction_id").sort_index()
+
+
+def test_same_transactions_score_identically_in_1_5_and_20_batches(
+    s3: Any, data_bucket: str, uploaded_model: dict[str, Any], moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    results = {}
+    for count in (1, 5, 20):
+        # Each way of batching starts from an empty history, as a fresh deployment would.
+        monkeypatch.setenv("CARD_HISTORY_TABLE", create_card_history_table(moto_endpoint))
+        results[count] = score(s3, data_bucket, chronological_batches(ROWS, count))
+
+    assert len(results[1]) == ROWS.count("\n") - 1
+    assert results[1]["fraud_score"].nunique() > 10  # the scores vary: equality below means something
+    for count in (5, 20):
+        pd.testing.assert_frame_equal(results[count], results[1])
+
+
+def test_recording_is_idempotent_per_batch(card_history_table: str) -> None:
+    frame = features.parse_validated(pd.read_csv(io.StringIO(ROWS), dtype=str))
+    card_history.record(frame, "b1")
+    card_history.record(frame, "b1")  # a re-run of the same batch rewrites the same items
+
+    stored = card_history.load(frame)
+    assert len(stored) == len(frame) and stored["transaction_id"].is_unique
+    merged = frame.merge(stored, on="transaction_id", suffixes=("", "_stored"))
+    assert (merged["amount"] == merged["amount_stored"]).all()  # exact, not rounded
+    assert (merged["timestamp"] == merged["timestamp_stored"]).all()
+
+
+def test_a_card_with_long_history_reads_only_what_its_features_need(card_history_table: str) -> None:
+    """Many earlier batches of one card: the query stops once the window and the last HISTORY
+    transactions before the batch are covered, and those are the right ones."""
+    start = pd.Timestamp("2024-01-01", tz="UTC")
+    earlier = pd.DataFrame(
+        {
+            "transaction_id": [f"t{n:04d}" for n in range(300)],
+            "card_id": "c1",
+            "timestamp": [start + pd.Timedelta(hours=3 * n) for n in range(300)],
+            "amount": [float(n + 1) for n in range(300)],
+            "distance_from_home_km": 1.0,
+        }
+    )
+    for day, rows in earlier.groupby(earlier["timestamp"].dt.date):
+        card_history.record(rows, f"day-{day}")
+    batch = earlier.iloc[:1].assign(transaction_id="new", timestamp=start + pd.Timedelta(hours=3 * 300))
+
+    loaded = card_history.load(batch)
+
+    assert len(loaded) < 40  # 8 transactions a day: a few days' items, not all 38 days
+    needed = earlier[earlier["timestamp"] >= batch["timestamp"].iloc[0] - features.WINDOW]
+    assert set(needed["transaction_id"]) | set(earlier["transaction_id"].iloc[-features.HISTORY :]) <= set(
+        loaded["transaction_id"]
+    )
+    with_history = features.build_features(batch, history=loaded)
+    with_everything = features.build_features(batch, history=earlier)
+    pd.testing.assert_frame_equal(with_history, with_everything)
