@@ -126,7 +126,7 @@ def test_each_function_reaches_only_its_prefixes(template: dict[str, Any]) -> No
 
 
 def test_bucket_names_match_the_training_upload(template: dict[str, Any]) -> None:
-    trainer = (ROOT / "services" / "training" / "trainer.py").read_text()
+    trainer = (ROOT / "services" / "training" / "trainer_io.py").read_text()
     prefix = re.search(r'^STACK_PREFIX = "([^"]+)"', trainer, re.M)[1]  # type: ignore[index]
     name = resources(template)["ModelBucket"]["Properties"]["BucketName"]["Fn::Sub"]
     assert name == f"{prefix}-${{Stage}}-models-${{AWS::AccountId}}"
