@@ -11,7 +11,7 @@ from moto.cloudformation.models import CloudFormationBackend, Stack
 
 from .templates import as_text, has_sam_transform, parse, resolve_parameters, sam_translate
 
-# Attributes this module keeps on moto's objects.
+# Attributes this package keeps on moto's objects (update_order.py has the other two).
 PROCESSED = "lml_processed_template"  # Stack/ChangeSet: the SAM translation (JSON), or None
 RESOLVED = "lml_resolved_parameters"  # Stack/ChangeSet: every parameter's value, as text
 

@@ -12,8 +12,7 @@ from moto.cloudformation.exceptions import CloudFormationError
 from moto.cloudformation.parsing import ResourceMap
 
 RETAINED = {"Retain", "RetainExceptOnCreate"}
-
-
+# Attributes this package keeps on moto's objects (release.py has the other two).
 PRISTINE = "lml_resources"  # ResourceMap: an unmutated copy of the applied Resources section
 FAILED_RESOURCE = "lml_failed_resource"  # exception: (logical id, type, "create" | "update")
 
