@@ -159,8 +159,8 @@ def deploy(c: Context, stage: str, yes: bool = False, dry_run: bool = False) -> 
 )
 def rollback(c: Context, stage: str, to: str | None = None, yes: bool = False) -> None:
     """Return a stage to an earlier release (its exact layer versions; no layer is published), verified."""
-    from lambda_ml_layers.deploy.deploy import RollbackRequest
-    from lambda_ml_layers.deploy.deploy import rollback as run_rollback
+    from lambda_ml_layers.deploy.rollback import RollbackRequest
+    from lambda_ml_layers.deploy.rollback import rollback as run_rollback
 
     # Invoke passes an option whose default is None as text.
     if to is not None and not to.isdigit():
@@ -176,7 +176,7 @@ def releases(c: Context, stage: str, json: bool = False) -> None:
     import json as json_module
     from dataclasses import asdict
 
-    from lambda_ml_layers.deploy.deploy import releases as read_releases
+    from lambda_ml_layers.deploy.release_history import releases as read_releases
     from lambda_ml_layers.deploy.release_table import release_table
 
     history = _run(lambda: read_releases(ROOT, stage))

@@ -7,7 +7,7 @@ the server's own process, before it serves (`python -m lambda_ml_layers.local_aw
 `local_aws.moto_server()` starts by default). It is pinned to one moto version: each patch was
 written against that version's source, so `apply()` refuses any other.
 
-Gaps closed, CloudFormation level (`cloudformation.py`):
+Gaps closed, CloudFormation level (`cloudformation/`, one module per concern):
 
 1. SAM transform. Stock moto stores `Transform: AWS::Serverless-2016-10-31` templates untouched
    and creates no resources from them (an empty stack that reports success). Now the real SAM
@@ -47,7 +47,7 @@ Gaps closed, CloudFormation level (`cloudformation.py`):
    values are ValidationErrors of CreateChangeSet / CreateStack / UpdateStack, with AWS's
    messages (stock moto accepted anything, so a deploy AWS refuses passed locally).
 
-Gaps closed, resource models (`resources.py`, whose docstring and sections say more):
+Gaps closed, resource models (`resources/`, one module per resource family; its docstring says more):
 `AWS::Lambda::LayerVersion` (`Ref` is the version ARN, LayerName honoured, update and delete
 handlers), a function's `Layers` (checked like Lambda checks them), `AWS::Lambda::Version`
 (`Ref` and `GetAtt Version`, published from the updated function), `AWS::Lambda::Alias`,

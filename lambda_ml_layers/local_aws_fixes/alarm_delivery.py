@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .resources import _remember_policies, _retain_replaced, _retained_on_delete, _unchanged
+from .resources.model_helpers import remember_policies, retain_replaced, retained_on_delete, unchanged
 
 
 def apply() -> None:
@@ -69,7 +69,7 @@ def _register_subscription() -> None:
             backend = sns_backends[account_id][region_name]
             subscription = backend.subscribe(props["TopicArn"], props["Endpoint"], props["Protocol"])
             resource = cls(subscription.arn)
-            _remember_policies(resource, cloudformation_json)
+            remember_policies(resource, cloudformation_json)
             return resource
 
         @classmethod
@@ -81,17 +81,17 @@ def _register_subscription() -> None:
             account_id: str,
             region_name: str,
         ) -> SubscriptionResource:
-            if _unchanged(original_resource, cloudformation_json):
+            if unchanged(original_resource, cloudformation_json):
                 return original_resource
             replacement = cls.create_from_cloudformation_json(
                 new_resource_name, cloudformation_json, account_id, region_name
             )
-            if not _retain_replaced(cloudformation_json) and replacement.arn != original_resource.arn:
+            if not retain_replaced(cloudformation_json) and replacement.arn != original_resource.arn:
                 sns_backends[account_id][region_name].unsubscribe(original_resource.arn)
             return replacement
 
         def delete(self, account_id: str, region_name: str) -> None:
-            if not _retained_on_delete(self):
+            if not retained_on_delete(self):
                 sns_backends[account_id][region_name].unsubscribe(self.arn)
 
     global _subscription_class
@@ -141,7 +141,7 @@ def _register_metric_filter() -> None:
             props = cloudformation_json["Properties"]
             put(resource_name, props, account_id, region_name)
             resource = cls(resource_name, props["LogGroupName"])
-            _remember_policies(resource, cloudformation_json)
+            remember_policies(resource, cloudformation_json)
             return resource
 
         @classmethod
@@ -157,17 +157,17 @@ def _register_metric_filter() -> None:
             name = props.get("FilterName", original_resource.name)
             if (name, props["LogGroupName"]) != (original_resource.name, original_resource.log_group):
                 replacement = cls.create_from_cloudformation_json(name, cloudformation_json, account_id, region_name)
-                if not _retain_replaced(cloudformation_json):
+                if not retain_replaced(cloudformation_json):
                     original_resource.delete(account_id, region_name)
                 return replacement
-            if not _unchanged(original_resource, cloudformation_json):
+            if not unchanged(original_resource, cloudformation_json):
                 logs_backends[account_id][region_name].delete_metric_filter(name, original_resource.log_group)
                 put(name, props, account_id, region_name)
-                _remember_policies(original_resource, cloudformation_json)
+                remember_policies(original_resource, cloudformation_json)
             return original_resource
 
         def delete(self, account_id: str, region_name: str) -> None:
-            if not _retained_on_delete(self):
+            if not retained_on_delete(self):
                 logs_backends[account_id][region_name].delete_metric_filter(self.name, self.log_group)
 
     global _metric_filter_class

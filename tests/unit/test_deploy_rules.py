@@ -179,7 +179,7 @@ def test_smoke_event_is_the_one_the_handlers_answer() -> None:
 
 
 def test_expected_layers_match_sam_renamed_layers_exactly() -> None:
-    from lambda_ml_layers.deploy.deploy import expected_layers
+    from lambda_ml_layers.deploy.deploy_plan import expected_layers
     from lambda_ml_layers.deploy.deployed_state import StackState
 
     state = StackState(

@@ -69,3 +69,11 @@ def test_only_paths_py_spells_out_the_published_folder() -> None:
     ]
     offenders = [str(p.relative_to(REPO)) for p in code if spelled in p.read_text() and p != ENGINE / "paths.py"]
     assert offenders == []
+
+
+MAX_MODULE_LINES = 300  # issue 7: a module that outgrows this does more than one job
+
+
+def test_no_engine_module_is_over_300_lines() -> None:
+    sizes = {str(p.relative_to(REPO)): len(p.read_text().splitlines()) for p in ENGINE.rglob("*.py")}
+    assert {path: lines for path, lines in sizes.items() if lines > MAX_MODULE_LINES} == {}

@@ -1,0 +1,100 @@
+"""A release as recorded after a verified deploy: git, caller, layers, functions, template."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from ..command_runner import call
+from ..errors import DeployFailed
+from ..paths import BuildPaths
+from ..sam_template import parse_template
+from .deployed_state import StackState
+from .releases import Release
+from .stage_context import StageContext
+from .stage_session import StageSession
+
+
+def _git(root: Path) -> tuple[str, bool]:
+    head = call(["git", "rev-parse", "HEAD"], cwd=root, error=None)
+    status = call(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, error=None)
+    commit = head.output.strip() if head.returncode == 0 else "unknown (not a git checkout)"
+    return commit, bool(status.output.strip()) if status.returncode == 0 else True
+
+
+def build_report(paths: BuildPaths) -> dict[str, Any] | None:
+    """The report of the build the deploy gates just made (the default target's, which the template
+    points at), stored with the release for `inv size-report`; a release is recorded even without it."""
+    try:
+        data = json.loads(paths.default_report.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def deployed_template(session: StageSession) -> dict[str, Any]:
+    body = session.client("cloudformation").get_template(StackName=session.stage.stack_name, TemplateStage="Original")[
+        "TemplateBody"
+    ]
+    parsed = parse_template(body) if isinstance(body, str) else body
+    if not isinstance(parsed, dict):
+        raise DeployFailed(f"CloudFormation returned a template that is not a mapping for {session.stage.stack_name}.")
+    return parsed
+
+
+def new_release(
+    ctx: StageContext,
+    number: int,
+    kind: str,
+    state: StackState,
+    layers: dict[str, dict[str, str]],
+    parameters: dict[str, str],
+    template: dict[str, Any],
+    restores: int | None = None,
+    note: str = "",
+) -> Release:
+    commit, dirty = _git(ctx.root)
+    return Release(
+        number=number,
+        kind=kind,
+        time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        stage=ctx.stage.name,
+        stack_name=ctx.stage.stack_name,
+        git_commit=commit,
+        git_dirty=dirty,
+        caller_account=ctx.caller.account,
+        caller_arn=ctx.caller.arn,
+        layers=layers,
+        functions={
+            logical: {
+                "name": f.name,
+                "version": f.version,
+                "layers": list(f.layers),
+                "code_sha256": str(f.configuration.get("CodeSha256", "")),
+            }
+            for logical, f in state.functions.items()
+        },
+        template_sha256=hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest(),
+        parameters=parameters,
+        restores=restores,
+        note=note,
+    )
+
+
+def differences(state: StackState, release: Release) -> list[str]:
+    """How the running stage differs from a release (code and layers of each live alias)."""
+    problems = []
+    for logical, recorded in release.functions.items():
+        running = state.functions.get(logical)
+        if running is None:
+            problems.append(f"{logical} is gone")
+        elif list(running.layers) != recorded["layers"]:
+            problems.append(
+                f"{logical} runs layers {list(running.layers)}, release {release.number} has {recorded['layers']}"
+            )
+        elif recorded.get("code_sha256") and running.configuration.get("CodeSha256") != recorded["code_sha256"]:
+            problems.append(f"{logical} runs other code than release {release.number}")
+    return problems

@@ -1,0 +1,50 @@
+"""`inv rollback`: return a stage to an earlier release, verified and recorded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ReleaseError
+from .releases import Release
+from .restore import redeploy_release
+from .stage_context import StageContext, confirm_policy, with_stage
+from .stages import load_stage
+
+
+@dataclass(frozen=True)
+class RollbackRequest:
+    root: Path
+    stage: str
+    to: int | None = None  # default: the release before the current one
+    yes: bool = False
+    interactive: bool = False
+
+
+def rollback(request: RollbackRequest) -> Release:
+    """Return the stage to release `to` (default: the one before the current), verified and recorded."""
+    stage = load_stage(request.root, request.stage)
+    confirm = confirm_policy(stage, request.yes, request.interactive, False)
+
+    def work(ctx: StageContext) -> Release:
+        history = ctx.store.releases()
+        if not history:
+            raise ReleaseError(f"Stage {stage.name!r} has no releases yet; there is nothing to roll back to.")
+        current = history[-1]
+        number = request.to if request.to is not None else current.number - 1
+        if number < 1:
+            raise ReleaseError(
+                f"Stage {stage.name!r} is on its first release ({current.number}); there is none before it."
+            )
+        target = ctx.store.get(number, history)
+        ctx.log.say(f"Rolling stage {stage.name!r} back from release {current.number} to release {target.number}.")
+        release = redeploy_release(ctx, target, "rollback", f"inv rollback --to {target.number}", confirm)
+        ctx.log.say(
+            f"Stage {stage.name!r} is on release {release.number}: "
+            f"release {target.number}'s code and layers (verified)."
+        )
+        return release
+
+    result = with_stage(request.root, stage, "rollback", lambda log, sam: None, work)
+    assert result is not None
+    return result

@@ -1,0 +1,90 @@
+"""One command's hold on one stage: the lock, the gates, credentials, history and log."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
+
+from ..errors import DeployFailed, DeployGateError
+from ..paths import BuildPaths
+from .deploy_log import DeployLog
+from .deployed_state import stack_status
+from .local_emulator import emulator_endpoint
+from .releases import Release, ReleaseStore
+from .sam_cli import find_sam
+from .stage_lock import refuse_if_in_progress, stage_lock
+from .stage_session import Caller, StageSession
+from .stages import Stage
+
+
+@dataclass
+class StageContext:
+    """One command's hold on one stage: where it is, who is calling, its history and log."""
+
+    root: Path
+    stage: Stage
+    paths: BuildPaths
+    log: DeployLog
+    session: StageSession
+    caller: Caller
+    store: ReleaseStore
+    sam: Path
+
+
+def open_stage(root: Path, stage: Stage, log: DeployLog) -> tuple[StageSession, Caller, ReleaseStore]:
+    paths = BuildPaths.of(root)
+    endpoint = emulator_endpoint(paths, start=True, say=log.say) if stage.emulated else None
+    session = StageSession(stage, endpoint)
+    with log.step(f"credentials and region for stage {stage.name}"):
+        caller = session.caller()
+        where = f"the local emulator at {endpoint}" if endpoint else f"account {caller.account}, {stage.region}"
+        log.say(f"    {where}, as {caller.arn}")
+        refuse_if_in_progress(stack_status(session), stage.name, stage.stack_name)
+    return session, caller, ReleaseStore(session, paths.releases(stage.name))
+
+
+def confirm_policy(stage: Stage, yes: bool, interactive: bool, dry_run: bool) -> bool:
+    """Whether sam must ask before executing; refuses when it must ask and nobody can answer."""
+    if dry_run or yes or not stage.confirm_changeset:
+        return False
+    if not interactive:
+        raise DeployGateError(
+            f"Stage {stage.name!r} asks to confirm every change set (confirm_changeset in infra/samconfig.toml), "
+            "but there is no terminal to answer. Fix: run it in a terminal, pass --yes to deploy without the "
+            "question, or --dry-run to only see the change set. Nothing was uploaded."
+        )
+    return True
+
+
+def with_stage(
+    root: Path,
+    stage: Stage,
+    command: str,
+    gates: Callable[[DeployLog, Path], None],
+    work: Callable[[StageContext], Release | None],
+) -> Release | None:
+    """Lock the stage, run the gates, reach the stage, do the work; everything logged."""
+    paths = BuildPaths.of(root)
+    log = DeployLog(paths.logs, command, stage.name)
+    try:
+        lock = paths.deploy_dir(stage.name).with_suffix(".lock")
+        with stage_lock(lock, stage.name, f"inv {command} --stage {stage.name}"):
+            sam = find_sam(root)  # before the gates: a missing tool is refused at once
+            gates(log, sam)
+            session, caller, store = open_stage(root, stage, log)
+            return work(StageContext(root, stage, paths, log, session, caller, store, sam))
+    except (ClientError, BotoCoreError) as exc:
+        log.event("failed", error=str(exc))
+        raise DeployFailed(
+            f"`inv {command} --stage {stage.name}` stopped: an AWS call failed: {exc}\n"
+            f"Check the stage with `inv releases --stage {stage.name}`; see the log for each step."
+        ) from None
+    except BaseException as exc:
+        log.event("failed", error=str(exc) or type(exc).__name__)
+        raise
+    finally:
+        log.say(f"Log: {log.path}")
+        log.close()
