@@ -126,7 +126,10 @@ def unit(session: nox.Session) -> None:
 @nox.session(venv_backend="none", tags=["ci"])
 def integration(session: nox.Session) -> None:
     """Slow tests: real layers from real PyPI wheels, built with `inv build-layers`."""
-    session.run(HERE, "-m", "pytest", "tests/integration", *session.posargs)
+    # Two workers: most of the time goes to waiting on sam, moto and target interpreters, so two
+    # modules side by side nearly halve the wall time even on two cores (groups: tests/integration/conftest.py).
+    workers = ["-n", "2", "--dist", "loadgroup"] if not session.posargs else []
+    session.run(HERE, "-m", "pytest", "tests/integration", *workers, "--durations=15", *session.posargs)
 
 
 @nox.session(python=["3.11", "3.12", "3.13"], tags=["ci"])
