@@ -14,9 +14,13 @@ from pathlib import Path
 from .errors import BuildInterrupted, InstallError
 from .layer_tree import StepResult, remove_files, tree_size, walk_files
 
+# Run by the target interpreter as a script, like compileall.
+DOCSTRING_FREE_COMPILE = Path(__file__).with_name("docstring_free_compile.py")
 
-def compile_bytecode(site: Path, python: str, policy: str, opt_path: str) -> StepResult:
-    """`opt_path` is where `site` will be on Lambda (e.g. /opt/python), for tracebacks."""
+
+def compile_bytecode(site: Path, python: str, policy: str, opt_path: str, docstrings: str = "keep") -> StepResult:
+    """`opt_path` is where `site` will be on Lambda (e.g. /opt/python), for tracebacks.
+    docstrings "strip": compiled without docstrings, asserts kept (docstring_free_compile.py)."""
     if policy == "source":
         return StepResult("bytecode", notes=("source only: every cold start compiles what it imports",))
     command = [
@@ -36,8 +40,11 @@ def compile_bytecode(site: Path, python: str, policy: str, opt_path: str) -> Ste
     ]
     if policy == "sourceless":
         command.append("-b")  # .pyc beside the .py, where Python finds it once the .py is gone
+    command.append(str(site))
+    if docstrings == "strip":
+        command = [python, "-I", str(DOCSTRING_FREE_COMPILE), str(site), opt_path, policy]
     size_before = tree_size(site)
-    result = subprocess.run([*command, str(site)], capture_output=True, text=True)
+    result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode < 0:  # killed by a signal (Ctrl-C): the tree is half compiled
         raise BuildInterrupted(f"compiling bytecode was stopped by signal {-result.returncode}")
     sources = [rel for rel, _ in walk_files(site) if rel.endswith(".py")]

@@ -141,7 +141,7 @@ def build_fresh(ctx: BuildContext, layer: LayerConfig, key: str, wait_for_base: 
             warnings += shared_object_warnings(name, steps[-1])
         ctx.check_cancel()
         ctx.say(Notice.step(name, "compiling bytecode", layer.bytecode))
-        steps.append(compile_bytecode(site, ctx.python, layer.bytecode, "/opt/python"))
+        steps.append(compile_bytecode(site, ctx.python, layer.bytecode, "/opt/python", layer.docstrings))
         ctx.check_cancel()
         ctx.say(Notice.step(name, "zipping"))
         zip_file = stage / "layer.zip"
