@@ -1,0 +1,129 @@
+"""The session: for each built layer that declares suites, run them unstripped and stripped, compare, report.
+
+For one layer: its zip and its base layers' zips are extracted into a fresh opt/ (Lambda's
+order); the same lock is installed plainly beside it; the wheels' test folders are laid
+over opt/ (overlay.py); each declared suite runs on both trees in the target interpreter
+(pytest_run.py); a test that passes unstripped and fails stripped fails the session, named
+with its first error line and the rule that removed what it needed (compare.py).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from ..config import LayerConfig, ProjectConfig, build_order
+from ..layer_checks import built_zip
+from ..layer_contents import load_locks, packages_to_install
+from ..layer_tree import read_distributions
+from ..layer_zip import extract
+from ..paths import BuildPaths
+from ..pip_runner import install_for_target
+from ..runtimes import ARCHES, RUNTIMES, Runtime
+from ..strip_rules import plan_strip
+from ..verify import lambda_sys_path
+from .compare import SuiteComparison, compare_suite
+from .overlay import is_test_file, overlay_tests
+from .pytest_run import run_suite
+from .report import report_data, write_report
+
+
+def removed_by_rule(own_files: list[str], layer: LayerConfig) -> dict[str, str]:
+    """File -> the strip rule that removed it, less the test files laid back (pure)."""
+    plan = plan_strip(own_files, layer.strip_rules, layer.protect)
+    return {rel: rule for rule, paths in plan.items() for rel in paths if not is_test_file(rel)}
+
+
+def build_settings_blame(layer: LayerConfig) -> dict[str, str]:
+    """Build settings an error can point at when it names no removed file (pure)."""
+    blame = {}
+    if layer.bytecode == "sourceless":
+        blame["bytecode"] = 'bytecode = "sourceless" (no .py source shipped)'
+    if layer.docstrings == "strip":
+        blame["docstrings"] = 'docstrings = "strip" (compiled without docstrings)'
+    return blame
+
+
+def test_layer_suites(
+    project: ProjectConfig,
+    layer: LayerConfig,
+    runtime: Runtime,
+    arch: str,
+    python: str,
+    fast: bool,
+    say: Callable[[str], None],
+) -> list[SuiteComparison]:
+    paths = BuildPaths.of(project.root)
+    suites = [s for s in layer.upstream_tests.suites if not fast or s.fast]
+    chain = build_order(project, [layer.name])
+    locks = load_locks(project, chain)
+    comparisons = []
+    with tempfile.TemporaryDirectory(prefix=f"upstream-tests-{layer.name}-") as temp:
+        work = Path(temp)
+        opt = work / "stripped" / "opt"
+        for member in chain:
+            extract(built_zip(paths.output_dir(runtime.name, arch), member.name), opt)
+        say(f"{layer.name}: installing the same lock unstripped")
+        reference_site = work / "unstripped" / "python"
+        packages = [p for member in chain for p in locks[member.name].packages.values()]
+        install_for_target(list({p.name: p for p in packages}.values()), reference_site, runtime, arch, paths.pip_cache)
+        dists = read_distributions(reference_site)
+        copied = overlay_tests(reference_site, opt / "python", dists)
+        say(f"{layer.name}: {copied} test files laid over the layer from the locked wheels (hash-checked)")
+        own = {package.name for package in packages_to_install(project, locks, layer)}
+        removed = removed_by_rule([f for d in dists if d.name in own for f in d.files], layer)
+        settings = build_settings_blame(layer)
+        for suite in suites:
+            say(f"{layer.name}: {suite.name} unstripped (budget {suite.budget_s}s)")
+            reference = run_suite(python, suite, [str(reference_site)], reference_site, work, fast, "unstripped")
+            say(f"{layer.name}: {suite.name} stripped")
+            stripped_paths = lambda_sys_path(opt, runtime)
+            stripped = run_suite(python, suite, stripped_paths, opt / "python", work, fast, "stripped")
+            comparison = compare_suite(
+                suite.name, reference, stripped, layer.upstream_tests.expected_failures, removed, settings
+            )
+            say(
+                f"{layer.name}: {suite.name}: {comparison.passed_unstripped} passed unstripped "
+                f"({reference.seconds:.0f}s), {comparison.passed_stripped} stripped ({stripped.seconds:.0f}s), "
+                f"{len(comparison.stripped_only)} stripped-only failures, {len(comparison.expected)} expected"
+            )
+            comparisons.append(comparison)
+    return comparisons
+
+
+def run_upstream_tests(
+    project: ProjectConfig, runtime_name: str, python: str, fast: bool, say: Callable[[str], None] = print
+) -> dict[str, list[SuiteComparison]] | None:
+    """Every built layer of this runtime (on this machine's arch) with declared suites; None if
+    no layer is built for the runtime. The report goes to BuildPaths.upstream_tests_report."""
+    runtime = RUNTIMES[runtime_name]
+    paths = BuildPaths.of(project.root)
+    arch = next(a for a, machine in ARCHES.items() if machine == os.uname().machine)
+    output_dir = paths.output_dir(runtime_name, arch)
+    if not output_dir.is_dir() or not any(output_dir.glob("*.zip")):
+        return None
+    results: dict[str, list[SuiteComparison]] = {}
+    for layer in build_order(project):
+        if any(not fast or s.fast for s in layer.upstream_tests.suites):
+            results[layer.name] = test_layer_suites(project, layer, runtime, arch, python, fast, say)
+    report = paths.upstream_tests_report(runtime_name, arch)
+    write_report(report, report_data(runtime_name, arch, fast, results))
+    say(f"report: {report} and {report.with_suffix('.md').name}")
+    return results
+
+
+def has_layers_built(project: ProjectConfig, runtime_name: str) -> bool:
+    paths = BuildPaths.of(project.root)
+    return any(any(paths.output_dir(runtime_name, arch).glob("*.zip")) for arch in ARCHES)
+
+
+def failure_lines(results: dict[str, list[SuiteComparison]]) -> list[str]:
+    """One line per stripped-only failure or problem, for the session's error message (pure)."""
+    lines = []
+    for layer, comparisons in results.items():
+        for c in comparisons:
+            lines += [f"{layer} {c.suite}: {r.node}: {r.error}\n    removed by: {r.blame}" for r in c.stripped_only]
+            lines += [f"{layer}: {p}" for p in c.problems]
+    return lines
