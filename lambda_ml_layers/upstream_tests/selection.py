@@ -37,7 +37,7 @@ def pytest_args(suite: Suite, site: str, fast: bool) -> list[str]:
     if suite.markers:
         args += ["-m", suite.markers]
     for node in suite.deselect:
-        args += ["--deselect", f"{site}/{node}"]
+        args += ["--deselect", node]  # pytest compares it with node ids, which are relative to rootdir
     return [*args, *(f"{site}/{path}" for path in suite_paths(suite, fast))]
 
 
@@ -45,8 +45,8 @@ def expected_reason(node_id: str, expected: dict[str, str]) -> str | None:
     """The declared reason for a node id: an exact entry, or the longest prefix ending at :: or /."""
     best: str | None = None
     for key in expected:
-        exact = node_id == key
-        prefix = node_id.startswith(key) and (key.endswith(("/", "::")) or node_id[len(key)] in "/:[")
-        if (exact or prefix) and (best is None or len(key) > len(best)):
+        following = node_id[len(key) : len(key) + 1]  # what comes after the key: a separator, or nothing
+        prefix = node_id.startswith(key) and (key.endswith(("/", "::")) or following in ("", "/", ":", "["))
+        if prefix and (best is None or len(key) > len(best)):
             best = key
     return expected[best] if best is not None else None
