@@ -2,6 +2,7 @@
 
 import base64
 import hashlib
+import json
 import py_compile
 import sys
 from pathlib import Path
@@ -11,9 +12,11 @@ import pytest
 from lambda_ml_layers.config import load_project
 from lambda_ml_layers.errors import ConfigError, InstallError
 from lambda_ml_layers.layer_tree import Distribution
+from lambda_ml_layers.paths import BuildPaths
 from lambda_ml_layers.upstream_tests.compare import blame, compare_suite
 from lambda_ml_layers.upstream_tests.overlay import is_test_file, overlay_tests
 from lambda_ml_layers.upstream_tests.pytest_run import NodeOutcome, SuiteRun, run_suite
+from lambda_ml_layers.upstream_tests.report import report_data, write_report
 from lambda_ml_layers.upstream_tests.run import failure_lines
 from lambda_ml_layers.upstream_tests.selection import Suite, expected_reason, pytest_args
 from tests.project_factory import REPO, tiny_project
@@ -180,3 +183,18 @@ def test_suite_settings_are_checked(tmp_path: Path) -> None:
     assert "unknown key 'marker'. Perhaps you meant 'markers'?" in message
     assert "budget_s must be a positive whole number" in message
     assert "'/abs' must be relative to the layer's python/ folder" in message
+
+
+def test_the_report_has_counts_per_suite_and_each_failure(tmp_path: Path) -> None:
+    reference = _run(t__a=NodeOutcome("passed"), t__b=NodeOutcome("passed"))
+    stripped = _run(t__a=NodeOutcome("passed"), t__b=NodeOutcome("failed", "OSError: could not get source code", ""))
+    comparison = compare_suite("numpy", reference, stripped, {}, {}, {"bytecode": 'bytecode = "sourceless"'})
+    path = BuildPaths(tmp_path).upstream_tests_report("python3.12", "x86_64", fast=True)
+    write_report(path, report_data("python3.12", "x86_64", True, {"core-data-science": [comparison]}))
+    data = json.loads(path.read_text())
+    suite = data["layers"]["core-data-science"][0]
+    assert (suite["passed_unstripped"], suite["passed_stripped"], suite["stripped_only_failures"]) == (2, 1, 1)
+    assert path.name == "upstream-tests-fast.json"
+    markdown = path.with_suffix(".md").read_text()
+    assert "| core-data-science | numpy | 2 | 1 | 1 |" in markdown
+    assert '`t::b`: OSError: could not get source code (removed by: bytecode = "sourceless")' in markdown
