@@ -17,7 +17,7 @@ from pathlib import Path
 from ..config import LayerConfig, ProjectConfig, build_order
 from ..layer_checks import built_zip
 from ..layer_contents import load_locks, packages_to_install
-from ..layer_tree import read_distributions
+from ..layer_tree import Distribution, read_distributions
 from ..layer_zip import extract
 from ..paths import BuildPaths
 from ..pip_runner import install_for_target
@@ -46,6 +46,18 @@ def build_settings_blame(layer: LayerConfig) -> dict[str, str]:
     return blame
 
 
+def unstripped_install(
+    project: ProjectConfig, layer: LayerConfig, runtime: Runtime, arch: str, scratch: Path
+) -> tuple[Path, list[Distribution]]:
+    """The layer's own locked packages (less its base layers'), installed plainly once per session."""
+    site = scratch / "unstripped" / layer.name / "python"
+    if not site.is_dir():
+        locks = load_locks(project, build_order(project, [layer.name]))
+        packages = packages_to_install(project, locks, layer)
+        install_for_target(packages, site, runtime, arch, BuildPaths.of(project.root).pip_cache)
+    return site, read_distributions(site)
+
+
 def test_layer_suites(
     project: ProjectConfig,
     layer: LayerConfig,
@@ -53,31 +65,32 @@ def test_layer_suites(
     arch: str,
     python: str,
     fast: bool,
+    scratch: Path,
     say: Callable[[str], None],
 ) -> list[SuiteComparison]:
-    paths = BuildPaths.of(project.root)
+    """`scratch` keeps the unstripped installs for the session: a base layer's is installed once."""
     suites = [s for s in layer.upstream_tests.suites if not fast or s.fast]
     chain = build_order(project, [layer.name])
-    locks = load_locks(project, chain)
     comparisons = []
-    with tempfile.TemporaryDirectory(prefix=f"upstream-tests-{layer.name}-") as temp:
+    with tempfile.TemporaryDirectory(prefix=f"upstream-tests-{layer.name}-", dir=scratch) as temp:
         work = Path(temp)
-        opt = work / "stripped" / "opt"
+        opt = work / "opt"
         for member in chain:
-            extract(built_zip(paths.output_dir(runtime.name, arch), member.name), opt)
-        say(f"{layer.name}: installing the same lock unstripped")
-        reference_site = work / "unstripped" / "python"
-        packages = [p for member in chain for p in locks[member.name].packages.values()]
-        install_for_target(list({p.name: p for p in packages}.values()), reference_site, runtime, arch, paths.pip_cache)
-        dists = read_distributions(reference_site)
-        copied = overlay_tests(reference_site, opt / "python", dists)
-        say(f"{layer.name}: {copied} test files laid over the layer from the locked wheels (hash-checked)")
-        own = {package.name for package in packages_to_install(project, locks, layer)}
-        removed = removed_by_rule([f for d in dists if d.name in own for f in d.files], layer)
+            extract(built_zip(BuildPaths.of(project.root).output_dir(runtime.name, arch), member.name), opt)
+        say(f"{layer.name}: the same lock unstripped, and the wheels' tests laid over the layers")
+        copied = 0
+        reference_paths = []  # the layer first, then its bases: what /opt gives, one folder per layer
+        for member in reversed(chain):
+            site, dists = unstripped_install(project, member, runtime, arch, scratch)
+            reference_paths.append(str(site))
+            copied += overlay_tests(site, opt / "python", dists)
+        say(f"{layer.name}: {copied} test files laid over the layers from the locked wheels (hash-checked)")
+        reference_site, own_dists = unstripped_install(project, layer, runtime, arch, scratch)
+        removed = removed_by_rule([f for d in own_dists for f in d.files], layer)
         settings = build_settings_blame(layer)
         for suite in suites:
             say(f"{layer.name}: {suite.name} unstripped (budget {suite.budget_s}s)")
-            reference = run_suite(python, suite, [str(reference_site)], reference_site, work, fast, "unstripped")
+            reference = run_suite(python, suite, reference_paths, reference_site, work, fast, "unstripped")
             say(f"{layer.name}: {suite.name} stripped")
             stripped_paths = lambda_sys_path(opt, runtime)
             stripped = run_suite(python, suite, stripped_paths, opt / "python", work, fast, "stripped")
@@ -105,9 +118,10 @@ def run_upstream_tests(
     if not output_dir.is_dir() or not any(output_dir.glob("*.zip")):
         return None
     results: dict[str, list[SuiteComparison]] = {}
-    for layer in build_order(project):
-        if any(not fast or s.fast for s in layer.upstream_tests.suites):
-            results[layer.name] = test_layer_suites(project, layer, runtime, arch, python, fast, say)
+    with tempfile.TemporaryDirectory(prefix="upstream-tests-") as scratch:
+        for layer in build_order(project):
+            if any(not fast or s.fast for s in layer.upstream_tests.suites):
+                results[layer.name] = test_layer_suites(project, layer, runtime, arch, python, fast, Path(scratch), say)
     report = paths.upstream_tests_report(runtime_name, arch, fast)
     write_report(report, report_data(runtime_name, arch, fast, results))
     say(f"report: {report} and {report.with_suffix('.md').name}")

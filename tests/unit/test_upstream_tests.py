@@ -97,6 +97,7 @@ def _sourceless_tree(site: Path) -> None:
         )
         source.unlink()
     (site / "pkg" / "tests" / "__init__.py").write_text("")
+    (site / "pkg" / "tests" / "test_broken.py").write_text("import a_build_tool_that_is_not_installed\n")
     (site / "pkg" / "tests" / "test_core.py").write_text(
         "import inspect\n"
         "from ..core import double  # a relative import: only works if pytest sees pkg as the package root\n\n"
@@ -114,6 +115,8 @@ def test_suite_runs_in_a_sourceless_tree_with_the_right_package_names(tmp_path: 
     failed = run.results["pkg/tests/test_core.py::test_needs_source"]
     assert failed.outcome == "failed" and failed.error.startswith("OSError: could not get source code")
     assert "pkg/tests/test_core.py::test_net" not in run.results  # deselected
+    broken = run.results["pkg/tests/test_broken.py"]  # recorded, and the other modules still ran
+    assert broken.outcome == "error" and "a_build_tool_that_is_not_installed" in broken.error
 
 
 def test_a_suite_over_its_budget_is_stopped_and_reported(tmp_path: Path) -> None:
