@@ -49,8 +49,9 @@ def blame(text: str, removed: dict[str, str], settings: dict[str, str]) -> str:
         if rel in text:
             return f"strip rule {rule!r} (removed {rel})"
     for missing in _MISSING_MODULE.findall(text):
+        folder = missing.replace(".", "/") + "/"  # a package whose files were all removed
         for rel, rule in removed.items():
-            if module_name(rel) == missing:
+            if module_name(rel) == missing or rel.startswith(folder):
                 return f"strip rule {rule!r} (removed {rel})"
     lowered = text.lower()
     if "docstrings" in settings and any(sign in lowered for sign in _DOCSTRING_SIGNS):
@@ -83,7 +84,9 @@ def compare_suite(
                 f"{suite}: the {name} run reported no test (exit {run.exit_code}):\n{run.output_tail}"
             )
     for node, before in sorted(reference.results.items()):
-        after = stripped.results.get(node, NodeOutcome("error", "did not run stripped"))
+        # Not run stripped: its module failed to import there (that error explains it), or the run stopped.
+        module_error = stripped.results.get(node.split("::")[0])
+        after = stripped.results.get(node) or module_error or NodeOutcome("error", "did not run stripped")
         if before.outcome not in PASSING:
             result.failed_unstripped += 1
             continue

@@ -174,6 +174,9 @@ def test_blame_falls_back_to_the_build_setting_the_error_points_at() -> None:
     assert blame("OSError: could not get source code", {}, settings) == "sourceless"
     assert blame("TypeError: 'NoneType'... func.__doc__", {}, settings) == "docstrings = strip"
     assert blame("OSError: could not get source code", {}, {}).startswith("unknown")
+    removed = {"numpy/_core/lib/pkgconfig/numpy.pc": "c-sources-and-headers"}
+    expected = "strip rule 'c-sources-and-headers' (removed numpy/_core/lib/pkgconfig/numpy.pc)"
+    assert blame("ModuleNotFoundError: No module named 'numpy._core.lib'", removed, {}) == expected
 
 
 def test_suite_settings_are_checked(tmp_path: Path) -> None:
