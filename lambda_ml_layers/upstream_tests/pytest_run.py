@@ -50,16 +50,25 @@ def merge_records(lines: list[str]) -> dict[str, NodeOutcome]:
 
 
 def run_suite(
-    python: str, suite: Suite, layer_paths: list[str], site: Path, work: Path, fast: bool, label: str
+    python: str,
+    suite: Suite,
+    layer_paths: list[str],
+    site: Path,
+    work: Path,
+    fast: bool,
+    label: str,
+    prefix: tuple[str, ...] = (),
 ) -> SuiteRun:
-    """pytest over the suite's selection in `site` (the tree the layer paths point into)."""
+    """pytest over the suite's selection in `site` (the tree the layer paths point into);
+    `prefix` goes before the interpreter (opt_mount.at_opt)."""
     results_file = work / f"{suite.name}-{label}-results.jsonl"
     results_file.unlink(missing_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     env["LL_UPSTREAM_RESULTS"] = str(results_file)
     # Some suites write to HOME or the current folder; both point into the scratch folder.
     env["HOME"] = str(work)
-    command = [python, "-I", "-B", str(RUN_PYTEST), json.dumps(layer_paths), *pytest_args(suite, str(site), fast)]
+    command = [*prefix, python, "-I", "-B", str(RUN_PYTEST), json.dumps(layer_paths)]
+    command += pytest_args(suite, str(site), fast)
     run = SuiteRun()
     started = time.monotonic()
     with subprocess.Popen(

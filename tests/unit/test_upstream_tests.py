@@ -14,6 +14,7 @@ from lambda_ml_layers.errors import ConfigError, InstallError
 from lambda_ml_layers.layer_tree import Distribution
 from lambda_ml_layers.paths import BuildPaths
 from lambda_ml_layers.upstream_tests.compare import blame, compare_suite
+from lambda_ml_layers.upstream_tests.opt_mount import at_opt, can_mount_opt
 from lambda_ml_layers.upstream_tests.overlay import is_test_file, overlay_tests
 from lambda_ml_layers.upstream_tests.pytest_run import NodeOutcome, SuiteRun, run_suite
 from lambda_ml_layers.upstream_tests.report import report_data, write_report
@@ -204,3 +205,33 @@ def test_the_report_has_counts_per_suite_and_each_failure(tmp_path: Path) -> Non
     markdown = path.with_suffix(".md").read_text()
     assert "| core-data-science | numpy | 2 | 1 | 1 |" in markdown
     assert '`t::b`: OSError: could not get source code (removed by: bytecode = "sourceless")' in markdown
+
+
+@pytest.mark.skipif(not can_mount_opt(), reason="no private mount namespace here (needs root or user namespaces)")
+def test_the_stripped_tree_runs_at_opt_where_its_bytecode_says_it_is(tmp_path: Path) -> None:
+    """Bytecode compiled for /opt/python names its files there; code comparing those names with
+    __file__ (pandas' warning stack levels) only works when the tree is really at /opt."""
+    site = tmp_path / "opt" / "python"
+    (site / "where" / "tests").mkdir(parents=True)
+    (site / "where" / "__init__.py").write_text("def f():\n    pass\n")
+    py_compile.compile(
+        str(site / "where" / "__init__.py"),
+        cfile=str(site / "where" / "__init__.pyc"),
+        dfile="/opt/python/where/__init__.py",
+        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+    )
+    (site / "where" / "__init__.py").unlink()
+    (site / "where" / "tests" / "__init__.py").write_text("")
+    (site / "where" / "tests" / "test_where.py").write_text(
+        "import where\n\n"
+        "def test_file_matches_code():\n    assert where.f.__code__.co_filename == where.__file__[:-1]\n"
+    )
+    suite = Suite("where", ("where",), "", 60, ())
+    node = "where/tests/test_where.py::test_file_matches_code"
+    elsewhere = run_suite(sys.executable, suite, [str(site)], site, tmp_path, False, "elsewhere")
+    assert elsewhere.results[node].outcome == "failed"
+    at_lambda_opt = run_suite(
+        sys.executable, suite, ["/opt/python"], Path("/opt/python"), tmp_path, False, "opt", tuple(at_opt(site.parent))
+    )
+    assert at_lambda_opt.results[node].outcome == "passed", at_lambda_opt.output_tail
+    assert not (Path("/opt/python") / "where").exists()  # the mount was the test's process's only
