@@ -9,11 +9,14 @@ from pathlib import Path
 from .compare import SuiteComparison
 
 
-def report_data(runtime: str, arch: str, fast: bool, layers: dict[str, list[SuiteComparison]]) -> dict[str, object]:
+def report_data(
+    runtime: str, arch: str, fast: bool, layers: dict[str, list[SuiteComparison]], at_opt: bool = True
+) -> dict[str, object]:
     return {
         "runtime": runtime,
         "arch": arch,
         "selection": "fast (CI subset)" if fast else "whole",
+        "stripped_tree_at": "/opt (private mount namespace)" if at_opt else "a scratch folder (no mount namespace)",
         "layers": {
             layer: [
                 {
@@ -39,6 +42,8 @@ def report_data(runtime: str, arch: str, fast: bool, layers: dict[str, list[Suit
 def report_markdown(data: dict[str, object]) -> str:
     lines = [
         f"# Upstream test suites ({data['runtime']}, {data['arch']}, {data['selection']} selection)",
+        "",
+        f"Stripped layers run at {data['stripped_tree_at']}; the unstripped install of the same lock beside them.",
         "",
         "| layer | suite | passed unstripped | passed stripped | stripped-only failures | expected differences "
         "| failed unstripped too | seconds (unstripped / stripped) |",

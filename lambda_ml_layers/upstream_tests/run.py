@@ -131,7 +131,7 @@ def run_upstream_tests(
             if any(not fast or s.fast for s in layer.upstream_tests.suites):
                 results[layer.name] = test_layer_suites(project, layer, runtime, arch, python, fast, Path(scratch), say)
     report = paths.upstream_tests_report(runtime_name, arch, fast)
-    write_report(report, report_data(runtime_name, arch, fast, results))
+    write_report(report, report_data(runtime_name, arch, fast, results, can_mount_opt()))
     say(f"report: {report} and {report.with_suffix('.md').name}")
     return results
 
