@@ -33,6 +33,7 @@ TOOLING_LOCKS = [
     ("requirements/service-tests.in", "requirements/service-tests.txt"),
     ("requirements/sam.in", "requirements/sam.txt"),
     ("requirements/checkov.in", "requirements/checkov.txt"),
+    ("requirements/upstream-tests.in", "requirements/upstream-tests.txt"),
 ]
 HERE = sys.executable  # the tooling environment nox runs in
 
@@ -147,6 +148,35 @@ def layer_tests(session: nox.Session) -> None:
     if plan.skip:  # type: ignore[union-attr]
         session.skip(plan.skip)  # type: ignore[union-attr]
     _engine(session, run_layer_tests, project, runtime, python, session.log, None, ci)
+
+
+def _upstream_tests(session: nox.Session, fast: bool) -> None:
+    """The selection of each layer's [upstream_tests] (or its CI subset), unstripped vs stripped."""
+    from lambda_ml_layers.upstream_tests.run import failure_lines, has_layers_built, run_upstream_tests
+
+    runtime = f"python{session.python}"
+    project = _engine(session, load_project, ROOT)
+    if not has_layers_built(project, runtime):  # type: ignore[arg-type]
+        session.skip(f"no layers built for {runtime}: run `inv build-layers --runtime {runtime}` first")
+    session.install("--require-hashes", "-r", "requirements/upstream-tests.txt")
+    python = str(Path(session.bin) / "python")
+    results = _engine(session, run_upstream_tests, project, runtime, python, fast, session.log)
+    failures = failure_lines(results or {})  # type: ignore[arg-type]
+    if failures:
+        session.error("Tests that pass unstripped fail from the built layers:\n" + "\n".join(failures))
+
+
+@nox.session(python=["3.11", "3.12", "3.13"])
+def upstream_tests(session: nox.Session) -> None:
+    """The libraries' own test suites (each layer's whole [upstream_tests] selection) against the
+    built layers, and against an unstripped install of the same lock: fail on stripped-only failures."""
+    _upstream_tests(session, fast=False)
+
+
+@nox.session(python=["3.11", "3.12", "3.13"], tags=["ci"])
+def upstream_tests_fast(session: nox.Session) -> None:
+    """upstream_tests on each suite's `fast` subset: what CI runs."""
+    _upstream_tests(session, fast=True)
 
 
 # --- Pipeline services (issue 3): handler tests and template lint --------------------

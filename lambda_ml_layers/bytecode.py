@@ -14,10 +14,12 @@ from .command_runner import call
 from .errors import BuildInterrupted, InstallError
 from .layer_tree import StepResult, remove_files, tree_size, walk_files
 from .pip_failures import NO_SPACE
+from .target_scripts import script
 
 
-def compile_bytecode(site: Path, python: str, policy: str, opt_path: str) -> StepResult:
-    """`opt_path` is where `site` will be on Lambda (e.g. /opt/python), for tracebacks."""
+def compile_bytecode(site: Path, python: str, policy: str, opt_path: str, docstrings: str = "keep") -> StepResult:
+    """`opt_path` is where `site` will be on Lambda (e.g. /opt/python), for tracebacks.
+    docstrings "strip": compiled without docstrings, asserts kept (target_scripts/docstring_free_compile.py)."""
     if policy == "source":
         return StepResult("bytecode", notes=("source only: every cold start compiles what it imports",))
     command = [
@@ -37,9 +39,12 @@ def compile_bytecode(site: Path, python: str, policy: str, opt_path: str) -> Ste
     ]
     if policy == "sourceless":
         command.append("-b")  # .pyc beside the .py, where Python finds it once the .py is gone
+    command.append(str(site))
+    if docstrings == "strip":
+        command = [python, "-I", script("docstring_free_compile"), str(site), opt_path, policy]
     size_before = tree_size(site)
     # error=None: compileall exits 1 when any file fails to compile; those are kept as source (below).
-    result = call([*command, str(site)], error=None)
+    result = call(command, error=None)
     if result.returncode < 0:  # killed by a signal (Ctrl-C): the tree is half compiled
         raise BuildInterrupted(f"compiling bytecode was stopped by signal {-result.returncode}")
     if NO_SPACE in result.output or result.returncode not in (0, 1):

@@ -1,7 +1,8 @@
 """One way to run an outside command (pip, strip, the target interpreter, sam, checkov): stream
 or capture its output, and turn a failure into the project's own error naming the command and
 its last lines. The engine's other modules do not import subprocess; the exceptions are
-long-running processes it talks to while they run (the moto server, the sandbox's runtime)."""
+long-running processes it talks to while they run (the moto server, the sandbox's runtime)
+or stops as a process group (a library's test suite over its time budget)."""
 
 from __future__ import annotations
 

@@ -18,6 +18,7 @@ from .deploy.stages import SAMCONFIG, stage_names
 from .errors import ConfigError, collect
 from .strip_rules import StripRule
 from .toml_files import read_toml
+from .upstream_tests.selection import UpstreamTests
 
 DEFAULTS_FILE = "defaults.toml"
 LAYER_FILE = "layer.toml"
@@ -32,6 +33,7 @@ class LayerConfig:
     target_bytes: int | None  # the project plan's goal, when the budget is set above it: reported, not enforced
     base_layers: tuple[str, ...]
     bytecode: str
+    docstrings: str  # "keep", or "strip": compiled without docstrings, asserts kept
     strip_shared_objects: bool
     strip_rules: tuple[StripRule, ...]
     protect: tuple[str, ...]
@@ -39,6 +41,8 @@ class LayerConfig:
     skip_imports: tuple[str, ...]
     # modules that may fail to import from the zip though they import unstripped: module -> why
     allowed_import_failures: dict[str, str]
+    # the libraries' own test suites run against the layer (nox -s upstream_tests)
+    upstream_tests: UpstreamTests
 
     @property
     def requirements_in(self) -> Path:
@@ -133,12 +137,14 @@ def _layer_config(
         target_bytes=rules.budget(raw, "target_mb", where, problems) if "target_mb" in raw else None,
         base_layers=rules.strings(raw.get("base_layers", []), f"{where} base_layers", problems),
         bytecode=build.get("bytecode", "sourceless"),
+        docstrings=build.get("docstrings", "keep"),
         strip_shared_objects=bool(build.get("strip_shared_objects", True)),
         strip_rules=default_rules + rules.strip_rules(strip, where, problems),
         protect=protect,
         aws_services=rules.kept_services(aws_sdk, where, problems),
         skip_imports=rules.strings(verify.get("skip_imports", []), f"{where} [verify]", problems),
         allowed_import_failures={str(k): str(v) for k, v in allowed.items()},
+        upstream_tests=rules.upstream_tests(raw, where, problems),
     )
 
 

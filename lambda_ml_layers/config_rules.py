@@ -13,10 +13,15 @@ from typing import Any
 
 from .runtimes import ARCHES, LAMBDA_UNZIPPED_LIMIT, MB, RUNTIMES
 from .strip_rules import StripRule
+from .upstream_tests.selection import Suite, UpstreamTests
 
 BYTECODE_POLICIES = ("source", "pyc", "sourceless")
 
+DOCSTRING_OPTIONS = ("keep", "strip")
+
 BUILD_KEYS = ("runtime", "arch", "bytecode", "strip_shared_objects")
+# May be left out of defaults.toml: the default is written beside the setting's check.
+OPTIONAL_BUILD_KEYS = ("docstrings",)
 RULE_KEYS = {"name", "why", "directories", "files", "paths", "keep"}
 STRIP_KEYS = {"protect", "rules"}
 DEFAULTS_KEYS = {"build", "strip"}
@@ -30,10 +35,13 @@ LAYER_KEYS = {
     "aws_sdk",
     "verify",
     "layer_tests",
+    "upstream_tests",
 }
 AWS_SDK_KEYS = {"keep_services"}
 VERIFY_KEYS = {"skip_imports"}
 LAYER_TESTS_KEYS = {"allowed_import_failures"}
+UPSTREAM_TESTS_KEYS = {"suites", "expected_failures"}
+SUITE_KEYS = {"name", "paths", "markers", "budget_s", "fast", "deselect"}
 
 # infra/template.yaml names each layer `LayerName: !Sub lambda-ml-layers-${Stage}-<folder>`
 # (tests/unit/test_config.py holds the template to it); Lambda allows letters, digits, - and _
@@ -115,7 +123,7 @@ def default_build_settings(build: dict[str, Any], where: str, problems: list[str
 def build_settings(
     build: dict[str, Any], where: str, problems: list[str], inherited: dict[str, Any], check_missing: bool = True
 ) -> dict[str, Any]:
-    check_keys(build, set(BUILD_KEYS), f"{where} [build]", problems)
+    check_keys(build, {*BUILD_KEYS, *OPTIONAL_BUILD_KEYS}, f"{where} [build]", problems)
     merged = {**inherited, **build}
     present = merged if check_missing else build
     if "runtime" in present and merged["runtime"] not in RUNTIMES:
@@ -128,7 +136,26 @@ def build_settings(
         )
     if "strip_shared_objects" in present and not isinstance(merged["strip_shared_objects"], bool):
         problems.append(f"{where} [build]: strip_shared_objects must be true or false.")
+    problems += docstring_problems(merged, present, where)
     return merged
+
+
+def docstring_problems(merged: dict[str, Any], present: dict[str, Any], where: str) -> list[str]:
+    """[build] docstrings: "keep" (default) or "strip", which needs bytecode to strip them from."""
+    if "docstrings" not in present:
+        return []
+    value = merged["docstrings"]
+    if value not in DOCSTRING_OPTIONS:
+        return [
+            f'{where} [build]: docstrings {value!r} is not one of {", ".join(DOCSTRING_OPTIONS)}. Fix: "strip" '
+            f'compiles the bytecode without docstrings (asserts kept), "keep" leaves them.'
+        ]
+    if value == "strip" and merged.get("bytecode") == "source":
+        return [
+            f'{where} [build]: docstrings = "strip" needs bytecode to strip them from, but bytecode = "source" '
+            f'ships source only. Fix: set bytecode = "sourceless" or "pyc", or docstrings = "keep".'
+        ]
+    return []
 
 
 def budget(raw: dict[str, Any], key: str, where: str, problems: list[str]) -> int:
@@ -180,3 +207,44 @@ def layer_name_problems(name: str, stages: list[str]) -> list[str]:
             f"(and its ContentUri in infra/template.yaml)."
         )
     return problems
+
+
+def upstream_tests(raw: dict[str, Any], where: str, problems: list[str]) -> UpstreamTests:
+    """[upstream_tests]: [[upstream_tests.suites]] (name, paths, markers, budget_s, fast, deselect)
+    and expected_failures (node id or prefix -> reason)."""
+    section = table(raw, "upstream_tests", where, problems)
+    where = f"{where} [upstream_tests]"
+    check_keys(section, UPSTREAM_TESTS_KEYS, where, problems)
+    suites = []
+    raw_suites = section.get("suites", [])
+    if not isinstance(raw_suites, list) or not all(isinstance(s, dict) for s in raw_suites):
+        problems.append(f"{where}: 'suites' must be an array of tables ([[upstream_tests.suites]]).")
+        raw_suites = []
+    for index, suite in enumerate(raw_suites):
+        suite_where = f"{where} suite #{index + 1} ({suite.get('name', 'unnamed')})"
+        check_keys(suite, SUITE_KEYS, suite_where, problems)
+        name = text(suite.get("name", ""), f"{suite_where}: 'name'", problems)
+        paths = strings(suite.get("paths", []), f"{suite_where} paths", problems)
+        if not name or not paths:
+            problems.append(f'{suite_where}: needs a name and paths, e.g. name = "numpy", paths = ["numpy"].')
+        budget_s = suite.get("budget_s")
+        if not isinstance(budget_s, int) or isinstance(budget_s, bool) or budget_s <= 0:
+            problems.append(f"{suite_where}: budget_s must be a positive whole number of seconds (one run's limit).")
+            budget_s = 0
+        for path in (*paths, *suite.get("fast", []), *suite.get("deselect", [])):
+            if isinstance(path, str) and (path.startswith("/") or ".." in path.split("/")):
+                problems.append(f"{suite_where}: {path!r} must be relative to the layer's python/ folder.")
+        suites.append(
+            Suite(
+                name=name,
+                paths=paths,
+                markers=text(suite.get("markers", ""), f"{suite_where}: 'markers'", problems),
+                budget_s=budget_s,
+                fast=strings(suite.get("fast", []), f"{suite_where} fast", problems),
+                deselect=strings(suite.get("deselect", []), f"{suite_where} deselect", problems),
+            )
+        )
+    expected = table(section, "expected_failures", where, problems)
+    if not all(isinstance(v, str) and v.strip() for v in expected.values()):
+        problems.append(f"{where} expected_failures: give each test a reason (a string).")
+    return UpstreamTests(tuple(suites), {str(k): str(v) for k, v in expected.items()})

@@ -153,7 +153,7 @@ def build_fresh(ctx: BuildContext, layer: LayerConfig, key: str, wait_for_base: 
             steps.append(strip_shared_objects(site, ctx.python, ctx.arch))
         ctx.check_cancel()
         ctx.say(Notice.step(name, "compiling bytecode", layer.bytecode))
-        steps.append(compile_bytecode(site, ctx.python, layer.bytecode, "/opt/python"))
+        steps.append(compile_bytecode(site, ctx.python, layer.bytecode, "/opt/python", layer.docstrings))
         ctx.check_cancel()
         ctx.say(Notice.step(name, "zipping"))
         zip_file = stage / "layer.zip"

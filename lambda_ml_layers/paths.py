@@ -58,6 +58,11 @@ class BuildPaths:
     def report_md(self, runtime: str, arch: str) -> Path:
         return self.report_dir(runtime, arch) / "report.md"
 
+    def upstream_tests_report(self, runtime: str, arch: str, fast: bool = False) -> Path:
+        """`nox -s upstream_tests`' report (JSON; .md beside it): counts per suite, stripped-only failures.
+        The CI subset (upstream_tests_fast) writes its own, so it never hides the whole selection's."""
+        return self.report_dir(runtime, arch) / ("upstream-tests-fast.json" if fast else "upstream-tests.json")
+
     def failed_report(self, runtime: str, arch: str) -> Path:
         """The report of the last build for this target that failed a gate (its zips were not published)."""
         return self.report_dir(runtime, arch) / "failed-report.json"

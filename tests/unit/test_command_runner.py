@@ -16,7 +16,9 @@ from tests.project_factory import REPO
 
 ENGINE = REPO / "lambda_ml_layers"
 # Long-running processes the engine talks to while they run; each Popen carries a comment why.
-ALLOWED_SUBPROCESS = {"command_runner.py", "local_aws.py", "sandbox.py"}
+# Long-running processes the engine talks to or must stop as a group: the moto server, the
+# sandbox's runtime, a library's test suite under its time budget (killed with all it started).
+ALLOWED_SUBPROCESS = {"command_runner.py", "local_aws.py", "sandbox.py", "upstream_tests/pytest_run.py"}
 
 
 def test_a_failure_raises_the_call_sites_error_with_the_command_and_last_lines() -> None:

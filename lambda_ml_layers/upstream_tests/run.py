@@ -1,0 +1,150 @@
+"""The session: for each built layer that declares suites, run them unstripped and stripped, compare, report.
+
+For one layer: its zip and its base layers' zips are extracted into a fresh opt/ (Lambda's
+order); the same lock is installed plainly beside it; the wheels' test folders are laid
+over opt/ (overlay.py); each declared suite runs on both trees in the target interpreter
+(pytest_run.py); a test that passes unstripped and fails stripped fails the session, named
+with its first error line and the rule that removed what it needed (compare.py).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from ..config import LayerConfig, ProjectConfig, build_order
+from ..layer_checks import extract_built
+from ..layer_contents import load_locks, packages_to_install
+from ..layer_tree import Distribution, read_distributions
+from ..paths import BuildPaths
+from ..pip_runner import install_for_target
+from ..runtimes import ARCHES, RUNTIMES, Runtime
+from ..strip_rules import plan_strip
+from ..verify import lambda_sys_path
+from .compare import SuiteComparison, compare_suite
+from .opt_mount import LAMBDA_OPT, at_opt, can_mount_opt
+from .overlay import is_test_file, overlay_tests
+from .pytest_run import run_suite
+from .report import report_data, write_report
+
+
+def removed_by_rule(own_files: list[str], layer: LayerConfig) -> dict[str, str]:
+    """File -> the strip rule that removed it, less the test files laid back (pure)."""
+    plan = plan_strip(own_files, layer.strip_rules, layer.protect)
+    return {rel: rule for rule, paths in plan.items() for rel in paths if not is_test_file(rel)}
+
+
+def build_settings_blame(layer: LayerConfig) -> dict[str, str]:
+    """Build settings an error can point at when it names no removed file (pure)."""
+    blame = {}
+    if layer.bytecode == "sourceless":
+        blame["bytecode"] = 'bytecode = "sourceless" (no .py source shipped)'
+    if layer.docstrings == "strip":
+        blame["docstrings"] = 'docstrings = "strip" (compiled without docstrings)'
+    return blame
+
+
+def unstripped_install(
+    project: ProjectConfig, layer: LayerConfig, runtime: Runtime, arch: str, scratch: Path
+) -> tuple[Path, list[Distribution]]:
+    """The layer's own locked packages (less its base layers'), installed plainly once per session."""
+    site = scratch / "unstripped" / layer.name / "python"
+    if not site.is_dir():
+        locks = load_locks(project, build_order(project, [layer.name]))
+        packages = packages_to_install(project, locks, layer)
+        install_for_target(packages, site, runtime, arch, BuildPaths.of(project.root).pip_cache)
+    return site, read_distributions(site)
+
+
+def test_layer_suites(
+    project: ProjectConfig,
+    layer: LayerConfig,
+    runtime: Runtime,
+    arch: str,
+    python: str,
+    fast: bool,
+    scratch: Path,
+    say: Callable[[str], None],
+) -> list[SuiteComparison]:
+    """`scratch` keeps the unstripped installs for the session: a base layer's is installed once."""
+    suites = [s for s in layer.upstream_tests.suites if not fast or s.fast]
+    chain = build_order(project, [layer.name])
+    comparisons = []
+    with tempfile.TemporaryDirectory(prefix=f"upstream-tests-{layer.name}-", dir=scratch) as temp:
+        work = Path(temp)
+        opt = work / "opt"
+        for member in chain:
+            extract_built(BuildPaths.of(project.root).output_dir(runtime.name, arch), member.name, runtime, arch, opt)
+        say(f"{layer.name}: the same lock unstripped, and the wheels' tests laid over the layers")
+        copied = 0
+        reference_paths = []  # the layer first, then its bases: what /opt gives, one folder per layer
+        for member in reversed(chain):
+            site, dists = unstripped_install(project, member, runtime, arch, scratch)
+            reference_paths.append(str(site))
+            copied += overlay_tests(site, opt / "python", dists)
+        say(f"{layer.name}: {copied} test files laid over the layers from the locked wheels (hash-checked)")
+        reference_site, own_dists = unstripped_install(project, layer, runtime, arch, scratch)
+        removed = removed_by_rule([f for d in own_dists for f in d.files], layer)
+        settings = build_settings_blame(layer)
+        mount = can_mount_opt()
+        if not mount:
+            say(
+                f"{layer.name}: cannot mount the layers at /opt here (no private mount namespace): they run at "
+                f"{opt}, so tests comparing a module's file with its bytecode's /opt/python path fail stripped"
+            )
+        for suite in suites:
+            say(f"{layer.name}: {suite.name} unstripped (budget {suite.budget_s}s)")
+            reference = run_suite(python, suite, reference_paths, reference_site, work, fast, "unstripped")
+            say(f"{layer.name}: {suite.name} stripped, at {LAMBDA_OPT if mount else opt}")
+            stripped_opt, prefix = (LAMBDA_OPT, tuple(at_opt(opt))) if mount else (opt, ())
+            stripped_paths = lambda_sys_path(stripped_opt, runtime)
+            stripped = run_suite(python, suite, stripped_paths, stripped_opt / "python", work, fast, "stripped", prefix)
+            comparison = compare_suite(
+                suite.name, reference, stripped, layer.upstream_tests.expected_failures, removed, settings
+            )
+            say(
+                f"{layer.name}: {suite.name}: {comparison.passed_unstripped} passed unstripped "
+                f"({reference.seconds:.0f}s), {comparison.passed_stripped} stripped ({stripped.seconds:.0f}s), "
+                f"{len(comparison.stripped_only)} stripped-only failures, {len(comparison.expected)} expected"
+            )
+            comparisons.append(comparison)
+    return comparisons
+
+
+def run_upstream_tests(
+    project: ProjectConfig, runtime_name: str, python: str, fast: bool, say: Callable[[str], None] = print
+) -> dict[str, list[SuiteComparison]] | None:
+    """Every built layer of this runtime (on this machine's arch) with declared suites; None if
+    no layer is built for the runtime. The report goes to BuildPaths.upstream_tests_report."""
+    runtime = RUNTIMES[runtime_name]
+    paths = BuildPaths.of(project.root)
+    arch = next(a for a, machine in ARCHES.items() if machine == os.uname().machine)
+    output_dir = paths.output_dir(runtime_name, arch)
+    if not output_dir.is_dir() or not any(output_dir.glob("*.zip")):
+        return None
+    results: dict[str, list[SuiteComparison]] = {}
+    with tempfile.TemporaryDirectory(prefix="upstream-tests-") as scratch:
+        for layer in build_order(project):
+            if any(not fast or s.fast for s in layer.upstream_tests.suites):
+                results[layer.name] = test_layer_suites(project, layer, runtime, arch, python, fast, Path(scratch), say)
+    report = paths.upstream_tests_report(runtime_name, arch, fast)
+    write_report(report, report_data(runtime_name, arch, fast, results, can_mount_opt()))
+    say(f"report: {report} and {report.with_suffix('.md').name}")
+    return results
+
+
+def has_layers_built(project: ProjectConfig, runtime_name: str) -> bool:
+    paths = BuildPaths.of(project.root)
+    return any(any(paths.output_dir(runtime_name, arch).glob("*.zip")) for arch in ARCHES)
+
+
+def failure_lines(results: dict[str, list[SuiteComparison]]) -> list[str]:
+    """One line per stripped-only failure or problem, for the session's error message (pure)."""
+    lines = []
+    for layer, comparisons in results.items():
+        for c in comparisons:
+            lines += [f"{layer} {c.suite}: {r.node}: {r.error}\n    removed by: {r.blame}" for r in c.stripped_only]
+            lines += [f"{layer}: {p}" for p in c.problems]
+    return lines
