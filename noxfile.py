@@ -129,7 +129,7 @@ def integration(session: nox.Session) -> None:
     """Slow tests: real layers from real PyPI wheels, built with `inv build-layers`."""
     # Two workers: most of the time goes to waiting on sam, moto and target interpreters, so two
     # modules side by side nearly halve the wall time even on two cores (groups: tests/integration/conftest.py).
-    workers = ["-n", "2", "--dist", "loadgroup"] if not session.posargs else []
+    workers = ["-n", "2"] if not session.posargs else []
     session.run(HERE, "-m", "pytest", "tests/integration", *workers, "--durations=15", *session.posargs)
 
 
