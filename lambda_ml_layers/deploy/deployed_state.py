@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,6 +83,22 @@ def read_stack(session: StageSession) -> StackState:
     return StackState(status, resources, functions, definitions)
 
 
+# A Lambda function ARN in a state machine definition, with its qualifier if any.
+_FUNCTION_ARN = re.compile(r"arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:([A-Za-z0-9_-]+)(:[A-Za-z0-9_$-]+)?")
+
+
+def state_machine_problems(machine: str, definition: str, functions: Iterable[FunctionState]) -> list[str]:
+    """The stack's functions a state machine calls must be called through their live alias: an
+    unqualified ARN runs $LATEST and a version ARN a stale version, neither what was verified.
+    A function the state machine does not call is no concern of it."""
+    live = {f.name: f.alias_arn for f in functions if f.alias_arn}
+    called = [(name, qualifier) for name, qualifier in _FUNCTION_ARN.findall(definition) if name in live]
+    if not called:
+        return [f"state machine {machine} calls none of the stack's functions ({', '.join(sorted(live))})"]
+    wrong = sorted({f"{name}{qualifier}" for name, qualifier in called if qualifier != f":{ALIAS}"})
+    return [f"state machine {machine} calls {', '.join(wrong)}, not the {ALIAS!r} alias"] if wrong else []
+
+
 def check_stack(state: StackState, expected_layers: dict[str, list[str]]) -> list[str]:
     """Every way the stage differs from what was deployed; empty when it is exactly that."""
     problems = []
@@ -99,9 +117,6 @@ def check_stack(state: StackState, expected_layers: dict[str, list[str]]) -> lis
                 f"{function}: alias {ALIAS!r} -> version {deployed.version} has layers {list(deployed.layers)}, "
                 f"expected {layers}"
             )
-    aliases = [f.alias_arn for f in state.functions.values() if f.alias_arn]
     for machine, definition in state.state_machine_definitions.items():
-        missing = [arn for arn in aliases if arn not in definition]
-        if missing:
-            problems.append(f"state machine {machine} does not reference the live aliases {missing}")
+        problems += state_machine_problems(machine, definition, state.functions.values())
     return problems

@@ -203,3 +203,20 @@ def test_a_stack_being_changed_elsewhere_is_refused() -> None:
         refuse_if_in_progress("UPDATE_IN_PROGRESS", "prod", "app-prod")
     for settled in (None, "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "REVIEW_IN_PROGRESS"):
         refuse_if_in_progress(settled, "prod", "app-prod")  # a dry run's pending review is no change
+
+
+def test_state_machine_must_call_the_stack_functions_it_uses_through_the_live_alias() -> None:
+    from lambda_ml_layers.deploy.deployed_state import FunctionState, state_machine_problems
+
+    base = "arn:aws:lambda:us-east-1:123456789012:function"
+    functions = [
+        FunctionState("Validate", "app-validate", "3", f"{base}:app-validate:live", (), {}),
+        FunctionState("Distance", "app-distance", "1", f"{base}:app-distance:live", (), {}),  # not in the machine
+    ]
+    through_alias = f'{{"Resource": "arn:aws:states:::lambda:invoke", "FunctionName": "{base}:app-validate:live"}}'
+    assert state_machine_problems("Pipeline", through_alias, functions) == []
+    for stale in (f"{base}:app-validate", f"{base}:app-validate:2", f"{base}:app-validate:$LATEST"):
+        [problem] = state_machine_problems("Pipeline", f'{{"FunctionName": "{stale}"}}', functions)
+        assert problem == f"state machine Pipeline calls {stale.rsplit(':function:', 1)[1]}, not the 'live' alias"
+    [none] = state_machine_problems("Pipeline", '{"States": {}}', functions)
+    assert none == "state machine Pipeline calls none of the stack's functions (app-distance, app-validate)"
