@@ -386,11 +386,14 @@ def time_builds(log_file: Path, noop_runs: int) -> dict[str, Any]:
 
 def with_policy(config: dict[str, Any], policy: str, is_defaults: bool) -> dict[str, Any]:
     """A copy of one parsed layers/*.toml with bytecode set to `policy` (in defaults.toml, and
-    wherever a layer overrides it) and a layer's budget_mb at Lambda's limit."""
+    wherever a layer overrides it), docstrings kept under "source" (there is no bytecode to drop
+    them from), and a layer's budget_mb at Lambda's limit."""
     changed = copy.deepcopy(config)
     build = changed.setdefault("build", {}) if is_defaults else changed.get("build", {})
     if is_defaults or "bytecode" in build:
         build["bytecode"] = policy
+    if policy == "source" and build.get("docstrings") == "strip":
+        build["docstrings"] = "keep"  # only bytecode can drop docstrings; source keeps them
     if not is_defaults:
         changed["budget_mb"] = LAMBDA_UNZIPPED_LIMIT // MB
     return changed

@@ -19,14 +19,16 @@ from layer_benchmark import with_policy
 @pytest.mark.parametrize("policy", ["source", "pyc"])
 def test_every_layer_gets_the_policy_and_lambdas_budget_and_nothing_else_changes(tmp_path: Path, policy: str) -> None:
     shutil.copytree(REPO / "layers", tmp_path / "layers")
-    (tmp_path / "layers" / "ml-libraries" / "layer.toml").write_text(
-        (REPO / "layers" / "ml-libraries" / "layer.toml").read_text() + '\n[build]\nbytecode = "sourceless"\n'
-    )
+    ml_toml = tmp_path / "layers" / "ml-libraries" / "layer.toml"
+    overriding = read_toml(ml_toml)
+    overriding.setdefault("build", {})["bytecode"] = "sourceless"  # a layer's own override is rewritten too
+    write_toml(ml_toml, overriding)
     for toml in [tmp_path / "layers" / "defaults.toml", *sorted((tmp_path / "layers").glob("*/layer.toml"))]:
         write_toml(toml, with_policy(read_toml(toml), policy, is_defaults=toml.name == "defaults.toml"))
     changed = {layer.name: layer for layer in load_project(tmp_path).layers}
     for layer in load_project(REPO).layers:
         other = changed[layer.name]
         assert (other.bytecode, other.budget_bytes) == (policy, LAMBDA_UNZIPPED_LIMIT // MB * MB)
-        fields = {f.name for f in dataclasses.fields(layer)} - {"bytecode", "budget_bytes", "folder"}
+        fields = {f.name for f in dataclasses.fields(layer)} - {"bytecode", "budget_bytes", "folder", "docstrings"}
         assert {f: getattr(other, f) for f in fields} == {f: getattr(layer, f) for f in fields}
+        assert other.docstrings == ("keep" if policy == "source" else layer.docstrings)
