@@ -6,9 +6,6 @@ fails so must leave the last good layers exactly as they were.
 
 from __future__ import annotations
 
-import errno
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,25 +18,21 @@ from lambda_ml_layers.interpreters import find_interpreter
 from lambda_ml_layers.locks import LockedPackage
 from lambda_ml_layers.pip_runner import install_for_target
 from lambda_ml_layers.runtimes import RUNTIMES
+from tests.integration.fault_mounts import fill, small_disk, why_no_mounts
 from tests.project_factory import HOST_ARCH, make_wheel, resolution_text, tiny_project, write_layer
 
 BIG_FILE_BYTES = 12 * 1024 * 1024  # unpacked; deflate makes the wheel itself a few KB
 
 
 @pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
+def disk(tmp_path: Path) -> Iterator[Path]:
     """An 8 MB tmpfs, unmounted afterwards."""
+    reason = why_no_mounts()
+    if reason:
+        pytest.skip(reason)
     folder = tmp_path / "small-disk"
-    folder.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(folder)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"mount -t tmpfs is not permitted here: {mounted.stderr.decode().strip()}")
-    try:
+    with small_disk(folder, "8m"):
         yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
 def big_package(folder: Path) -> LockedPackage:
@@ -47,9 +40,9 @@ def big_package(folder: Path) -> LockedPackage:
     return LockedPackage("bigpkg", "1.0", (f"sha256:{wheel.sha256}",), ())
 
 
-def test_pip_filling_the_target_disk_says_so_and_where(small_disk: Path, tmp_path: Path) -> None:
+def test_pip_filling_the_target_disk_says_so_and_where(disk: Path, tmp_path: Path) -> None:
     package = big_package(tmp_path / "wheels")
-    target = small_disk / "site"
+    target = disk / "site"
     with pytest.raises(InstallError) as caught:
         install_for_target(
             [package], target, RUNTIMES["python3.12"], HOST_ARCH, tmp_path / "cache", tmp_path / "wheels"
@@ -57,40 +50,32 @@ def test_pip_filling_the_target_disk_says_so_and_where(small_disk: Path, tmp_pat
     text = str(caught.value)
     assert text.startswith(f"No space left on device while pip installed bigpkg==1.0 into {target}")
     assert f"(writing {target}/bigpkg/data.txt)" in text
-    assert f"df -h {small_disk} " in text  # the disk's mount point: it outlives the staging folders
+    assert f"df -h {disk} " in text  # the disk's mount point: it outlives the staging folders
     assert "Traceback" not in text and len(text) < 1500
     assert caught.value.exit_code == 4
 
 
-def test_our_own_write_before_pip_on_a_full_disk_is_the_same_message(small_disk: Path, tmp_path: Path) -> None:
-    fill(small_disk)
+def test_our_own_write_before_pip_on_a_full_disk_is_the_same_message(disk: Path, tmp_path: Path) -> None:
+    fill(disk)
     package = big_package(tmp_path / "wheels")
-    target = small_disk / "site"
+    target = disk / "site"
     with pytest.raises(InstallError) as caught:
         install_for_target(
             [package], target, RUNTIMES["python3.12"], HOST_ARCH, tmp_path / "cache", tmp_path / "wheels"
         )
     text = str(caught.value)
     assert text.startswith(f"No space left on device while pip installed bigpkg==1.0 into {target}")
-    assert f"(writing {small_disk}/site.requirements.txt)" in text
+    assert f"(writing {disk}/site.requirements.txt)" in text
 
 
-def fill(disk: Path) -> None:
-    with (disk / "filler").open("wb") as filler:
-        try:
-            while True:
-                filler.write(b"\0" * 65536)
-                filler.flush()
-        except OSError as full:
-            assert full.errno == errno.ENOSPC
-
-
-def test_compiling_bytecode_on_a_full_disk_is_an_install_error_not_a_half_compiled_layer(small_disk: Path) -> None:
-    site = small_disk / "site"
+def test_compiling_bytecode_on_a_full_disk_is_an_install_error_not_a_half_compiled_layer(
+    disk: Path,
+) -> None:
+    site = disk / "site"
     (site / "pkg").mkdir(parents=True)
     for index in range(20):
         (site / "pkg" / f"m{index}.py").write_text(f"VALUE = {index}\n" * 200)
-    fill(small_disk)
+    fill(disk)
     python = find_interpreter(RUNTIMES["python3.12"])
     with pytest.raises(InstallError) as caught:
         compile_bytecode(site, python, "sourceless", "/opt/python")
@@ -101,15 +86,11 @@ def test_compiling_bytecode_on_a_full_disk_is_an_install_error_not_a_half_compil
 
 
 def test_a_build_that_fills_the_disk_leaves_the_last_good_layer(tmp_path: Path) -> None:
+    reason = why_no_mounts()
+    if reason:
+        pytest.skip(reason)
     project = tiny_project(tmp_path / "project")
-    build = project.root / "build"
-    build.mkdir(exist_ok=True)
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(build)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"mount -t tmpfs is not permitted here: {mounted.stderr.decode().strip()}")
-    try:
+    with small_disk(project.root / "build", "8m"):
         request = BuildRequest(root=project.root, find_links=project.wheels_dir)
         build_layers(request)
         good = project.output_zip("tinylayer").read_bytes()
@@ -121,5 +102,3 @@ def test_a_build_that_fills_the_disk_leaves_the_last_good_layer(tmp_path: Path) 
         with pytest.raises(InstallError, match=r"No space left on device while pip installed bigpkg==1\.0"):
             build_layers(request)
         assert project.output_zip("tinylayer").read_bytes() == good
-    finally:
-        subprocess.run(["umount", "-l", str(build)], check=False)
