@@ -5,9 +5,12 @@ worker, so they never race for its build lock. Without xdist this file changes n
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+from lambda_ml_layers.local_aws import MotoServer, start_moto_server
 
 IN_THE_CHECKOUT = {"test_real_layers.py", "test_pipeline_sandbox.py", "test_train_model_cli.py"}
 
@@ -28,3 +31,13 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             return scope_of(nodeid)
 
     return ModuleScheduling(config, log)
+
+
+@pytest.fixture(scope="module")
+def stock_server() -> Iterator[MotoServer]:
+    """Unpatched moto 5.2.5, for the strict-xfail tests that show each gap local_aws_fixes closes."""
+    server = start_moto_server(stock=True)
+    try:
+        yield server
+    finally:
+        server.stop()

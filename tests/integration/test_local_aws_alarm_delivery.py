@@ -10,21 +10,12 @@ from typing import Any
 
 import pytest
 
-from lambda_ml_layers.local_aws import MotoServer, find_moto_server, moto_server, start_moto_server
+from lambda_ml_layers.local_aws import MotoServer, moto_server
 
 pytestmark = pytest.mark.emulator
 
 STACK = "alarm-delivery"
 PATTERN = '[report="REPORT", ..., label="Init", label2="Duration:", value, unit="ms"]'
-
-
-@pytest.fixture(scope="module")
-def stock_server() -> Iterator[MotoServer]:
-    server = start_moto_server(find_moto_server())
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

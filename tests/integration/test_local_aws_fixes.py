@@ -36,15 +36,6 @@ NO_CHANGES = "The submitted information didn't contain changes."
 
 
 @pytest.fixture(scope="module")
-def stock_server() -> Iterator[MotoServer]:
-    server = start_moto_server(stock=True)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
 def patched_server() -> Iterator[MotoServer]:
     server = start_moto_server()
     try:

@@ -24,7 +24,7 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.parsers import ResponseParserError
 
-from lambda_ml_layers.local_aws import MotoServer, find_moto_server, moto_server, start_moto_server
+from lambda_ml_layers.local_aws import MotoServer, moto_server, start_moto_server
 
 pytestmark = pytest.mark.emulator
 
@@ -43,15 +43,6 @@ resources.apply()
 from moto.server import main
 main(sys.argv[1:])
 """
-
-
-@pytest.fixture(scope="module")
-def stock_server() -> Iterator[MotoServer]:
-    server = start_moto_server(find_moto_server())
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
