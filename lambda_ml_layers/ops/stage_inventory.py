@@ -11,10 +11,10 @@ from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[impor
 
 from ..deploy.deploy_template import layer_uses, template_parameters
 from ..deploy.layer_versions import split_layer_arn
-from ..deploy.local_emulator import emulator_endpoint
+from ..deploy.release_history import release_store
 from ..deploy.releases import Release, ReleaseStore
 from ..deploy.stage_session import StageSession
-from ..deploy.stages import Stage, load_stage
+from ..deploy.stages import Stage
 from ..errors import OperationsError
 from ..paths import BuildPaths
 from ..sam_template import load_template
@@ -23,24 +23,29 @@ from .layer_usage_rules import Alias, FunctionVersion, LayerVersion, RecordedRel
 TEMPLATE = Path("infra/template.yaml")
 
 
-@dataclass
+@dataclass(frozen=True)
 class OpenStage:
-    """A read-only hold on a stage: its session (credentials checked) and its release history."""
+    """A read-only hold on a stage: its release history and, through it, its session (credentials
+    checked) and stage."""
 
     root: Path
-    stage: Stage
-    paths: BuildPaths
-    session: StageSession
     store: ReleaseStore
+
+    @property
+    def session(self) -> StageSession:
+        return self.store.session
+
+    @property
+    def stage(self) -> Stage:
+        return self.store.session.stage
+
+    @property
+    def paths(self) -> BuildPaths:
+        return BuildPaths.of(self.root)
 
 
 def open_stage(root: Path, stage_name: str) -> OpenStage:
-    stage = load_stage(root, stage_name)
-    paths = BuildPaths.of(root)
-    endpoint = emulator_endpoint(paths, start=False, say=print) if stage.emulated else None
-    session = StageSession(stage, endpoint)
-    session.caller()
-    return OpenStage(root, stage, paths, session, ReleaseStore(session, paths.releases(stage.name)))
+    return OpenStage(root, release_store(root, stage_name))
 
 
 def aws_failure(stage: Stage, what: str, exc: Exception) -> OperationsError:
