@@ -15,6 +15,7 @@ as Lambda's execution environment does. Running as root, permissions cannot stop
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -33,7 +34,7 @@ from .layer_tree import tree_size
 from .layer_zip import extract
 from .runtimes import Runtime
 from .sam_template import FunctionSpec, package_files
-from .target_scripts import script
+from .target_scripts import script, traced
 from .verify import lambda_sys_path
 
 
@@ -62,12 +63,16 @@ class LambdaSandbox:
         runtime: Runtime,
         environment: dict[str, str] | None = None,
         workdir: Path | None = None,
+        trace_to: Path | None = None,
     ) -> None:
         self.spec = spec
         self.layer_zips = layer_zips
         self.python = python
         self.runtime = runtime
         self.extra_environment = environment or {}
+        # Given a folder, the runtime runs under target_scripts/trace_loads.py and each of its
+        # processes leaves a record there of what it loaded from opt/ (see layer_trace).
+        self.trace_to = trace_to
         self._own_workdir = workdir is None
         # A temporary folder is made on entering, so a sandbox never entered leaves nothing behind.
         self.root = workdir or Path(tempfile.gettempdir()) / f"sandbox-{spec.name}-{uuid.uuid4().hex[:8]}"
@@ -141,12 +146,21 @@ class LambdaSandbox:
 
     def stop(self) -> None:
         if self.process is not None:
+            if self.trace_to is not None:
+                self._let_exit()
             self.process.kill()
             self.process.wait()
             self.process = None
         if self._results is not None:
             self._results.close()
             self._results = None
+
+    def _let_exit(self) -> None:
+        """End of input ends the runtime's loop: it exits on its own, so its tracer writes the record."""
+        assert self.process is not None and self.process.stdin is not None
+        self.process.stdin.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):  # killed below; its reader says the record is missing
+            self.process.wait(timeout=60)
 
     def _start(self) -> tuple[float, float, dict[str, Any] | None]:
         read_fd, write_fd = os.pipe()
@@ -162,6 +176,7 @@ class LambdaSandbox:
                     "-S",
                     "-B",
                     "-u",
+                    *(traced(self.trace_to, self.opt) if self.trace_to is not None else []),
                     script("lambda_runtime"),
                     str(self.task),
                     paths,
