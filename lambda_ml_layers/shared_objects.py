@@ -8,14 +8,18 @@ are left alone. Every stripped library is then loaded by the target interpreter.
 from __future__ import annotations
 
 import platform
+import re
 import shutil
 import tempfile
 from pathlib import Path
 
 from .command_runner import call
+from .errors import LayerToolError
 from .layer_tree import StepResult, walk_files
 from .runtimes import ARCHES
 from .verify import run_each
+
+NEEDED = re.compile(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]")
 
 
 def is_shared_object(rel: str) -> bool:
@@ -27,6 +31,12 @@ def has_rpath(path: Path) -> bool:
     """True also when readelf cannot read it: what cannot be inspected is not stripped."""
     result = call(["readelf", "-d", str(path)], error=None)
     return result.returncode != 0 or "(RPATH)" in result.output or "(RUNPATH)" in result.output
+
+
+def needed_libraries(path: Path, error: type[LayerToolError] = LayerToolError) -> tuple[str, ...]:
+    """The sonames a shared object links to (its DT_NEEDED entries, in its own order)."""
+    result = call(["readelf", "-d", str(path)], error=error, what=f"reading the dynamic section of {path}")
+    return tuple(NEEDED.findall(result.output))
 
 
 def strip_shared_objects(site: Path, python: str | None, arch: str) -> StepResult:
