@@ -7,6 +7,7 @@ layers/<layer>/trace.txt is replaced whole (a reader never sees half a file).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import zipfile
@@ -106,7 +107,7 @@ def trace_layers(root: Path, check: bool = False, say: Callable[[str], None] = p
         for name in project.layer_names:
             used = usage.setdefault(name, LayerUsage())
             needs = libraries_needs(output_dir / f"{name}.zip", used.libraries, Path(scratch) / "needs" / name)
-            labels = tuple(run.label for run in runs if name in run.layers)
+            labels = frozenset(run.label for run in runs if name in run.layers)
             traces[name] = Trace(
                 name, runtime.name, arch, labels, frozenset(used.modules), frozenset(used.files), needs
             )
@@ -158,14 +159,17 @@ def write_manifests(project: ProjectConfig, outcome: TraceOutcome) -> TraceOutco
     texts = {manifest_path(project, name): render_trace(trace) for name, trace in outcome.traces.items()}
     changed = [path for path, text in texts.items() if not (path.is_file() and path.read_text() == text)]
     partials = {path: path.with_name(f".{path.name}.part") for path in changed}
+    written: list[Path] = []
     try:
         for path, partial in partials.items():
             partial.write_text(texts[path])
+            written.append(partial)
         for path, partial in partials.items():
             os.replace(partial, path)
     except OSError as exc:
-        for partial in partials.values():
-            partial.unlink(missing_ok=True)
+        for partial in written:
+            with contextlib.suppress(OSError):  # already renamed, or its folder went read-only
+                partial.unlink()
         raise TraceFailed(
             f"Could not write the trace manifests ({exc}).\n  Fix: make {project.root / 'layers'} writable "
             f"and run `{REGENERATE}` again."

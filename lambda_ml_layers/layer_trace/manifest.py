@@ -34,7 +34,7 @@ class Trace:
     layer: str
     runtime: str
     arch: str
-    runs: tuple[str, ...] = ()  # one line per traced run that had this layer, e.g. "smoke test core-data-science"
+    runs: frozenset[str] = frozenset()  # each traced run that had this layer, e.g. "smoke test core-data-science"
     modules: frozenset[str] = frozenset()  # dotted module names, packages and extension modules included
     files: frozenset[str] = frozenset()  # data files opened, relative to python/
     libraries: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # .so relative to python/ -> DT_NEEDED
@@ -86,7 +86,7 @@ def parse_trace(text: str, source: str = MANIFEST_NAME) -> Trace:
                 f"{source}, line {number}: cannot read {line!r}; expected `module <name>`, `file <path>` or "
                 f"`library <path>{NEEDS} <soname>, ...`.\n  Fix: regenerate it with `{REGENERATE}`."
             )
-    return Trace(layer, runtime, arch, tuple(runs), frozenset(modules), frozenset(files), libraries)
+    return Trace(layer, runtime, arch, frozenset(runs), frozenset(modules), frozenset(files), libraries)
 
 
 def read_trace(path: Path) -> Trace:
