@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -76,17 +77,28 @@ def libraries_needs(layer_zip: Path, libraries: set[str], scratch: Path) -> dict
 
 
 def run_all(target: TraceTarget, project: ProjectConfig) -> list[TracedRun]:
+    """Every traced run, with progress: the smoke tests, then (on one moto server) the training
+    and the functions, which load the model the training uploaded."""
     say = target.say
-    runs = []
+    runs: list[TracedRun] = []
+
+    def timed(what: str, run: Callable[[], list[TracedRun]]) -> None:
+        say(f"trace: {what}")
+        started = time.monotonic()
+        runs.extend(run())
+        say(f"trace: {what}: {time.monotonic() - started:.1f} s")
+
+    def smoke_test(name: str) -> Callable[[], list[TracedRun]]:
+        return lambda: [trace_smoke_test(target, project, name)]
+
     for name in project.layer_names:
-        say(f"trace: smoke test {name}")
-        runs.append(trace_smoke_test(target, project, name))
+        timed(f"smoke test {name}", smoke_test(name))
     with moto_server() as server:
         bucket = new_bucket(server.client("s3"), "trace-models")
-        say("trace: model training on the sample (uploads the model the functions load)")
-        runs.append(trace_training(target, [layer.name for layer in build_order(project)], server, bucket))
-        say("trace: the functions in the sandbox")
-        runs += trace_functions(target, function_specs(target.root / TEMPLATE), server, bucket)
+        every_layer = [layer.name for layer in build_order(project)]
+        timed("model training on the sample", lambda: [trace_training(target, every_layer, server, bucket)])
+        specs = function_specs(target.root / TEMPLATE)
+        timed("the functions in the sandbox", lambda: trace_functions(target, specs, server, bucket))
     return runs
 
 
