@@ -158,9 +158,10 @@ class LambdaSandbox:
     def _let_exit(self) -> None:
         """End of input ends the runtime's loop: it exits on its own, so its tracer writes the record."""
         assert self.process is not None and self.process.stdin is not None
-        self.process.stdin.close()
+        with contextlib.suppress(BrokenPipeError):  # it exited already
+            self.process.stdin.close()
         with contextlib.suppress(subprocess.TimeoutExpired):  # killed below; its reader says the record is missing
-            self.process.wait(timeout=60)
+            self.process.wait(timeout=30)
 
     def _start(self) -> tuple[float, float, dict[str, Any] | None]:
         read_fd, write_fd = os.pipe()

@@ -30,6 +30,8 @@ from ..verify import lambda_sys_path
 from .attribution import LoadRecord
 
 TEMPLATE = Path("infra/template.yaml")
+# The state machine's order; any other function of the template gets the smoke event only.
+PIPELINE = ("DataValidationFunction", "FeatureEngineeringFunction", "PredictionsFunction")
 
 
 @dataclass(frozen=True)
@@ -132,11 +134,13 @@ def trace_functions(
     function tests use: the smoke event, the sample batch through all three, a rejected batch,
     and a corrected re-upload of the sample batch through all three again."""
     by_name = {spec.name: spec for spec in specs}
-    validation, features, predictions = (
-        by_name["DataValidationFunction"],
-        by_name["FeatureEngineeringFunction"],
-        by_name["PredictionsFunction"],
-    )
+    missing = [name for name in PIPELINE if name not in by_name]
+    if missing:
+        raise TraceFailed(
+            f"{TEMPLATE} has no {', '.join(missing)}: the traced batch runs chain {' -> '.join(PIPELINE)} "
+            f"as the state machine does.\n  Fix: name the template's functions in PIPELINE in {__name__}."
+        )
+    validation, features, predictions = (by_name[name] for name in PIPELINE)
     s3 = server.client("s3")
     table = create_card_history_table(server, target.root / TEMPLATE)
     environment = function_environment(server, model_bucket, table)

@@ -292,3 +292,48 @@ def test_a_record_is_plain_json(tmp_path: Path, two_layers: tuple[Path, dict[str
     assert set(data) == {"opened", "dlopened", "mapped", "modules"}
     assert data["modules"]["basepkg"] == ["python/basepkg/__init__.py"]
     assert all(not p.startswith("/") for p in data["opened"])  # relative to opt/, never absolute
+
+
+# --- the sandbox's hook ---------------------------------------------------------------------
+
+
+def test_a_traced_sandbox_leaves_one_record_per_container_with_only_its_layers_files(tmp_path: Path) -> None:
+    from tests.unit.test_sandbox import sandbox
+
+    records = tmp_path / "records"
+    records.mkdir()
+    traced_sandbox = sandbox(tmp_path)
+    traced_sandbox.trace_to = records
+    with traced_sandbox as box:
+        assert box.invoke({"n": 1}).ok and box.invoke({"n": 2}).ok  # cold, then warm: one process
+        box.stop()  # a new container: the runtime exits on its own and writes its record
+        assert len(list(records.glob("trace-*.json"))) == 1
+        third = box.invoke({"n": 3, "import": "json"})
+        assert third.ok and third.cold
+    found = [LoadRecord.read(path) for path in sorted(records.glob("trace-*.json"))]
+    assert len(found) == 2
+    for record in found:
+        assert record.modules["shared"] == ("python/shared.py",)  # the second layer's, extracted last
+        assert not any("handler" in path for path in record.opened)  # task/ is not a layer
+
+
+def test_an_untraced_sandbox_writes_no_record(tmp_path: Path) -> None:
+    from tests.unit.test_sandbox import sandbox
+
+    with sandbox(tmp_path) as box:
+        assert box.invoke({"n": 1}).ok
+    assert not list(tmp_path.rglob("trace-*.json"))
+
+
+def test_a_template_without_one_of_the_pipelines_functions_is_named_before_anything_runs(tmp_path: Path) -> None:
+    from lambda_ml_layers.layer_trace.runs import TraceTarget, trace_functions
+    from lambda_ml_layers.runtimes import RUNTIMES
+    from lambda_ml_layers.sam_template import function_specs
+    from tests.project_factory import REPO
+
+    specs = [s for s in function_specs(REPO / "infra" / "template.yaml") if s.name != "PredictionsFunction"]
+    target = TraceTarget(REPO, RUNTIMES["python3.12"], "x86_64", sys.executable, tmp_path, tmp_path)
+    with pytest.raises(TraceFailed, match=r"infra/template\.yaml has no PredictionsFunction") as caught:
+        trace_functions(target, specs, server=None, model_bucket="unused")  # type: ignore[arg-type]
+    assert "PIPELINE" in str(caught.value)
+    assert list(tmp_path.iterdir()) == []
