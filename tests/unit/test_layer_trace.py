@@ -225,8 +225,8 @@ import ctypes, os, sys
 assert sys.argv[1:] == ["arg"], sys.argv
 import basepkg, toppkg
 here = os.path.dirname(basepkg.__file__)
-with open(os.path.join(here, "data", "table.csv")) as table:
-    table.read()
+import pathlib
+pathlib.Path(here, "data", "table.csv").read_text()  # through pathlib, as libraries often open files
 with open(os.path.join(os.path.dirname(here), "shared.txt")) as shared:
     assert shared.read() == "from top\\n"
 ctypes.CDLL(os.path.join(os.path.dirname(here), "base.libs", "libz-copy.so.1"))
