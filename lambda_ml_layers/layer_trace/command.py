@@ -138,8 +138,8 @@ def summary(outcome: TraceOutcome) -> list[str]:
         total = outcome.layer_bytes[name]
         share = covered / total if total else 0.0
         lines.append(
-            f"{name}: {len(trace.modules)} modules, {len(trace.files)} files, {len(trace.libraries)} libraries; "
-            f"{covered / 1e6:.1f} of {total / 1e6:.1f} MB loaded ({share:.0%})"
+            f"{name}: modules {len(trace.modules)}, files {len(trace.files)}, libraries {len(trace.libraries)}; "
+            f"{covered / 1e6:.1f} of {total / 1e6:.1f} MB of the layer loaded ({share:.0%})"
         )
     return lines
 
