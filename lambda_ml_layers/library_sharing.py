@@ -141,14 +141,15 @@ def plan_sharing(
     return SharingPlan(shares, tuple(refusals))
 
 
-def users_of(kept: set[str], needed_by: dict[str, tuple[str, ...]], sonames: dict[str, str]) -> list[str]:
-    """Every shared object that loads one of the `kept` libraries, directly or through another
-    (what must be loaded to prove the sharing): `sonames` maps a library's rel to its SONAME."""
-    wanted = {sonames[rel] for rel in kept}
+def users_of(kept: set[str], needed_by: dict[str, tuple[str, ...]]) -> list[str]:
+    """Every shared object that loads one of the `kept` libraries (paths), directly or through
+    another: what must be loaded to prove the sharing. A bundled library is needed by its file
+    name (auditwheel names the file after the SONAME)."""
+    wanted = {PurePosixPath(rel).name for rel in kept}
     users: set[str] = set()
     while True:
         more = {rel for rel, needed in needed_by.items() if rel not in users and wanted.intersection(needed)}
         if not more:
             return sorted(users)
         users |= more
-        wanted |= {sonames[rel] for rel in more if rel in sonames}
+        wanted |= {PurePosixPath(rel).name for rel in more}

@@ -124,8 +124,8 @@ def share_duplicate_libraries(site: Path, python: str | None, arch: str, target_
     if unreadable:
         why = f"not shared: the DT_NEEDED of {', '.join(unreadable[:3])} could not be read, so a user may be missed"
         return StepResult(STEP, notes=plan.refusals, warnings=(why,))
-    sonames = {share.kept.rel: share.kept.soname for share in plan.shares}
-    users = sorted(set(sonames)) + users_of(set(sonames), needed_after(plan, needed), sonames)
+    kept = {share.kept.rel for share in plan.shares}
+    users = sorted(kept | set(users_of(kept, needed_after(plan, needed))))
     with tempfile.TemporaryDirectory(prefix="share-libraries-") as backup_dir:
         backup = Path(backup_dir)
         try:

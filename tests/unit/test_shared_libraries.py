@@ -80,10 +80,14 @@ def test_users_of_a_kept_library_include_those_that_reach_it_through_another() -
     needed_by = {
         "s.libs/libblas-1.so": ("libgfortran-2.so.5",),
         "s/linalg/_fblas.so": ("libblas-1.so",),
+        "s/linalg/_deeper.so": ("_fblas.so",),
         "s/other.so": ("libc.so.6",),
     }
-    sonames = {"s.libs/libgfortran-2.so.5": "libgfortran-2.so.5", "s.libs/libblas-1.so": "libblas-1.so"}
-    assert users_of({"s.libs/libgfortran-2.so.5"}, needed_by, sonames) == ["s.libs/libblas-1.so", "s/linalg/_fblas.so"]
+    assert users_of({"s.libs/libgfortran-2.so.5"}, needed_by) == [
+        "s.libs/libblas-1.so",
+        "s/linalg/_deeper.so",
+        "s/linalg/_fblas.so",
+    ]
 
 
 # --- real ELF files ------------------------------------------------------------------------
@@ -168,6 +172,8 @@ def test_the_step_drops_the_copy_renames_its_users_and_they_still_work(tmp_path:
         not in subprocess.run(["readelf", "-dVW", str(user)], capture_output=True, text=True, check=True).stdout
     )
     assert any("shared libdup.so.1: kept pkg.libs/libdup-aaaaaaaa.so.1" in note for note in step.notes)
+    # Proven on the kept copy, libuser (renamed) and the extension (through both).
+    assert any(note.startswith("3 shared objects") for note in step.notes)
     # One copy serves both paths: the extension's own and the one through libuser.
     ext = ctypes.CDLL(str(site / "pkg" / "_ext.so"))
     assert ext.ext_value() == 42 + 43
