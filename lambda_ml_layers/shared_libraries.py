@@ -37,8 +37,14 @@ def is_bundled(rel: str) -> bool:
     return len(parts) >= 2 and parts[-2].endswith(".libs") and is_shared_object(rel)
 
 
+def binutils(*command: str) -> str:
+    """The whole stdout of readelf or nm (the streaming runner keeps only the last lines, and a
+    library's symbol list is longer than that)."""
+    return call(list(command), error=VerifyError, split_stderr=True).stdout
+
+
 def _readelf(path: Path, option: str) -> str:
-    return call(["readelf", option, "-W", str(path)], error=VerifyError).output
+    return binutils("readelf", option, "-W", str(path))
 
 
 def library_facts(site: Path, rel: str) -> Library:
@@ -52,7 +58,7 @@ def library_facts(site: Path, rel: str) -> Library:
     versions = _readelf(path, "-V").split("Version needs section", 1)
     needs = versions[1] if len(versions) == 2 else ""
     glibc = [v for v in (glibc_version(word) for word in needs.split()) if v is not None]
-    symbols = call(["nm", "-D", "--defined-only", str(path)], error=VerifyError).output.splitlines()
+    symbols = binutils("nm", "-D", "--defined-only", str(path)).splitlines()
     defined = frozenset(line.split()[-1].replace("@@", "@") for line in symbols if len(line.split()) == 3)
     return Library(
         rel=rel,

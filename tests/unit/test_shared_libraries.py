@@ -226,3 +226,23 @@ def test_a_longer_name_or_a_missing_entry_is_refused(tmp_path: Path) -> None:
         rename_needed(data, "libnothere.so.1", "libx.so.1")
     with pytest.raises(ValueError, match="not an ELF file"):
         rename_needed(b"#!/bin/sh\n" * 10, "a", "b")
+
+
+@needs_cc
+def test_every_exported_symbol_is_compared_not_only_the_last_lines_of_nm(tmp_path: Path) -> None:
+    """Libraries export thousands of symbols (scipy's OpenBLAS: 11,346): a copy lacking the
+    first of 2,500 must not pass as serving the other."""
+    site = tmp_path / "python"
+    libs = site / "pkg.libs"
+    libs.mkdir(parents=True)
+    many = "".join(f"int f{i:04d}(void) {{ return {i}; }}\n" for i in range(2500))
+    cc(libs / "libbig-aaaaaaaa.so.1", many, "-Wl,-soname,libbig-aaaaaaaa.so.1")
+    cc(
+        libs / "libbig-bbbbbbbb-cccccccc.so.1",
+        "int a_first(void) { return 0; }\n" + many,
+        "-Wl,-soname,libbig-bbbbbbbb-cccccccc.so.1",
+    )
+    plan, _, _ = measure(site, AL2023)
+    # Only the long-named copy serves the other, and its name does not fit: nothing shared.
+    assert plan.shares == ()
+    assert "the kept name libbig-bbbbbbbb-cccccccc.so.1 is longer" in plan.refusals[0]
