@@ -21,10 +21,12 @@ A measurement, not a test: nothing fails when a figure moves.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import tempfile
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -109,8 +111,8 @@ def step_section(manifests: dict[str, dict[str, Any]], goal: int, docstrings: di
     for name, saved in docstrings.items():  # the bytecode step split: docstrings kept, then stripped
         by_layer[name]["docstrings"] = by_layer[name]["bytecode"]
         by_layer[name]["bytecode"] += saved
-    for sizes in by_layer.values():
-        sizes.setdefault("docstrings", sizes["bytecode"])
+    for layer_sizes in by_layer.values():
+        layer_sizes.setdefault("docstrings", layer_sizes["bytecode"])
     names = list(manifests)
     rows = []
     previous = None
@@ -119,8 +121,9 @@ def step_section(manifests: dict[str, dict[str, Any]], goal: int, docstrings: di
             continue
         total = sum(by_layer[n][step] for n in names)
         title = "pip install of the locks, nothing removed" if step == "installed" else STEP_TITLES[step]
-        saved = "–" if previous is None else f"{(previous - total) / MB:.1f}"
-        rows.append([title, *(mb(by_layer[n][step]) for n in names), mb(total), saved, f"{(total - goal) / MB:+.1f}"])
+        saved_text = "–" if previous is None else f"{(previous - total) / MB:.1f}"
+        sizes = [mb(by_layer[n][step]) for n in names]
+        rows.append([title, *sizes, mb(total), saved_text, f"{(total - goal) / MB:+.1f}"])
         previous = total
     rows.append([PRUNING_PLACEHOLDER, *("–" for _ in names), "–", "–", "–"])
     return [
@@ -161,8 +164,17 @@ def unpack_shared_objects(zip_path: Path, into: Path) -> Path:
     return into / "python"
 
 
-def library_section(trees: dict[str, Path], target_glibc: tuple[int, int]) -> tuple[list[str], dict[str, Any]]:
-    rows, pairs, facts = [], [], {}
+def in_built_layer(zip_path: Path, rel: str) -> str:
+    """The library's bytes and sha256 in the published zip (after the strip and sharing steps)."""
+    with zipfile.ZipFile(zip_path) as archive:
+        if f"python/{rel}" not in archive.namelist():
+            return "removed"
+        data = archive.read(f"python/{rel}")
+    return f"{len(data):,} {hashlib.sha256(data).hexdigest()[:12]}"
+
+
+def library_section(trees: dict[str, Path], built: dict[str, Path], target_glibc: tuple[int, int]) -> list[str]:
+    rows, pairs = [], []
     for layer, site in trees.items():
         shared = [str(p.relative_to(site)) for p in sorted(site.rglob("*")) if p.is_file() and is_shared_object(p.name)]
         needed, _ = needed_by_file(site, shared)
@@ -172,7 +184,6 @@ def library_section(trees: dict[str, Path], target_glibc: tuple[int, int]) -> tu
         fate.update({s.kept.rel: "kept (serves its duplicate)" for s in plan.shares})
         for lib in libraries:
             users = sorted(rel for rel, names in needed.items() if lib.soname in names)
-            facts[lib.rel] = {"layer": layer, "users": users, "site": str(site)}
             rows.append(
                 [
                     f"{layer}: `{lib.rel}`",
@@ -184,6 +195,7 @@ def library_section(trees: dict[str, Path], target_glibc: tuple[int, int]) -> tu
                     compiler_of(site / lib.rel),
                     str(len(users)),
                     fate.get(lib.rel, "only copy"),
+                    in_built_layer(built[layer], lib.rel),
                 ]
             )
         groups: dict[str, list[Library]] = {}
@@ -193,7 +205,6 @@ def library_section(trees: dict[str, Path], target_glibc: tuple[int, int]) -> tu
             for i, one in enumerate(group):
                 for two in group[i + 1 :]:
                     pairs.append(pair_row(layer, identity, one, two, fate))
-        facts[f"{layer}:refusals"] = list(plan.refusals)
     lines = [
         "## Shared libraries bundled under `*.libs` (as installed, before any step)",
         "",
@@ -206,8 +217,9 @@ def library_section(trees: dict[str, Path], target_glibc: tuple[int, int]) -> tu
                 "version nodes defined",
                 "glibc needed",
                 "built by",
-                "users",
-                "build",
+                "users (DT_NEEDED)",
+                "share-libraries step",
+                "in the built layer (bytes, sha256)",
             ],
             rows,
         ),
@@ -216,7 +228,7 @@ def library_section(trees: dict[str, Path], target_glibc: tuple[int, int]) -> tu
         "",
         *table(["layer: library", "identical bytes", "exports", "decision"], pairs),
     ]
-    return lines, facts
+    return lines
 
 
 def pair_row(layer: str, identity: str, one: Library, two: Library, fate: dict[str, str]) -> list[str]:
@@ -250,8 +262,16 @@ print(json.dumps(out))
 """
 
 
+@dataclass(frozen=True)
+class Blas:
+    layer: str
+    exported: set[str]
+    config: str | None  # the library's own get_config function, if it has one
+    imports: set[str]  # what the layer's shared objects that need it import from it
+
+
 def openblas_section(trees: dict[str, Path], python: str) -> list[str]:
-    found = {}
+    found: dict[Path, Blas] = {}
     for layer, site in trees.items():
         for path in sorted(site.glob("*.libs/*openblas*")):
             exported = symbols("--defined-only", path)
@@ -260,21 +280,21 @@ def openblas_section(trees: dict[str, Path], python: str) -> list[str]:
             for user in site.rglob("*.so"):
                 if path.name in binutils("readelf", "-d", "-W", str(user)):
                     imports |= symbols("--undefined-only", user)
-            found[path] = {"layer": layer, "exported": exported, "config": config, "imports": imports & exported}
-    probe = [[str(p), f["config"]] for p, f in found.items() if f["config"]]
+            found[path] = Blas(layer, exported, config, imports & exported)
+    probe = [[str(p), blas.config] for p, blas in found.items() if blas.config]
     configs = json.loads(call([python, "-I", "-c", CONFIG_PROBE, json.dumps(probe)], error=LayerToolError).output)
     rows = []
-    for path, f in found.items():
+    for path, blas in found.items():
         others = [o for o in found if o != path]
-        served = ", ".join(f"{len(f['imports'] & found[o]['exported'])} by {o.name}" for o in others) or "–"
-        suffixed = sum(1 for s in f["exported"] if s.endswith("64_"))
+        served = ", ".join(f"{len(blas.imports & found[o].exported)} by {o.name}" for o in others) or "–"
+        suffixed = sum(1 for s in blas.exported if s.endswith("64_"))
         rows.append(
             [
-                f"{f['layer']}: `{path.name}`",
+                f"{blas.layer}: `{path.name}`",
                 f"{path.stat().st_size:,}",
                 configs.get(str(path), "–"),
-                f"{suffixed} of {len(f['exported'])}",
-                f"{len(f['imports'])}; of them served {served}",
+                f"{suffixed} of {len(blas.exported)}",
+                f"{len(blas.imports)}; of them served {served}",
             ]
         )
     return [
@@ -321,7 +341,7 @@ def run(function: str, goal_mb: float, runtime_name: str | None, arch_name: str 
     lines += [*step_section(manifests, int(goal_mb * MB), docstrings), ""]
     with tempfile.TemporaryDirectory(prefix="predictions-size-") as temp:
         trees = {name: unpack_shared_objects(unstripped[name], Path(temp) / name) for name in spec.layers}
-        section, _ = library_section(trees, runtime.glibc)
+        section = library_section(trees, zips, runtime.glibc)
         lines += [*section, ""]
         lines += [*openblas_section(trees, python), ""]
     lines += largest_files(zips, 8)
