@@ -97,10 +97,13 @@ def needed_after(plan: SharingPlan, needed: dict[str, tuple[str, ...]]) -> dict[
     return {rel: tuple(renamed.get(n, n) for n in names) for rel, names in needed.items() if rel not in dropped}
 
 
+def _touched(plan: SharingPlan) -> list[str]:
+    return sorted({rel for share in plan.shares for rel in (share.dropped.rel, *share.rewrites)})
+
+
 def _apply(site: Path, plan: SharingPlan, backup: Path) -> None:
     """Back up every file the plan touches, then rename DT_NEEDED entries and delete the copies."""
-    touched = sorted({rel for share in plan.shares for rel in (share.dropped.rel, *share.rewrites)})
-    for index, rel in enumerate(touched):
+    for index, rel in enumerate(_touched(plan)):
         shutil.copy2(site / rel, backup / str(index))
     for share in plan.shares:
         for rel in share.rewrites:
@@ -111,9 +114,10 @@ def _apply(site: Path, plan: SharingPlan, backup: Path) -> None:
 
 
 def _restore(site: Path, plan: SharingPlan, backup: Path) -> None:
-    touched = sorted({rel for share in plan.shares for rel in (share.dropped.rel, *share.rewrites)})
-    for index, rel in enumerate(touched):
-        shutil.copy2(backup / str(index), site / rel)
+    """Put back every file backed up (all of them, unless backing up itself failed part way)."""
+    for index, rel in enumerate(_touched(plan)):
+        if (backup / str(index)).exists():
+            shutil.copy2(backup / str(index), site / rel)
 
 
 def share_duplicate_libraries(site: Path, python: str | None, arch: str, target_glibc: tuple[int, int]) -> StepResult:
