@@ -59,7 +59,7 @@ class Share:
 
     def describe(self) -> str:
         users = ", ".join(self.rewrites) or "nothing else (it was needed only by another dropped copy)"
-        how = "identical bytes" if self.kept.sha256 == self.dropped.sha256 else "exports all its symbol versions"
+        how = "identical bytes" if self.kept.sha256 == self.dropped.sha256 else "exports every symbol version it does"
         return (
             f"shared {self.kept.identity}: kept {self.kept.rel}, dropped {self.dropped.rel} "
             f"({self.dropped.size:,} bytes; the kept copy {how}); DT_NEEDED renamed in {users}"
