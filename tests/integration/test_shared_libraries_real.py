@@ -132,6 +132,39 @@ def test_every_extension_that_loads_the_kept_libgfortran_imports_and_computes(op
     assert all(p.startswith(str(site / "scipy.libs")) for p in outcome["mapped"])
 
 
+# DORMQR hands ILAENV `SIDE // TRANS`: a Fortran string concatenation, which OpenBLAS's LAPACK
+# imports from libgfortran (_gfortran_concat_string), the import the renamed DT_NEEDED serves.
+BINDING_PROBE = """
+import numpy as np
+from scipy.linalg import lapack
+a = np.random.default_rng(0).random((6, 4))
+qr, tau, work, info = lapack.dgeqrf(a)
+q_t, work, info = lapack.dormqr("L", "T", qr, tau, np.eye(6), lwork=64)
+assert info == 0 and np.allclose(q_t @ q_t.T, np.eye(6))
+print("ok")
+"""
+
+
+def test_openblas_binds_its_fortran_imports_to_the_kept_libgfortran(opt: Path, tmp_path: Path) -> None:
+    script = tmp_path / "bindings.py"
+    script.write_text(f"import sys\nsys.path[:0] = {lambda_sys_path(opt, RUNTIME)!r}\n" + BINDING_PROBE)
+    log = tmp_path / "ld"
+    finished = subprocess.run(
+        [find_interpreter(RUNTIME), "-I", "-S", "-B", str(script)],
+        cwd=tmp_path,
+        env={"LD_DEBUG": "bindings", "LD_DEBUG_OUTPUT": str(log), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert finished.returncode == 0 and finished.stdout.strip() == "ok", finished.stderr[-3000:]
+    lines = [line for path in tmp_path.glob("ld.*") for line in path.read_text().splitlines()]
+    gfortran = [line for line in lines if "libscipy_openblas-" in line and "`_gfortran_" in line]
+    (kept,) = (opt / "python" / "scipy.libs").glob("libgfortran-*")  # the one copy left
+    assert "_gfortran_concat_string" in {line.split("`")[1].split("'")[0] for line in gfortran}
+    assert all(f"/{kept.name} [0]: normal symbol" in line and "[GFORTRAN_8]" in line for line in gfortran), gfortran
+
+
 def test_the_ml_layer_smoke_test_passes(opt: Path, tmp_path: Path) -> None:
     layer = load_project(REPO).layer("ml-libraries")
     assert run_smoke_test(find_interpreter(RUNTIME), layer, opt, RUNTIME, tmp_path) == []
