@@ -66,7 +66,7 @@ def in_built_layer(zip_path: Path, rel: str) -> str:
 
 
 def library_section(trees: dict[str, Path], built: dict[str, Path], target_glibc: tuple[int, int]) -> list[str]:
-    rows, pairs = [], []
+    rows, pairs, user_lines = [], [], []
     for layer, site in trees.items():
         shared = [str(p.relative_to(site)) for p in sorted(site.rglob("*")) if p.is_file() and is_shared_object(p.name)]
         needed, _ = needed_by_file(site, shared)
@@ -76,6 +76,7 @@ def library_section(trees: dict[str, Path], built: dict[str, Path], target_glibc
         fate.update({s.kept.rel: "kept (serves its duplicate)" for s in plan.shares})
         for lib in libraries:
             users = sorted(rel for rel, names in needed.items() if lib.soname in names)
+            user_lines.append(f"- `{lib.soname}`: " + (", ".join(f"`{short(rel)}`" for rel in users) or "none"))
             rows.append(
                 [
                     f"{layer}: `{lib.rel}`",
@@ -116,11 +117,20 @@ def library_section(trees: dict[str, Path], built: dict[str, Path], target_glibc
             rows,
         ),
         "",
+        "## Who needs each (DT_NEEDED)",
+        "",
+        *user_lines,
+        "",
         "## Duplicate pairs",
         "",
         *table(["layer: library", "identical bytes", "exports", "decision"], pairs),
     ]
     return lines
+
+
+def short(rel: str) -> str:
+    """scipy/linalg/_fblas.cpython-312-x86_64-linux-gnu.so -> scipy/linalg/_fblas"""
+    return rel.split(".cpython-", 1)[0]
 
 
 def pair_row(layer: str, identity: str, one: Library, two: Library, fate: dict[str, str]) -> list[str]:
