@@ -70,7 +70,8 @@ def mb(size: int) -> str:
 def sizes_after_steps(manifest: dict[str, Any]) -> list[tuple[str, int]]:
     """(step, unzipped bytes after it), starting from what was installed: the final size plus
     every byte a step removed, then each step's removal in build order."""
-    steps = [s for s in manifest["steps"] if s["step"] in STEP_TITLES and s["step"] != "docstrings"]
+    # Every step that can remove bytes, known here or not (a step added later still adds up).
+    steps = [s for s in manifest["steps"] if s["step"] not in ("dedupe", "verify")]
     size = manifest["unzipped_bytes"] + sum(s["bytes_removed"] for s in steps)
     sizes = [("installed", size)]
     for step in steps:
@@ -93,26 +94,42 @@ def docstring_bytes(layer: LayerConfig, unstripped_zip: Path, python: str, temp:
     return sizes["keep"] - sizes["strip"]
 
 
+def step_order(orders: list[list[str]]) -> list[str]:
+    """One order of the steps of all layers: each layer's order kept, new steps after their predecessor."""
+    merged: list[str] = []
+    for steps in orders:
+        for i, step in enumerate(steps):
+            if step not in merged:
+                after = steps[i - 1] if i else None
+                merged.insert(merged.index(after) + 1 if after in merged else len(merged), step)
+    return merged
+
+
+def step_title(step: str) -> str:
+    return STEP_TITLES.get(step, f"after the `{step}` step")
+
+
 def step_section(manifests: dict[str, dict[str, Any]], goal: int, docstrings: dict[str, int]) -> list[str]:
     by_layer = {name: dict(sizes_after_steps(m)) for name, m in manifests.items()}
     for name, saved in docstrings.items():  # the bytecode step split: docstrings kept, then stripped
         by_layer[name]["docstrings"] = by_layer[name]["bytecode"]
         by_layer[name]["bytecode"] += saved
-    for layer_sizes in by_layer.values():
-        layer_sizes.setdefault("docstrings", layer_sizes["bytecode"])
     names = list(manifests)
+    order = step_order([[step for step, _ in sizes_after_steps(m)] for m in manifests.values()])
+    if "docstrings" not in order and "bytecode" in order:
+        order.insert(order.index("bytecode") + 1, "docstrings")
+    current = {n: by_layer[n]["installed"] for n in names}
     rows = []
     previous = None
-    for step in ["installed", *STEP_TITLES]:
-        if not all(step in by_layer[n] for n in names):
-            continue
-        total = sum(by_layer[n][step] for n in names)
-        title = "pip install of the locks, nothing removed" if step == "installed" else STEP_TITLES[step]
+    for step in order:
+        current = {n: by_layer[n].get(step, current[n]) for n in names}  # a layer without the step: unchanged
+        total = sum(current.values())
+        title = "pip install of the locks, nothing removed" if step == "installed" else step_title(step)
         saved_text = "–" if previous is None else f"{(previous - total) / MB:.1f}"
-        sizes = [mb(by_layer[n][step]) for n in names]
-        rows.append([title, *sizes, mb(total), saved_text, f"{(total - goal) / MB:+.1f}"])
+        rows.append([title, *(mb(current[n]) for n in names), mb(total), saved_text, f"{(total - goal) / MB:+.1f}"])
         previous = total
-    rows.append([PRUNING_PLACEHOLDER, *("–" for _ in names), "–", "–", "–"])
+    if not any("prun" in step for step in order):
+        rows.append([PRUNING_PLACEHOLDER, *("–" for _ in names), "–", "–", "–"])
     return [
         "## Size after each step (MB unzipped, 10^6 bytes)",
         "",
