@@ -1,6 +1,6 @@
 """Cold-start benchmark: each function's init time in the Lambda-like sandbox, per layer recipe.
 
-    .venv/bin/python benchmarks/cold_start.py [--runs 7] [--events real|wrong-shape]
+    .venv/bin/python benchmarks/cold_start.py [--runs 7] [--events real|wrong-shape] [--compare-with DIR]
 
 For every function of infra/template.yaml it starts N fresh sandboxes (lambda_ml_layers.sandbox:
 task/ and opt/ laid out read-only, the target python3.12 isolated from the host, `-B`) with
@@ -19,6 +19,10 @@ batch against a local moto server (DataValidation's S3 event, then each function
 as the next one's event; the model trained by lambda_ml_layers.training); with
 `--events wrong-shape` it is an event every handler refuses at once (cheap; memory is then
 about what the imports take).
+
+With `--compare-with DIR` the zips in DIR (`<layer>.zip`, e.g. a copy of an earlier build's
+output) take the place of (a), to put a change's before and after side by side in one run; the
+table then goes to cold_start-compare.md and .json, and `inv cold-starts`'s figures are left alone.
 
 Prints the table, and writes it to build/benchmarks/cold_start.md and .json. A measurement,
 not a test: the issue's goal (built init at most 1/3 of unstripped) is reported, not asserted.
@@ -106,8 +110,8 @@ def unstripped_zips(project: ProjectConfig, layers: list[LayerConfig], runtime: 
     return zips
 
 
-def built_zips(layers: list[LayerConfig], runtime: Runtime, arch: str) -> dict[str, Path]:
-    output = PATHS.output_dir(runtime.name, arch)
+def built_zips(layers: list[LayerConfig], runtime: Runtime, arch: str, output: Path | None = None) -> dict[str, Path]:
+    output = output or PATHS.output_dir(runtime.name, arch)
     missing = [layer.name for layer in layers if not (output / f"{layer.name}.zip").exists()]
     if missing:
         raise LayerToolError(
@@ -294,15 +298,16 @@ def run_benchmark(
 
 
 def render(results: list[FunctionResult], facts: dict[str, Any]) -> str:
+    base = facts.get("baseline", "unstripped")  # what (a) is: the unstripped install, or --compare-with
     headers = [
         "function",
-        "unzipped MB (unstripped / built)",
-        "init s unstripped (min–max)",
+        f"unzipped MB ({base} / built)",
+        f"init s {base} (min–max)",
         "init s built (min–max)",
-        "built / unstripped",
-        f"goal ≤ {GOAL_RATIO:.2f}",
-        "import s (unstripped / built)",
-        "peak MB (unstripped / built)",
+        f"built / {base}",
+        f"goal ≤ {GOAL_RATIO:.2f}" if base == "unstripped" else "",
+        f"import s ({base} / built)",
+        f"peak MB ({base} / built)",
         "outcome",
     ]
     rows = []
@@ -314,14 +319,16 @@ def render(results: list[FunctionResult], facts: dict[str, Any]) -> str:
                 r.init_cell("unstripped"),
                 r.init_cell("built"),
                 f"{r.ratio:.2f}",
-                "yes" if r.ratio <= GOAL_RATIO else "NO",
+                ("yes" if r.ratio <= GOAL_RATIO else "NO") if base == "unstripped" else "",
                 f"{r.median_import('unstripped'):.2f} / {r.median_import('built'):.2f}",
                 f"{r.peak_memory('unstripped'):.0f} / {r.peak_memory('built'):.0f}",
                 ", ".join(sorted({s.outcome for v in VARIANTS for s in r.samples[v]})),
             ]
         )
     lines = [
-        "# Cold start per function: unstripped source-only layers vs the built layers",
+        f"# Cold start per function: {base} layers vs the built layers"
+        if "baseline" in facts
+        else "# Cold start per function: unstripped source-only layers vs the built layers",
         "",
         f"Median over {facts['runs']} fresh sandboxes per recipe (runs interleaved A/B, B/A), "
         f"{facts['runtime']} ({facts['python']}), one cold invocation each with {facts['events']}. "
@@ -363,7 +370,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--runtime", help="Lambda runtime (default: the project's)")
     parser.add_argument("--arch", help="architecture (default: the project's)")
+    parser.add_argument("--compare-with", type=Path, help="a folder of <layer>.zip to compare with instead of (a)")
     args = parser.parse_args(argv)
+    if args.compare_with:
+        args.compare_with = args.compare_with.resolve()
     if args.runs < 1:
         parser.error("--runs must be at least 1")
     return args
@@ -385,11 +395,15 @@ def main(argv: list[str] | None = None) -> int:
         layers = [layer for layer in build_order(project) if layer.name in used]
         zips = {
             "built": built_zips(layers, runtime, arch),
-            "unstripped": unstripped_zips(project, layers, runtime, arch),
+            "unstripped": (
+                built_zips(layers, runtime, arch, args.compare_with)
+                if args.compare_with
+                else unstripped_zips(project, layers, runtime, arch)
+            ),
         }
         for name, path in zips["unstripped"].items():
             files, size = unzipped_size(path)
-            log(f"unstripped {name}: {files} files, {size / MB:.1f} MB")
+            log(f"{'compared' if args.compare_with else 'unstripped'} {name}: {files} files, {size / MB:.1f} MB")
         with pipeline_events(args.events, specs, zips["built"], python, runtime) as events:
             results = run_benchmark(specs, zips, python, runtime, events, args.runs)
     except LayerToolError as exc:
@@ -407,15 +421,17 @@ def main(argv: list[str] | None = None) -> int:
         "load_at_end": load_average(),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "goal_ratio": GOAL_RATIO,
+        **({"baseline": args.compare_with.name} if args.compare_with else {}),
     }
     table = render(results, facts)
     print(table)
     OUT_DIR.mkdir(parents=True, exist_ok=True)
-    (OUT_DIR / "cold_start.md").write_text(table)
+    name = "cold_start-compare" if args.compare_with else "cold_start"
+    (OUT_DIR / f"{name}.md").write_text(table)
     document = {
         "facts": facts,
         "layers": {
-            variant: {name: str(path.relative_to(ROOT)) for name, path in by_layer.items()}
+            variant: {name: os.path.relpath(path, ROOT) for name, path in by_layer.items()}
             for variant, by_layer in zips.items()
         },
         # `inv cold-starts` compares a release with these figures only when it deployed the same zips.
@@ -435,8 +451,9 @@ def main(argv: list[str] | None = None) -> int:
             for r in results
         ],
     }
-    PATHS.cold_start_figures.write_text(json.dumps(document, indent=2) + "\n")
-    log(f"wrote {(OUT_DIR / 'cold_start.md').relative_to(ROOT)} and cold_start.json")
+    figures = OUT_DIR / f"{name}.json" if args.compare_with else PATHS.cold_start_figures
+    figures.write_text(json.dumps(document, indent=2) + "\n")
+    log(f"wrote {(OUT_DIR / f'{name}.md').relative_to(ROOT)} and {figures.name}")
     return 0
 
 

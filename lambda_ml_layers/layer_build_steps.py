@@ -1,7 +1,7 @@
 """The steps that turn one layer's lock into a verified zip in the build cache:
 
 install (target platform) -> dedupe against base layers -> strip -> trim AWS SDK data
--> strip shared objects -> bytecode -> zip -> verify (on top of the base layers) -> cache
+-> strip shared objects -> share duplicate libraries -> bytecode -> zip -> verify (on top of the base layers) -> cache
 
 Each step is a function in its own module; this one runs them in order in a staging folder
 and folds what they did into a `LayerBuild`. Nothing here writes where builds are published (artifacts.py does)."""
@@ -29,6 +29,7 @@ from .layer_zip import extract, sha256_of, unzipped_size, write_zip
 from .notices import Notice
 from .pip_runner import install_for_target
 from .runtimes import ARCHES
+from .shared_libraries import share_duplicate_libraries
 from .shared_objects import strip_shared_objects
 from .strip_rules import plan_strip
 from .verify import check_layer
@@ -151,6 +152,9 @@ def build_fresh(ctx: BuildContext, layer: LayerConfig, key: str, wait_for_base: 
         if layer.strip_shared_objects:
             ctx.say(Notice.step(name, "stripping shared objects"))
             steps.append(strip_shared_objects(site, ctx.python, ctx.arch))
+        ctx.check_cancel()
+        ctx.say(Notice.step(name, "sharing duplicate libraries"))
+        steps.append(share_duplicate_libraries(site, ctx.python, ctx.arch, ctx.runtime.glibc))
         ctx.check_cancel()
         ctx.say(Notice.step(name, "compiling bytecode", layer.bytecode))
         steps.append(compile_bytecode(site, ctx.python, layer.bytecode, "/opt/python", layer.docstrings))
