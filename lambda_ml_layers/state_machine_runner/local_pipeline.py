@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import StateMachineError
 from ..interpreters import find_interpreter
 from ..local_aws import MotoServer, moto_server
 from ..paths import BuildPaths
@@ -99,6 +100,26 @@ class PipelineRequest:
     max_per_function: int = 1
 
 
+MAX_SANDBOXES = 8  # per function; each is a process with pandas (and scikit-learn) loaded
+
+
+def pipeline_request(root: Path, batch: str | None, sandboxes: str | None) -> PipelineRequest:
+    """`inv run-pipeline`'s arguments, checked: an existing file, 1 to MAX_SANDBOXES sandboxes."""
+    path = Path(batch).resolve() if batch else root / "data" / "sample" / "transactions.csv"
+    if not path.is_file():
+        raise StateMachineError(f"--batch {batch}: no such file ({path}). Fix: give the path of a CSV file to upload.")
+    try:
+        count = int(sandboxes or "1")
+    except ValueError:
+        count = 0
+    if not 1 <= count <= MAX_SANDBOXES:
+        raise StateMachineError(
+            f"--sandboxes must be a whole number from 1 to {MAX_SANDBOXES}, not {sandboxes!r} "
+            "(each sandbox is a process holding pandas; the machine's cores decide what helps)."
+        )
+    return PipelineRequest(root, path, count)
+
+
 def run_batch(request: PipelineRequest, log: Callable[[str], None] = print) -> ExecutionResult:
     """`inv run-pipeline`: a moto server of its own, the model and table made in it, the batch
     uploaded to incoming/ and the state machine run on that upload; nothing deployed."""
@@ -123,7 +144,7 @@ def run_batch(request: PipelineRequest, log: Callable[[str], None] = print) -> E
 
 def history_lines(result: ExecutionResult) -> list[str]:
     """One line per state left (its time) and per task failure or retry, then the outcome."""
-    lines = [_line(event) for event in result.history if event.kind in _SHOWN]
+    lines = ["   ended at      took  state"] + [_line(event) for event in result.history if event.kind in _SHOWN]
     outcome = (
         f"SUCCEEDED in {result.duration_s:.1f} s: {json.dumps(result.output)[:300]}"
         if result.status == "SUCCEEDED"

@@ -12,6 +12,9 @@ import yaml
 
 from lambda_ml_layers.errors import StateMachineError
 from lambda_ml_layers.state_machine_runner.definition import LAMBDA_INVOKE, check_definition
+from lambda_ml_layers.state_machine_runner.failures import StatesFailure
+from lambda_ml_layers.state_machine_runner.interpreter import RunOptions, run_execution
+from lambda_ml_layers.state_machine_runner.local_pipeline import PipelineRequest, history_lines, pipeline_request
 from lambda_ml_layers.state_machine_runner.template_definition import load_state_machine
 from tests.project_factory import REPO
 
@@ -105,3 +108,35 @@ def test_no_readable_definition_or_no_state_machine_is_refused(tmp_path: Path) -
         load_state_machine(path)
     with pytest.raises(StateMachineError, match=r"state machines: PipelineStateMachine"):
         load_state_machine(path, "Nope")
+
+
+def test_run_pipeline_arguments_are_checked_before_anything_starts(tmp_path: Path) -> None:
+    with pytest.raises(StateMachineError, match=r"--batch nope.csv: no such file"):
+        pipeline_request(tmp_path, "nope.csv", None)
+    batch = tmp_path / "b.csv"
+    batch.write_text("transaction_id\n")
+    for bad in ("0", "9", "two"):
+        with pytest.raises(StateMachineError, match="--sandboxes must be a whole number from 1 to 8"):
+            pipeline_request(tmp_path, str(batch), bad)
+    assert pipeline_request(tmp_path, str(batch), "2") == PipelineRequest(tmp_path, batch.resolve(), 2)
+
+
+def test_history_lines_show_each_state_with_its_time_and_the_outcome() -> None:
+    definition = {
+        "StartAt": "T",
+        "States": {
+            "T": {"Type": "Task", "Resource": "F", "Retry": [{"ErrorEquals": ["E"], "IntervalSeconds": 1}], "End": True}
+        },
+    }
+    calls: list[int] = []
+
+    def invoke(name: str, payload: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise StatesFailure("E", "once")
+        return {"ok": True}
+
+    lines = history_lines(run_execution(definition, {}, invoke, RunOptions(retry_wait_scale=0)))
+    assert lines[0].split() == ["ended", "at", "took", "state"]
+    assert lines[1].endswith("T retry E") and lines[2].endswith("s  T")
+    assert lines[-1].startswith("SUCCEEDED in ") and lines[-1].endswith('{"ok": true}')
