@@ -5,6 +5,7 @@ StartExecution runs no Lambda task; DESIGN.md section 3).
     json_paths.py           JSONPath as Amazon States Language uses it (the subset the template needs)
     choice_rules.py         Choice rules: comparisons, IsPresent, And/Or/Not
     definition.py           the definition checked before anything runs (one error, every problem)
+    failures.py             a state's failure: error name and cause, the States.* names
     history.py              the execution's result and its event history
     retries.py              Retry and Catch: which rule matches an error, how long to wait
     interpreter.py          runs the states (Task, Choice, Map, Pass, Succeed, Fail) over an injected invoke

@@ -69,8 +69,20 @@ def run_map(
     try:
         futures = [pool.submit(iteration, index, item) for index, item in enumerate(items)]
         wait(futures, return_when=FIRST_EXCEPTION)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    except BaseException:
+        _abandon(pool, failed)  # Ctrl-C while waiting
+        raise
+    if failures and not isinstance(failures[0], StatesFailure):
+        _abandon(pool, failed)  # Ctrl-C or a LayerToolError in an iteration: no execution result to wait for
+        raise failures[0]
+    pool.shutdown(wait=True, cancel_futures=True)  # a failed execution still lets running iterations end
     if failures:
         raise failures[0]
     return [future.result() for future in futures]
+
+
+def _abandon(pool: ThreadPoolExecutor, failed: threading.Event) -> None:
+    """Start nothing more and do not wait: the caller's way out (the sandbox invoker's exit) stops
+    the sandboxes the running iterations wait on, which ends them."""
+    failed.set()
+    pool.shutdown(wait=False, cancel_futures=True)

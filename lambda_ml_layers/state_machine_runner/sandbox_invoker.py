@@ -50,12 +50,15 @@ class _Pool:
         self.idle: list[LambdaSandbox] = []
         self.made: list[LambdaSandbox] = []
         self.most = 0  # the most sandboxes this function had at once
+        self.closed = False  # after close (the run ended or was interrupted) no sandbox is handed out
         self.condition = threading.Condition()
 
     def acquire(self) -> LambdaSandbox:
         with self.condition:
-            while not self.idle and len(self.made) >= self.setup.max_per_function:
+            while not self.closed and not self.idle and len(self.made) >= self.setup.max_per_function:
                 self.condition.wait()
+            if self.closed:
+                raise StatesFailure("Lambda.ServiceException", f"{self.spec.name}: the local run is over")
             if self.idle:
                 return self.idle.pop()
             sandbox = LambdaSandbox(
@@ -68,12 +71,17 @@ class _Pool:
             self.made.append(sandbox)
             self.most = max(self.most, len(self.made))
         try:
-            return sandbox.__enter__()  # lays out task/ and opt/ outside the lock: others may run meanwhile
+            sandbox.__enter__()  # lays out task/ and opt/ outside the lock: others may run meanwhile
         except BaseException:
             with self.condition:
-                self.made.remove(sandbox)
+                if sandbox in self.made:
+                    self.made.remove(sandbox)
                 self.condition.notify()
             raise
+        if self.closed:  # closed while laying out: nobody else will remove it
+            sandbox.__exit__(None, None, None)
+            raise StatesFailure("Lambda.ServiceException", f"{self.spec.name}: the local run is over")
+        return sandbox
 
     def release(self, sandbox: LambdaSandbox) -> None:
         with self.condition:
@@ -82,7 +90,8 @@ class _Pool:
 
     def close(self) -> None:
         with self.condition:
-            made, self.made, self.idle = self.made, [], []
+            made, self.made, self.idle, self.closed = self.made, [], [], True
+            self.condition.notify_all()
         for sandbox in made:
             sandbox.__exit__(None, None, None)
 

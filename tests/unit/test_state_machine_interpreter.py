@@ -401,3 +401,21 @@ def test_an_unsupported_integration_or_a_distributed_map_is_refused_by_name() ->
     assert "state Put: Resource 'arn:aws:states:::s3:putObject' is not supported" in message
     assert "state M: field 'ItemReader' is not supported on a Map state" in message
     assert "ProcessorConfig Mode 'DISTRIBUTED' is not supported" in message
+
+
+def test_ctrl_c_in_an_iteration_stops_the_map_without_waiting_for_the_others() -> None:
+    release = threading.Event()
+
+    def work(payload: Any) -> Any:
+        if payload["index"] == 1:
+            raise KeyboardInterrupt
+        release.wait(30)  # an invocation that would run long
+        return payload["index"]
+
+    started = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_execution(map_definition(2), {"batch": "b", "chunks": ["a", "b", "c"]}, functions(Work=work), NO_WAIT)
+        assert time.monotonic() - started < 5
+    finally:
+        release.set()
