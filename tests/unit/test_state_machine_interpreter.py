@@ -419,3 +419,27 @@ def test_ctrl_c_in_an_iteration_stops_the_map_without_waiting_for_the_others() -
         assert time.monotonic() - started < 5
     finally:
         release.set()
+
+
+def test_bracket_and_index_paths_and_a_result_path_into_a_non_object_as_aws_treats_them() -> None:
+    definition = {
+        "StartAt": "Pick",
+        "States": {
+            "Pick": {"Type": "Pass", "Parameters": {"v.$": "$['odd key'].list[1]"}, "OutputPath": "$.v", "Next": "T"},
+            "T": {
+                "Type": "Task",
+                "Resource": "F",
+                "ResultPath": "$.x",
+                "Catch": [{"ErrorEquals": ["States.ResultPathMatchFailure"], "Next": "End"}],
+                "End": True,
+            },
+            "End": {"Type": "Succeed"},
+        },
+    }
+    seen: list[Any] = []
+    result = run_execution(
+        definition, {"odd key": {"list": ["a", "b"]}}, lambda name, payload: seen.append(payload) or 1, NO_WAIT
+    )
+    assert seen == ["b"]
+    assert result.status == "SUCCEEDED", result.cause
+    assert result.output["Error"] == "States.ResultPathMatchFailure" and "'$.x'" in result.output["Cause"]
