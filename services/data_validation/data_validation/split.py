@@ -10,6 +10,7 @@ a batch of one chunk writes validated/<batch>/valid_rows.csv, exactly as before 
 from __future__ import annotations
 
 import math
+import os
 import struct
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +20,7 @@ import pandas as pd
 from . import inputs, validate
 from .batch_runs import Opened, reopen
 from .chunks import SpooledUpload, chunk_key
-from .runtime import REVISION_METADATA, BatchKeys, Outputs
+from .runtime import REVISION_METADATA, BadInput, BatchKeys, Outputs
 
 # ~120,000 rows of the pipeline's CSV (about 75 bytes a row): FeatureEngineering builds 100,000
 # rows in ~35 s against moto and Predictions scores them in ~3 s, far inside their 120 s Timeout
@@ -31,8 +32,18 @@ MAX_CHUNKS = 256
 GZIP_GUESS = 5  # CSV inflates about 5x, when gzip's own size field cannot be trusted
 
 
-def chunk_count(csv_bytes: int) -> int:
-    return max(1, min(MAX_CHUNKS, math.ceil(csv_bytes / TARGET_CHUNK_BYTES)))
+def chunk_count(csv_bytes: int, target: int = TARGET_CHUNK_BYTES) -> int:
+    return max(1, min(MAX_CHUNKS, math.ceil(csv_bytes / target)))
+
+
+def chunk_target() -> int:
+    """TARGET_CHUNK_BYTES, or the function's CHUNK_TARGET_BYTES (tests split small batches with it)."""
+    raw = os.environ.get("CHUNK_TARGET_BYTES", "")
+    if not raw:
+        return TARGET_CHUNK_BYTES
+    if not raw.isdigit() or int(raw) <= 0:
+        raise BadInput(f"CHUNK_TARGET_BYTES must be a positive whole number of bytes, got {raw!r}: fix the environment")
+    return int(raw)
 
 
 def csv_size(bucket: str, upload: inputs.Upload, opened: Opened) -> int:
@@ -121,7 +132,7 @@ def split_upload(
     Read again from the start (same revision) when it turns out not to be UTF-8 (then it is read
     as Windows-1252: one encoding per file) and when keys repeat across blocks (then their rows
     are held back and judged exactly): most uploads are read once."""
-    chunks = chunk_count(csv_size(bucket, upload, opened))
+    chunks = chunk_count(csv_size(bucket, upload, opened), chunk_target())
     notes = ["decompressed gzip"] if upload.compressed else []
     encoding, held, body = "utf-8-sig", frozenset[int](), opened.body
     while True:

@@ -126,7 +126,7 @@ class _Tally:
     normalized: Counter[str] = field(default_factory=Counter)
 
 
-def validate(body: bytes | str, schema: Schema, notes: tuple[str, ...] = ()) -> Result:
+def validate(body: bytes | str, schema: Schema, notes: tuple[str, ...] = (), block_rows: int = BLOCK_ROWS) -> Result:
     """A whole batch in memory (training, tests): the same checks the handler streams.
     `notes`: what was done to the upload before (decoding), repeated in the report."""
     if isinstance(body, bytes):
@@ -138,7 +138,7 @@ def validate(body: bytes | str, schema: Schema, notes: tuple[str, ...] = ()) -> 
     held: frozenset[int] = frozenset()
     while True:
         sink = _MemorySink()
-        scanned = scan(io.StringIO(text, newline=""), schema, sink, notes, held)
+        scanned = scan(io.StringIO(text, newline=""), schema, sink, notes, held, block_rows)
         if not scanned.candidates:
             return Result(sink.frame(sink.valid_rows), sink.frame(sink.invalid_rows), scanned.report)
         held = scanned.candidates
