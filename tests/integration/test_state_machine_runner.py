@@ -37,6 +37,7 @@ pytestmark = pytest.mark.emulator
 TEMPLATE = REPO / "infra" / "template.yaml"
 SAMPLE = REPO / "data" / "sample" / "transactions.csv"
 NO_WAIT = RunOptions(retry_wait_scale=0)
+CHUNKS = 3
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,11 @@ def setup(server: MotoServer, tmp_path_factory: pytest.TempPathFactory) -> Sandb
     server.client("s3").create_bucket(Bucket=models)
     upload_trained_model(server, REPO, models, tmp_path_factory.mktemp("model"))
     table = create_card_history_table(server, TEMPLATE, prefix="it-sfn")
-    return sandbox_setup(REPO, functions_environment(server, models, table), max_per_function=1)
+    environment = functions_environment(server, models, table)
+    # DataValidation's own knob (split.py): the sample, about 0.2 MB, splits into 3 chunks by card,
+    # so the Map fans out as a large upload's would. Two sandboxes per function: 2 cores.
+    environment["CHUNK_TARGET_BYTES"] = str(SAMPLE.stat().st_size // CHUNKS + 1)
+    return sandbox_setup(REPO, environment, max_per_function=2)
 
 
 def upload(server: MotoServer, key: str, body: bytes) -> tuple[str, dict[str, Any]]:
@@ -78,13 +83,19 @@ def test_the_templates_state_machine_scores_the_sample_batch_through_the_sandbox
     result, invoker = run_state_machine(REPO, event, setup, NO_WAIT)
 
     assert result.status == "SUCCEEDED", f"{result.error}: {result.cause}"
-    entered = [where.rsplit("/", 1)[-1] for where in result.states_entered()]
-    for state in ("Validate", "BuildFeatures", "Predict"):
-        assert state in entered, entered
     assert result.history[-1].kind == "ExecutionSucceeded"
+    entered = result.states_entered()
+    # Validate split the batch; the Map ran BuildFeatures -> Predict once per chunk; then Merge.
+    chunks = [e.where for e in result.events("MapIterationSucceeded")]
+    assert len(chunks) == CHUNKS, entered
+    for chunk in chunks:
+        assert {f"{chunk}/BuildFeatures", f"{chunk}/Predict"} <= set(entered), entered
+    assert entered[0] == "Validate" and entered[-1] == "Done" and "Merge" in entered, entered
+    per_function = {record.function for record in invoker.invocations}
+    assert len([r for r in invoker.invocations if r.function == "FeatureEngineeringFunction"]) == CHUNKS
+    assert {"DataValidationFunction", "FeatureEngineeringFunction", "PredictionsFunction"} <= per_function
+    assert max(invoker.most_sandboxes().values()) <= 2
     specs = {spec.name: spec for spec in function_specs(TEMPLATE)}
-    used = set(result.task_seconds())
-    assert {"DataValidationFunction", "FeatureEngineeringFunction", "PredictionsFunction"} <= used
     for function, peak in invoker.peak_memory_mb().items():
         assert 0 < peak <= specs[function].memory_mb, function
     assert all(record.invocation.ok for record in invoker.invocations)
@@ -96,6 +107,8 @@ def test_the_templates_state_machine_scores_the_sample_batch_through_the_sandbox
     summary = json.loads(s3.get_object(Bucket=bucket, Key=f"predictions/{batch}/summary.json")["Body"].read())
     validation = json.loads(s3.get_object(Bucket=bucket, Key=f"reports/{batch}/validation.json")["Body"].read())
     assert summary["rows"] == validation["valid_rows"] > 0
+    predictions = s3.get_object(Bucket=bucket, Key=f"predictions/{batch}/predictions.csv")["Body"].read().decode()
+    assert len(predictions.splitlines()) - 1 == summary["rows"]  # the chunks merged into the batch's one file
     print("\n".join(f"{e.where}: {e.duration_s:.2f} s" for e in result.events("StateExited")))
 
 
