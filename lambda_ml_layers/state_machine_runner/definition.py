@@ -148,6 +148,9 @@ def _task_problems(here: str, state: dict[str, Any], functions: Collection[str] 
     resource = state.get("Resource")
     if not isinstance(resource, str):
         return [f"{here}: Resource must be a string"]
+    timeout = state.get("TimeoutSeconds", 1)
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
+        return [f"{here}.TimeoutSeconds must be a whole number of seconds >= 1, not {timeout!r}"]
     parameters = state.get("Parameters")
     if resource == LAMBDA_INVOKE:
         if not isinstance(parameters, dict) or not isinstance(parameters.get("FunctionName"), str):

@@ -443,3 +443,22 @@ def test_bracket_and_index_paths_and_a_result_path_into_a_non_object_as_aws_trea
     assert seen == ["b"]
     assert result.status == "SUCCEEDED", result.cause
     assert result.output["Error"] == "States.ResultPathMatchFailure" and "'$.x'" in result.output["Cause"]
+
+
+def test_a_map_failure_is_caught_by_the_maps_catch_and_a_slow_task_times_out() -> None:
+    definition = map_definition(2)
+    definition["States"]["Each"]["Catch"] = [
+        {"ErrorEquals": ["States.Timeout"], "ResultPath": "$.failed", "Next": "Merge"}
+    ]
+    definition["States"]["Each"]["ItemProcessor"]["States"]["Work"]["TimeoutSeconds"] = 1
+
+    def work(payload: Any) -> Any:
+        time.sleep(1.1 if payload["index"] == 1 else 0)
+        return payload["index"]
+
+    result = run_execution(
+        definition, {"batch": "b", "chunks": ["a", "b"]}, functions(Work=work, Merge=lambda e: e["failed"]), NO_WAIT
+    )
+    assert result.status == "SUCCEEDED", result.cause
+    assert result.output["Error"] == "States.Timeout" and "TimeoutSeconds" in result.output["Cause"]
+    assert [e.where for e in result.events("StateCaught")] == ["Each"]
