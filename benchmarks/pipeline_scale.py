@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
-import os
 import random
 import sys
 import tempfile
@@ -35,9 +34,13 @@ from lambda_ml_layers.interpreters import find_interpreter  # noqa: E402
 from lambda_ml_layers.local_aws import MotoServer, moto_server  # noqa: E402
 from lambda_ml_layers.paths import BuildPaths  # noqa: E402
 from lambda_ml_layers.runtimes import RUNTIMES  # noqa: E402
-from lambda_ml_layers.sam_template import FunctionSpec, function_specs, load_template  # noqa: E402
+from lambda_ml_layers.sam_template import FunctionSpec, function_specs  # noqa: E402
 from lambda_ml_layers.sandbox import LambdaSandbox  # noqa: E402
-from lambda_ml_layers.training import TrainRequest, train_model  # noqa: E402
+from lambda_ml_layers.state_machine_runner.local_pipeline import (  # noqa: E402
+    create_card_history_table,
+    functions_environment,
+    upload_trained_model,
+)
 
 TEMPLATE = ROOT / "infra" / "template.yaml"
 RUNTIME = RUNTIMES["python3.12"]
@@ -110,15 +113,9 @@ def environment(server: MotoServer) -> dict[str, str]:
     models = f"scale-models-{uuid.uuid4().hex[:10]}"
     s3.create_bucket(Bucket=models)
     with tempfile.TemporaryDirectory() as out:
-        train_model(
-            TrainRequest(root=ROOT, bucket=models, out_dir=Path(out), env={**os.environ, **server.client_env()}),
-            log=lambda line: None,
-        )
-    properties = load_template(TEMPLATE)["Resources"]["CardHistoryTable"]["Properties"]
-    table = f"scale-card-history-{uuid.uuid4().hex[:10]}"
-    shape = ("BillingMode", "AttributeDefinitions", "KeySchema", "LocalSecondaryIndexes")
-    server.client("dynamodb").create_table(TableName=table, **{k: properties[k] for k in shape})
-    return {**server.client_env(), "MODEL_BUCKET": models, "CARD_HISTORY_TABLE": table}
+        upload_trained_model(server, ROOT, models, Path(out))
+    table = create_card_history_table(server, TEMPLATE, prefix="scale")
+    return functions_environment(server, models, table)
 
 
 def main() -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
 import shutil
 import statistics
@@ -40,7 +39,12 @@ from lambda_ml_layers.paths import BuildPaths
 from lambda_ml_layers.runtimes import RUNTIMES
 from lambda_ml_layers.sam_template import FunctionSpec, function_specs, load_template, template_layers
 from lambda_ml_layers.sandbox import Invocation, LambdaSandbox
-from lambda_ml_layers.training import TrainRequest, train_model
+from lambda_ml_layers.state_machine_runner.local_pipeline import (
+    create_card_history_table,
+    functions_environment,
+    upload_event,
+    upload_trained_model,
+)
 from tests.project_factory import REPO
 
 pytestmark = pytest.mark.emulator
@@ -122,10 +126,7 @@ def model(server: MotoServer, s3: Any, tmp_path_factory: pytest.TempPathFactory)
     """`inv train-model --bucket B` through the engine: trained in the layers' python3.12 venv on
     the sample, with the layer locks' scikit-learn, and uploaded to the moto server."""
     bucket = new_bucket(s3, "models")
-    out = tmp_path_factory.mktemp("model")
-    env = {**os.environ, **server.client_env()}
-    train_model(TrainRequest(root=REPO, bucket=bucket, out_dir=out, env=env), log=lambda line: None)
-    manifest = json.loads((out / "model.json").read_text())
+    manifest = upload_trained_model(server, REPO, bucket, tmp_path_factory.mktemp("model"))
     assert s3.get_object(Bucket=bucket, Key="models/current/model.json")["Body"].read()
     return Model(bucket, manifest)
 
@@ -137,11 +138,7 @@ def layer_zips(spec: FunctionSpec, without: str | None = None) -> list[Path]:
 @pytest.fixture(scope="module")
 def card_history_table(server: MotoServer) -> str:
     """The template's CardHistoryTable (its own key schema and index), created in moto."""
-    properties = load_template(TEMPLATE)["Resources"]["CardHistoryTable"]["Properties"]
-    name = f"it-card-history-{uuid.uuid4().hex[:12]}"
-    shape = ("BillingMode", "AttributeDefinitions", "KeySchema", "LocalSecondaryIndexes")
-    server.client("dynamodb").create_table(TableName=name, **{k: properties[k] for k in shape})
-    return name
+    return create_card_history_table(server, TEMPLATE, prefix="it")
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +151,7 @@ def sandboxes(
     card_history_table: str,
 ) -> Iterator[dict[str, LambdaSandbox]]:
     """One container per function, laid out once; the template's variables plus what deploy fills in."""
-    environment = {**server.client_env(), "MODEL_BUCKET": model.bucket, "CARD_HISTORY_TABLE": card_history_table}
+    environment = functions_environment(server, model.bucket, card_history_table)
     with ExitStack() as stack:
         yield {
             name: stack.enter_context(LambdaSandbox(spec, layer_zips(spec), python, RUNTIME, environment))
@@ -214,13 +211,7 @@ def read(s3: Any, bucket: str, key: str) -> bytes:
 
 def s3_created_event(bucket: str, key: str) -> dict[str, Any]:
     """What EventBridge hands the state machine, and it hands Validate, for an upload."""
-    return {
-        "version": "0",
-        "detail-type": "Object Created",
-        "source": "aws.s3",
-        "region": "us-east-1",
-        "detail": {"version": "0", "bucket": {"name": bucket}, "object": {"key": key, "size": 1}},
-    }
+    return upload_event(bucket, key)
 
 
 def invoke_ok(sandbox: LambdaSandbox, event: Any) -> Invocation:
