@@ -162,3 +162,19 @@ def test_a_rejection_deep_in_a_large_upload_leaves_a_report_and_no_chunks(
     assert report["rejected"] == "file" and "fields, the header has" in report["reason"]
     assert not {k for k in keys(s3, versioned_bucket) if not k.startswith(("incoming/", "reports/"))}
     assert s3.list_multipart_uploads(Bucket=versioned_bucket).get("Uploads", []) == []
+
+
+def test_a_split_batch_needs_a_chunk_per_event(
+    s3: Any, versioned_bucket: str, uploaded_model: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Validate's result goes to the Map, not straight to FeatureEngineering (an event shape from
+    before the fan-out); and a chunk must be one of the batch's own."""
+    split_into(monkeypatch, 3)
+    validated = validation.lambda_handler(upload(s3, versioned_bucket, BODY), None)
+
+    whole = feature_engineering.lambda_handler(validated, None)
+    assert whole["status"] == "error" and "was split into 3 chunks" in whole["error"]["message"]
+    stray = {**validated, "chunk": validated["chunks"][0].replace(BATCH, "2024-04-10/other")}
+    refused = feature_engineering.lambda_handler(stray, None)
+    assert refused["status"] == "error" and refused["error"]["type"] == "BadEvent"
+    assert "is not a chunk of batch" in refused["error"]["message"]

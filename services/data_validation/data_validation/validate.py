@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .blocks import BLOCK_ROWS, DuplicateKeys, key_hashes, read_table
-from .inputs import canonical_name
+from .rules import check_block, flag_duplicates
 from .runtime import BadInput
 
 SCHEMA_PATH = Path(__file__).with_name("schema.toml")
@@ -167,7 +167,7 @@ def scan(
     for frame in table.blocks:
         frame.index = pd.RangeIndex(tally.rows, tally.rows + len(frame))  # row numbers in the upload
         tally.rows += len(frame)
-        typed, errors = check_block(frame, schema, tally)
+        typed, errors = check_block(frame, schema, tally.normalized)
         hold = pd.Series(False, index=frame.index)
         if key:
             keyed = frame[key].notna().all(axis=1)
@@ -181,33 +181,10 @@ def scan(
         raise BadInput("the batch has a header but no rows")
     if kept:
         raw, typed, errors = (pd.concat(part) for part in zip(*kept, strict=True))
-        _flag_duplicates(raw, schema, errors)
+        flag_duplicates(raw, schema, errors)
         _send(raw, typed, errors, sink, tally)
     report = _report(tally, schema, notes, table.renames, [c for c in table.names if c not in schema.names])
     return Scan(report, frozenset() if held else duplicates.candidates())
-
-
-def check_block(frame: pd.DataFrame, schema: Schema, tally: _Tally) -> tuple[pd.DataFrame, pd.Series]:
-    """One block's typed columns and each row's findings (the duplicate check within the block included)."""
-    errors = pd.Series([[] for _ in range(len(frame))], index=frame.index, dtype=object)
-    typed = pd.DataFrame(index=frame.index)
-    for column in (c for c in schema.columns if c.name in frame.columns):
-        values, changed = _normalize(frame[column.name], column)
-        tally.normalized[column.name] += changed
-        typed[column.name] = _check_column(values, column, errors)
-    _flag_duplicates(frame, schema, errors)
-    return typed, errors
-
-
-def _flag_duplicates(frame: pd.DataFrame, schema: Schema, errors: pd.Series) -> None:
-    if not schema.key:
-        return
-    key = list(schema.key)
-    finding = f"duplicate key {', '.join(schema.key)}"
-    duplicated = frame.duplicated(subset=key, keep=False) & frame[key].notna().all(axis=1)
-    for index in frame.index[duplicated]:
-        if finding not in errors[index]:  # held rows were checked within their block already
-            errors[index].append(finding)
 
 
 def _send(raw: pd.DataFrame, typed: pd.DataFrame, errors: pd.Series, sink: Sink, tally: _Tally) -> None:
@@ -263,54 +240,3 @@ class _MemorySink:
     @staticmethod
     def frame(parts: list[pd.DataFrame]) -> pd.DataFrame:
         return pd.concat(parts).reset_index(drop=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
-
-
-def _normalize(values: pd.Series, column: Column) -> tuple[pd.Series, int]:
-    """Accepted spellings -> the schema's: ' Grocery ' and 'Online Retail' for an allowed
-    'grocery' / 'online_retail', ids with surrounding spaces. Returns the values and how many
-    cells changed (for the report); anything else is left for the rules to judge."""
-    if column.dtype != "string" or (column.allowed is None and not column.id):
-        return values, 0
-    present = values.notna()
-    if column.allowed is not None:
-        allowed = set(column.allowed)
-        canonical = values[present].map(canonical_name)
-        fixed = canonical.where(canonical.isin(allowed), values[present])
-    else:
-        fixed = values[present].str.strip()
-    changed = int((fixed != values[present]).sum())
-    return (values.where(~present, fixed) if changed else values), changed
-
-
-def _check_column(values: pd.Series, column: Column, errors: pd.Series) -> pd.Series:
-    """The column converted to its dtype; each bad cell adds a finding to its row's errors."""
-
-    def flag(mask: pd.Series, what: str) -> None:
-        for index in values.index[mask.fillna(False).astype(bool)]:
-            errors[index].append(f"{column.name}: {what}")
-
-    null = values.isna()
-    if not column.nullable:
-        flag(null, "missing value")
-    if column.dtype == "string":
-        converted = values.astype(object)
-    elif column.dtype == "datetime":
-        converted = pd.to_datetime(values, errors="coerce", utc=True, format="ISO8601")
-    else:
-        converted = pd.to_numeric(values, errors="coerce")
-    flag(converted.isna() & ~null, f"not a {column.dtype}")
-    if column.dtype == "int":
-        fractional = converted.notna() & (converted != np.floor(converted.fillna(0)))
-        flag(fractional, "not a whole number")
-    if column.min is not None:
-        flag(converted < column.min, f"below minimum {column.min}")
-    if column.max is not None:
-        flag(converted > column.max, f"above maximum {column.max}")
-    if column.allowed is not None:
-        flag(converted.notna() & ~converted.isin(list(column.allowed)), "not an allowed value")
-    if column.pattern is not None:
-        flag(converted.notna() & ~values.fillna("").str.fullmatch(column.pattern), "does not match pattern")
-    if column.dtype == "int":
-        # Flagged fractions are blanked so the column can hold whole numbers only.
-        return converted.where(~fractional).astype("Int64")
-    return converted
