@@ -288,3 +288,27 @@ def cold_starts(c: Context, stage: str, since: str = "24h") -> None:
 
 for _task in (layer_usage, prune_layers, cold_starts):
     namespace.add_task(_task)
+
+
+# --- Pipeline (issue 10): the state machine run locally ---------------------------------------
+
+
+@task(
+    help={
+        "batch": "the CSV file to upload and run (default data/sample/transactions.csv)",
+        "sandboxes": "sandboxes (processes) per function at once, 1 to 8 (default 1); a Map asks for up to "
+        "its MaxConcurrency",
+    }
+)
+def run_pipeline(c: Context, batch: str | None = None, sandboxes: str | None = None) -> None:
+    """Run the template's state machine on one CSV through the sandboxes against a fresh moto server (no deploy)."""
+    from lambda_ml_layers.state_machine_runner.local_pipeline import history_lines, pipeline_request, run_batch
+
+    request = _run(lambda: pipeline_request(ROOT, batch, sandboxes))
+    result = _run(lambda: run_batch(request))
+    print("\n".join(history_lines(result)))
+    if result.status != "SUCCEEDED":
+        raise Exit(f"The execution failed in state machine terms ({result.error}); see above.", code=1)
+
+
+namespace.add_task(run_pipeline)

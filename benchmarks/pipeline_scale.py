@@ -4,12 +4,14 @@
 
 Needs the built layers (`inv build-layers`) and python3.12. Each size is generated on the fly
 (stdlib `random`, seeded; cards = rows / 40, 30 days; nothing committed), uploaded to a local
-moto server as incoming/scale-<rows>.csv, and run through DataValidation -> FeatureEngineering
--> Predictions in the project's Lambda-like sandbox (lambda_ml_layers.sandbox: the template's
-MemorySize is enforced on peak RSS), with the model trained by lambda_ml_layers.training and the
-template's CardHistoryTable created in moto. Each stage gets a fresh container, so its peak RSS
-is its own. A batch above DataValidation's MAX_BATCH_BYTES is refused with a report (shown as
-"rejected"); splitting it over a fan-out is not built yet (docs/pipeline.md).
+moto server as incoming/scale-<rows>.csv, and run through the template's state machine by the
+local runner (lambda_ml_layers.state_machine_runner): Validate (which splits it by card into
+chunks) -> the Map (FeatureEngineering -> Predictions per chunk, `--sandboxes` at once) -> Merge,
+each function in the project's Lambda-like sandbox (lambda_ml_layers.sandbox: the template's
+MemorySize and Timeout are enforced), with the model trained by lambda_ml_layers.training and the
+template's CardHistoryTable created in moto. Per function: its slowest invocation against its
+Timeout, its peak RSS against its MemorySize (a sandbox serves several chunks, warm, as Lambda
+would), and for the chunked stages how many and their time in all.
 
 A measurement, not a test: it prints a table and writes build/benchmarks/pipeline_scale.md.
 """
@@ -19,30 +21,29 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
-import os
 import random
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lambda_ml_layers.interpreters import find_interpreter  # noqa: E402
 from lambda_ml_layers.local_aws import MotoServer, moto_server  # noqa: E402
 from lambda_ml_layers.paths import BuildPaths  # noqa: E402
-from lambda_ml_layers.runtimes import RUNTIMES  # noqa: E402
-from lambda_ml_layers.sam_template import FunctionSpec, function_specs, load_template  # noqa: E402
-from lambda_ml_layers.sandbox import LambdaSandbox  # noqa: E402
-from lambda_ml_layers.training import TrainRequest, train_model  # noqa: E402
+from lambda_ml_layers.pipeline_stage import create_card_history_table, function_environment, s3_created_event  # noqa: E402
+from lambda_ml_layers.sam_template import FunctionSpec, function_specs  # noqa: E402
+from lambda_ml_layers.state_machine_runner.local_pipeline import (  # noqa: E402
+    run_state_machine,
+    sandbox_setup,
+    upload_trained_model,
+)
+from lambda_ml_layers.state_machine_runner.sandbox_invoker import SandboxSetup  # noqa: E402
 
 TEMPLATE = ROOT / "infra" / "template.yaml"
-RUNTIME = RUNTIMES["python3.12"]
-LAYERS = BuildPaths.of(ROOT).output_dir("python3.12", "x86_64")
-STAGES = ("DataValidationFunction", "FeatureEngineeringFunction", "PredictionsFunction")
+STAGES = ("DataValidationFunction", "FeatureEngineeringFunction", "PredictionsFunction", "MergeFunction")
 HEADER = ["transaction_id", "card_id", "timestamp", "amount", "merchant_category", "channel", "distance_from_home_km"]
 CATEGORIES = ["grocery", "restaurant", "fuel", "online_retail", "pharmacy", "electronics", "travel"]
 CHANNELS = ["in_store", "online", "atm"]
@@ -72,7 +73,7 @@ def generate(rows: int, path: Path, seed: int = 10) -> None:
             )
 
 
-def run_size(rows: int, server: MotoServer, specs: dict[str, FunctionSpec], env: dict[str, str]) -> list[str]:
+def run_size(rows: int, server: MotoServer, specs: dict[str, FunctionSpec], setup: SandboxSetup) -> list[str]:
     s3 = server.client("s3")
     bucket = f"scale-data-{uuid.uuid4().hex[:10]}"
     s3.create_bucket(Bucket=bucket)
@@ -84,24 +85,27 @@ def run_size(rows: int, server: MotoServer, specs: dict[str, FunctionSpec], env:
         size_mb = path.stat().st_size / 1e6
         s3.upload_file(str(path), bucket, key)
     version = s3.head_object(Bucket=bucket, Key=key)["VersionId"]
-    event: Any = {"detail": {"bucket": {"name": bucket}, "object": {"key": key, "version-id": version}}}
-    cells = [f"{rows:,}", f"{size_mb:.0f}"]
-    python = find_interpreter(RUNTIME)
+    result, invoker = run_state_machine(ROOT, s3_created_event(bucket, key, version), setup)
+    validated = next((r.invocation.result for r in invoker.invocations if r.function == STAGES[0]), None) or {}
+    cells = [f"{rows:,}", f"{size_mb:.0f}", str(len(validated.get("chunks") or []))]
     for name in STAGES:
         spec = specs[name]
-        zips = [LAYERS / f"{layer}.zip" for layer in spec.layers]
-        with LambdaSandbox(spec, zips, python, RUNTIME, env) as sandbox:
-            invocation = sandbox.invoke(event)
-        seconds, peak = invocation.duration_seconds, invocation.max_memory_mb
-        figure = f"{seconds:.1f} s of {spec.timeout_s}, {peak:.0f} of {spec.memory_mb} MB"
-        result = invocation.result or {}
-        if not invocation.ok or result.get("status") not in ("passed", "ok"):
-            why = result.get("error", {}).get("message") or result.get("reason") or invocation.error
-            cells.append(f"{result.get('status', 'crashed')}: {figure}: {str(why)[:100]}")
-            break
-        cells.append(figure)
-        event = result
-    return cells + ["-"] * (2 + len(STAGES) - len(cells))
+        runs = [r.invocation for r in invoker.invocations if r.function == name]
+        if not runs:
+            cells.append("-")
+            continue
+        slowest = max(run.duration_seconds for run in runs)
+        peak = max(run.max_memory_mb for run in runs)
+        each = (
+            f"{slowest:.1f} s of {spec.timeout_s}" if len(runs) == 1 else f"up to {slowest:.1f} s of {spec.timeout_s}"
+        )
+        total = "" if len(runs) == 1 else f" ({len(runs)} chunks, {sum(r.duration_seconds for r in runs):.0f} s in all)"
+        cells.append(f"{each}, {peak:.0f} of {spec.memory_mb} MB{total}")
+    if result.status == "SUCCEEDED":
+        outcome = f"{result.output.get('status')} in {result.duration_s:.0f} s"
+    else:
+        outcome = f"FAILED in {result.duration_s:.0f} s: {result.error}: {str(result.cause)[:100]}"
+    return [*cells, outcome]
 
 
 def environment(server: MotoServer) -> dict[str, str]:
@@ -110,32 +114,29 @@ def environment(server: MotoServer) -> dict[str, str]:
     models = f"scale-models-{uuid.uuid4().hex[:10]}"
     s3.create_bucket(Bucket=models)
     with tempfile.TemporaryDirectory() as out:
-        train_model(
-            TrainRequest(root=ROOT, bucket=models, out_dir=Path(out), env={**os.environ, **server.client_env()}),
-            log=lambda line: None,
-        )
-    properties = load_template(TEMPLATE)["Resources"]["CardHistoryTable"]["Properties"]
-    table = f"scale-card-history-{uuid.uuid4().hex[:10]}"
-    shape = ("BillingMode", "AttributeDefinitions", "KeySchema", "LocalSecondaryIndexes")
-    server.client("dynamodb").create_table(TableName=table, **{k: properties[k] for k in shape})
-    return {**server.client_env(), "MODEL_BUCKET": models, "CARD_HISTORY_TABLE": table}
+        upload_trained_model(server, ROOT, models, Path(out))
+    table = create_card_history_table(server, TEMPLATE, prefix="scale")
+    return function_environment(server, models, table)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000, 5_000_000, 20_000_000])
+    parser.add_argument(
+        "--sandboxes", type=int, default=2, help="sandboxes per function at once (the Map's concurrency here)"
+    )
     args = parser.parse_args()
     specs = {spec.name: spec for spec in function_specs(TEMPLATE)}
     lines = [
-        "| rows | CSV MB | DataValidation | FeatureEngineering | Predictions |",
-        "| ---: | ---: | --- | --- | --- |",
+        "| rows | CSV MB | chunks | DataValidation | FeatureEngineering | Predictions | Merge | execution |",
+        "| ---: | ---: | ---: | --- | --- | --- | --- | --- |",
     ]
     print(lines[0], flush=True)
     with moto_server() as server:
-        env = environment(server)
+        setup = sandbox_setup(ROOT, environment(server), args.sandboxes)
         for rows in args.rows:
             started = time.perf_counter()
-            line = "| " + " | ".join(run_size(rows, server, specs, env)) + " |"
+            line = "| " + " | ".join(run_size(rows, server, specs, setup)) + " |"
             print(f"{line}  ({time.perf_counter() - started:.0f} s in all)", flush=True)
             lines.append(line)
     target = BuildPaths.of(ROOT).benchmarks / "pipeline_scale.md"

@@ -129,6 +129,13 @@ class OperationsError(LayerToolError):
     exit_code = 28
 
 
+class StateMachineError(LayerToolError):
+    """The local Step Functions runner cannot run the template's state machine as written (unknown
+    state, missing Next, unsupported state type or JSONPath, a substitution naming no function)."""
+
+    exit_code = 29
+
+
 class BuildInterrupted(LayerToolError):
     exit_code = 130
 

@@ -19,20 +19,21 @@ SAMPLE = Path("data/sample/transactions.csv")  # relative to the project root
 TABLE_SHAPE = ("BillingMode", "AttributeDefinitions", "KeySchema", "LocalSecondaryIndexes")
 
 
-def new_bucket(s3: Any, kind: str, versioned: bool = False) -> str:
+def new_bucket(s3: Any, kind: str, versioned: bool = False, prefix: str = "it") -> str:
     """A fresh bucket; `versioned` as the template's data bucket is."""
-    name = f"it-{kind}-{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}-{kind}-{uuid.uuid4().hex[:12]}"
     s3.create_bucket(Bucket=name)
     if versioned:
         s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
     return name
 
 
-def create_card_history_table(server: MotoServer, template: Path) -> str:
+def create_card_history_table(server: MotoServer, template: Path, prefix: str = "it") -> str:
     """The template's CardHistoryTable (its own key schema and index), created in moto."""
     properties = load_template(template)["Resources"]["CardHistoryTable"]["Properties"]
-    name = f"it-card-history-{uuid.uuid4().hex[:12]}"
-    server.client("dynamodb").create_table(TableName=name, **{k: properties[k] for k in TABLE_SHAPE})
+    name = f"{prefix}-card-history-{uuid.uuid4().hex[:12]}"
+    shape = {k: properties[k] for k in TABLE_SHAPE if k in properties}
+    server.client("dynamodb").create_table(TableName=name, **shape)
     return name
 
 

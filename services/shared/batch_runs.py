@@ -55,9 +55,20 @@ def _named(version: object) -> object:
     return None if version == "null" else version
 
 
-def fetch(bucket: str, key: str, what: str, revision: str | None = None, max_bytes: int | None = None) -> Fetched:
-    """Read the object's current revision. If the run was started for another revision (a newer
-    upload replaced it), the run is Superseded; more than max_bytes is refused before reading."""
+@dataclass(frozen=True)
+class Opened:
+    """An object being read: its streaming body, and what names this revision of it."""
+
+    body: Any  # botocore StreamingBody: read(n) pieces, never the whole object at once
+    revision: str
+    size: int
+    metadata: dict[str, str]
+    version_id: str | None  # None on an unversioned bucket (then the ETag names the revision)
+
+
+def open_object(bucket: str, key: str, what: str, revision: str | None = None, max_bytes: int | None = None) -> Opened:
+    """Start reading the object's current revision. If the run was started for another revision (a
+    newer upload replaced it), the run is Superseded; more than max_bytes is refused before reading."""
     try:
         response = s3_client().get_object(Bucket=bucket, Key=key)
     except Exception as exc:
@@ -75,7 +86,28 @@ def fetch(bucket: str, key: str, what: str, revision: str | None = None, max_byt
             f"{what} s3://{bucket}/{key} is {size:,} bytes, over the {max_bytes:,}-byte limit one "
             "invocation holds (MAX_BATCH_BYTES): split it into smaller batches"
         )
-    return Fetched(bytes(response["Body"].read()), found, dict(response.get("Metadata", {})))
+    version = _named(response.get("VersionId"))
+    return Opened(response["Body"], found, size, dict(response.get("Metadata", {})), version)  # type: ignore[arg-type]
+
+
+def reopen(bucket: str, key: str, opened: Opened, **ranged: str) -> Any:
+    """A new body for the same revision (to read it again, or a Range of it). On an unversioned
+    bucket a newer upload under the key fails the If-Match: this run is then Superseded."""
+    pinned = {"VersionId": opened.version_id} if opened.version_id else {"IfMatch": opened.revision}
+    try:
+        return s3_client().get_object(Bucket=bucket, Key=key, **pinned, **ranged)["Body"]
+    except Exception as exc:
+        if getattr(exc, "response", {}).get("Error", {}).get("Code") in {"PreconditionFailed", "412"}:
+            raise Superseded(
+                f"s3://{bucket}/{key} was replaced while this run read revision {opened.revision}"
+            ) from None
+        raise
+
+
+def fetch(bucket: str, key: str, what: str, revision: str | None = None, max_bytes: int | None = None) -> Fetched:
+    """Read the object's current revision whole (see open_object)."""
+    opened = open_object(bucket, key, what, revision, max_bytes)
+    return Fetched(bytes(opened.body.read()), opened.revision, opened.metadata)
 
 
 def latest_revision(bucket: str, key: str) -> str:

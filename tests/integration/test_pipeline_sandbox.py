@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
 import shutil
 import statistics
@@ -46,7 +45,7 @@ from lambda_ml_layers.pipeline_stage import (
 from lambda_ml_layers.runtimes import RUNTIMES
 from lambda_ml_layers.sam_template import FunctionSpec, function_specs, load_template, template_layers
 from lambda_ml_layers.sandbox import Invocation, LambdaSandbox
-from lambda_ml_layers.training import TrainRequest, train_model
+from lambda_ml_layers.state_machine_runner.local_pipeline import upload_trained_model
 from tests.project_factory import REPO
 
 pytestmark = pytest.mark.emulator
@@ -122,10 +121,7 @@ def model(server: MotoServer, s3: Any, tmp_path_factory: pytest.TempPathFactory)
     """`inv train-model --bucket B` through the engine: trained in the layers' python3.12 venv on
     the sample, with the layer locks' scikit-learn, and uploaded to the moto server."""
     bucket = new_bucket(s3, "models")
-    out = tmp_path_factory.mktemp("model")
-    env = {**os.environ, **server.client_env()}
-    train_model(TrainRequest(root=REPO, bucket=bucket, out_dir=out, env=env), log=lambda line: None)
-    manifest = json.loads((out / "model.json").read_text())
+    manifest = upload_trained_model(server, REPO, bucket, tmp_path_factory.mktemp("model"))
     assert s3.get_object(Bucket=bucket, Key="models/current/model.json")["Body"].read()
     return Model(bucket, manifest)
 

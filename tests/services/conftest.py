@@ -19,7 +19,7 @@ from svc_helpers import create_card_history_table
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ROOT / "services"
-FUNCTIONS = ("data_validation", "feature_engineering", "predictions")
+FUNCTIONS = ("data_validation", "feature_engineering", "predictions", "merge")
 SAMPLE = ROOT / "data" / "sample" / "transactions.csv"
 
 # Each function's folder is its Lambda CodeUri; on Lambda it is /var/task, first on sys.path.

@@ -21,7 +21,7 @@ SERVICES = Path(__file__).resolve().parents[2] / "services"
 LAYER_OF_MODULE = json.loads((SERVICES / "shared" / "layer_modules.json").read_text())["modules"]
 
 # (function package, template name, module removed, layer that provides it); the functions'
-# imports as wired in infra/template.yaml (DataValidation: core + aws; the others: all three).
+# imports as wired in infra/template.yaml (DataValidation, Merge: core + aws; the others: all three).
 IMPORTS = [
     ("data_validation", "DataValidation", "pandas"),
     ("data_validation", "DataValidation", "boto3"),
@@ -32,6 +32,9 @@ IMPORTS = [
     ("predictions", "Predictions", "joblib"),
     ("predictions", "Predictions", "sklearn"),
     ("predictions", "Predictions", "boto3"),
+    ("merge", "Merge", "numpy"),
+    ("merge", "Merge", "pandas"),
+    ("merge", "Merge", "boto3"),
 ]
 CASES = [(package, function, module, LAYER_OF_MODULE[module]) for package, function, module in IMPORTS]
 
@@ -61,7 +64,7 @@ def test_missing_layer_is_named_in_one_line(package: str, function: str, module:
     assert (log["level"], log["layer"], log["module"]) == ("ERROR", layer, module)
 
 
-@pytest.mark.parametrize("package", ["data_validation", "feature_engineering", "predictions"])
+@pytest.mark.parametrize("package", ["data_validation", "feature_engineering", "predictions", "merge"])
 def test_handlers_import_cleanly_with_all_layers(package: str) -> None:
     result = import_handler(package, None)
     assert result.returncode == 0, result.stderr

@@ -20,6 +20,10 @@ LINKS = [
     ("batch_runs.py", "data_validation"),
     ("batch_runs.py", "feature_engineering"),
     ("batch_runs.py", "predictions"),
+    ("runtime.py", "merge"),
+    ("layer_modules.json", "merge"),
+    ("batch_runs.py", "merge"),
+    *(("chunks.py", package) for package in ("data_validation", "feature_engineering", "predictions", "merge")),
 ]
 
 

@@ -101,3 +101,24 @@ def test_committed_sample_passes_cleanly() -> None:
 
     result = validate.validate(SAMPLE.read_bytes(), SCHEMA)
     assert result.passed and result.report["invalid_rows"] == 0 and result.report["rows"] > 3000
+
+
+def test_keys_repeated_across_blocks_are_judged_as_in_one_block() -> None:
+    """A streamed upload is checked 50,000 rows at a time; a key repeated in another block is
+    confirmed in a second pass (blocks.DuplicateKeys) and reported exactly as if in one block."""
+    header, *rows = batch_csv(drop_label=True).splitlines()
+    rows += [rows[3], rows[150], rows[150].replace(",in_store,", ",fax,").replace(",online,", ",fax,")]
+    body = "\n".join([header, *rows]) + "\n"
+
+    whole = validate.validate(body, SCHEMA)
+    blocks = validate.validate(body, SCHEMA, block_rows=40)
+
+    assert whole.report["problems_by_rule"]["duplicate key transaction_id"] == 5
+    assert blocks.report == whole.report
+    by_id = ["transaction_id", validate.ERRORS_COLUMN]
+    assert sorted(blocks.invalid[by_id].itertuples(index=False)) == sorted(whole.invalid[by_id].itertuples(index=False))
+    assert (
+        blocks.valid.sort_values("transaction_id")
+        .reset_index(drop=True)
+        .equals(whole.valid.sort_values("transaction_id").reset_index(drop=True))
+    )

@@ -3,9 +3,12 @@
 Event: {"bucket", "key"} | an S3 event notification | an EventBridge "Object Created" event,
 for an object incoming/<batch_id>.csv (or .CSV, .csv.gz) in the data bucket.
 
-Writes, in this order: quarantine/<batch>/invalid_rows.csv (if any), validated/<batch>/valid_rows.csv
-(only when the batch passes), then reports/<batch>/validation.json, the marker that the run finished.
-Returns {"status": "passed" | "failed", "bucket", "batch_id", counts...} or a structured error.
+Streams the upload in bounded memory (split.py) and writes, in this order:
+quarantine/<batch>/invalid_rows.csv (if any), the valid rows (only when the batch passes) as
+validated/<batch>/valid_rows.csv or, for a large upload, one chunk per group of cards under
+chunks/validated/<batch>/<revision>/, then reports/<batch>/validation.json, the marker that the
+run finished. Returns {"status": "passed" | "failed", "bucket", "batch_id", counts..., "chunks":
+[keys]} (the state machine's Map runs once per chunk key) or a structured error.
 An upload refused as a whole (unreadable, missing columns, a refused name, too big) still
 writes reports/<batch>/validation.json, where the state machine's BatchRejected points.
 """
@@ -15,7 +18,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .batch_runs import event_revision, fetch, require_latest
+from .batch_runs import event_revision, open_object, require_latest
 from .runtime import BadInput, BatchKeys, Logger, Outputs, Superseded, lambda_entry, layer_imports, s3_reference
 
 FUNCTION = "DataValidation"
@@ -24,7 +27,7 @@ logger = Logger(os.environ.get("POWERTOOLS_SERVICE_NAME", "data-validation"))
 with layer_imports(FUNCTION, logger):
     import boto3  # noqa: F401  (imported here so a missing AWSUtilitiesLayer fails the init)
 
-    from . import inputs, validate
+    from . import inputs, split, validate
 
 SCHEMA = validate.load_schema()
 
@@ -36,33 +39,43 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     try:
         upload = inputs.parse_key(key)
         limit = inputs.max_batch_bytes()
-        fetched = fetch(bucket, key, "batch", revision, max_bytes=limit)
-        revision = fetched.revision
-        text, notes = inputs.decode(fetched.body, upload, limit)
-        del fetched  # the text is the copy that matters; don't hold both
-        result = validate.validate(text, SCHEMA, tuple(notes))
+        opened = open_object(bucket, key, "batch", revision, max_bytes=limit)
+        revision = opened.revision
+        keys = BatchKeys(upload.batch_id)
+        sink, checked = split.split_upload(bucket, upload, opened, keys, limit, SCHEMA)
     except BadInput as exc:
         report_key = _reject(bucket, key, revision, str(exc))
         raise BadInput(f"{exc} (report: s3://{bucket}/{report_key})") from None
-    keys = BatchKeys(upload.batch_id)
+    try:
+        return _publish(bucket, key, revision, keys, sink, checked)
+    finally:
+        sink.abort()  # whatever was not published (a failed batch's chunks, or after an error)
+
+
+def _publish(
+    bucket: str, key: str, revision: str, keys: BatchKeys, sink: split.ChunkSink, checked: dict[str, Any]
+) -> dict[str, Any]:
+    """Make the checked upload's outputs visible: quarantine, chunks (if it passed), report last."""
+    passed = bool(checked["passed"])
     outputs = Outputs(bucket, revision)
     require_latest(bucket, key, revision)
     # The previous run's set stops being "done" first; on failure the rest of it goes too.
-    _remove_previous_results(outputs, keys, keep_upstream=result.passed)
+    _remove_previous_results(outputs, keys, keep_upstream=passed)
+    chunks: list[str] = []
     try:
-        report = {
-            "batch_id": keys.batch_id,
-            "source": f"s3://{bucket}/{key}",
-            "source_revision": revision,
-            **result.report,
-        }
-        if len(result.invalid):
-            report["quarantine_key"] = outputs.put(keys.quarantine, result.invalid.to_csv(index=False), "text/csv")
+        report = {"batch_id": keys.batch_id, "source": f"s3://{bucket}/{key}", "source_revision": revision, **checked}
+        quarantine = sink.publish_quarantine(outputs)
+        if quarantine:
+            report["quarantine_key"] = quarantine
         else:
             # A corrected re-upload must not leave the earlier run's invalid rows beside a clean report.
             outputs.delete(keys.quarantine)
-        if result.passed:
-            report["valid_key"] = outputs.put(keys.validated, _to_csv(result.valid), "text/csv")
+        if passed:
+            chunks = sink.publish_chunks(outputs)
+            if sink.whole:
+                report["valid_key"] = keys.validated
+            else:  # Merge writes validated/, features/ and predictions/ from the chunks
+                report["chunks"] = len(chunks)
         require_latest(bucket, key, revision)  # again: validating took a while
         outputs.put_json(keys.report, report)
     except Superseded:
@@ -70,13 +83,14 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     except Exception:
         outputs.discard()
         raise
-    status = "passed" if result.passed else "failed"
-    log = logger.info if result.passed else logger.warning
+    status = "passed" if passed else "failed"
+    log = logger.info if passed else logger.warning
     log(
         f"batch {keys.batch_id} {status}",
-        rows=result.report["rows"],
-        invalid_rows=result.report["invalid_rows"],
-        reason=result.report.get("reason"),
+        rows=checked["rows"],
+        invalid_rows=checked["invalid_rows"],
+        chunks=len(chunks),
+        reason=checked.get("reason"),
     )
     return {
         "status": status,
@@ -84,11 +98,13 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
         "batch_id": keys.batch_id,
         "source_key": key,
         "source_revision": revision,
-        "rows": result.report["rows"],
-        "valid_rows": result.report["valid_rows"],
-        "invalid_rows": result.report["invalid_rows"],
+        "rows": checked["rows"],
+        "valid_rows": checked["valid_rows"],
+        "invalid_rows": checked["invalid_rows"],
         "report_key": keys.report,
-        **({"reason": result.report["reason"]} if not result.passed else {}),
+        # The state machine's Map runs FeatureEngineering -> Predictions once per chunk key.
+        "chunks": chunks,
+        **({"reason": checked["reason"]} if not passed else {}),
     }
 
 
@@ -121,10 +137,3 @@ def _reject(bucket: str, key: str, revision: str | None, reason: str) -> str:
         "rows": None,
     }
     return outputs.put_json(keys.report, report)
-
-
-def _to_csv(frame: Any) -> str:
-    # ISO 8601 with an explicit UTC offset, so the next stage parses exactly what we checked.
-    out = frame.copy()
-    out["timestamp"] = out["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return str(out.to_csv(index=False))

@@ -7,21 +7,28 @@ into the validation report) or refuses it with BadInput naming the fix. docs/pip
 
 from __future__ import annotations
 
+import codecs
+import io
 import os
 import re
 import unicodedata
 import zlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from .runtime import INCOMING_PREFIX, BadEvent, BadInput, checked_batch_id
 
 # Upload names, matched case-insensitively (Windows and Excel write ".CSV").
 CSV_SUFFIX = ".csv"
 GZIP_SUFFIX = ".csv.gz"
-# One invocation holds the whole batch in memory: DataValidation (MemorySize 1024) peaked at
-# 945 MB for 91 MB of CSV (issue 10), so a batch larger than this is refused with a report
-# instead of running out of memory with none. Configurable per stage (MAX_BATCH_BYTES).
-DEFAULT_MAX_BATCH_BYTES = 80_000_000
+# DataValidation streams an upload in bounded memory, so what limits an upload is the time one
+# invocation takes to read, check and split it (Timeout 900 s, docs/pipeline.md "Batch size"):
+# a larger one is refused with a report naming the limit. Configurable (MAX_BATCH_BYTES).
+DEFAULT_MAX_BATCH_BYTES = 2_000_000_000
+READ_BYTES = 1 << 20  # one piece of the upload read (and, gzip, inflated) at a time
+NUL_PROBE_BYTES = 4096  # NUL bytes this early mean UTF-16 or binary, not CSV text
+MAX_LINE_CHARS = 16 << 20  # no CSV line of this pipeline is near this; guards memory
 # Excel's "CSV" export on Windows writes the ANSI code page, almost always Windows-1252.
 FALLBACK_ENCODING = "cp1252"
 
@@ -83,54 +90,104 @@ def report_batch_for(key: str) -> str:
     return "/".join(parts)[:200] or "_"
 
 
-def decode(body: bytes, upload: Upload, limit: int) -> tuple[str, list[str]]:
-    """The upload's bytes as text, and notes on what was done to get there."""
-    notes: list[str] = []
-    if upload.compressed:
-        body = _gunzip(body, upload.key, limit)
-        notes.append("decompressed gzip")
-    if len(body) > limit:
-        raise BadInput(
-            f"upload {upload.key!r} is {len(body):,} bytes of CSV, over the {limit:,}-byte limit one "
-            "invocation holds (MAX_BATCH_BYTES): split it into smaller batches"
-        )
-    if b"\x00" in body[:4096]:
-        raise BadInput(
-            f"upload {upload.key!r} contains NUL bytes: it is UTF-16 text or not text at all; "
-            "save it as 'CSV UTF-8' (or plain CSV)"
-        )
-    try:
-        return body.decode("utf-8-sig"), notes
-    except UnicodeDecodeError as exc:
-        first_bad = exc.start
-    try:
-        text = body.decode(FALLBACK_ENCODING)
-    except UnicodeDecodeError as exc:
-        raise BadInput(
-            f"upload {upload.key!r} is neither UTF-8 nor Windows-1252 text (byte {exc.start}): "
-            "malformed CSV; save it as 'CSV UTF-8'"
-        ) from None
-    notes.append(f"not UTF-8 (byte {first_bad}); read as Windows-1252, Excel's 'CSV' export encoding")
-    return text, notes
+class NotUtf8(Exception):
+    """The upload is not UTF-8 at byte `offset`: the caller reads it again as Windows-1252
+    (a file is read in one encoding, so everything before that byte must be read again too)."""
+
+    def __init__(self, offset: int) -> None:
+        super().__init__(f"not UTF-8 at byte {offset}")
+        self.offset = offset
 
 
-def _gunzip(body: bytes, key: str, limit: int) -> bytes:
-    """Decompress, stopping at the limit: a small .gz can expand to gigabytes."""
-    inflater = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
+def upload_pieces(read: Callable[[int], bytes], upload: Upload, limit: int) -> Iterator[bytes]:
+    """The upload's CSV bytes, READ_BYTES at a time from `read` (a streaming S3 body): inflated
+    while reading if it is gzip, refused past `limit` bytes of CSV or with NUL bytes at the start.
+    Nothing larger than a piece is held, so any size streams in bounded memory."""
+    inflater = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16) if upload.compressed else None
+    total, head_checked = 0, False
+    while True:
+        raw = read(READ_BYTES)
+        if not raw:
+            if inflater is not None and not inflater.eof:
+                raise BadInput(f"upload {upload.key!r} is a truncated gzip file: upload it again")
+            return
+        for data in _inflated(inflater, raw, upload.key) if inflater is not None else (raw,):
+            total += len(data)
+            if total > limit:
+                raise BadInput(_too_big(upload, limit))
+            if not head_checked and b"\x00" in data[:NUL_PROBE_BYTES]:
+                raise BadInput(
+                    f"upload {upload.key!r} contains NUL bytes: it is UTF-16 text or not text at all; "
+                    "save it as 'CSV UTF-8' (or plain CSV)"
+                )
+            head_checked = head_checked or total >= NUL_PROBE_BYTES
+            if data:
+                yield data
+        if inflater is not None and inflater.eof:
+            return  # the gzip stream's end: anything after it is not part of the batch
+
+
+def _inflated(inflater: Any, raw: bytes, key: str) -> Iterator[bytes]:
+    """Inflate one piece READ_BYTES of output at a time: a small .gz can expand to gigabytes."""
     try:
-        data = inflater.decompress(body, limit + 1)
+        yield inflater.decompress(raw, READ_BYTES)
+        while inflater.unconsumed_tail and not inflater.eof:
+            yield inflater.decompress(inflater.unconsumed_tail, READ_BYTES)
     except zlib.error as exc:
         raise BadInput(
             f"upload {key!r} is not a valid gzip file ({exc}): compress it with gzip, or upload .csv"
         ) from None
-    if len(data) > limit:
-        raise BadInput(
-            f"upload {key!r} expands to more than {limit:,} bytes of CSV, the limit one invocation "
+
+
+def _too_big(upload: Upload, limit: int) -> str:
+    if upload.compressed:
+        return (
+            f"upload {upload.key!r} expands to more than {limit:,} bytes of CSV, the limit one invocation "
             "holds (MAX_BATCH_BYTES): split it into smaller batches"
         )
-    if not inflater.eof:
-        raise BadInput(f"upload {key!r} is a truncated gzip file: upload it again")
-    return data
+    return (
+        f"upload {upload.key!r} is over the {limit:,}-byte limit one invocation holds (MAX_BATCH_BYTES): "
+        "split it into smaller batches"
+    )
+
+
+def text_lines(pieces: Iterable[bytes], key: str, encoding: str = "utf-8-sig") -> Iterator[str]:
+    """Decoded lines with their endings (\n, \r\n or \r, as csv.reader wants them), piece by piece.
+    UTF-8 that turns out not to be raises NotUtf8 (read it again as Windows-1252); Windows-1252
+    that is not refuses the upload."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    offset, rest = 0, ""
+    for piece in pieces:
+        pending = len(decoder.getstate()[0])  # bytes of a character split across pieces
+        try:
+            text = decoder.decode(piece)
+        except UnicodeDecodeError as exc:
+            at = offset - pending + exc.start
+            if encoding != FALLBACK_ENCODING:
+                raise NotUtf8(at) from None
+            raise BadInput(
+                f"upload {key!r} is neither UTF-8 nor Windows-1252 text (byte {at}): "
+                "malformed CSV; save it as 'CSV UTF-8'"
+            ) from None
+        offset += len(piece)
+        lines = io.StringIO(rest + text, newline="").readlines()
+        # The last line may continue in the next piece (a lone '\r' may be half of '\r\n').
+        rest = lines.pop() if lines and not lines[-1].endswith("\n") else ""
+        if len(rest) > MAX_LINE_CHARS:
+            raise BadInput(f"malformed CSV: upload {key!r} has a line longer than {MAX_LINE_CHARS:,} characters")
+        yield from lines
+    try:
+        rest += decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        if encoding != FALLBACK_ENCODING:
+            raise NotUtf8(offset) from None
+        raise BadInput(f"upload {key!r} ends inside a character: malformed CSV; save it as 'CSV UTF-8'") from None
+    if rest:
+        yield from io.StringIO(rest, newline="").readlines()
+
+
+def fallback_note(offset: int) -> str:
+    return f"not UTF-8 (byte {offset}); read as Windows-1252, Excel's 'CSV' export encoding"
 
 
 _HEADER_SEPARATORS = re.compile(r"[\s\-]+")

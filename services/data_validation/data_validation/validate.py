@@ -1,21 +1,25 @@
-"""Check a CSV batch against schema.toml: a pure function from bytes to valid rows, invalid rows and a report."""
+"""Check a CSV batch against schema.toml: valid rows, invalid rows and a report.
+
+`scan` checks an upload block by block (blocks.py) and hands the rows to a sink, so the handler
+streams uploads of any size in bounded memory; `validate` is the same over a batch in memory."""
 
 from __future__ import annotations
 
-import csv
 import io
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
-from .inputs import canonical_header, canonical_name
+from .blocks import BLOCK_ROWS, DuplicateKeys, key_hashes, read_table
+from .rules import check_block, flag_duplicates
 from .runtime import BadInput
 
 SCHEMA_PATH = Path(__file__).with_name("schema.toml")
@@ -99,145 +103,140 @@ class Result:
         return bool(self.report["passed"])
 
 
-def read_batch(body: bytes | str) -> tuple[pd.DataFrame, dict[str, str]]:
-    """Parse a CSV as text columns, with canonical header names, and the header renames made;
-    a file that is not a CSV table is BadInput. Bytes must be UTF-8 (handler.py decodes other
-    encodings it accepts first)."""
+class Sink(Protocol):
+    """Where checked rows go, block by block (in memory here, S3 chunks in split.py)."""
+
+    def valid(self, rows: pd.DataFrame) -> None: ...  # typed columns
+
+    def invalid(self, rows: pd.DataFrame) -> None: ...  # as received, plus ERRORS_COLUMN
+
+
+@dataclass
+class Scan:
+    report: dict[str, Any]
+    # Key hashes seen in more than one block: scan again with them `held` to confirm them exactly.
+    candidates: frozenset[int]
+
+
+@dataclass
+class _Tally:
+    rows: int = 0
+    invalid: int = 0
+    problems: Counter[str] = field(default_factory=Counter)
+    normalized: Counter[str] = field(default_factory=Counter)
+
+
+def validate(body: bytes | str, schema: Schema, notes: tuple[str, ...] = (), block_rows: int = BLOCK_ROWS) -> Result:
+    """A whole batch in memory (training, tests): the same checks the handler streams.
+    `notes`: what was done to the upload before (decoding), repeated in the report."""
     if isinstance(body, bytes):
         try:
             body = body.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise BadInput(f"the batch is not UTF-8 text (byte {exc.start}): malformed CSV") from None
     text = body.removeprefix("\ufeff")
-    if not text.strip():
-        raise BadInput("the batch is an empty file")
-    header = _check_table_shape(text)
-    names, renames = canonical_header(header)
-    # Everything as text first: type errors are then per-cell findings, not a crash.
-    frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""], index_col=False)
-    frame.columns = names
-    return frame, renames
+    held: frozenset[int] = frozenset()
+    while True:
+        sink = _MemorySink()
+        scanned = scan(io.StringIO(text, newline=""), schema, sink, notes, held, block_rows)
+        if not scanned.candidates:
+            return Result(sink.frame(sink.valid_rows), sink.frame(sink.invalid_rows), scanned.report)
+        held = scanned.candidates
 
 
-def _check_table_shape(text: str) -> list[str]:
-    """Every record has the header's field count; pandas alone would silently turn surplus
-    fields into an index or pad short rows, so the shape is checked with the csv module."""
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    try:
-        header = next(reader)
-        for record in reader:
-            if record and len(record) != len(header):
-                raise BadInput(
-                    f"malformed CSV: line {reader.line_num} has {len(record)} fields, the header has {len(header)}"
-                )
-    except csv.Error as exc:
-        raise BadInput(f"malformed CSV: line {reader.line_num}: {exc}") from None
-    return header
-
-
-def validate(body: bytes | str, schema: Schema, notes: tuple[str, ...] = ()) -> Result:
-    """`notes`: what was done to the upload before (decoding), repeated in the report."""
-    frame, renames = read_batch(body)
-    missing = [c.name for c in schema.columns if c.required and c.name not in frame.columns]
+def scan(
+    lines: Iterable[str],
+    schema: Schema,
+    sink: Sink,
+    notes: tuple[str, ...] = (),
+    held: frozenset[int] = frozenset(),
+    block_rows: int = BLOCK_ROWS,
+) -> Scan:
+    """Check an upload block by block, sending each block's valid and invalid rows to `sink`, and
+    return the report. A key repeated across blocks is only known at the end: the first scan
+    returns such keys' hashes as `candidates`; the caller scans again with them `held`, and their
+    rows are then held back and sent, exactly judged, after the last block (a handful of rows)."""
+    table = read_table(lines, block_rows)
+    missing = [c.name for c in schema.columns if c.required and c.name not in table.names]
     if missing:
-        raise BadInput(f"the batch lacks required column(s) {', '.join(missing)}; header is {list(frame.columns)}")
-    if frame.empty:
+        raise BadInput(f"the batch lacks required column(s) {', '.join(missing)}; header is {table.names}")
+    key = list(schema.key)
+    tally, duplicates = _Tally(), DuplicateKeys()
+    held_hashes = np.array(sorted(held), dtype=np.uint64)
+    kept: list[tuple[pd.DataFrame, pd.DataFrame, pd.Series]] = []
+    for frame in table.blocks:
+        frame.index = pd.RangeIndex(tally.rows, tally.rows + len(frame))  # row numbers in the upload
+        tally.rows += len(frame)
+        typed, errors = check_block(frame, schema, tally.normalized)
+        hold = pd.Series(False, index=frame.index)
+        if key:
+            keyed = frame[key].notna().all(axis=1)
+            hashes = key_hashes(frame[keyed], key)
+            duplicates.add(hashes)
+            hold[keyed] = np.isin(hashes, held_hashes)
+        if hold.any():
+            kept.append((frame[hold], typed[hold], errors[hold]))
+        _send(frame[~hold], typed[~hold], errors[~hold], sink, tally)
+    if tally.rows == 0:
         raise BadInput("the batch has a header but no rows")
+    if kept:
+        raw, typed, errors = (pd.concat(part) for part in zip(*kept, strict=True))
+        flag_duplicates(raw, schema, errors)
+        _send(raw, typed, errors, sink, tally)
+    report = _report(tally, schema, notes, table.renames, [c for c in table.names if c not in schema.names])
+    return Scan(report, frozenset() if held else duplicates.candidates())
 
-    errors = pd.Series([[] for _ in range(len(frame))], index=frame.index, dtype=object)
-    typed = pd.DataFrame(index=frame.index)
-    present = [c for c in schema.columns if c.name in frame.columns]
-    normalized_values: dict[str, int] = {}
-    for column in present:
-        values, changed = _normalize(frame[column.name], column)
-        if changed:
-            normalized_values[column.name] = changed
-        typed[column.name] = _check_column(values, column, errors)
-    if schema.key:
-        duplicated = frame.duplicated(subset=list(schema.key), keep=False) & frame[list(schema.key)].notna().all(axis=1)
-        for index in frame.index[duplicated]:
-            errors[index].append(f"duplicate key {', '.join(schema.key)}")
 
-    bad = errors.map(bool)
-    invalid = frame[bad].copy()
+def _send(raw: pd.DataFrame, typed: pd.DataFrame, errors: pd.Series, sink: Sink, tally: _Tally) -> None:
+    bad = errors.map(bool).astype(bool)
+    invalid = raw[bad].copy()
     invalid[ERRORS_COLUMN] = errors[bad].map("; ".join)
-    valid = typed[~bad].reset_index(drop=True)
-    extra = [c for c in frame.columns if c not in schema.names]
-    fraction = float(bad.mean())
-    passed = fraction <= schema.max_invalid_fraction and len(valid) > 0
+    for findings in errors[bad]:
+        tally.problems.update(findings)
+    tally.invalid += int(bad.sum())
+    sink.invalid(invalid)
+    sink.valid(typed[~bad])
+
+
+def _report(
+    tally: _Tally, schema: Schema, notes: tuple[str, ...], renames: dict[str, str], extra: list[str]
+) -> dict[str, Any]:
+    fraction = tally.invalid / tally.rows
+    valid = tally.rows - tally.invalid
+    passed = fraction <= schema.max_invalid_fraction and valid > 0
     report = {
         "passed": passed,
-        "rows": len(frame),
-        "valid_rows": len(valid),
-        "invalid_rows": int(bad.sum()),
+        "rows": tally.rows,
+        "valid_rows": valid,
+        "invalid_rows": tally.invalid,
         "invalid_fraction": round(fraction, 4),
         "max_invalid_fraction": schema.max_invalid_fraction,
         "ignored_columns": extra,
-        "problems_by_rule": _count_rules(errors[bad]),
-        "normalized": {"input": list(notes), "header": renames, "values": normalized_values},
+        "problems_by_rule": dict(sorted(tally.problems.items())),
+        "normalized": {
+            "input": list(notes),
+            "header": renames,
+            "values": {c.name: tally.normalized[c.name] for c in schema.columns if tally.normalized[c.name]},
+        },
     }
     if not passed:
         report["reason"] = (
-            f"{report['invalid_rows']} of {len(frame)} rows invalid "
-            f"({fraction:.1%} > allowed {schema.max_invalid_fraction:.0%})"
+            f"{tally.invalid} of {tally.rows} rows invalid ({fraction:.1%} > allowed {schema.max_invalid_fraction:.0%})"
         )
-    return Result(valid=valid, invalid=invalid, report=report)
+    return report
 
 
-def _normalize(values: pd.Series, column: Column) -> tuple[pd.Series, int]:
-    """Accepted spellings -> the schema's: ' Grocery ' and 'Online Retail' for an allowed
-    'grocery' / 'online_retail', ids with surrounding spaces. Returns the values and how many
-    cells changed (for the report); anything else is left for the rules to judge."""
-    if column.dtype != "string" or (column.allowed is None and not column.id):
-        return values, 0
-    present = values.notna()
-    if column.allowed is not None:
-        allowed = set(column.allowed)
-        canonical = values[present].map(canonical_name)
-        fixed = canonical.where(canonical.isin(allowed), values[present])
-    else:
-        fixed = values[present].str.strip()
-    changed = int((fixed != values[present]).sum())
-    return (values.where(~present, fixed) if changed else values), changed
+class _MemorySink:
+    def __init__(self) -> None:
+        self.valid_rows: list[pd.DataFrame] = []
+        self.invalid_rows: list[pd.DataFrame] = []
 
+    def valid(self, rows: pd.DataFrame) -> None:
+        self.valid_rows.append(rows)
 
-def _check_column(values: pd.Series, column: Column, errors: pd.Series) -> pd.Series:
-    """The column converted to its dtype; each bad cell adds a finding to its row's errors."""
+    def invalid(self, rows: pd.DataFrame) -> None:
+        self.invalid_rows.append(rows)
 
-    def flag(mask: pd.Series, what: str) -> None:
-        for index in values.index[mask.fillna(False).astype(bool)]:
-            errors[index].append(f"{column.name}: {what}")
-
-    null = values.isna()
-    if not column.nullable:
-        flag(null, "missing value")
-    if column.dtype == "string":
-        converted = values.astype(object)
-    elif column.dtype == "datetime":
-        converted = pd.to_datetime(values, errors="coerce", utc=True, format="ISO8601")
-    else:
-        converted = pd.to_numeric(values, errors="coerce")
-    flag(converted.isna() & ~null, f"not a {column.dtype}")
-    if column.dtype == "int":
-        fractional = converted.notna() & (converted != np.floor(converted.fillna(0)))
-        flag(fractional, "not a whole number")
-    if column.min is not None:
-        flag(converted < column.min, f"below minimum {column.min}")
-    if column.max is not None:
-        flag(converted > column.max, f"above maximum {column.max}")
-    if column.allowed is not None:
-        flag(converted.notna() & ~converted.isin(list(column.allowed)), "not an allowed value")
-    if column.pattern is not None:
-        flag(converted.notna() & ~values.fillna("").str.fullmatch(column.pattern), "does not match pattern")
-    if column.dtype == "int":
-        # Flagged fractions are blanked so the column can hold whole numbers only.
-        return converted.where(~fractional).astype("Int64")
-    return converted
-
-
-def _count_rules(errors: pd.Series) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for findings in errors:
-        for finding in findings:
-            counts[finding] = counts.get(finding, 0) + 1
-    return dict(sorted(counts.items()))
+    @staticmethod
+    def frame(parts: list[pd.DataFrame]) -> pd.DataFrame:
+        return pd.concat(parts).reset_index(drop=True) if len(parts) > 1 else parts[0].reset_index(drop=True)

@@ -1,10 +1,11 @@
 """FeatureEngineering handler (layers: CoreDataScienceLayer, MLLibrariesLayer, AWSUtilitiesLayer).
 
-Event: the DataValidation result, {"status": "passed", "bucket", "batch_id", ...}.
-Reads validated/<batch>/valid_rows.csv and the cards' earlier transactions (card_history.py),
-records the batch's transactions there, applies the preprocessing step fitted in training
-(loaded with the model bundle, so training and serving share one fitted transform) and
-writes features/<batch>/features.csv.
+Event: the DataValidation result, {"status": "passed", "bucket", "batch_id", ...}, with "chunk":
+one of its chunk keys when the state machine's Map sends it (none: the whole batch, as before).
+Reads validated/<batch>/valid_rows.csv (or the chunk) and the cards' earlier transactions
+(card_history.py), records the chunk's transactions there, applies the preprocessing step fitted
+in training (loaded with the model bundle, so training and serving share one fitted transform)
+and writes features/<batch>/features.csv (or chunks/features/<batch>/<revision>/<n>.csv).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 from typing import Any
 
 from .batch_runs import fetch, require_latest, require_same_run, run_source
+from .chunks import chunk_keys
 from .runtime import (
     ArtifactError,
     BadEvent,
@@ -46,18 +48,20 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
         raise BadEvent(f"batch {event['batch_id']} did not pass validation (status {event['status']!r})")
     bucket = event["bucket"]
     keys = BatchKeys(checked_batch_id(event["batch_id"]))
+    chunk = chunk_keys(keys, _chunk_of(event))
     model = load_model(_model_bucket(), os.environ.get("MODEL_MANIFEST_KEY", DEFAULT_MANIFEST_KEY), logger)
 
     run = run_source(event)
-    validated = fetch(bucket, keys.validated, "validated batch")
+    validated = fetch(bucket, chunk.validated, "validated batch")
     if run:
-        require_same_run(validated, bucket, keys.validated, run["source_revision"])
+        require_same_run(validated, bucket, chunk.validated, run["source_revision"])
     try:
         frame = features.parse_validated(pd.read_csv(io.BytesIO(validated.body), dtype=str))
     except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise BadInput(f"validated batch s3://{bucket}/{keys.validated} is unusable: {exc}") from None
+        raise BadInput(f"validated batch s3://{bucket}/{chunk.validated} is unusable: {exc}") from None
+    del validated  # the frame is the copy that matters: one chunk's worth, not both
     if frame.empty:
-        raise BadInput(f"validated batch s3://{bucket}/{keys.validated} has no rows")
+        raise BadInput(f"validated batch s3://{bucket}/{chunk.validated} has no rows")
     table = features.feature_table(frame, model.preprocessor, card_history.load(frame))
     if list(table.columns[len(features.ID_COLUMNS) :]) != model.feature_names:
         raise BadInput("the fitted preprocessor's feature names differ from the model manifest's")
@@ -65,19 +69,33 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     outputs = Outputs(bucket, run.get("source_revision"))
     if run:
         require_latest(bucket, run["source_key"], run["source_revision"])
-    # Before the features: a later batch of these cards must see these transactions.
+    # Before the features: a later batch of these cards must see these transactions. (Chunks of
+    # one batch hold disjoint cards, so their records, one item per card and batch, never collide.)
     card_history.record(frame, keys.batch_id)
-    outputs.put(keys.features, table.to_csv(index=False, float_format="%.6g"), "text/csv")
+    outputs.put(chunk.features, table.to_csv(index=False, float_format="%.6g"), "text/csv")
     return {
         "status": "ok",
         "bucket": bucket,
         "batch_id": keys.batch_id,
         **run,
+        **({} if chunk.whole else {"chunk": chunk.validated}),
         "rows": len(table),
-        "features_key": keys.features,
+        "features_key": chunk.features,
         "model_version": model.version,
         "model_sha256": model.sha256,
     }
+
+
+def _chunk_of(event: dict[str, Any]) -> object:
+    """The chunk the event names; an event naming none is for the whole batch (the shape from
+    before the fan-out), which a batch split into several chunks does not have."""
+    listed = event.get("chunks")
+    if "chunk" not in event and isinstance(listed, list) and len(listed) > 1:
+        raise BadEvent(
+            f"batch {event['batch_id']} was split into {len(listed)} chunks: run FeatureEngineering once per "
+            "chunk with {..., 'chunk': <key>} (the state machine's Map does), then Merge"
+        )
+    return event.get("chunk")
 
 
 def _model_bucket() -> str:

@@ -1,9 +1,10 @@
 """Predictions handler (layers: CoreDataScienceLayer, MLLibrariesLayer, AWSUtilitiesLayer).
 
-Event: the FeatureEngineering result, {"status": "ok", "bucket", "batch_id", "model_sha256"?}.
-Loads the model bundle (sha256-checked, cached in /tmp), scores features/<batch>/features.csv,
+Event: the FeatureEngineering result, {"status": "ok", "bucket", "batch_id", "model_sha256"?,
+"chunk"?}. Loads the model bundle (sha256-checked, cached in /tmp), scores features/<batch>/features.csv,
 writes predictions/<batch>/predictions.csv and then predictions/<batch>/summary.json, the
-marker that the batch is done.
+marker that the batch is done. For a chunk of a split batch it scores and writes the chunk's
+objects under chunks/ instead, with a chunk summary (rows, flagged, model) that Merge adds up.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 from typing import Any
 
 from .batch_runs import fetch, require_latest, require_same_run, run_source
+from .chunks import chunk_keys
 from .runtime import (
     ArtifactError,
     BadEvent,
@@ -49,6 +51,7 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
         raise BadEvent(f"features for batch {event['batch_id']} were not built (status {event['status']!r})")
     bucket = event["bucket"]
     keys = BatchKeys(checked_batch_id(event["batch_id"]))
+    chunk = chunk_keys(keys, event.get("chunk"))
     model_bucket = os.environ.get("MODEL_BUCKET")
     if not model_bucket:
         raise ArtifactError("MODEL_BUCKET is not set in the function's environment (see infra/template.yaml)")
@@ -62,18 +65,19 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
         )
 
     run = run_source(event)
-    feature_table = fetch(bucket, keys.features, "feature table")
+    feature_table = fetch(bucket, chunk.features, "feature table")
     if run:
-        require_same_run(feature_table, bucket, keys.features, run["source_revision"])
+        require_same_run(feature_table, bucket, chunk.features, run["source_revision"])
     try:
         table = pd.read_csv(io.BytesIO(feature_table.body), dtype={c: str for c in ID_COLUMNS})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise BadInput(f"feature table s3://{bucket}/{keys.features} is malformed: {exc}") from None
+        raise BadInput(f"feature table s3://{bucket}/{chunk.features} is malformed: {exc}") from None
+    del feature_table
     missing = [c for c in ID_COLUMNS + model.feature_names if c not in table.columns]
     if missing:
         raise BadInput(f"feature table lacks {len(missing)} column(s) the model needs, e.g. {missing[:3]}")
     if table.empty:
-        raise BadInput(f"feature table s3://{bucket}/{keys.features} has no rows")
+        raise BadInput(f"feature table s3://{bucket}/{chunk.features} has no rows")
     values = table[model.feature_names].to_numpy(dtype=float)
     if not np.isfinite(values).all():
         raise BadInput("feature table has missing or infinite values")
@@ -95,17 +99,21 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
             "max": round(float(scores.max()), 6),
             **{f"p{int(q * 100)}": round(float(np.quantile(scores, q)), 6) for q in QUANTILES},
         },
-        "predictions_key": keys.predictions,
+        "predictions_key": chunk.predictions,
         **run,  # the marker names the upload revision its results belong to
     }
+    if not chunk.whole:
+        # A chunk's counts and model, for Merge to add up; the batch's summary is Merge's to write.
+        # (Quantiles do not add up: Merge computes the batch's score distribution from the scores.)
+        summary = {k: v for k, v in summary.items() if k != "score_distribution"}
     outputs = Outputs(bucket, run.get("source_revision"))
     try:
         if run:
             require_latest(bucket, run["source_key"], run["source_revision"])
-        outputs.put(keys.predictions, predictions.to_csv(index=False), "text/csv")
+        outputs.put(chunk.predictions, predictions.to_csv(index=False), "text/csv")
         if run:
             require_latest(bucket, run["source_key"], run["source_revision"])
-        outputs.put_json(keys.summary, summary)
+        outputs.put_json(keys.summary if chunk.whole else chunk.summary, summary)
     except Superseded:
         raise  # keep what was written: it may already be the newer run's (same keys)
     except Exception:
@@ -117,7 +125,8 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
         "batch_id": keys.batch_id,
         "rows": len(predictions),
         "flagged": summary["flagged"],
-        "summary_key": keys.summary,
+        "summary_key": keys.summary if chunk.whole else chunk.summary,
         "model_version": model.version,
         **run,
+        **({} if chunk.whole else {"chunk": chunk.validated}),
     }

@@ -24,11 +24,12 @@ ROOT = Path(__file__).resolve().parents[3]
 TEMPLATE = ROOT / "infra" / "template.yaml"
 CORE, ML, AWS = "CoreDataScienceLayer", "MLLibrariesLayer", "AWSUtilitiesLayer"
 LAYER_DIRS = {CORE: "core-data-science", ML: "ml-libraries", AWS: "aws-utilities"}
-# The project plan: DataValidation uses core + aws; the other two use all three.
+# The project plan: DataValidation and Merge use core + aws; the other two use all three.
 WIRING = {
     "DataValidationFunction": [CORE, AWS],
     "FeatureEngineeringFunction": [CORE, ML, AWS],
     "PredictionsFunction": [CORE, ML, AWS],
+    "MergeFunction": [CORE, AWS],
 }
 
 
@@ -79,15 +80,22 @@ EXPECTED_ACCESS = {
         ("s3:DeleteObject", "DataBucket", "quarantine/*"),
         ("s3:PutObject", "DataBucket", "validated/*"),
         ("s3:DeleteObject", "DataBucket", "validated/*"),
+        # A large upload's chunks, as multipart uploads, aborted when the batch fails.
+        ("s3:PutObject", "DataBucket", "chunks/validated/*"),
+        ("s3:AbortMultipartUpload", "DataBucket", "chunks/validated/*"),
+        ("s3:AbortMultipartUpload", "DataBucket", "quarantine/*"),
         # A failing or rejected re-upload removes the previous run's later results.
         ("s3:DeleteObject", "DataBucket", "features/*"),
         ("s3:DeleteObject", "DataBucket", "predictions/*"),
     },
     "FeatureEngineeringFunction": {
         ("s3:GetObject", "DataBucket", "validated/*"),
+        ("s3:GetObject", "DataBucket", "chunks/validated/*"),
         ("s3:GetObject", "DataBucket", "incoming/*"),  # HEAD: is this run still the latest upload?
         ("s3:PutObject", "DataBucket", "features/*"),
         ("s3:DeleteObject", "DataBucket", "features/*"),
+        ("s3:PutObject", "DataBucket", "chunks/features/*"),
+        ("s3:DeleteObject", "DataBucket", "chunks/features/*"),
         ("s3:GetObject", "ModelBucket", "models/*"),
         # Per-card history: read a card's earlier transactions, record the batch's.
         ("dynamodb:Query", "CardHistoryTable", ""),
@@ -97,10 +105,25 @@ EXPECTED_ACCESS = {
     },
     "PredictionsFunction": {
         ("s3:GetObject", "DataBucket", "features/*"),
+        ("s3:GetObject", "DataBucket", "chunks/features/*"),
         ("s3:GetObject", "DataBucket", "incoming/*"),
         ("s3:PutObject", "DataBucket", "predictions/*"),
         ("s3:DeleteObject", "DataBucket", "predictions/*"),
+        ("s3:PutObject", "DataBucket", "chunks/predictions/*"),
+        ("s3:DeleteObject", "DataBucket", "chunks/predictions/*"),
         ("s3:GetObject", "ModelBucket", "models/*"),
+    },
+    # Reads the chunks, writes the batch's outputs (UploadPartCopy), removes the merged chunks.
+    "MergeFunction": {
+        ("s3:GetObject", "DataBucket", "chunks/*"),
+        ("s3:GetObject", "DataBucket", "incoming/*"),
+        ("s3:GetObject", "DataBucket", "predictions/*"),
+        *(
+            (action, "DataBucket", f"{prefix}/*")
+            for action in ("s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload")
+            for prefix in ("validated", "features", "predictions")
+        ),
+        ("s3:DeleteObject", "DataBucket", "chunks/*"),
     },
 }
 
@@ -132,11 +155,10 @@ def test_bucket_names_match_the_training_upload(template: dict[str, Any]) -> Non
     assert name == f"{prefix}-${{Stage}}-models-${{AWS::AccountId}}"
 
 
-def test_state_machine_stops_at_a_failed_validation(template: dict[str, Any]) -> None:
-    definition = resources(template)["PipelineStateMachine"]["Properties"]["Definition"]
-    states = definition["States"]
-    assert definition["StartAt"] == "Validate"
-    order, state = [], "Validate"
+def _walk(states: dict[str, Any], state: str) -> list[str]:
+    """The states from `state` to a Succeed along the success path, checking each Choice's
+    other ways out: a Fail by default, a Succeed for a run a newer upload replaced."""
+    order = []
     while states[state]["Type"] != "Succeed":
         order.append(state)
         current = states[state]
@@ -148,12 +170,33 @@ def test_state_machine_stops_at_a_failed_validation(template: dict[str, Any]) ->
             state = choice["Next"]
         else:
             state = current["Next"]
-    assert order == ["Validate", "ValidationPassed", "BuildFeatures", "FeaturesBuilt", "Predict", "PredictionsWritten"]
+    return order
+
+
+def test_state_machine_stops_at_a_failed_validation_and_fans_out_over_chunks(template: dict[str, Any]) -> None:
+    definition = resources(template)["PipelineStateMachine"]["Properties"]["Definition"]
+    states = definition["States"]
+    assert definition["StartAt"] == "Validate"
+    assert _walk(states, "Validate") == ["Validate", "ValidationPassed", "ScoreChunks", "Merge", "Merged"]
     assert states["ValidationPassed"]["Choices"][0] == {
         "Variable": "$.status",
         "StringEquals": "passed",
-        "Next": "BuildFeatures",
+        "Next": "ScoreChunks",
     }
+    fan_out = states["ScoreChunks"]
+    assert fan_out["Type"] == "Map" and fan_out["ItemsPath"] == "$.chunks"
+    assert fan_out["ItemSelector"]["chunk.$"] == "$$.Map.Item.Value" and fan_out["ResultPath"] is None
+    # No more chunks at once than the functions it runs may run at once.
+    for function in ("FeatureEngineeringFunction", "PredictionsFunction"):
+        assert fan_out["MaxConcurrency"] == resources(template)[function]["Properties"]["ReservedConcurrentExecutions"]
+    processor = fan_out["ItemProcessor"]
+    assert processor["ProcessorConfig"] == {"Mode": "INLINE"}
+    assert _walk(processor["States"], processor["StartAt"]) == [
+        "BuildFeatures",
+        "FeaturesBuilt",
+        "Predict",
+        "PredictionsWritten",
+    ]
 
 
 def test_outputs_name_every_arn_and_bucket(template: dict[str, Any]) -> None:
