@@ -18,12 +18,14 @@ card and batch instead of one per transaction (the write calls were most of the 
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .features import HISTORY, HISTORY_COLUMNS, WINDOW
@@ -107,27 +109,42 @@ def _card_history(card: str, first: pd.Timestamp) -> list[tuple[str, str, str, s
 def record(frame: pd.DataFrame, batch_id: str) -> int:
     """Store the batch's transactions: one item per card (and part), replacing what an earlier
     run of this batch stored. Returns the number of items written."""
-    requests = []
-    ordered = frame.sort_values(["card_id", "timestamp", "transaction_id"])
-    for card, rows in ordered.groupby("card_id", sort=False):
-        entries = [
-            [ts.strftime(_ISO), tx, repr(float(amount))]
-            for tx, ts, amount in rows[["transaction_id", "timestamp", "amount"]].itertuples(index=False)
-        ]
-        for part, start in enumerate(range(0, len(entries), PART_SIZE)):
-            chunk = entries[start : start + PART_SIZE]
-            batch_part = f"{batch_id}#{part:04d}"
-            item = {
-                "card_id": {"S": card},
-                "batch_part": {"S": batch_part},
-                "last_key": {"S": f"{chunk[-1][0]}#{batch_part}"},
-                "transactions": {"S": json.dumps(chunk, separators=(",", ":"))},
-            }
-            requests.append({"PutRequest": {"Item": item}})
+    requests = [{"PutRequest": {"Item": item}} for item in history_items(frame, batch_id)]
     chunks = [requests[i : i + WRITE_BATCH] for i in range(0, len(requests), WRITE_BATCH)]
     with ThreadPoolExecutor(QUERY_THREADS) as pool:
         list(pool.map(_write, chunks))
     return len(requests)
+
+
+def history_items(frame: pd.DataFrame, batch_id: str) -> list[dict[str, Any]]:
+    """The table items of a batch: per card, its transactions in (timestamp, transaction_id) order,
+    PART_SIZE to an item. Columns are formatted once for the whole batch (a loop over the cards'
+    rows took seconds per 100,000 rows)."""
+    ordered = frame.sort_values(["card_id", "timestamp", "transaction_id"])
+    cards = ordered["card_id"].to_numpy(dtype=object)
+    entries = list(
+        zip(
+            ordered["timestamp"].dt.strftime(_ISO).tolist(),
+            ordered["transaction_id"].tolist(),
+            [repr(amount) for amount in ordered["amount"].astype(float).tolist()],  # shortest exact text
+            strict=True,
+        )
+    )
+    starts = [0, *(np.flatnonzero(cards[1:] != cards[:-1]) + 1).tolist(), len(cards)]
+    items = []
+    for first, end in itertools.pairwise(starts):
+        for part, start in enumerate(range(first, end, PART_SIZE)):
+            chunk = entries[start : min(start + PART_SIZE, end)]
+            batch_part = f"{batch_id}#{part:04d}"
+            items.append(
+                {
+                    "card_id": {"S": cards[first]},
+                    "batch_part": {"S": batch_part},
+                    "last_key": {"S": f"{chunk[-1][0]}#{batch_part}"},
+                    "transactions": {"S": json.dumps(chunk, separators=(",", ":"))},
+                }
+            )
+    return items
 
 
 def _write(requests: list[dict[str, Any]]) -> None:
