@@ -154,3 +154,9 @@ def test_items_hold_each_card_in_time_order_and_split_at_part_size(
         assert [float(amount) for _, _, amount in stored] == expected["amount"].tolist()
         assert [len(json.loads(p["transactions"]["S"])) for p in parts][:-1] == [7] * (len(parts) - 1)
         assert all(p["last_key"]["S"].startswith(json.loads(p["transactions"]["S"])[-1][0]) for p in parts)
+
+
+def test_the_client_keeps_a_connection_per_query_thread(moto_endpoint: str) -> None:
+    """Fewer pooled connections than threads: urllib3 discards one (a stray warning log line,
+    and a new TLS connection on AWS) on nearly every query of a large batch."""
+    assert card_history._client().meta.config.max_pool_connections >= card_history.QUERY_THREADS

@@ -51,10 +51,13 @@ def table_name() -> str:
 
 @functools.cache
 def _client() -> Any:
-    """One low-level client per container: clients are thread-safe (resources are not)."""
+    """One low-level client per container: clients are thread-safe (resources are not). Its pool
+    holds a connection per thread (botocore keeps 10: with 16 threads it discarded connections,
+    logging a urllib3 warning line each time, and on AWS opened new TLS connections)."""
     import boto3
+    from botocore.config import Config
 
-    return boto3.client("dynamodb")
+    return boto3.client("dynamodb", config=Config(max_pool_connections=QUERY_THREADS))
 
 
 def load(frame: pd.DataFrame) -> pd.DataFrame:
