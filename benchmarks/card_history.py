@@ -1,7 +1,7 @@
 """Per-card history at size: card-history table size vs FeatureEngineering's time per chunk.
 
     build/venvs/train/bin/python benchmarks/card_history.py [--sizes 10000 100000 1000000]
-        [--chunk-rows 125000] [--servers stock patched] [--stock-sample 150]
+        [--chunk-rows 125000] [--servers patched stock] [--stock-sample 60]
 
 Needs a python with the layers' packages (pandas, boto3): build/venvs/train (made by
 `inv train-model`) or .nox/service_tests (made by `nox -s service_tests`). The moto server runs
@@ -17,7 +17,7 @@ FeatureEngineering's per-card history steps, in process, as its handler runs the
 (into an empty table of the same shape, so the grown table stays the same between servers).
 The query figure is the mean of single queries one after another (client and server on this
 machine). On stock moto a whole chunk would take hours at 1M transactions, so its load time is
-measured on `--stock-sample` cards and scaled to the chunk's cards (marked "est.").
+measured on `--stock-sample` cards (default 60) and scaled to the chunk's cards (marked "est.").
 
 A measurement, not a test: prints a table and writes build/benchmarks/card_history.md.
 """
@@ -75,17 +75,17 @@ def use_table(name: str) -> None:
     os.environ["CARD_HISTORY_TABLE"] = name
 
 
-def grow(table: str, held: int, target: int, cards: int) -> int:
-    """Record earlier uploads into `table` until it holds `target` transactions; returns the count."""
+def grow(table: str, held: int, uploads: int, target: int, cards: int) -> tuple[int, int]:
+    """Record earlier uploads into `table` until it holds `target` transactions: (held, uploads).
+    Each upload is a batch of its own, starting 30 days after the one before."""
     use_table(table)
     while held < target:
         rows = min(UPLOAD_ROWS, target - held)
-        upload = held // UPLOAD_ROWS
         population = max(cards, target // ROWS_PER_CARD)
-        frame = transactions(rows, population, START + pd.Timedelta(days=30 * upload), f"h{upload:03d}_", upload)
-        card_history.record(frame, f"upload-{upload:03d}")
-        held += rows
-    return held
+        frame = transactions(rows, population, START + pd.Timedelta(days=30 * uploads), f"h{uploads:03d}_", uploads)
+        card_history.record(frame, f"upload-{uploads:03d}")
+        held, uploads = held + rows, uploads + 1
+    return held, uploads
 
 
 def query_ms(cards: list[str], first: pd.Timestamp) -> float:
@@ -119,16 +119,16 @@ def measure(server_kind: str, sizes: list[int], chunk_rows: int, stock_sample: i
     with moto_server(stock=server_kind == "stock") as server:
         os.environ.update(server.client_env())
         card_history._client.cache_clear()  # a client of this server
-        table, held = create_card_history_table(server.endpoint_url), 0
+        table, held, uploads = create_card_history_table(server.endpoint_url), 0, 0
         for size in sizes:
             started = time.perf_counter()
-            held = grow(table, held, size, chunk_cards)
+            held, uploads = grow(table, held, uploads, size, chunk_cards)
             filled = time.perf_counter() - started
             items = server.client("dynamodb").describe_table(TableName=table)["Table"]["ItemCount"]
-            later = START + pd.Timedelta(days=30 * (held // UPLOAD_ROWS + 1))
+            later = START + pd.Timedelta(days=30 * uploads)
             chunk = transactions(chunk_rows, chunk_cards, later, "c_", 99)
             use_table(table)
-            sample_cards = random.Random(1).sample(sorted(chunk["card_id"].unique()), min(50, chunk_cards))
+            sample_cards = random.Random(1).sample(sorted(chunk["card_id"].unique()), min(20, chunk_cards))
             per_query = query_ms(sample_cards, later)
             steps = run_chunk(chunk, stock_sample if server_kind == "stock" else None, server.endpoint_url)
             total = steps["load"] + steps["build"] + steps["record"]
@@ -153,8 +153,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--chunk-rows", type=int, default=125_000)
-    parser.add_argument("--servers", nargs="+", choices=["stock", "patched"], default=["stock", "patched"])
-    parser.add_argument("--stock-sample", type=int, default=150, help="cards measured on stock moto")
+    parser.add_argument("--servers", nargs="+", choices=["stock", "patched"], default=["patched", "stock"])
+    parser.add_argument("--stock-sample", type=int, default=60, help="cards measured on stock moto")
     args = parser.parse_args()
     header = [
         "| moto | transactions in table | items | ms per query | load s | build_features s | record s | chunk s |",
