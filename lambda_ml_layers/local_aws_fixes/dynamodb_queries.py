@@ -3,10 +3,11 @@
 Stock moto 5.2.5's `Table.query` (`dynamodb/models/table.py`) starts every Query from
 `all_items()`: every item of the table, sorted, then filtered by the key condition. A query on a
 local secondary index (or on a global one) compares every item's attributes in Python. So each
-query costs time in proportion to the whole table: measured in process on the card-history table
-(benchmarks/card_history.py), 17 ms per query at 2,500 items, 156 ms at 25,000, about 1.6 s at
-250,000, which made FeatureEngineering's one query per card time out locally long before the
-table held a realistic history. On AWS a query reads only the items of its partition key.
+query costs time in proportion to the whole table: on the card-history table's shape, measured
+in process (docs/pipeline.md, "Per-card history at scale"), 17 ms per query at 2,500 items,
+156 ms at 25,000, 1.6 s at 250,000, which made FeatureEngineering's one query per card time out
+locally long before the table held a realistic history. On AWS a query reads only the items of
+its partition key.
 
 Here, when the key condition fixes the table's partition key (every table query; an index query
 whose partition key is the table's, as on a local secondary index), stock moto's own `query`
@@ -15,8 +16,10 @@ items as `items[hash][range]`, so the partition is a dict lookup). Everything el
 checks, sort order, ExclusiveStartKey, Limit, the 1 MB page, LastEvaluatedKey, projections,
 filters) is still moto's code on moto's table. An item outside the partition never passes the
 key condition, and the order after moto's sort is total (it ends in the table's primary key), so
-the results are exactly stock moto's (tests/unit/test_local_aws_dynamodb_queries.py compares them
-query by query). Other queries (a global index on another attribute) keep the full scan.
+the results are exactly stock moto's (tests/integration/test_local_aws_dynamodb_queries.py
+compares the two servers page by page; tests/unit/test_local_aws_dynamodb_queries.py shows the
+other partitions are not read). Other queries (a global index on another attribute) keep the
+full scan.
 """
 
 from __future__ import annotations
