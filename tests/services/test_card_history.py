@@ -160,3 +160,25 @@ def test_the_client_keeps_a_connection_per_query_thread(moto_endpoint: str) -> N
     """Fewer pooled connections than threads: urllib3 discards one (a stray warning log line,
     and a new TLS connection on AWS) on nearly every query of a large batch."""
     assert card_history._client().meta.config.max_pool_connections >= card_history.QUERY_THREADS
+
+
+def test_items_stay_under_dynamodb_s_400_kb_with_the_longest_ids(card_history_table: str) -> None:
+    """Ids may be 128 characters (validate.DEFAULT_ID_PATTERN): PART_SIZE transactions of a card
+    would then make one item of about 700 KB, which DynamoDB (and moto) refuse."""
+    start = pd.Timestamp("2024-05-01", tz="UTC")
+    rows = card_history.PART_SIZE + 10
+    frame = pd.DataFrame(
+        {
+            "transaction_id": [f"{n:0128d}" for n in range(rows)],
+            "card_id": "c" * 128,
+            "timestamp": [start + pd.Timedelta(seconds=n) for n in range(rows)],
+            "amount": [1234567.891 + n for n in range(rows)],
+        }
+    )
+    written = card_history.record(frame, "b" * 200)
+
+    items = stored_items(card_history_table)
+    assert written == len(items) > 2
+    assert max(len(json.dumps(item)) for item in items) < 400_000
+    later = frame.iloc[-1:].assign(transaction_id="new", timestamp=start + pd.Timedelta(days=1))
+    assert set(frame["transaction_id"].iloc[-features.HISTORY :]) <= set(card_history.load(later)["transaction_id"])

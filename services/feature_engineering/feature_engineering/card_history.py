@@ -37,8 +37,11 @@ QUERY_THREADS = 16
 PAGE = 25  # items per query page: most cards are covered by their newest few items
 WRITE_BATCH = 25  # BatchWriteItem's maximum
 MAX_WRITE_ATTEMPTS = 8
-# DynamoDB items are at most 400 KB; a transaction takes about 60 bytes of JSON.
+# DynamoDB items are at most 400 KB; a transaction takes about 60 bytes of JSON with the sample's
+# ids, up to about 300 with 128-character ids (validate.DEFAULT_ID_PATTERN allows that): a part
+# holds at most PART_SIZE transactions and PART_BYTES of JSON, the rest of the item is its keys.
 PART_SIZE = 4000
+PART_BYTES = 300_000
 _ISO = "%Y-%m-%dT%H:%M:%SZ"
 
 
@@ -136,18 +139,33 @@ def history_items(frame: pd.DataFrame, batch_id: str) -> list[dict[str, Any]]:
     starts = [0, *(np.flatnonzero(cards[1:] != cards[:-1]) + 1).tolist(), len(cards)]
     items = []
     for first, end in itertools.pairwise(starts):
-        for part, start in enumerate(range(first, end, PART_SIZE)):
-            chunk = entries[start : min(start + PART_SIZE, end)]
+        for part, (latest, text) in enumerate(parts(entries[first:end])):
             batch_part = f"{batch_id}#{part:04d}"
             items.append(
                 {
                     "card_id": {"S": cards[first]},
                     "batch_part": {"S": batch_part},
-                    "last_key": {"S": f"{chunk[-1][0]}#{batch_part}"},
-                    "transactions": {"S": json.dumps(chunk, separators=(",", ":"))},
+                    "last_key": {"S": f"{latest}#{batch_part}"},
+                    "transactions": {"S": text},
                 }
             )
     return items
+
+
+def parts(entries: list[tuple[str, str, str]]) -> list[tuple[str, str]]:
+    """A card's entries, in order, as (latest timestamp, JSON array) parts of at most PART_SIZE
+    entries and PART_BYTES characters (the JSON is ASCII: characters are bytes)."""
+    found = []
+    start = 0
+    while start < len(entries):
+        end = min(start + PART_SIZE, len(entries))
+        text = json.dumps(entries[start:end], separators=(",", ":"))
+        while len(text) > PART_BYTES and end - start > 1:  # long ids: fewer to a part
+            end = start + max(1, (end - start) * PART_BYTES // len(text))
+            text = json.dumps(entries[start:end], separators=(",", ":"))
+        found.append((entries[end - 1][0], text))
+        start = end
+    return found
 
 
 def _write(requests: list[dict[str, Any]]) -> None:
