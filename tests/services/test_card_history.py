@@ -85,9 +85,12 @@ def test_recording_is_idempotent_per_batch(card_history_table: str) -> None:
     assert (merged["timestamp"] == merged["timestamp_stored"]).all()
 
 
-def test_a_card_with_long_history_reads_only_what_its_features_need(card_history_table: str) -> None:
+@pytest.mark.parametrize("per_batch", ["day", "transaction"])
+def test_a_card_with_long_history_reads_only_what_its_features_need(card_history_table: str, per_batch: str) -> None:
     """Many earlier batches of one card: the query stops once the window and the last HISTORY
-    transactions before the batch are covered, and those are the right ones."""
+    transactions before the batch are covered, and those are the right ones. Batches of a day
+    (8 transactions an item) are covered by the first page; batches of one transaction need
+    more items than the first page holds."""
     start = pd.Timestamp("2024-01-01", tz="UTC")
     earlier = pd.DataFrame(
         {
@@ -98,8 +101,9 @@ def test_a_card_with_long_history_reads_only_what_its_features_need(card_history
             "distance_from_home_km": 1.0,
         }
     )
-    for day, rows in earlier.groupby(earlier["timestamp"].dt.date):
-        card_history.record(rows, f"day-{day}")
+    batch_of = earlier["timestamp"].dt.date.astype(str) if per_batch == "day" else earlier["transaction_id"]
+    for batch, rows in earlier.groupby(batch_of):
+        card_history.record(rows, f"b-{batch}")
     batch = earlier.iloc[:1].assign(transaction_id="new", timestamp=start + pd.Timedelta(hours=3 * 300))
 
     loaded = card_history.load(batch)
