@@ -4,6 +4,8 @@ not depend on how the transactions were split into batches."""
 from __future__ import annotations
 
 import io
+import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -83,9 +85,12 @@ def test_recording_is_idempotent_per_batch(card_history_table: str) -> None:
     assert (merged["timestamp"] == merged["timestamp_stored"]).all()
 
 
-def test_a_card_with_long_history_reads_only_what_its_features_need(card_history_table: str) -> None:
+@pytest.mark.parametrize("per_batch", ["day", "transaction"])
+def test_a_card_with_long_history_reads_only_what_its_features_need(card_history_table: str, per_batch: str) -> None:
     """Many earlier batches of one card: the query stops once the window and the last HISTORY
-    transactions before the batch are covered, and those are the right ones."""
+    transactions before the batch are covered, and those are the right ones. Batches of a day
+    (8 transactions an item) are covered by the first page; batches of one transaction need
+    more items than the first page holds."""
     start = pd.Timestamp("2024-01-01", tz="UTC")
     earlier = pd.DataFrame(
         {
@@ -96,8 +101,9 @@ def test_a_card_with_long_history_reads_only_what_its_features_need(card_history
             "distance_from_home_km": 1.0,
         }
     )
-    for day, rows in earlier.groupby(earlier["timestamp"].dt.date):
-        card_history.record(rows, f"day-{day}")
+    batch_of = earlier["timestamp"].dt.date.astype(str) if per_batch == "day" else earlier["transaction_id"]
+    for batch, rows in earlier.groupby(batch_of):
+        card_history.record(rows, f"b-{batch}")
     batch = earlier.iloc[:1].assign(transaction_id="new", timestamp=start + pd.Timedelta(hours=3 * 300))
 
     loaded = card_history.load(batch)
@@ -110,3 +116,73 @@ def test_a_card_with_long_history_reads_only_what_its_features_need(card_history
     with_history = features.build_features(batch, history=loaded)
     with_everything = features.build_features(batch, history=earlier)
     pd.testing.assert_frame_equal(with_history, with_everything)
+
+
+def stored_items(table: str) -> list[dict[str, Any]]:
+    import boto3
+
+    pages = boto3.client("dynamodb").get_paginator("scan").paginate(TableName=table)
+    return sorted(
+        (item for page in pages for item in page["Items"]), key=lambda i: (i["card_id"]["S"], i["batch_part"]["S"])
+    )
+
+
+def test_chunks_of_one_batch_recorded_in_parallel_equal_the_whole_batch(card_history_table: str) -> None:
+    """The fan-out records each chunk (its own cards) of one batch at the same time: the table ends
+    as if the batch were recorded whole, and a re-upload chunked differently replaces the same items."""
+    frame = features.parse_validated(pd.read_csv(io.StringIO(ROWS), dtype=str))
+    by_card = pd.util.hash_pandas_object(frame["card_id"], index=False)
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(lambda n: card_history.record(frame[by_card % 3 == n], "fan"), range(3)))
+    chunked = stored_items(card_history_table)
+    card_history.record(frame, "fan")  # the same batch, one chunk
+    assert stored_items(card_history_table) == chunked
+    card_history.record(frame[by_card % 2 == 0], "fan")  # re-uploaded, two chunks this time
+    card_history.record(frame[by_card % 2 == 1], "fan")
+    assert stored_items(card_history_table) == chunked
+    assert len(chunked) == frame["card_id"].nunique()
+
+
+def test_items_hold_each_card_in_time_order_and_split_at_part_size(
+    card_history_table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(card_history, "PART_SIZE", 7)
+    frame = features.parse_validated(pd.read_csv(io.StringIO(ROWS), dtype=str)).sample(frac=1, random_state=3)
+    card_history.record(frame, "parts")
+    items = stored_items(card_history_table)
+    for card, rows in frame.groupby("card_id"):
+        parts = [i for i in items if i["card_id"]["S"] == card]
+        stored = [entry for part in parts for entry in json.loads(part["transactions"]["S"])]
+        expected = rows.sort_values(["timestamp", "transaction_id"])
+        assert [tx for _, tx, _ in stored] == expected["transaction_id"].tolist()
+        assert [float(amount) for _, _, amount in stored] == expected["amount"].tolist()
+        assert [len(json.loads(p["transactions"]["S"])) for p in parts][:-1] == [7] * (len(parts) - 1)
+        assert all(p["last_key"]["S"].startswith(json.loads(p["transactions"]["S"])[-1][0]) for p in parts)
+
+
+def test_the_client_keeps_a_connection_per_query_thread(moto_endpoint: str) -> None:
+    """Fewer pooled connections than threads: urllib3 discards one (a stray warning log line,
+    and a new TLS connection on AWS) on nearly every query of a large batch."""
+    assert card_history._client().meta.config.max_pool_connections >= card_history.QUERY_THREADS
+
+
+def test_items_stay_under_dynamodb_s_400_kb_with_the_longest_ids(card_history_table: str) -> None:
+    """Ids may be 128 characters (validate.DEFAULT_ID_PATTERN): PART_SIZE transactions of a card
+    would then make one item of about 700 KB, which DynamoDB (and moto) refuse."""
+    start = pd.Timestamp("2024-05-01", tz="UTC")
+    rows = card_history.PART_SIZE + 10
+    frame = pd.DataFrame(
+        {
+            "transaction_id": [f"{n:0128d}" for n in range(rows)],
+            "card_id": "c" * 128,
+            "timestamp": [start + pd.Timedelta(seconds=n) for n in range(rows)],
+            "amount": [1234567.891 + n for n in range(rows)],
+        }
+    )
+    written = card_history.record(frame, "b" * 200)
+
+    items = stored_items(card_history_table)
+    assert written == len(items) > 2
+    assert max(len(json.dumps(item)) for item in items) < 400_000
+    later = frame.iloc[-1:].assign(transaction_id="new", timestamp=start + pd.Timedelta(days=1))
+    assert set(frame["transaction_id"].iloc[-features.HISTORY :]) <= set(card_history.load(later)["transaction_id"])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import random
+import statistics
 
 import numpy as np
 import pandas as pd
@@ -60,3 +62,44 @@ def test_feature_table_has_ids_and_named_columns() -> None:
     assert list(table.columns[:2]) == features.ID_COLUMNS
     assert "merchant_category_grocery" in table.columns and "log_amount" in table.columns
     assert len(table) == 2 and np.isfinite(table.iloc[:, 2:].to_numpy(dtype=float)).all()
+
+
+def reference_card_features(df: pd.DataFrame) -> pd.DataFrame:
+    """The per-card features from their definitions, one transaction at a time (slow, plain)."""
+    out = {}
+    for _, card in df.sort_values(["card_id", "timestamp", "transaction_id"]).groupby("card_id"):
+        rows = list(card[["transaction_id", "timestamp", "amount"]].itertuples(index=False))
+        for i, (tx, ts, amount) in enumerate(rows):
+            before = [r.amount for r in rows[max(0, i - features.HISTORY) : i]]
+            window = [r.amount for r in rows[: i + 1] if r.timestamp > ts - features.WINDOW]  # (t - 24h, t]
+            gap = (ts - rows[i - 1].timestamp).total_seconds() / 3600 if i else features.NO_PREVIOUS_HOURS
+            out[tx] = {
+                "log_hours_since_prev": math.log1p(gap),
+                "amount_to_card_median": amount / statistics.median(before) if before else 1.0,
+                "card_txns_24h": float(len(window)),
+                "card_amount_24h_log": math.log1p(sum(window)),
+            }
+    return pd.DataFrame.from_dict(out, orient="index")
+
+
+def test_per_card_features_match_their_definitions_on_many_cards() -> None:
+    """Vectorized windows (pandas grouped rolling) against the one-row-at-a-time definition:
+    cards with more than HISTORY earlier rows, windows across days, repeated timestamps."""
+    rng = random.Random(3)
+    start = pd.Timestamp("2024-04-01", tz="UTC")
+    df = frame(
+        [
+            (
+                f"t{n:04d}",
+                f"card{rng.randrange(7)}",
+                (start + pd.Timedelta(minutes=rng.randrange(0, 5 * 24 * 60, 30))).strftime("%Y-%m-%dT%H:%M:%S"),
+                round(rng.uniform(1, 300), 2),
+            )
+            for n in range(400)
+        ]
+    )
+    out = features.build_features(df).set_index("transaction_id")
+    expected = reference_card_features(df).rename_axis("transaction_id")
+    assert df.duplicated(["card_id", "timestamp"]).any()  # ties within a card: ordered by transaction id
+    columns = list(expected.columns)
+    pd.testing.assert_frame_equal(out.loc[expected.index, columns], expected, check_exact=False, rtol=1e-12)
