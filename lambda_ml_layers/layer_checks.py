@@ -24,7 +24,7 @@ from .config import LayerConfig, ProjectConfig, build_order
 from .errors import LayerTestFailed
 from .layer_contents import load_locks, packages_to_install
 from .layer_test_plan import build_command, layer_test_plan
-from .layer_tree import read_distributions
+from .layer_tree import module_name, read_distributions
 from .layer_zip import extract
 from .paths import BuildPaths
 from .pip_runner import install_for_target
@@ -34,21 +34,6 @@ from .target_scripts import script as target_script
 from .verify import check_layer, lambda_sys_path, run_each
 
 SMOKE_TEST = "smoke_test.py"
-
-
-def module_name(rel: str) -> str | None:
-    """The import name of a file under a layer's python/ folder, or None if it is not a module."""
-    parts = rel.split("/")
-    if "__pycache__" in parts:
-        return None
-    stem, dot, suffix = parts[-1].partition(".")
-    is_module = suffix in ("py", "pyc") or (suffix.endswith("so") and suffix.startswith(("cpython", "abi3", "so")))
-    if not dot or not is_module:
-        return None
-    names = [*parts[:-1], *([] if stem == "__init__" else [stem])]
-    if not names or not all(n.isidentifier() for n in names) or names[-1] in ("__main__", "conftest"):
-        return None
-    return ".".join(names)
 
 
 def modules_of(files: list[str]) -> dict[str, str]:

@@ -8,6 +8,7 @@ are left alone. Every stripped library is then loaded by the target interpreter.
 from __future__ import annotations
 
 import platform
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -27,6 +28,17 @@ def has_rpath(path: Path) -> bool:
     """True also when readelf cannot read it: what cannot be inspected is not stripped."""
     result = call(["readelf", "-d", str(path)], error=None)
     return result.returncode != 0 or "(RPATH)" in result.output or "(RUNPATH)" in result.output
+
+
+def parse_needed(readelf_dynamic: str) -> tuple[str, ...]:
+    """The sonames of `readelf -d` output's NEEDED entries ("Shared library: [libm.so.6]")."""
+    return tuple(re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", readelf_dynamic))
+
+
+def needed_libraries(path: Path) -> tuple[str, ...]:
+    """What a shared object links to (DT_NEEDED); nothing if readelf cannot read it."""
+    result = call(["readelf", "-d", str(path)], error=None)
+    return parse_needed(result.output) if result.returncode == 0 else ()
 
 
 def strip_shared_objects(site: Path, python: str | None, arch: str) -> StepResult:
