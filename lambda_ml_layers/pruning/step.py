@@ -12,7 +12,7 @@ from typing import Any
 
 from ..config import LayerConfig
 from ..errors import ConfigError
-from ..layer_tree import StepResult, remove_files, walk_files
+from ..layer_tree import StepResult, module_name, remove_files, walk_files
 from ..runtimes import MB
 from ..shared_objects import is_shared_object, needed_libraries
 from .contract import PrunedLayer, line_of
@@ -102,3 +102,15 @@ def pruned_layer(layer: LayerConfig, steps: list[dict[str, Any]]) -> PrunedLayer
         return None
     pruned: list[str] = next((s.get("pruned_modules", []) for s in steps if s.get("step") == STEP), [])
     return describe(layer, layer.prune, tuple(pruned))
+
+
+def pruned_by_config(layer: LayerConfig, site: Path, files: list[str]) -> tuple[set[str], list[PrunedLayer]]:
+    """For `nox -s layer_tests`: the modules of an unstripped install (`files` under `site`) that the
+    layer's [prune] removes on purpose, and the layer as the messages need it ((set(), []): no [prune]).
+    Shared libraries rescued by a link are not modules, so the closure is left out here."""
+    if layer.prune is None:
+        return set(), []
+    sizes = {rel: (site / rel).stat().st_size for rel in files if (site / rel).is_file()}
+    plan = plan_prune(sizes, layer.prune, read_trace(manifest_path(layer.folder, layer.prune)), {}, layer.protect)
+    pruned = {module for rel in plan.removed if (module := module_name(rel))}
+    return pruned, [describe(layer, layer.prune, plan.pruned_modules)]

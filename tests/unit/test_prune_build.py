@@ -10,7 +10,10 @@ import pytest
 
 from lambda_ml_layers.build import BuildRequest, build_layers
 from lambda_ml_layers.config import load_project
-from lambda_ml_layers.errors import ConfigError, PrunedModuleMissing
+from lambda_ml_layers.errors import ConfigError, LayerTestFailed, PrunedModuleMissing
+from lambda_ml_layers.interpreters import find_interpreter
+from lambda_ml_layers.layer_checks import LayerTestResult, run_layer_tests
+from lambda_ml_layers.runtimes import RUNTIMES
 from tests.project_factory import TinyProject, make_wheel, resolution_text, tiny_project, write_layer
 
 PRUNE = """budget_mb = 10
@@ -22,7 +25,9 @@ keep = ["tinypkg.contract"]
 TRACE = "# Trace of layer tinylayer (python3.12, x86_64)\nmodule tinypkg\nmodule tinypkg.core\n"
 
 
-def pruned_project(tmp_path: Path, layer_toml: str = PRUNE, trace: str | None = TRACE) -> TinyProject:
+def pruned_project(
+    tmp_path: Path, layer_toml: str = PRUNE, trace: str | None = TRACE, more: dict[str, str] | None = None
+) -> TinyProject:
     project = tiny_project(tmp_path, layer_toml)
     wheel = make_wheel(
         tmp_path / "wheels",
@@ -36,12 +41,14 @@ def pruned_project(tmp_path: Path, layer_toml: str = PRUNE, trace: str | None = 
             "tinypkg/unused/__init__.py": "",
             "tinypkg/unused/big.py": "DATA = " + repr("x" * 150_000) + "\n",
             "tinypkg/unused/table.csv": "a,b\n" * 1000,
+            **(more or {}),
         },
     )
     write_layer(project.root, "tinylayer", [wheel], layer_toml)
     (project.root / "layers" / "resolution.txt").write_text(resolution_text([wheel]))
     if trace is not None:
         (project.layer_dir("tinylayer") / "trace.txt").write_text(trace)
+    (project.layer_dir("tinylayer") / "smoke_test.py").write_text("import tinypkg\nassert tinypkg.answer() == 42\n")
     return project
 
 
@@ -116,3 +123,30 @@ def test_dropping_a_needed_module_from_keep_and_trace_is_caught_at_build_time(tm
     assert "add 'tinypkg.core' to [prune] keep (" in message and "layer.toml:5)" in message
     assert error.value.exit_code == 25
     assert project.published_files() == before  # the last good build is untouched
+
+
+def layer_tests(project: TinyProject) -> LayerTestResult:
+    python = find_interpreter(RUNTIMES["python3.12"])
+    load = load_project(project.root)
+    [result] = run_layer_tests(load, "python3.12", python, say=lambda message: None, find_links=project.wheels_dir)
+    return result
+
+
+def test_layer_tests_walk_only_kept_modules_and_count_the_pruned_apart(tmp_path: Path) -> None:
+    project = pruned_project(tmp_path)
+    build(project)
+    result = layer_tests(project)
+    assert result.pruned_on_purpose == 2  # tinypkg.unused and tinypkg.unused.big: not imported, not failures
+    assert result.modules_checked == 6 and result.failures == []
+
+
+def test_a_kept_module_needing_a_pruned_one_fails_layer_tests_with_the_line_to_add(tmp_path: Path) -> None:
+    # contract.extra is kept (keep: tinypkg.contract) but nothing the build's verify imports touches it.
+    project = pruned_project(tmp_path, more={"tinypkg/contract/extra.py": "import tinypkg.unused.big\n"})
+    build(project)
+    with pytest.raises(LayerTestFailed) as error:
+        layer_tests(project)
+    message = str(error.value)
+    assert "import tinypkg.contract.extra: ModuleNotFoundError: No module named 'tinypkg.unused'" in message
+    assert "tinypkg.unused was pruned from layer tinylayer by its [prune] section" in message
+    assert "`module tinypkg.unused` to" in message
