@@ -31,6 +31,8 @@ from typing import Any
 
 from .layer_tree import tree_size
 from .layer_zip import extract
+from .pruning.contract import explain_missing
+from .pruning.step import pruned_layer_beside
 from .runtimes import Runtime
 from .sam_template import FunctionSpec, package_files
 from .target_scripts import script
@@ -47,6 +49,8 @@ class Invocation:
     import_seconds: float | None  # cold only: importing the handler's module
     duration_seconds: float
     max_memory_mb: float
+    # A module missing because a layer's [prune] removed it: the keep/trace line to add (pruning/)
+    prune_fix: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -78,6 +82,7 @@ class LambdaSandbox:
         self.process: subprocess.Popen[bytes] | None = None
         self._results: Any = None
         self._pending_init: tuple[float, float] | None = None
+        self.pruned = [p for p in map(pruned_layer_beside, layer_zips) if p is not None]
 
     # -- layout ---------------------------------------------------------------------------
     def lay_out(self) -> None:
@@ -252,6 +257,9 @@ class LambdaSandbox:
         with self.log_path.open("rb") as log:
             log.seek(log_offset)
             logs = log.read().decode(errors="replace")
+        # An init error, or a handler's structured error whose log line carries "No module named 'x'".
+        failed = error is not None or (isinstance(result, dict) and result.get("status") == "error")
+        prune_fix = explain_missing(json.dumps(error) + json.dumps(result) + logs, self.pruned) if failed else None
         return Invocation(
             result=result if error is None else None,
             error=error,
@@ -261,6 +269,7 @@ class LambdaSandbox:
             import_seconds=import_seconds,
             duration_seconds=duration,
             max_memory_mb=max_rss_kb / 1024,
+            prune_fix=prune_fix,
         )
 
 

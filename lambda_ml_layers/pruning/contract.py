@@ -21,7 +21,6 @@ class PrunedLayer:
     name: str
     layer_toml: Path
     manifest: Path
-    packages: tuple[str, ...]
     pruned_modules: tuple[str, ...]  # top-most pruned modules, from the build's prune step
 
 

@@ -6,6 +6,7 @@ sees `.py` sources and the libraries as installed, and later steps do no work on
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from ..layer_tree import StepResult, module_name, remove_files, walk_files
 from ..runtimes import MB
 from ..shared_objects import is_shared_object, needed_libraries
 from .contract import PrunedLayer, line_of
-from .plan import PruneConfig, PrunePlan, modules_to_prove, package_of, plan_prune
+from .plan import DEFAULT_MANIFEST, PruneConfig, PrunePlan, modules_to_prove, package_of, plan_prune
 from .trace_manifest import Trace, read_trace
 
 STEP = "prune"
@@ -48,7 +49,7 @@ class Pruned:
 
     def step_dict(self, base: dict[str, Any]) -> dict[str, Any]:
         """The step as the build manifest keeps it: the gates need the pruned modules."""
-        return {**base, "pruned_modules": list(self.plan.pruned_modules)}
+        return {**base, "pruned_modules": list(self.plan.pruned_modules), "manifest": self.layer.manifest.name}
 
 
 def run_prune(site: Path, layer: LayerConfig, config: PruneConfig) -> Pruned:
@@ -91,7 +92,6 @@ def describe(layer: LayerConfig, config: PruneConfig, pruned_modules: tuple[str,
         name=layer.name,
         layer_toml=layer.folder / "layer.toml",
         manifest=manifest_path(layer.folder, config),
-        packages=config.packages,
         pruned_modules=pruned_modules,
     )
 
@@ -104,13 +104,53 @@ def pruned_layer(layer: LayerConfig, steps: list[dict[str, Any]]) -> PrunedLayer
     return describe(layer, layer.prune, tuple(pruned))
 
 
-def pruned_by_config(layer: LayerConfig, site: Path, files: list[str]) -> tuple[set[str], list[PrunedLayer]]:
-    """For `nox -s layer_tests`: the modules of an unstripped install (`files` under `site`) that the
-    layer's [prune] removes on purpose, and the layer as the messages need it ((set(), []): no [prune]).
-    Shared libraries rescued by a link are not modules, so the closure is left out here."""
+def plan_for_install(layer: LayerConfig, site: Path, files: list[str]) -> PrunePlan | None:
+    """What the layer's [prune] removes from an unstripped install (`files` under `site`), for the
+    checks that compare against one (None: no [prune]). Shared libraries a link rescues are not
+    modules, so the closure is left out here."""
     if layer.prune is None:
-        return set(), []
+        return None
     sizes = {rel: (site / rel).stat().st_size for rel in files if (site / rel).is_file()}
-    plan = plan_prune(sizes, layer.prune, read_trace(manifest_path(layer.folder, layer.prune)), {}, layer.protect)
+    return plan_prune(sizes, layer.prune, read_trace(manifest_path(layer.folder, layer.prune)), {}, layer.protect)
+
+
+def pruned_by_config(layer: LayerConfig, site: Path, files: list[str]) -> tuple[set[str], list[PrunedLayer]]:
+    """For `nox -s layer_tests`: the modules [prune] removes on purpose, and the layer as the
+    messages need it ((set(), []): no [prune])."""
+    plan = plan_for_install(layer, site, files)
+    if plan is None or layer.prune is None:
+        return set(), []
     pruned = {module for rel in plan.removed if (module := module_name(rel))}
     return pruned, [describe(layer, layer.prune, plan.pruned_modules)]
+
+
+def pruned_files(layer: LayerConfig, site: Path, files: list[str]) -> dict[str, str]:
+    """For upstream_tests' blame: file -> why [prune] removed it."""
+    plan = plan_for_install(layer, site, files)
+    if plan is None:
+        return {}
+    where = f"layers/{layer.name}/layer.toml"
+    return {
+        rel: f"[prune] of {where}: add {name!r} to its keep, or `module {name}` to its {plan_manifest(layer)}"
+        for rel in plan.removed
+        if (name := module_name(rel) or rel.rsplit("/", 1)[0].replace("/", "."))
+    }
+
+
+def plan_manifest(layer: LayerConfig) -> str:
+    return layer.prune.manifest if layer.prune else DEFAULT_MANIFEST
+
+
+def pruned_layer_beside(zip_path: Path) -> PrunedLayer | None:
+    """A published zip's pruning, from the manifest written beside it (`<layer>.json`), for code that
+    has the zip but not the project (the sandbox). Paths are relative to the project's root."""
+    try:
+        steps = json.loads(zip_path.with_suffix(".json").read_text(encoding="utf-8")).get("steps", [])
+    except (OSError, ValueError, AttributeError):
+        return None
+    step = next((s for s in steps if isinstance(s, dict) and s.get("step") == STEP), None)
+    if step is None:
+        return None
+    folder = Path("layers") / zip_path.stem
+    manifest = folder / str(step.get("manifest", DEFAULT_MANIFEST))
+    return PrunedLayer(zip_path.stem, folder / "layer.toml", manifest, tuple(step.get("pruned_modules", [])))

@@ -127,7 +127,7 @@ def test_trace_manifest_lines_parse_and_a_bad_line_names_file_and_line() -> None
 def pruned_layer(tmp_path: Path) -> PrunedLayer:
     toml = tmp_path / "layer.toml"
     toml.write_text('budget_mb = 100\n\n[prune]\npackages = ["scipy"]\nkeep = ["scipy.stats"]\n')
-    return PrunedLayer("ml-libraries", toml, tmp_path / "trace.txt", ("scipy",), ("scipy.io", "scipy.signal"))
+    return PrunedLayer("ml-libraries", toml, tmp_path / "trace.txt", ("scipy.io", "scipy.signal"))
 
 
 def test_a_missing_pruned_module_is_explained_with_the_keep_line_and_the_manifest(tmp_path: Path) -> None:
