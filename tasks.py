@@ -93,6 +93,21 @@ def layer_modules(c: Context, check: bool = False) -> None:
 namespace.add_task(layer_modules)
 
 
+@task(help={"check": "fail if a committed layers/<layer>/trace.txt differs from a fresh trace; write nothing"})
+def trace_layers(c: Context, check: bool = False) -> None:
+    """Trace what the functions, smoke tests and training load from each built layer; write layers/<layer>/trace.txt."""
+    from lambda_ml_layers.layer_trace.command import trace_layers as run_trace
+
+    outcome = _run(lambda: run_trace(ROOT, check=check))
+    if check:
+        print("The trace manifests match what the layers' users load.")
+    for path in outcome.changed:
+        print(f"Wrote {path.relative_to(ROOT)}")
+
+
+namespace.add_task(trace_layers)
+
+
 # --- Pipeline (issue 3): train the model ----------------------------------------------
 
 

@@ -110,6 +110,13 @@ class TrainingFailed(LayerToolError):
     exit_code = 23
 
 
+class TraceFailed(LayerToolError):
+    """`inv trace-layers`: the built layers are missing, a traced run failed, or (--check) a
+    committed layers/<layer>/trace.txt is stale or unreadable."""
+
+    exit_code = 24
+
+
 class PrunedModuleMissing(LayerToolError):
     """A layer's [prune] removed a module that a kept module or a function imports (build-time check)."""
 

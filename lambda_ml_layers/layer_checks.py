@@ -34,6 +34,7 @@ from .pruning.step import pruned_by_config
 from .runtimes import RUNTIMES, Runtime, python_lib_dir
 from .strip_rules import plan_strip
 from .target_scripts import script as target_script
+from .target_scripts import traced
 from .verify import check_layer, lambda_sys_path, run_each
 
 SMOKE_TEST = "smoke_test.py"
@@ -160,8 +161,11 @@ def test_layer(
     return result
 
 
-def run_smoke_test(python: str, layer: LayerConfig, opt: Path, runtime: Runtime, work: Path) -> list[str]:
-    """Run layers/<name>/smoke_test.py in an isolated interpreter with only the layers on sys.path."""
+def run_smoke_test(
+    python: str, layer: LayerConfig, opt: Path, runtime: Runtime, work: Path, trace_to: Path | None = None
+) -> list[str]:
+    """Run layers/<name>/smoke_test.py in an isolated interpreter with only the layers on sys.path;
+    given `trace_to`, under the tracer, which leaves its record there (see layer_trace)."""
     smoke_test = layer.folder / SMOKE_TEST
     if not smoke_test.exists():
         return [f"{smoke_test} is missing: each layer needs a smoke test of what it provides."]
@@ -169,7 +173,9 @@ def run_smoke_test(python: str, layer: LayerConfig, opt: Path, runtime: Runtime,
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "AWS_"))}
     env.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"})
     paths = json.dumps(lambda_sys_path(opt, runtime))
-    command = [python, "-I", "-S", target_script("smoke_launcher"), paths, json.dumps(context), str(smoke_test)]
+    tracer = traced(trace_to, opt) if trace_to is not None else []
+    launcher = [target_script("smoke_launcher"), paths, json.dumps(context), str(smoke_test)]
+    command = [python, "-I", "-S", *tracer, *launcher]
     # error=None: a failing smoke test is one of this layer's failures, listed with the others.
     finished = call(command, cwd=work, env=env, timeout=600, error=None)
     if finished.timed_out:

@@ -15,6 +15,7 @@ as Lambda's execution environment does. Running as root, permissions cannot stop
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -31,11 +32,11 @@ from typing import Any
 
 from .layer_tree import tree_size
 from .layer_zip import extract
-from .pruning.contract import explain_missing
+from .pruning.contract import invocation_fix
 from .pruning.step import pruned_layer_beside
 from .runtimes import Runtime
 from .sam_template import FunctionSpec, package_files
-from .target_scripts import script
+from .target_scripts import script, traced
 from .verify import lambda_sys_path
 
 
@@ -49,8 +50,7 @@ class Invocation:
     import_seconds: float | None  # cold only: importing the handler's module
     duration_seconds: float
     max_memory_mb: float
-    # A module missing because a layer's [prune] removed it: the keep/trace line to add (pruning/)
-    prune_fix: str | None = None
+    prune_fix: str | None = None  # a module a layer's [prune] removed: the keep/trace line to add
 
     @property
     def ok(self) -> bool:
@@ -66,12 +66,16 @@ class LambdaSandbox:
         runtime: Runtime,
         environment: dict[str, str] | None = None,
         workdir: Path | None = None,
+        trace_to: Path | None = None,
     ) -> None:
         self.spec = spec
         self.layer_zips = layer_zips
         self.python = python
         self.runtime = runtime
         self.extra_environment = environment or {}
+        # Given a folder, the runtime runs under target_scripts/trace_loads.py and each of its
+        # processes leaves a record there of what it loaded from opt/ (see layer_trace).
+        self.trace_to = trace_to
         self._own_workdir = workdir is None
         # A temporary folder is made on entering, so a sandbox never entered leaves nothing behind.
         self.root = workdir or Path(tempfile.gettempdir()) / f"sandbox-{spec.name}-{uuid.uuid4().hex[:8]}"
@@ -146,12 +150,22 @@ class LambdaSandbox:
 
     def stop(self) -> None:
         if self.process is not None:
+            if self.trace_to is not None:
+                self._let_exit()
             self.process.kill()
             self.process.wait()
             self.process = None
         if self._results is not None:
             self._results.close()
             self._results = None
+
+    def _let_exit(self) -> None:
+        """End of input ends the runtime's loop: it exits on its own, so its tracer writes the record."""
+        assert self.process is not None and self.process.stdin is not None
+        with contextlib.suppress(BrokenPipeError):  # it exited already
+            self.process.stdin.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):  # killed below; its reader says the record is missing
+            self.process.wait(timeout=30)
 
     def _start(self) -> tuple[float, float, dict[str, Any] | None]:
         read_fd, write_fd = os.pipe()
@@ -167,6 +181,7 @@ class LambdaSandbox:
                     "-S",
                     "-B",
                     "-u",
+                    *(traced(self.trace_to, self.opt) if self.trace_to is not None else []),
                     script("lambda_runtime"),
                     str(self.task),
                     paths,
@@ -257,9 +272,6 @@ class LambdaSandbox:
         with self.log_path.open("rb") as log:
             log.seek(log_offset)
             logs = log.read().decode(errors="replace")
-        # An init error, or a handler's structured error whose log line carries "No module named 'x'".
-        failed = error is not None or (isinstance(result, dict) and result.get("status") == "error")
-        prune_fix = explain_missing(json.dumps(error) + json.dumps(result) + logs, self.pruned) if failed else None
         return Invocation(
             result=result if error is None else None,
             error=error,
@@ -269,7 +281,7 @@ class LambdaSandbox:
             import_seconds=import_seconds,
             duration_seconds=duration,
             max_memory_mb=max_rss_kb / 1024,
-            prune_fix=prune_fix,
+            prune_fix=invocation_fix(error, result, logs, self.pruned),
         )
 
 

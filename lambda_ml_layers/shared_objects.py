@@ -14,9 +14,12 @@ import tempfile
 from pathlib import Path
 
 from .command_runner import call
+from .errors import LayerToolError
 from .layer_tree import StepResult, walk_files
 from .runtimes import ARCHES
 from .verify import run_each
+
+NEEDED = re.compile(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]")
 
 
 def is_shared_object(rel: str) -> bool:
@@ -30,15 +33,10 @@ def has_rpath(path: Path) -> bool:
     return result.returncode != 0 or "(RPATH)" in result.output or "(RUNPATH)" in result.output
 
 
-def parse_needed(readelf_dynamic: str) -> tuple[str, ...]:
-    """The sonames of `readelf -d` output's NEEDED entries ("Shared library: [libm.so.6]")."""
-    return tuple(re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", readelf_dynamic))
-
-
-def needed_libraries(path: Path) -> tuple[str, ...]:
-    """What a shared object links to (DT_NEEDED); nothing if readelf cannot read it."""
-    result = call(["readelf", "-d", str(path)], error=None)
-    return parse_needed(result.output) if result.returncode == 0 else ()
+def needed_libraries(path: Path, error: type[LayerToolError] = LayerToolError) -> tuple[str, ...]:
+    """The sonames a shared object links to (its DT_NEEDED entries, in its own order)."""
+    result = call(["readelf", "-d", str(path)], error=error, what=f"reading the dynamic section of {path}")
+    return tuple(NEEDED.findall(result.output))
 
 
 def strip_shared_objects(site: Path, python: str | None, arch: str) -> StepResult:

@@ -4,10 +4,12 @@ module is explained by the `[prune]` line that removed it (pure; the caller read
 from __future__ import annotations
 
 import ast
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .plan import covers
 
@@ -59,6 +61,13 @@ def explain_missing(text: str, layers: Iterable[PrunedLayer]) -> str | None:
             if covers(layer.pruned_modules, missing):
                 return fix_for(missing, layer)
     return None
+
+
+def invocation_fix(error: Any, result: Any, logs: str, layers: Iterable[PrunedLayer]) -> str | None:
+    """For a sandbox invocation that failed (an init error, or a handler's structured error result
+    whose log line carries "No module named 'x'"): the fix, if x is a module a layer pruned."""
+    failed = error is not None or (isinstance(result, dict) and result.get("status") == "error")
+    return explain_missing(json.dumps(error) + json.dumps(result, default=str) + logs, layers) if failed else None
 
 
 def imported_modules(source: str, filename: str) -> list[tuple[str, int]]:

@@ -13,9 +13,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
+from ..layer_trace import Trace
 from ..layer_tree import module_name
 from ..shared_objects import is_shared_object
-from .trace_manifest import Trace
 
 DEFAULT_MANIFEST = "trace.txt"
 

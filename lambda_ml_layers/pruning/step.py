@@ -13,12 +13,12 @@ from typing import Any
 
 from ..config import LayerConfig
 from ..errors import ConfigError
+from ..layer_trace import Trace, read_trace
 from ..layer_tree import StepResult, module_name, remove_files, walk_files
 from ..runtimes import MB
 from ..shared_objects import is_shared_object, needed_libraries
 from .contract import PrunedLayer, line_of
 from .plan import DEFAULT_MANIFEST, PruneConfig, PrunePlan, modules_to_prove, package_of, plan_prune
-from .trace_manifest import Trace, read_trace
 
 STEP = "prune"
 

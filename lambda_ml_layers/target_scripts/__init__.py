@@ -6,6 +6,7 @@ target interpreter has none of the tooling's packages. `-I` keeps this folder of
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 FOLDER = Path(__file__).resolve().parent
@@ -14,3 +15,10 @@ FOLDER = Path(__file__).resolve().parent
 def script(name: str) -> str:
     """The path of target_scripts/<name>.py, for `python -I <path> ...`."""
     return str(FOLDER / f"{name}.py")
+
+
+def traced(record_dir: Path, root: Path, first_paths: list[str] | None = None) -> list[str]:
+    """Arguments that run the script after them under trace_loads.py: put them between the
+    interpreter's flags and the script. At exit it writes record_dir/trace-<pid>.json, listing
+    what the process loaded from under root; first_paths go first on sys.path."""
+    return [script("trace_loads"), str(record_dir), str(root), json.dumps(first_paths or [])]

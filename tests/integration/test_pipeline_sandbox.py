@@ -23,7 +23,6 @@ import statistics
 import subprocess
 import sys
 import time
-import uuid
 import zipfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -37,6 +36,13 @@ from lambda_ml_layers.interpreters import find_interpreter
 from lambda_ml_layers.layer_tree import tree_size
 from lambda_ml_layers.local_aws import MotoServer, moto_server
 from lambda_ml_layers.paths import BuildPaths
+from lambda_ml_layers.pipeline_stage import SAMPLE as SAMPLE_PATH
+from lambda_ml_layers.pipeline_stage import (
+    create_card_history_table,
+    function_environment,
+    new_bucket,
+    s3_created_event,
+)
 from lambda_ml_layers.runtimes import RUNTIMES
 from lambda_ml_layers.sam_template import FunctionSpec, function_specs, load_template, template_layers
 from lambda_ml_layers.sandbox import Invocation, LambdaSandbox
@@ -49,7 +55,7 @@ TEMPLATE = REPO / "infra" / "template.yaml"
 RUNTIME = RUNTIMES["python3.12"]
 LAYERS = BuildPaths.of(REPO).output_dir("python3.12", "x86_64")
 REPORT = BuildPaths.of(REPO).report("python3.12", "x86_64")
-SAMPLE = REPO / "data" / "sample" / "transactions.csv"
+SAMPLE = REPO / SAMPLE_PATH
 VALIDATION, FEATURES, PREDICTIONS = "DataValidationFunction", "FeatureEngineeringFunction", "PredictionsFunction"
 BUILD_WAIT_SECONDS = 1800  # another `inv build-layers` holding build/ (a developer's, another session's)
 
@@ -101,12 +107,6 @@ def s3(server: MotoServer) -> Any:
     return client
 
 
-def new_bucket(s3: Any, kind: str) -> str:
-    name = f"it-{kind}-{uuid.uuid4().hex[:12]}"
-    s3.create_bucket(Bucket=name)
-    return name
-
-
 @dataclass(frozen=True)
 class Model:
     bucket: str
@@ -137,11 +137,7 @@ def layer_zips(spec: FunctionSpec, without: str | None = None) -> list[Path]:
 @pytest.fixture(scope="module")
 def card_history_table(server: MotoServer) -> str:
     """The template's CardHistoryTable (its own key schema and index), created in moto."""
-    properties = load_template(TEMPLATE)["Resources"]["CardHistoryTable"]["Properties"]
-    name = f"it-card-history-{uuid.uuid4().hex[:12]}"
-    shape = ("BillingMode", "AttributeDefinitions", "KeySchema", "LocalSecondaryIndexes")
-    server.client("dynamodb").create_table(TableName=name, **{k: properties[k] for k in shape})
-    return name
+    return create_card_history_table(server, TEMPLATE)
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +150,7 @@ def sandboxes(
     card_history_table: str,
 ) -> Iterator[dict[str, LambdaSandbox]]:
     """One container per function, laid out once; the template's variables plus what deploy fills in."""
-    environment = {**server.client_env(), "MODEL_BUCKET": model.bucket, "CARD_HISTORY_TABLE": card_history_table}
+    environment = function_environment(server, model.bucket, card_history_table)
     with ExitStack() as stack:
         yield {
             name: stack.enter_context(LambdaSandbox(spec, layer_zips(spec), python, RUNTIME, environment))
@@ -210,17 +206,6 @@ def keys(s3: Any, bucket: str) -> set[str]:
 def read(s3: Any, bucket: str, key: str) -> bytes:
     body: bytes = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     return body
-
-
-def s3_created_event(bucket: str, key: str) -> dict[str, Any]:
-    """What EventBridge hands the state machine, and it hands Validate, for an upload."""
-    return {
-        "version": "0",
-        "detail-type": "Object Created",
-        "source": "aws.s3",
-        "region": "us-east-1",
-        "detail": {"version": "0", "bucket": {"name": bucket}, "object": {"key": key, "size": 1}},
-    }
 
 
 def invoke_ok(sandbox: LambdaSandbox, event: Any) -> Invocation:

@@ -1,16 +1,13 @@
-"""[prune]: the plan (which files go), the trace manifest, the contract messages (pure, no build)."""
+"""[prune]: the plan (which files go) and the contract messages (pure, no build)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
-from lambda_ml_layers.errors import ConfigError
+from lambda_ml_layers.layer_trace import Trace
 from lambda_ml_layers.pruning.contract import PrunedLayer, contract_problems, explain_missing, imported_modules
 from lambda_ml_layers.pruning.plan import PruneConfig, modules_to_prove, plan_prune
 from lambda_ml_layers.pruning.step import report_parts
-from lambda_ml_layers.pruning.trace_manifest import Trace, parse_trace
 
 FILES = {
     "scipy/__init__.py": 10,
@@ -36,7 +33,7 @@ FILES = {
     "sklearn/__init__.py": 10,
 }
 CONFIG = PruneConfig(packages=("scipy",), keep=("scipy.stats",))
-TRACE = Trace(modules=frozenset({"scipy._lib.util", "sklearn"}), files=frozenset(), libraries={})
+TRACE = Trace("ml-libraries", "python3.12", "x86_64", modules=frozenset({"scipy._lib.util", "sklearn"}))
 
 
 def plan(config: PruneConfig = CONFIG, trace: Trace = TRACE, needs: dict[str, tuple[str, ...]] | None = None):  # type: ignore[no-untyped-def]
@@ -69,7 +66,15 @@ def test_the_report_parts_are_one_level_below_the_package_entry_with_their_bytes
 
 
 def test_a_traced_file_and_library_survive_in_a_pruned_package() -> None:
-    trace = Trace(TRACE.modules, frozenset({"scipy/io/tests/data/x.mat"}), {"scipy/special/libhelper.so": ()})
+    trace = Trace(
+        "ml-libraries",
+        "python3.12",
+        "x86_64",
+        frozenset(),
+        TRACE.modules,
+        frozenset({"scipy/io/tests/data/x.mat"}),
+        {"scipy/special/libhelper.so": ()},
+    )
     result = plan(trace=trace)
     assert "scipy/io/tests/data/x.mat" not in result.removed
     assert "scipy/special/libhelper.so" not in result.removed
@@ -105,23 +110,10 @@ def test_entries_naming_nothing_in_the_tree_are_reported() -> None:
 
 
 def test_verify_proves_the_keep_entries_and_the_surviving_traced_modules() -> None:
-    trace = Trace(frozenset({"scipy._lib.util", "sklearn", "scipy.nothere"}), frozenset(), {})
-    assert modules_to_prove(plan(trace=trace), CONFIG, trace) == ["scipy._lib.util", "scipy.stats"]
-
-
-def test_trace_manifest_lines_parse_and_a_bad_line_names_file_and_line() -> None:
-    text = (
-        "# Trace of layer ml-libraries (python3.12, x86_64)\n"
-        "module scipy\nmodule scipy.stats._dist\n"
-        "file sklearn/datasets/descr/iris.rst\n"
-        "library scipy.libs/libgfortran-1.so.5  needs: libquadmath-2.so.0, libc.so.6\n"
+    trace = Trace(
+        "ml-libraries", "python3.12", "x86_64", modules=frozenset({"scipy._lib.util", "sklearn", "scipy.nothere"})
     )
-    trace = parse_trace(text, "trace.txt")
-    assert trace.modules == {"scipy", "scipy.stats._dist"}
-    assert trace.files == {"sklearn/datasets/descr/iris.rst"}
-    assert trace.libraries == {"scipy.libs/libgfortran-1.so.5": ("libquadmath-2.so.0", "libc.so.6")}
-    with pytest.raises(ConfigError, match=r"trace.txt:3: 'modul scipy.io'.*inv trace-layers"):
-        parse_trace("# x\nmodule scipy\nmodul scipy.io\n", "trace.txt")
+    assert modules_to_prove(plan(trace=trace), CONFIG, trace) == ["scipy._lib.util", "scipy.stats"]
 
 
 def pruned_layer(tmp_path: Path) -> PrunedLayer:

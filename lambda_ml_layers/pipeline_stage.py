@@ -1,0 +1,56 @@
+"""The pipeline's AWS side on a local moto server, for running the functions in the sandbox.
+
+Shared by the integration tests (tests/integration/test_pipeline_sandbox.py) and
+`inv trace-layers`: buckets and the card-history table made as infra/template.yaml makes them,
+the environment a sandboxed function gets, and the event EventBridge hands the state machine
+(and it hands DataValidation) for an upload.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+from .local_aws import MotoServer
+from .sam_template import load_template
+
+SAMPLE = Path("data/sample/transactions.csv")  # relative to the project root
+TABLE_SHAPE = ("BillingMode", "AttributeDefinitions", "KeySchema", "LocalSecondaryIndexes")
+
+
+def new_bucket(s3: Any, kind: str, versioned: bool = False) -> str:
+    """A fresh bucket; `versioned` as the template's data bucket is."""
+    name = f"it-{kind}-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=name)
+    if versioned:
+        s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    return name
+
+
+def create_card_history_table(server: MotoServer, template: Path) -> str:
+    """The template's CardHistoryTable (its own key schema and index), created in moto."""
+    properties = load_template(template)["Resources"]["CardHistoryTable"]["Properties"]
+    name = f"it-card-history-{uuid.uuid4().hex[:12]}"
+    server.client("dynamodb").create_table(TableName=name, **{k: properties[k] for k in TABLE_SHAPE})
+    return name
+
+
+def function_environment(server: MotoServer, model_bucket: str, card_history_table: str) -> dict[str, str]:
+    """What a sandboxed function gets besides the template's variables: the server, and what
+    deploy fills in (the model bucket and the card-history table)."""
+    return {**server.client_env(), "MODEL_BUCKET": model_bucket, "CARD_HISTORY_TABLE": card_history_table}
+
+
+def s3_created_event(bucket: str, key: str, version_id: str | None = None) -> dict[str, Any]:
+    """What EventBridge hands the state machine, and it hands Validate, for an upload."""
+    detail_object: dict[str, Any] = {"key": key, "size": 1}
+    if version_id is not None:
+        detail_object["version-id"] = version_id
+    return {
+        "version": "0",
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "region": "us-east-1",
+        "detail": {"version": "0", "bucket": {"name": bucket}, "object": detail_object},
+    }
