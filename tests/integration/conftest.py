@@ -12,7 +12,13 @@ import pytest
 
 from lambda_ml_layers.local_aws import MotoServer, start_moto_server
 
-IN_THE_CHECKOUT = {"test_real_layers.py", "test_pipeline_sandbox.py", "test_train_model_cli.py", "test_layer_trace.py"}
+IN_THE_CHECKOUT = {
+    "test_real_layers.py",
+    "test_pipeline_sandbox.py",
+    "test_train_model_cli.py",
+    "test_layer_trace.py",
+    "test_pruned_contract.py",
+}
 
 
 def scope_of(nodeid: str) -> str:
