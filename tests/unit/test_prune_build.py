@@ -8,13 +8,15 @@ from pathlib import Path
 
 import pytest
 
+from lambda_ml_layers.artifacts import LayerBuild
 from lambda_ml_layers.build import BuildRequest, build_layers
 from lambda_ml_layers.config import load_project
 from lambda_ml_layers.errors import ConfigError, LayerTestFailed, PrunedModuleMissing
 from lambda_ml_layers.interpreters import find_interpreter
 from lambda_ml_layers.layer_checks import LayerTestResult, run_layer_tests
+from lambda_ml_layers.pruning.functions import check_function_imports
 from lambda_ml_layers.runtimes import RUNTIMES
-from tests.project_factory import TinyProject, make_wheel, resolution_text, tiny_project, write_layer
+from tests.project_factory import REPO, TinyProject, make_wheel, resolution_text, tiny_project, write_layer
 
 PRUNE = """budget_mb = 10
 
@@ -150,3 +152,30 @@ def test_a_kept_module_needing_a_pruned_one_fails_layer_tests_with_the_line_to_a
     assert "import tinypkg.contract.extra: ModuleNotFoundError: No module named 'tinypkg.unused'" in message
     assert "tinypkg.unused was pruned from layer tinylayer by its [prune] section" in message
     assert "`module tinypkg.unused` to" in message
+
+
+def built(name: str, zip_path: Path, pruned: list[str]) -> LayerBuild:
+    steps = [{"step": "prune", "pruned_modules": pruned, "manifest": "trace.txt"}]
+    return LayerBuild(
+        name, "python3.12", "x86_64", "key", "sha", 1, 1, 1, 1, None, {}, {}, {}, steps, True, zip_path=str(zip_path)
+    )
+
+
+def test_a_real_function_importing_a_module_its_pruned_layer_lost_fails_with_file_and_line(tmp_path: Path) -> None:
+    # FeatureEngineering's features.py imports sklearn.compose and sklearn.preprocessing at the top.
+    zip_path = tmp_path / "ml-libraries.zip"
+    with zipfile.ZipFile(zip_path, "w") as archive:
+        for name in ("sklearn/__init__.pyc", "sklearn/preprocessing/__init__.pyc", "joblib/__init__.pyc"):
+            archive.writestr(f"python/{name}", b"")
+    project = load_project(REPO)
+    with pytest.raises(PrunedModuleMissing) as error:
+        check_function_imports(project, {"ml-libraries": built("ml-libraries", zip_path, ["sklearn.compose"])})
+    message = str(error.value)
+    features = REPO / "services" / "feature_engineering" / "feature_engineering" / "features.py"
+    assert f"{features}:11: function FeatureEngineeringFunction imports sklearn.compose." in message
+    assert "add 'sklearn.compose' to [prune] keep (" in message
+    assert "preprocessing" not in message and "PredictionsFunction" not in message
+    # The same zip with sklearn.compose in it passes: only what was pruned counts.
+    with zipfile.ZipFile(zip_path, "a") as archive:
+        archive.writestr("python/sklearn/compose/__init__.pyc", b"")
+    check_function_imports(project, {"ml-libraries": built("ml-libraries", zip_path, ["sklearn.compose._x"])})
