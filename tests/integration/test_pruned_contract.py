@@ -25,8 +25,8 @@ LAYERS = BuildPaths.of(REPO).output_dir("python3.12", "x86_64")
 # Runs in the target interpreter with only the layers on sys.path.
 CONTRACT_SCRIPT = """
 import importlib, sys
-import numpy as np
 sys.path[:0] = PATHS
+import numpy as np
 for area in KEEP:
     importlib.import_module(area)
 from sklearn.base import clone
