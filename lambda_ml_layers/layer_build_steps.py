@@ -38,6 +38,8 @@ from .verify import check_layer
 # Gives a base layer's finished build, waiting for it if need be (the scheduler's business).
 WaitForBase = Callable[[LayerConfig], LayerBuild]
 
+MAX_SHOWN = 10  # failed imports listed when [prune] caused them; the fixes are all given
+
 PIP_PROGRESS = ("Collecting", "Downloading", "Installing", "Using cached")
 
 
@@ -105,10 +107,14 @@ def verify(
     outcome = check_layer(ctx.python, opt, ctx.runtime, modules, versions, clients=clients)
     fixes = {m: fix for m, e in outcome.import_failures.items() if (fix := explain_missing(e, pruned or []))}
     if fixes:
+        shown = sorted(fixes)[:MAX_SHOWN]
+        more = f"\n    ... and {len(fixes) - len(shown)} more" if len(fixes) > len(shown) else ""
         raise PrunedModuleMissing(
-            f"Layer {layer.name} failed verification in {ctx.runtime.name}, so it was not written: pruning removed "
-            f"a module that a kept one imports:\n"
-            + "\n".join(f"    import {m}: {outcome.import_failures[m]}\n      {f}" for m, f in sorted(fixes.items()))
+            f"Layer {layer.name} failed verification in {ctx.runtime.name}, so it was not written: [prune] removed "
+            f"modules that kept ones import:\n"
+            + "\n".join(f"    import {m}: {outcome.import_failures[m]}" for m in shown)
+            + more
+            + "".join(f"\n  {fix}" for fix in dict.fromkeys(fixes[m] for m in sorted(fixes)))  # each fix once
         )
     if not outcome.ok:
         lines = [f"import {module}: {error}" for module, error in sorted(outcome.import_failures.items())]
