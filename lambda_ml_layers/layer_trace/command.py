@@ -39,7 +39,7 @@ class TraceOutcome:
     usage: dict[str, LayerUsage]
     layer_bytes: dict[str, int]  # every file of the layer's zip, unzipped
     covered_bytes: dict[str, int]  # the files of the layer the runs loaded
-    changed: list[Path]  # manifests rewritten (or, with --check, that would be)
+    changed: list[Path]  # manifests rewritten (none with --check, which fails instead)
 
 
 def manifest_path(project: ProjectConfig, layer: str) -> Path:
@@ -52,6 +52,27 @@ def missing_zips(project: ProjectConfig, output_dir: Path, runtime: str, arch: s
         for name in project.layer_names
         if not (output_dir / f"{name}.zip").is_file()
     ]
+
+
+def layer_files(output_dir: Path, layer: str, runtime: str, arch: str) -> list[tuple[str, int]]:
+    """The built zip's files and sizes; a truncated or foreign zip names itself and the fix."""
+    path = output_dir / f"{layer}.zip"
+    try:
+        return zip_files(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise TraceFailed(
+            f"{path} is not a readable zip ({exc}).\n  Fix: `{build_command(runtime, arch)} --force` writes it again."
+        ) from None
+
+
+def committed_text(path: Path) -> str | None:
+    """The manifest as committed; None when there is none. Unreadable: TraceFailed naming it."""
+    if not path.exists():
+        return None
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TraceFailed(f"{path} cannot be read ({exc}).\n  Fix: remove it and run `{REGENERATE}`.") from None
 
 
 def union(
@@ -110,7 +131,7 @@ def trace_layers(root: Path, check: bool = False, say: Callable[[str], None] = p
     missing = missing_zips(project, output_dir, runtime.name, arch)
     if missing:
         raise TraceFailed("`inv trace-layers` traces the built layers:\n" + "\n".join(f"  - {m}" for m in missing))
-    files = {name: zip_files(output_dir / f"{name}.zip") for name in project.layer_names}
+    files = {name: layer_files(output_dir, name, runtime.name, arch) for name in project.layer_names}
     with tempfile.TemporaryDirectory(prefix="trace-layers-") as scratch:
         target = TraceTarget(root, runtime, arch, find_interpreter(runtime), output_dir, Path(scratch), say)
         runs = run_all(target, project)
@@ -138,8 +159,8 @@ def summary(outcome: TraceOutcome) -> list[str]:
         total = outcome.layer_bytes[name]
         share = covered / total if total else 0.0
         lines.append(
-            f"{name}: {len(trace.modules)} modules, {len(trace.files)} files, {len(trace.libraries)} libraries; "
-            f"{covered / 1e6:.1f} of {total / 1e6:.1f} MB loaded ({share:.0%})"
+            f"{name}: modules {len(trace.modules)}, files {len(trace.files)}, libraries {len(trace.libraries)}; "
+            f"{covered / 1e6:.1f} of {total / 1e6:.1f} MB of the layer loaded ({share:.0%})"
         )
     return lines
 
@@ -148,7 +169,7 @@ def check_manifests(project: ProjectConfig, outcome: TraceOutcome) -> TraceOutco
     problems = []
     for name, trace in outcome.traces.items():
         path = manifest_path(project, name)
-        committed = path.read_text() if path.is_file() else None
+        committed = committed_text(path)
         changes = changed_lines(committed, render_trace(trace))
         if changes:
             shown = "\n".join(f"      {line}" for line in changes[:SHOWN_CHANGES])
@@ -169,7 +190,7 @@ def check_manifests(project: ProjectConfig, outcome: TraceOutcome) -> TraceOutco
 def write_manifests(project: ProjectConfig, outcome: TraceOutcome) -> TraceOutcome:
     """Every changed manifest written beside itself first, then each renamed into place."""
     texts = {manifest_path(project, name): render_trace(trace) for name, trace in outcome.traces.items()}
-    changed = [path for path, text in texts.items() if not (path.is_file() and path.read_text() == text)]
+    changed = [path for path, text in texts.items() if committed_text(path) != text]
     partials = {path: path.with_name(f".{path.name}.part") for path in changed}
     written: list[Path] = []
     try:

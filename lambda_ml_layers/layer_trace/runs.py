@@ -72,17 +72,22 @@ def read_records(record_dir: Path, label: str) -> tuple[LoadRecord, ...]:
     return records
 
 
+def extract_layers(target: TraceTarget, layers: list[str], opt: Path) -> None:
+    """The built zips into opt/ in order, as layer_tests does; a missing or unreadable zip names itself."""
+    try:
+        for layer in layers:
+            extract_built(target.output_dir, layer, target.runtime, target.arch, opt)
+    except LayerTestFailed as exc:
+        raise TraceFailed(str(exc)) from None
+
+
 def trace_smoke_test(target: TraceTarget, project: ProjectConfig, name: str) -> TracedRun:
     """layers/<name>/smoke_test.py as `nox -s layer_tests` runs it, on the layer and its bases."""
     label = f"smoke test {name}"
     chain = [layer.name for layer in build_order(project, [name])]
     work = target.folder(f"smoke-{name}")
     opt, records = work / "opt", target.folder(f"smoke-{name}-records")
-    try:
-        for member in chain:
-            extract_built(target.output_dir, member, target.runtime, target.arch, opt)
-    except LayerTestFailed as exc:
-        raise TraceFailed(str(exc)) from None
+    extract_layers(target, chain, opt)
     failures = run_smoke_test(target.python, project.layer(name), opt, target.runtime, work, trace_to=records)
     if failures:
         raise TraceFailed(f"{label} failed under the tracer:\n" + "\n".join(failures))
@@ -95,8 +100,7 @@ def trace_training(target: TraceTarget, layers: list[str], server: MotoServer, b
     label = "model training: sample data, upload"
     work = target.folder("training")
     opt, records = work / "opt", target.folder("training-records")
-    for layer in layers:
-        extract_built(target.output_dir, layer, target.runtime, target.arch, opt)
+    extract_layers(target, layers, opt)
     trainer = target.root / TRAINER
     first = [str(trainer.parent), *lambda_sys_path(opt, target.runtime)]
     args = ["--data", str(target.root / SAMPLE), "--out", str(work / "model"), "--bucket", bucket]

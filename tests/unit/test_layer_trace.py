@@ -337,3 +337,23 @@ def test_a_template_without_one_of_the_pipelines_functions_is_named_before_anyth
         trace_functions(target, specs, server=None, model_bucket="unused")  # type: ignore[arg-type]
     assert "PIPELINE" in str(caught.value)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_truncated_layer_zip_is_named_with_the_build_that_writes_it_again(tmp_path: Path) -> None:
+    project = tiny_project(tmp_path)
+    built = project.output_zip("tinylayer", arch=project.arch)
+    built.parent.mkdir(parents=True)
+    built.write_bytes(b"PK\x03\x04 cut short")
+    with pytest.raises(TraceFailed) as caught:
+        trace_layers(project.root, check=True, say=lambda line: None)
+    assert f"{built} is not a readable zip" in str(caught.value)
+    assert "--force` writes it again" in str(caught.value)
+
+
+def test_an_unreadable_committed_manifest_is_named_not_a_traceback(tmp_path: Path) -> None:
+    project = load_project(tiny_project(tmp_path).root)
+    manifest = project.layer("tinylayer").folder / "trace.txt"
+    manifest.write_bytes(b"\xff\xfe not text")
+    trace = Trace("tinylayer", "python3.12", "x86_64", frozenset(), frozenset({"tinypkg"}))
+    with pytest.raises(TraceFailed, match=r"trace\.txt cannot be read"):
+        check_manifests(project, outcome_for(trace))
