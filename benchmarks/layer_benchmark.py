@@ -1,6 +1,7 @@
 """Layer benchmark: our layers side by side with plain pip and two popular recipes.
 
     .venv/bin/python benchmarks/layer_benchmark.py [--runs 7] [--skip-build-timing] [--skip-policies]
+        [--skip-unpruned]
 
 For the same hash-pinned locks (each layer minus what its base layers provide, as the
 engine installs them) it measures, per layer and in total:
@@ -12,7 +13,9 @@ engine installs them) it measures, per layer and in total:
   (c) wrangler   the AWS SDK for pandas (awswrangler) layer build's clean-up commands;
   (d) ours       the zips `inv build-layers` writes, with the project's bytecode policy;
   (e) ours with the other bytecode policies (same strip rules), built in a scratch copy of
-      the project, to choose the default policy.
+      the project, to choose the default policy;
+  (f) ours without [prune] (when a layer prunes), built in a scratch copy of the project:
+      what pruning saves, and whether the cold import changed.
 
 It reports unzipped MB (1 MB = 1,000,000 bytes, as Lambda counts), whether each recipe's
 layers still import (in python3.12, base layers laid out as Lambda's /opt), the cold
@@ -39,7 +42,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -399,22 +402,47 @@ def with_policy(config: dict[str, Any], policy: str, is_defaults: bool) -> dict[
     return changed
 
 
-def policy_root(policy: str) -> Path:
-    """A scratch project: the same layers/ with every layer's bytecode set to `policy` and
-    budgets at Lambda's limit (a larger policy must still be written, to be measured). No
-    infra/: the function gates are not what is measured here."""
-    root = TMP_DIR / f"root-{policy}"
+def without_prune(config: dict[str, Any], is_defaults: bool) -> dict[str, Any]:
+    """A copy of one parsed layers/*.toml without its [prune] section, and a layer's budget_mb at
+    Lambda's limit (the unpruned layer is larger than the budget pruning made possible)."""
+    changed = copy.deepcopy(config)
+    changed.pop("prune", None)
+    if not is_defaults:
+        changed["budget_mb"] = LAMBDA_UNZIPPED_LIMIT // MB
+    return changed
+
+
+def scratch_root(name: str, rewrite: Callable[[dict[str, Any], bool], dict[str, Any]]) -> Path:
+    """A scratch project: the same layers/ with every TOML file rewritten by `rewrite(config,
+    is_defaults)`, sharing the warm pip cache. No infra/: the function gates are not measured."""
+    root = TMP_DIR / f"root-{name}"
     shutil.copytree(ROOT / "layers", root / "layers")
     for toml in [root / "layers" / "defaults.toml", *sorted((root / "layers").glob("*/layer.toml"))]:
-        write_toml(toml, with_policy(read_toml(toml), policy, is_defaults=toml.name == "defaults.toml"))
-    scratch = load_project(root)  # the engine reads it back, so a rewrite that missed is caught here
-    wrong = [layer.name for layer in scratch.layers if layer.bytecode != policy]
-    if wrong:
-        raise LayerToolError(f"could not set bytecode = {policy!r} for {', '.join(wrong)} in {root}/layers")
+        write_toml(toml, rewrite(read_toml(toml), toml.name == "defaults.toml"))
     pip_cache = PATHS.pip_cache  # share the warm pip cache instead of downloading again
     pip_cache.mkdir(parents=True, exist_ok=True)
     BuildPaths.of(root).pip_cache.parent.mkdir(parents=True, exist_ok=True)
     BuildPaths.of(root).pip_cache.symlink_to(pip_cache, target_is_directory=True)
+    return root
+
+
+def policy_root(policy: str) -> Path:
+    """The layers with every layer's bytecode set to `policy` and budgets at Lambda's limit (a
+    larger policy must still be written, to be measured)."""
+    root = scratch_root(policy, lambda config, is_defaults: with_policy(config, policy, is_defaults))
+    scratch = load_project(root)  # the engine reads it back, so a rewrite that missed is caught here
+    wrong = [layer.name for layer in scratch.layers if layer.bytecode != policy]
+    if wrong:
+        raise LayerToolError(f"could not set bytecode = {policy!r} for {', '.join(wrong)} in {root}/layers")
+    return root
+
+
+def unpruned_root() -> Path:
+    """The layers as configured, less every [prune] section: what pruning saves, side by side."""
+    root = scratch_root("unpruned", without_prune)
+    pruned = [layer.name for layer in load_project(root).layers if layer.prune is not None]
+    if pruned:
+        raise LayerToolError(f"could not remove [prune] from {', '.join(pruned)} in {root}/layers")
     return root
 
 
@@ -793,6 +821,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--noop-runs", type=int, default=3, help="no-op builds to time (median; default 3)")
     parser.add_argument("--skip-build-timing", action="store_true", help="do not time cold and no-op builds")
     parser.add_argument("--skip-policies", action="store_true", help="do not build the other bytecode policies (e)")
+    parser.add_argument("--skip-unpruned", action="store_true", help="do not build the layers without [prune] (f)")
     parser.add_argument("--keep-tmp", action="store_true", help="keep build/benchmarks/tmp for inspection")
     args = parser.parse_args(argv)
     if args.runs < 1 or args.noop_runs < 1:
@@ -822,6 +851,23 @@ def policy_variants(
         extract_zips(zips, variant)
         remove_tree(root)
     return variants
+
+
+def unpruned_variant(layer_names: list[str], runtime: Runtime, arch: str, log_file: Path) -> Variant:
+    """(f): our pipeline with every layer's [prune] removed, built in a scratch root."""
+    root = unpruned_root()
+    log("building our layers without [prune] in a scratch root")
+    seconds, code = run_inv(["--root", str(root)], log_file)
+    variant = Variant("unpruned", "(f) ours, without [prune]", "sourceless", build_seconds=seconds)
+    built = BuildPaths.of(root).output_dir(runtime.name, arch)
+    zips = {name: built / f"{name}.zip" for name in layer_names}
+    if code != 0 or not all(z.exists() for z in zips.values()):
+        log(f"the unpruned build failed (exit {code}); see {log_file.relative_to(ROOT)}")
+        variant.failed = f"build failed (exit {code}), see build/benchmarks/build.log"
+        return variant
+    extract_zips(zips, variant)
+    remove_tree(root)
+    return variant
 
 
 def recipe_variants(
@@ -864,9 +910,12 @@ def run(args: argparse.Namespace) -> str:
         _, code = run_inv([], build_log)
         if code != 0 or report_is_stale(project, runtime.name, arch):
             raise LayerToolError(f"inv build-layers failed (exit {code}):\n{tail(build_log)}")
-    ours = Variant("ours", "(d) ours", current_policy)
+    pruned = [layer.name for layer in layers if layer.prune is not None]
+    ours = Variant("ours", f"(d) ours ({', '.join(pruned)} pruned)" if pruned else "(d) ours", current_policy)
     extract_zips({name: output_dir / f"{name}.zip" for name in layer_names}, ours)
     others = [] if args.skip_policies else policy_variants(current_policy, layer_names, runtime, arch, build_log)
+    if pruned and not args.skip_unpruned:
+        others.append(unpruned_variant(layer_names, runtime, arch, build_log))
     recipes, modules = recipe_variants(project, locks, runtime, arch)
 
     variants = [*recipes, ours, *others]

@@ -30,6 +30,7 @@ from .notices import Notice
 from .options import check_build_numbers
 from .paths import BuildPaths
 from .progress import BuildProgress
+from .pruning.functions import check_function_imports
 from .report import print_report, report_data, report_texts
 from .runtimes import ARCHES, MB, RUNTIMES, Runtime
 from .scheduler import INTERRUPTED, run_builds
@@ -115,6 +116,7 @@ def _gate_report_publish(ctx: BuildContext, results: dict[str, LayerBuild], head
     report, then publish everything, or, if a gate failed, nothing but the failed build's report."""
     project, paths, runtime, arch = ctx.project, ctx.paths, ctx.runtime.name, ctx.arch
     output_dir = paths.output_dir(runtime, arch)
+    check_function_imports(project, results)  # a pruned layer must still hold what each function imports
     every_key = _cache_keys(ctx, build_order(project), locks_at_hand(project, ctx.locks))
     gates = apply_gates(project, results, published_builds(output_dir, every_key), runtime, arch, output_dir, headroom)
     builds = list(results.values())

@@ -27,7 +27,9 @@ def engine_version() -> str:
     """A digest of the engine's own source: a changed step invalidates every cached layer."""
     digest = hashlib.sha256()
     # target_scripts/ too: the target interpreter runs them to compile, load and verify the layer.
-    for path in sorted([*ENGINE_DIR.glob("*.py"), *ENGINE_DIR.glob("target_scripts/*.py")]):
+    # pruning/ too: it decides which files the zip holds.
+    sources = [*ENGINE_DIR.glob("*.py"), *ENGINE_DIR.glob("target_scripts/*.py"), *ENGINE_DIR.glob("pruning/*.py")]
+    for path in sorted(sources):
         digest.update(str(path.relative_to(ENGINE_DIR)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 
@@ -45,6 +47,12 @@ def toolchain() -> dict[str, str | bool]:
         "strip": shutil.which("strip") is not None,
         "readelf": shutil.which("readelf") is not None,
     }
+
+
+def _manifest_digest(layer: LayerConfig) -> str | None:
+    if layer.prune is None:
+        return None
+    return hashlib.sha256((layer.folder / layer.prune.manifest).read_bytes()).hexdigest()
 
 
 def layer_key(
@@ -69,6 +77,8 @@ def layer_key(
         "arch": arch,
         "interpreter": interpreter_version,
         "bases": base_keys,
+        # The trace manifest decides what [prune] removes: a changed manifest rebuilds the layer.
+        "prune_manifest": _manifest_digest(layer),
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()[:24]
 

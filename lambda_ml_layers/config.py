@@ -16,6 +16,8 @@ from typing import Any
 from . import config_rules as rules
 from .deploy.stages import SAMCONFIG, stage_names
 from .errors import ConfigError, collect
+from .pruning.plan import PruneConfig
+from .pruning.settings import prune_settings, suites_in_pruned_code
 from .strip_rules import StripRule
 from .toml_files import read_toml
 from .upstream_tests.selection import UpstreamTests
@@ -43,6 +45,8 @@ class LayerConfig:
     allowed_import_failures: dict[str, str]
     # the libraries' own test suites run against the layer (nox -s upstream_tests)
     upstream_tests: UpstreamTests
+    # [prune]: remove what the trace and keep list do not cover (None: nothing pruned)
+    prune: PruneConfig | None = None
 
     @property
     def requirements_in(self) -> Path:
@@ -129,6 +133,10 @@ def _layer_config(
     allowed = rules.table(layer_tests, "allowed_import_failures", f"{where} [layer_tests]", problems)
     if not all(isinstance(v, str) and v.strip() for v in allowed.values()):
         problems.append(f"{where} [layer_tests] allowed_import_failures: give each module a reason (a string).")
+    upstream = rules.upstream_tests(raw, where, problems)
+    prune = prune_settings(raw, folder, (folder / LAYER_FILE).read_text(encoding="utf-8"), problems)
+    if prune is not None:
+        problems += suites_in_pruned_code(upstream, prune, where)
     return LayerConfig(
         name=folder.name,
         folder=folder,
@@ -144,7 +152,8 @@ def _layer_config(
         aws_services=rules.kept_services(aws_sdk, where, problems),
         skip_imports=rules.strings(verify.get("skip_imports", []), f"{where} [verify]", problems),
         allowed_import_failures={str(k): str(v) for k, v in allowed.items()},
-        upstream_tests=rules.upstream_tests(raw, where, problems),
+        upstream_tests=upstream,
+        prune=prune,
     )
 
 

@@ -36,6 +36,7 @@ LAYER_KEYS = {
     "verify",
     "layer_tests",
     "upstream_tests",
+    "prune",
 }
 AWS_SDK_KEYS = {"keep_services"}
 VERIFY_KEYS = {"skip_imports"}

@@ -117,6 +117,12 @@ class TraceFailed(LayerToolError):
     exit_code = 24
 
 
+class PrunedModuleMissing(LayerToolError):
+    """A layer's [prune] removed a module that a kept module or a function imports (build-time check)."""
+
+    exit_code = 25
+
+
 class SizeReportError(LayerToolError):
     """`inv size-report` has no build report to describe, or its base cannot be read."""
 

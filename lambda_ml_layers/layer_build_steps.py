@@ -1,6 +1,6 @@
 """The steps that turn one layer's lock into a verified zip in the build cache:
 
-install (target platform) -> dedupe against base layers -> strip -> trim AWS SDK data
+install (target platform) -> dedupe against base layers -> strip -> trim AWS SDK data -> prune ([prune] only)
 -> strip shared objects -> share duplicate libraries -> bytecode -> zip -> verify (on top of the base layers) -> cache
 
 Each step is a function in its own module; this one runs them in order in a staging folder
@@ -22,12 +22,14 @@ from .build_cache import prune, store
 from .build_context import BuildContext
 from .bytecode import compile_bytecode
 from .config import LayerConfig, base_layers_of
-from .errors import VerifyError
+from .errors import PrunedModuleMissing, VerifyError
 from .layer_contents import modules_to_verify, packages_to_install, provided_by_base
 from .layer_tree import StepResult, owner_of_paths, read_distributions, remove_files, size_by_package, walk_files
 from .layer_zip import extract, sha256_of, unzipped_size, write_zip
 from .notices import Notice
 from .pip_runner import install_for_target
+from .pruning.contract import PrunedLayer, explain_missing
+from .pruning.step import run_prune
 from .runtimes import ARCHES
 from .shared_libraries import share_duplicate_libraries
 from .shared_objects import strip_shared_objects
@@ -36,6 +38,8 @@ from .verify import check_layer
 
 # Gives a base layer's finished build, waiting for it if need be (the scheduler's business).
 WaitForBase = Callable[[LayerConfig], LayerBuild]
+
+MAX_SHOWN = 10  # failed imports listed when [prune] caused them; the fixes are all given
 
 PIP_PROGRESS = ("Collecting", "Downloading", "Installing", "Using cached")
 
@@ -76,10 +80,17 @@ _CLIENT_FIX = (
 
 
 def verify(
-    ctx: BuildContext, layer: LayerConfig, zip_file: Path, stage: Path, modules: list[str], wait_for_base: WaitForBase
+    ctx: BuildContext,
+    layer: LayerConfig,
+    zip_file: Path,
+    stage: Path,
+    modules: list[str],
+    wait_for_base: WaitForBase,
+    pruned: list[PrunedLayer] | None = None,
 ) -> tuple[StepResult, bool]:
     """Extract the base layers and this one as Lambda would into /opt, then import everything.
-    Returns the step and whether the check ran (on another arch it cannot; the step warns so)."""
+    Returns the step and whether the check ran (on another arch it cannot; the step warns so).
+    A module missing because `pruned` layers removed it fails with the [prune] line to change."""
     machine = os.uname().machine
     if ARCHES[ctx.arch] != machine:
         why = f"{ctx.arch} binaries cannot run on this {machine} host, so no import was checked"
@@ -95,6 +106,17 @@ def verify(
     }
     clients = list(layer.aws_services or ())
     outcome = check_layer(ctx.python, opt, ctx.runtime, modules, versions, clients=clients)
+    fixes = {m: fix for m, e in outcome.import_failures.items() if (fix := explain_missing(e, pruned or []))}
+    if fixes:
+        shown = sorted(fixes)[:MAX_SHOWN]
+        more = f"\n    ... and {len(fixes) - len(shown)} more" if len(fixes) > len(shown) else ""
+        raise PrunedModuleMissing(
+            f"Layer {layer.name} failed verification in {ctx.runtime.name}, so it was not written: [prune] removed "
+            f"modules that kept ones import:\n"
+            + "\n".join(f"    import {m}: {outcome.import_failures[m]}" for m in shown)
+            + more
+            + "".join(f"\n  {fix}" for fix in dict.fromkeys(fixes[m] for m in sorted(fixes)))  # each fix once
+        )
     if not outcome.ok:
         lines = [f"import {module}: {error}" for module, error in sorted(outcome.import_failures.items())]
         lines += [
@@ -148,6 +170,12 @@ def build_fresh(ctx: BuildContext, layer: LayerConfig, key: str, wait_for_base: 
         ctx.say(Notice.step(name, "stripping"))
         steps.append(strip(site, layer))
         steps.append(trim_aws_sdk(site, layer.aws_services))
+        pruned = None
+        if layer.prune is not None:
+            ctx.say(Notice.step(name, "pruning", f"trace {layer.prune.manifest} + keep"))
+            pruned = run_prune(site, layer, layer.prune)
+            steps.append(pruned.step)
+            modules = sorted({*modules, *pruned.prove})
         ctx.check_cancel()
         if layer.strip_shared_objects:
             ctx.say(Notice.step(name, "stripping shared objects"))
@@ -163,7 +191,8 @@ def build_fresh(ctx: BuildContext, layer: LayerConfig, key: str, wait_for_base: 
         zip_file = stage / "layer.zip"
         write_zip(site, zip_file)
         ctx.say(Notice.step(name, "verifying imports"))
-        verified, ran = verify(ctx, layer, zip_file, stage, modules, wait_for_base)
+        explain = [pruned.layer] if pruned else []
+        verified, ran = verify(ctx, layer, zip_file, stage, modules, wait_for_base, explain)
         steps.append(verified)
         ctx.say(Notice.step(name, "verified") if ran else Notice.step(name, "not verified", verified.notes[0]))
         warnings = step_warnings(name, steps)
@@ -185,7 +214,7 @@ def build_fresh(ctx: BuildContext, layer: LayerConfig, key: str, wait_for_base: 
             packages={p: locked.version for p, locked in sorted(lock.packages.items()) if p not in provided},
             provided_by_base=from_base,
             package_bytes=size_by_package(site, owners),
-            steps=[step_dict(s) for s in steps],
+            steps=[pruned.step_dict(step_dict(s)) if pruned and s is pruned.step else step_dict(s) for s in steps],
             verified=ran,
             warnings=tuple(warnings),
         )

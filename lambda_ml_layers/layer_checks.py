@@ -17,6 +17,7 @@ import zipfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from .command_runner import call
@@ -24,10 +25,12 @@ from .config import LayerConfig, ProjectConfig, build_order
 from .errors import LayerTestFailed
 from .layer_contents import load_locks, packages_to_install
 from .layer_test_plan import build_command, layer_test_plan
-from .layer_tree import read_distributions
+from .layer_tree import module_name, read_distributions
 from .layer_zip import extract
 from .paths import BuildPaths
 from .pip_runner import install_for_target
+from .pruning.contract import explain_missing
+from .pruning.step import pruned_by_config
 from .runtimes import RUNTIMES, Runtime, python_lib_dir
 from .strip_rules import plan_strip
 from .target_scripts import script as target_script
@@ -35,21 +38,6 @@ from .target_scripts import traced
 from .verify import check_layer, lambda_sys_path, run_each
 
 SMOKE_TEST = "smoke_test.py"
-
-
-def module_name(rel: str) -> str | None:
-    """The import name of a file under a layer's python/ folder, or None if it is not a module."""
-    parts = rel.split("/")
-    if "__pycache__" in parts:
-        return None
-    stem, dot, suffix = parts[-1].partition(".")
-    is_module = suffix in ("py", "pyc") or (suffix.endswith("so") and suffix.startswith(("cpython", "abi3", "so")))
-    if not dot or not is_module:
-        return None
-    names = [*parts[:-1], *([] if stem == "__init__" else [stem])]
-    if not names or not all(n.isidentifier() for n in names) or names[-1] in ("__main__", "conftest"):
-        return None
-    return ".".join(names)
 
 
 def modules_of(files: list[str]) -> dict[str, str]:
@@ -69,6 +57,7 @@ class LayerTestResult:
     arch: str
     modules_checked: int = 0
     removed_on_purpose: int = 0
+    pruned_on_purpose: int = 0  # removed by the layer's [prune] (neither traced nor kept): not imported
     allowed_failures: int = 0
     failures: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -84,8 +73,12 @@ def compare_imports(
     removed_on_purpose: dict[str, str],
     allowed: dict[str, str],
     result: LayerTestResult,
+    pruned: set[str] | None = None,
+    explain: Callable[[str], str | None] = lambda error: None,
 ) -> None:
-    """Pure: every module that imports unstripped must import stripped, bar the listed exceptions."""
+    """Pure: every module that imports unstripped must import stripped, bar the listed exceptions.
+    A module the layer's [prune] removed is counted apart; a failure `explain` recognises (a pruned
+    module missing) gets the [prune] line to change."""
     for module, error in sorted(reference.items()):
         if error is not None:
             continue  # fails unstripped too: an optional dependency, not our doing
@@ -93,13 +86,19 @@ def compare_imports(
         if module in removed_on_purpose:
             result.removed_on_purpose += 1
             continue
+        if module in (pruned or set()):
+            result.pruned_on_purpose += 1
+            continue
         stripped_error = stripped.get(module, "not imported")
         if stripped_error is None:
             continue
         if module in allowed:
             result.allowed_failures += 1
             continue
-        result.failures.append(f"import {module}: {stripped_error} (imports fine unstripped)")
+        fix = explain(stripped_error)
+        result.failures.append(
+            f"import {module}: {stripped_error} (imports fine unstripped)" + (f"\n        {fix}" if fix else "")
+        )
 
 
 def extract_built(output_dir: Path, layer: str, runtime: Runtime, arch: str, opt: Path) -> None:
@@ -145,11 +144,13 @@ def test_layer(
         modules = modules_of(own_files)
         plan = plan_strip(own_files, layer.strip_rules, layer.protect)
         removed = {name: rule for rule, paths in plan.items() for rel in paths if (name := module_name(rel))}
+        pruned, pruned_layers = pruned_by_config(layer, reference_site, own_files)
         say(f"{layer.name}: importing {len(modules)} modules unstripped, then from the zip")
         reference = run_each(python, "import", sorted(modules), work, [str(reference_site)])
-        importable = sorted(m for m, error in reference.items() if error is None)
+        importable = sorted(m for m, error in reference.items() if error is None and m not in pruned)
         stripped = run_each(python, "import", importable, work, lambda_sys_path(opt, runtime))
-        compare_imports(reference, stripped, removed, layer.allowed_import_failures, result)
+        explain = partial(explain_missing, layers=pruned_layers)
+        compare_imports(reference, stripped, removed, layer.allowed_import_failures, result, pruned, explain)
         versions = {name: p.version for name, p in packages.items()}
         outcome = check_layer(python, opt, runtime, [], versions)
         result.failures += [
@@ -214,7 +215,9 @@ def run_layer_tests(
             result = LayerTestResult(name, runtime_name, arch, failures=[str(exc)])
         say(
             f"{name} ({runtime_name}, {arch}): {result.modules_checked} modules import unstripped; "
-            f"{result.removed_on_purpose} removed on purpose by strip rules, {result.allowed_failures} allowed "
+            f"{result.removed_on_purpose} removed on purpose by strip rules, "
+            + (f"{result.pruned_on_purpose} pruned on purpose by [prune], " if result.pruned_on_purpose else "")
+            + f"{result.allowed_failures} allowed "
             f"to fail, {len(result.failures)} failures",
         )
         results.append(result)

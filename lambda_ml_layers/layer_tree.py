@@ -37,6 +37,21 @@ def walk_files(root: Path) -> Iterator[tuple[str, int]]:
             yield path.relative_to(root).as_posix(), path.stat().st_size
 
 
+def module_name(rel: str) -> str | None:
+    """The import name of a file under a layer's python/ folder, or None if it is not a module."""
+    parts = rel.split("/")
+    if "__pycache__" in parts:
+        return None
+    stem, dot, suffix = parts[-1].partition(".")
+    is_module = suffix in ("py", "pyc") or (suffix.endswith("so") and suffix.startswith(("cpython", "abi3", "so")))
+    if not dot or not is_module:
+        return None
+    names = [*parts[:-1], *([] if stem == "__init__" else [stem])]
+    if not names or not all(n.isidentifier() for n in names) or names[-1] in ("__main__", "conftest"):
+        return None
+    return ".".join(names)
+
+
 def tree_size(root: Path) -> int:
     return sum(size for _, size in walk_files(root))
 

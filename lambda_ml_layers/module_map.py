@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .config import ProjectConfig, build_order
 from .errors import LayerToolError, LockError
-from .layer_checks import module_name
+from .layer_tree import module_name
 from .paths import BuildPaths
 from .runtimes import RUNTIMES, python_lib_dir
 from .sam_template import load_template, template_layers

@@ -32,6 +32,8 @@ from typing import Any
 
 from .layer_tree import tree_size
 from .layer_zip import extract
+from .pruning.contract import invocation_fix
+from .pruning.step import pruned_layer_beside
 from .runtimes import Runtime
 from .sam_template import FunctionSpec, package_files
 from .target_scripts import script, traced
@@ -48,6 +50,7 @@ class Invocation:
     import_seconds: float | None  # cold only: importing the handler's module
     duration_seconds: float
     max_memory_mb: float
+    prune_fix: str | None = None  # a module a layer's [prune] removed: the keep/trace line to add
 
     @property
     def ok(self) -> bool:
@@ -83,6 +86,7 @@ class LambdaSandbox:
         self.process: subprocess.Popen[bytes] | None = None
         self._results: Any = None
         self._pending_init: tuple[float, float] | None = None
+        self.pruned = [p for p in map(pruned_layer_beside, layer_zips) if p is not None]
 
     # -- layout ---------------------------------------------------------------------------
     def lay_out(self) -> None:
@@ -277,6 +281,7 @@ class LambdaSandbox:
             import_seconds=import_seconds,
             duration_seconds=duration,
             max_memory_mb=max_rss_kb / 1024,
+            prune_fix=invocation_fix(error, result, logs, self.pruned),
         )
 
 

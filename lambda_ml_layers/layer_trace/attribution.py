@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..layer_checks import module_name
+from ..layer_tree import module_name
 from ..shared_objects import is_shared_object
 
 LAYER_ROOT = "python/"  # manifest paths are relative to the layer's python/ folder

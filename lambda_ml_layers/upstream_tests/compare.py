@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ..layer_checks import module_name
+from ..layer_tree import module_name
 from .pytest_run import NodeOutcome, SuiteRun
 from .selection import expected_reason
 
@@ -42,17 +42,22 @@ _DOCSTRING_SIGNS = ("__doc__", "docstring")
 _MISSING_MODULE = re.compile(r"No module named '([\w.]+)'")
 
 
+def _removed_by(rule: str, rel: str) -> str:
+    # [prune] is no strip rule: its removals name the layer's [prune] section (pruning/step.py).
+    return f"{rule} (removed {rel})" if rule.startswith("[prune]") else f"strip rule {rule!r} (removed {rel})"
+
+
 def blame(text: str, removed: dict[str, str], settings: dict[str, str]) -> str:
     """The rule that removed a file or module the error names; else a build setting the error
     points at (sourceless bytecode, docstrings stripped); else 'unknown'."""
     for rel, rule in removed.items():
         if rel in text:
-            return f"strip rule {rule!r} (removed {rel})"
+            return _removed_by(rule, rel)
     for missing in _MISSING_MODULE.findall(text):
         folder = missing.replace(".", "/") + "/"  # a package whose files were all removed
         for rel, rule in removed.items():
             if module_name(rel) == missing or rel.startswith(folder):
-                return f"strip rule {rule!r} (removed {rel})"
+                return _removed_by(rule, rel)
     lowered = text.lower()
     if "docstrings" in settings and any(sign in lowered for sign in _DOCSTRING_SIGNS):
         return settings["docstrings"]
@@ -86,7 +91,9 @@ def compare_suite(
     for node, before in sorted(reference.results.items()):
         # Not run stripped: its module failed to import there (that error explains it), or the run stopped.
         module_error = stripped.results.get(node.split("::")[0])
-        after = stripped.results.get(node) or module_error or NodeOutcome("error", "did not run stripped")
+        # A node that never ran (a conftest failed to import, say): the run's own output says why.
+        never_ran = NodeOutcome("error", "did not run stripped", stripped.output_tail)
+        after = stripped.results.get(node) or module_error or never_ran
         if before.outcome not in PASSING:
             result.failed_unstripped += 1
             continue

@@ -20,6 +20,7 @@ from ..layer_contents import load_locks, packages_to_install
 from ..layer_tree import Distribution, read_distributions
 from ..paths import BuildPaths
 from ..pip_runner import install_for_target
+from ..pruning.step import pruned_files
 from ..runtimes import ARCHES, RUNTIMES, Runtime
 from ..strip_rules import plan_strip
 from ..verify import lambda_sys_path
@@ -86,7 +87,8 @@ def test_layer_suites(
             copied += overlay_tests(site, opt / "python", dists)
         say(f"{layer.name}: {copied} test files laid over the layers from the locked wheels (hash-checked)")
         reference_site, own_dists = unstripped_install(project, layer, runtime, arch, scratch)
-        removed = removed_by_rule([f for d in own_dists for f in d.files], layer)
+        own_files = [f for d in own_dists for f in d.files]
+        removed = {**removed_by_rule(own_files, layer), **pruned_files(layer, reference_site, own_files)}
         settings = build_settings_blame(layer)
         mount = can_mount_opt()
         if not mount:

@@ -146,10 +146,13 @@ def layer_imports(function: str, logger: Logger) -> Iterator[None]:
     try:
         yield
     except ModuleNotFoundError as exc:
-        top = (exc.name or "").split(".")[0]
+        missing = exc.name or ""
+        top = missing.split(".")[0]
         layer = LAYER_OF_MODULE.get(top)
         if layer is None:
             raise
+        if missing != top and sys.modules.get(top) is not None:
+            _pruned(function, logger, layer, missing)  # the layer is there; one of its modules is not
         _fail(function, logger, layer, top, "it is not importable")
     for module in sorted(_RUNTIME_ALSO_SHIPS & set(sys.modules)):
         origin = getattr(sys.modules[module], "__file__", "") or ""
@@ -161,6 +164,16 @@ def layer_imports(function: str, logger: Logger) -> Iterator[None]:
                 module,
                 f"it was loaded from the runtime ({origin}), not from a layer under /opt",
             )
+
+
+def _pruned(function: str, logger: Logger, layer: str, module: str) -> None:
+    message = (
+        f"{function} imports '{module}', which layer {layer} does not have: the layer's build pruned it "
+        f"([prune] in its layer.toml). Add '{module}' to that [prune] keep (or a `module {module}` line to "
+        f"the layer's trace.txt) and rebuild; see docs/layer-contract.md."
+    )
+    logger.error(message, error_type="ModulePruned", layer=layer, module=module)
+    raise LayerMissingError(message) from None
 
 
 def _fail(function: str, logger: Logger, layer: str, module: str, why: str) -> None:

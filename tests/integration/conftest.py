@@ -18,6 +18,7 @@ IN_THE_CHECKOUT = {
     "test_train_model_cli.py",
     "test_layer_trace.py",
     "test_state_machine_runner.py",
+    "test_pruned_contract.py",
 }
 
 

@@ -1,0 +1,134 @@
+"""Which files a layer's `[prune]` section removes: pure, so every rule is unit-tested.
+
+Inside the packages that may be pruned, a module survives when the trace loaded it, a keep
+prefix covers it, or it is the parent package of one that survives (its `__init__` runs first).
+A data file follows its nearest package; a file the trace opened or loaded always survives,
+and so does a shared library something surviving links to (DT_NEEDED, followed to a fixed point).
+Everything outside those packages is never touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from ..layer_trace import Trace
+from ..layer_tree import module_name
+from ..shared_objects import is_shared_object
+
+DEFAULT_MANIFEST = "trace.txt"
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    """`[prune]` of a layer.toml: what may go, what always stays, and the trace it follows."""
+
+    packages: tuple[str, ...]  # dotted packages (top-level or subpackages) that may be pruned
+    keep: tuple[str, ...]  # dotted prefixes that always survive: the layer's declared contract
+    manifest: str = DEFAULT_MANIFEST  # file name in the layer's folder
+
+
+@dataclass(frozen=True)
+class PrunePlan:
+    removed: tuple[str, ...]  # paths under python/, sorted
+    parts: dict[str, tuple[int, int]]  # pruned part ("scipy.io") -> (files, bytes)
+    pruned_modules: tuple[str, ...]  # the top-most pruned modules (a pruned package stands for its subtree)
+    kept_modules: tuple[str, ...]  # modules inside the packages that survive
+    rescued: tuple[str, ...]  # shared libraries kept only because something kept links to them
+    unmatched: tuple[str, ...]  # `packages` or `keep` entries that name nothing in the tree
+
+
+def covers(prefixes: Iterable[str], name: str) -> bool:
+    """True when `name` is one of `prefixes` or inside one (scipy.stats covers scipy.stats._mstats)."""
+    return any(name == prefix or name.startswith(prefix + ".") for prefix in prefixes)
+
+
+def parents(name: str) -> list[str]:
+    parts = name.split(".")
+    return [".".join(parts[:end]) for end in range(1, len(parts))]
+
+
+def package_of(rel: str, packages: Iterable[str]) -> str | None:
+    """The `packages` entry a file lies in (the longest), or None."""
+    module = module_name(rel)
+    found = [p for p in packages if rel.startswith(p.replace(".", "/") + "/") or (module is not None and module == p)]
+    return max(found, key=len) if found else None
+
+
+def part_of(rel: str, package: str) -> str:
+    """The reported part a removed file belongs to: its package entry plus one more level."""
+    module = module_name(rel)
+    parts = module.split(".") if module else rel.split("/")[:-1]
+    return ".".join(parts[: package.count(".") + 2])
+
+
+def _package_dirs(files: Iterable[str]) -> set[str]:
+    return {rel.rsplit("/", 1)[0] for rel in files if "/" in rel and rel.rsplit("/", 1)[1].startswith("__init__.")}
+
+
+def _kept_modules(modules: set[str], config: PruneConfig, trace: Trace) -> set[str]:
+    wanted = {m for m in modules if covers(config.keep, m) or m in trace.modules}
+    anchors = wanted | set(config.keep) | {m for m in trace.modules if covers(config.packages, m)}
+    return wanted | {parent for anchor in anchors for parent in parents(anchor)}
+
+
+def plan_prune(
+    files: Mapping[str, int],
+    config: PruneConfig,
+    trace: Trace,
+    needs: Mapping[str, tuple[str, ...]],
+    protect: tuple[str, ...] = (),
+) -> PrunePlan:
+    """`files`: path under python/ -> size; `needs`: shared object path -> the sonames it links to."""
+    inside = {rel: package for rel in files if (package := package_of(rel, config.packages))}
+    modules = {rel: module_name(rel) for rel in inside}
+    present = {m for m in modules.values() if m}
+    kept = _kept_modules(present, config, trace)
+    package_dirs = _package_dirs(inside)
+
+    def survives(rel: str) -> bool:
+        name = rel.rsplit("/", 1)[-1]
+        if rel in trace.files or rel in trace.libraries or any(fnmatchcase(n, g) for n in (name, rel) for g in protect):
+            return True
+        module = modules[rel]
+        if module:
+            return module in kept
+        folder = rel.split("/")[:-1]
+        while folder:  # a data file lives and dies with its nearest package
+            if "/".join(folder) in package_dirs:
+                return ".".join(folder) in kept
+            folder.pop()
+        return True
+
+    removed = {rel for rel in inside if not survives(rel)}
+    rescued: set[str] = set()
+    while True:
+        linked = {so for rel, sonames in needs.items() if rel not in removed for so in sonames}
+        linked |= {so for sonames in trace.libraries.values() for so in sonames}
+        newly = {rel for rel in removed if is_shared_object(rel) and rel.rsplit("/", 1)[-1] in linked}
+        if not newly:
+            break
+        removed -= newly
+        rescued |= newly
+    parts: dict[str, tuple[int, int]] = {}
+    for rel in sorted(removed):
+        part = part_of(rel, inside[rel])
+        count, size = parts.get(part, (0, 0))
+        parts[part] = (count + 1, size + files[rel])
+    pruned = {m for rel in removed if (m := modules[rel])}
+    return PrunePlan(
+        removed=tuple(sorted(removed)),
+        parts=dict(sorted(parts.items(), key=lambda item: -item[1][1])),
+        pruned_modules=tuple(sorted(m for m in pruned if not any(p in pruned for p in parents(m)))),
+        kept_modules=tuple(sorted(present - pruned)),
+        rescued=tuple(sorted(rescued)),
+        unmatched=tuple(e for e in (*config.packages, *config.keep) if e not in present),
+    )
+
+
+def modules_to_prove(plan: PrunePlan, config: PruneConfig, trace: Trace) -> list[str]:
+    """What the build's verify imports besides the top-level modules: each keep entry and every
+    traced module that survived (all imported fine in the traced runs)."""
+    kept = set(plan.kept_modules)
+    return sorted({m for m in (*config.keep, *trace.modules) if m in kept})
