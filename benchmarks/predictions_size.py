@@ -50,14 +50,12 @@ PATHS = BuildPaths.of(ROOT)
 STEP_TITLES = {
     "strip": "after the strip rules (tests, headers, stubs, dist-info extras)",
     "aws-sdk-data": "after trimming the AWS SDK's data to the kept services",
+    "prune": "after pruning scipy/scikit-learn modules nothing traced loads (`[prune]` + `trace.txt`)",
     "shared-objects": "after stripping symbols from shared objects",
     "share-libraries": "after sharing duplicate bundled libraries",
     "bytecode": "after bytecode (sourceless .pyc, docstrings kept)",
     "docstrings": 'after compiling without docstrings (layers with `docstrings = "strip"`)',
 }
-PRUNING_PLACEHOLDER = (
-    "after pruning unused scipy/scikit-learn modules: PLACEHOLDER, the lead fills this after merging prune-layers"
-)
 
 
 def mb(size: int) -> str:
@@ -128,8 +126,6 @@ def step_section(manifests: dict[str, dict[str, Any]], goal: int, docstrings: di
         saved_text = "–" if previous is None else f"{(previous - total) / MB:.1f}"
         rows.append([title, *(mb(current[n]) for n in names), mb(total), saved_text, f"{(total - goal) / MB:+.1f}"])
         previous = total
-    if not any("prun" in step for step in order):
-        rows.append([PRUNING_PLACEHOLDER, *("–" for _ in names), "–", "–", "–"])
     return [
         "## Size after each step (MB unzipped, 10^6 bytes)",
         "",
