@@ -29,7 +29,7 @@ from tests.integration.test_deploy_local import PREFIX, copy_checkout, inv, ok
 pytestmark = pytest.mark.emulator
 
 STAGE = "local"
-FUNCTIONS = ("data-validation", "feature-engineering", "predictions")
+FUNCTIONS = ("data-validation", "feature-engineering", "predictions", "merge")
 CORE = f"{PREFIX}-core-data-science"
 AWS_UTILS = f"{PREFIX}-aws-utilities"
 
