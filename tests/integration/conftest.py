@@ -41,6 +41,16 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
 
 @pytest.fixture(scope="module")
+def patched_server() -> Iterator[MotoServer]:
+    """The project's local AWS: moto 5.2.5 with local_aws_fixes applied, as every command uses it."""
+    server = start_moto_server()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
 def stock_server() -> Iterator[MotoServer]:
     """Unpatched moto 5.2.5, for the strict-xfail tests that show each gap local_aws_fixes closes."""
     server = start_moto_server(stock=True)

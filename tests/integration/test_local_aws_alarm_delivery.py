@@ -5,23 +5,16 @@ xfail: the gap exists), and on the patched server `local_aws.moto_server()` star
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from lambda_ml_layers.local_aws import MotoServer, moto_server
+from lambda_ml_layers.local_aws import MotoServer
 
 pytestmark = pytest.mark.emulator
 
 STACK = "alarm-delivery"
 PATTERN = '[report="REPORT", ..., label="Init", label2="Duration:", value, unit="ms"]'
-
-
-@pytest.fixture(scope="module")
-def patched_server() -> Iterator[MotoServer]:
-    with moto_server() as server:
-        yield server
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from lambda_ml_layers.local_aws import MotoServer, start_moto_server
+from lambda_ml_layers.local_aws import MotoServer
 
 pytestmark = pytest.mark.emulator
 
@@ -54,15 +54,6 @@ NUMBERS_SHAPE: dict[str, Any] = {
     "AttributeDefinitions": [{"AttributeName": "n", "AttributeType": "N"}],
     "KeySchema": [{"AttributeName": "n", "KeyType": "HASH"}],
 }
-
-
-@pytest.fixture(scope="module")
-def patched_server() -> Iterator[MotoServer]:
-    server = start_moto_server()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def history_items() -> list[dict[str, Any]]:

@@ -17,7 +17,6 @@ import shutil
 import subprocess
 import uuid
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,15 +32,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SAM_CLI = ROOT / ".venv-sam" / "bin" / "sam"
 SHA_A, SHA_B = "a" * 64, "b" * 64
 NO_CHANGES = "The submitted information didn't contain changes."
-
-
-@pytest.fixture(scope="module")
-def patched_server() -> Iterator[MotoServer]:
-    server = start_moto_server()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
