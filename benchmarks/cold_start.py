@@ -43,7 +43,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -62,10 +61,16 @@ from lambda_ml_layers.layer_zip import sha256_of, unzipped_size, write_zip  # no
 from lambda_ml_layers.local_aws import DUMMY_CREDENTIALS, MotoServer, moto_server  # noqa: E402
 from lambda_ml_layers.paths import BuildPaths  # noqa: E402
 from lambda_ml_layers.pip_runner import install_for_target, requirement_lines  # noqa: E402
+from lambda_ml_layers.pipeline_stage import (  # noqa: E402
+    create_card_history_table,
+    function_environment,
+    new_bucket,
+    s3_created_event,
+)
 from lambda_ml_layers.runtimes import ARCHES, MB, Runtime  # noqa: E402
 from lambda_ml_layers.sam_template import FunctionSpec, function_specs  # noqa: E402
 from lambda_ml_layers.sandbox import Invocation, LambdaSandbox  # noqa: E402
-from lambda_ml_layers.training import TrainRequest, train_model  # noqa: E402
+from lambda_ml_layers.state_machine_runner.local_pipeline import upload_trained_model  # noqa: E402
 
 TEMPLATE = ROOT / "infra" / "template.yaml"
 SAMPLE = ROOT / "data" / "sample" / "transactions.csv"
@@ -75,7 +80,9 @@ UNSTRIPPED_DIR = OUT_DIR / "cold_start-unstripped"
 GOAL_RATIO = 1 / 3  # issue 4: built init at most a third of the unstripped source-only one
 VARIANTS = ("unstripped", "built")
 WRONG_SHAPE_EVENT = ["a wrong-shape event: every handler refuses it before touching S3"]
-PIPELINE_ORDER = ("DataValidationFunction", "FeatureEngineeringFunction", "PredictionsFunction")
+PIPELINE_ORDER = ("DataValidationFunction", "FeatureEngineeringFunction", "PredictionsFunction", "MergeFunction")
+MERGE = "MergeFunction"
+VALIDATION_RESULT_TO = "FeatureEngineeringFunction"  # the event FeatureEngineering got is DataValidation's result
 
 
 def log(message: str) -> None:
@@ -133,39 +140,29 @@ class Events:
     description: str
 
 
-def s3_created_event(bucket: str, key: str) -> dict[str, Any]:
-    return {
-        "version": "0",
-        "detail-type": "Object Created",
-        "source": "aws.s3",
-        "detail": {"bucket": {"name": bucket}, "object": {"key": key}},
-    }
-
-
 def real_events(
     server: MotoServer, specs: dict[str, FunctionSpec], zips: dict[str, Path], python: str, runtime: Runtime
 ) -> Events:
     """Upload the sample batch and a freshly trained model to the moto server, then run the
-    pipeline once on the built layers: each function's result is the next one's event."""
+    pipeline once on the built layers: each function's result is the next one's event, and Merge
+    gets DataValidation's result (what the state machine hands it after the Map)."""
     s3 = server.client("s3")
-    suffix = uuid.uuid4().hex[:8]
-    data_bucket, model_bucket = f"bench-data-{suffix}", f"bench-models-{suffix}"
-    for bucket in (data_bucket, model_bucket):
-        s3.create_bucket(Bucket=bucket)
+    data_bucket = new_bucket(s3, "data", versioned=True, prefix="bench")
+    model_bucket = new_bucket(s3, "models", prefix="bench")
     log("training the model with the project's training code and uploading it to the moto server")
     with tempfile.TemporaryDirectory(prefix="cold-start-model-") as out, stdout_to_stderr():
-        env = {**os.environ, **server.client_env()}
-        train_model(TrainRequest(root=ROOT, bucket=model_bucket, out_dir=Path(out), env=env), log=log)
+        upload_trained_model(server, ROOT, model_bucket, Path(out))
     key = "incoming/benchmark/sample.csv"
-    s3.put_object(Bucket=data_bucket, Key=key, Body=SAMPLE.read_bytes())
-    environment = {**server.client_env(), "MODEL_BUCKET": model_bucket}
+    version = s3.put_object(Bucket=data_bucket, Key=key, Body=SAMPLE.read_bytes()).get("VersionId")
+    table = create_card_history_table(server, TEMPLATE, prefix="bench")
+    environment = function_environment(server, model_bucket, table)
     events: dict[str, Any] = {}
-    event: Any = s3_created_event(data_bucket, key)
+    event: Any = s3_created_event(data_bucket, key, version)
     for name in PIPELINE_ORDER:
-        events[name] = event
+        events[name] = events[VALIDATION_RESULT_TO] if name == MERGE else event
         spec = specs[name]
         with LambdaSandbox(spec, [zips[layer] for layer in spec.layers], python, runtime, environment) as sandbox:
-            invocation = sandbox.invoke(event)
+            invocation = sandbox.invoke(events[name])
         if not invocation.ok or invocation.result.get("status") not in ("passed", "ok"):
             raise LayerToolError(
                 f"{name} failed on the sample batch: {invocation.error or invocation.result}\n{invocation.logs[-2000:]}"
