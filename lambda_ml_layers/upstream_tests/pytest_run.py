@@ -58,17 +58,20 @@ def run_suite(
     fast: bool,
     label: str,
     prefix: tuple[str, ...] = (),
+    workers: int = 1,
 ) -> SuiteRun:
     """pytest over the suite's selection in `site` (the tree the layer paths point into);
-    `prefix` goes before the interpreter (opt_mount.at_opt)."""
+    `prefix` goes before the interpreter (opt_mount.at_opt); `workers`: pytest-xdist processes."""
     results_file = work / f"{suite.name}-{label}-results.jsonl"
     results_file.unlink(missing_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     env["LL_UPSTREAM_RESULTS"] = str(results_file)
     # Some suites write to HOME or the current folder; both point into the scratch folder.
     env["HOME"] = str(work)
+    # pytest-xdist starts its workers without -B; this keeps them from writing bytecode too.
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
     command = [*prefix, python, "-I", "-B", str(RUN_PYTEST), json.dumps(layer_paths)]
-    command += pytest_args(suite, str(site), fast)
+    command += pytest_args(suite, str(site), fast, workers)
     run = SuiteRun()
     started = time.monotonic()
     with subprocess.Popen(

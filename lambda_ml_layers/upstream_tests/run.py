@@ -71,6 +71,9 @@ def test_layer_suites(
 ) -> list[SuiteComparison]:
     """`scratch` keeps the unstripped installs for the session: a base layer's is installed once."""
     suites = [s for s in layer.upstream_tests.suites if not fast or s.fast]
+    # The whole selections are tens of thousands of tests: one pytest-xdist worker per core.
+    # The fast subsets are a file each, quicker in one process than starting workers.
+    workers = 1 if fast else os.cpu_count() or 1
     chain = build_order(project, [layer.name])
     comparisons = []
     with tempfile.TemporaryDirectory(prefix=f"upstream-tests-{layer.name}-", dir=scratch) as temp:
@@ -98,11 +101,15 @@ def test_layer_suites(
             )
         for suite in suites:
             say(f"{layer.name}: {suite.name} unstripped (budget {suite.budget_s}s)")
-            reference = run_suite(python, suite, reference_paths, reference_site, work, fast, "unstripped")
+            reference = run_suite(
+                python, suite, reference_paths, reference_site, work, fast, "unstripped", workers=workers
+            )
             say(f"{layer.name}: {suite.name} stripped, at {LAMBDA_OPT if mount else opt}")
             stripped_opt, prefix = (LAMBDA_OPT, tuple(at_opt(opt))) if mount else (opt, ())
             stripped_paths = lambda_sys_path(stripped_opt, runtime)
-            stripped = run_suite(python, suite, stripped_paths, stripped_opt / "python", work, fast, "stripped", prefix)
+            stripped = run_suite(
+                python, suite, stripped_paths, stripped_opt / "python", work, fast, "stripped", prefix, workers
+            )
             comparison = compare_suite(
                 suite.name, reference, stripped, layer.upstream_tests.expected_failures, removed, settings
             )

@@ -31,9 +31,12 @@ def suite_paths(suite: Suite, fast: bool) -> tuple[str, ...]:
     return suite.fast if fast else suite.paths
 
 
-def pytest_args(suite: Suite, site: str, fast: bool) -> list[str]:
-    """Arguments for one run of `suite` from the tree at `site` (the same for both trees)."""
+def pytest_args(suite: Suite, site: str, fast: bool, workers: int = 1) -> list[str]:
+    """Arguments for one run of `suite` from the tree at `site` (the same for both trees);
+    `workers` > 1 spreads the tests over that many pytest-xdist processes."""
     args = ["-q", "-p", "no:cacheprovider", "--rootdir", site, f"--timeout={PER_TEST_TIMEOUT_S}"]
+    if workers > 1:
+        args += ["-n", str(workers)]
     # A test module that cannot be collected (numpy.f2py's need the meson build tool) is recorded
     # as failing in that tree; without this flag pytest would run nothing at all.
     args.append("--continue-on-collection-errors")

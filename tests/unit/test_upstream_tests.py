@@ -37,6 +37,7 @@ def test_pytest_args_whole_and_fast() -> None:
     assert whole[-1] == "/t/python/pkg" and whole[whole.index("-m") : whole.index("-m") + 2] == ["-m", "not slow"]
     assert whole[whole.index("--deselect") + 1] == "pkg/tests/test_core.py::test_net"
     assert pytest_args(SUITE, "/t/python", fast=True)[-1] == "/t/python/pkg/tests/test_core.py"
+    assert "-n" not in whole and pytest_args(SUITE, "/t/python", False, workers=2)[6:8] == ["-n", "2"]
 
 
 def test_expected_failures_match_exact_ids_and_prefixes() -> None:
@@ -108,16 +109,19 @@ def _sourceless_tree(site: Path) -> None:
     )
 
 
-def test_suite_runs_in_a_sourceless_tree_with_the_right_package_names(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_suite_runs_in_a_sourceless_tree_with_the_right_package_names(tmp_path: Path, workers: int) -> None:
     site = tmp_path / "opt" / "python"
     _sourceless_tree(site)
-    run = run_suite(sys.executable, SUITE, [str(site)], site, tmp_path, fast=False, label="stripped")
+    run = run_suite(sys.executable, SUITE, [str(site)], site, tmp_path, False, "stripped", workers=workers)
     assert run.results["pkg/tests/test_core.py::test_double"].outcome == "passed", run.output_tail
     failed = run.results["pkg/tests/test_core.py::test_needs_source"]
     assert failed.outcome == "failed" and failed.error.startswith("OSError: could not get source code")
     assert "pkg/tests/test_core.py::test_net" not in run.results  # deselected
     broken = run.results["pkg/tests/test_broken.py"]  # recorded, and the other modules still ran
     assert broken.outcome == "error" and "a_build_tool_that_is_not_installed" in broken.error
+    records = [json.loads(line)["node"] for line in (tmp_path / "pkg-stripped-results.jsonl").read_text().splitlines()]
+    assert records.count("pkg/tests/test_core.py::test_double") == 1  # xdist: the controller alone records
 
 
 def test_a_suite_over_its_budget_is_stopped_and_reported(tmp_path: Path) -> None:

@@ -8,7 +8,8 @@
    shadow the shipped bytecode and test something else than the layer.
 2. Results: each test's outcome and first error line, one JSON line per test, appended to
    the file named by LL_UPSTREAM_RESULTS as the run goes, so a run stopped by its time
-   budget still reports what finished.
+   budget still reports what finished. Under pytest-xdist only the controller writes: it
+   receives every worker's test reports and failed collections through the same hooks.
 """
 
 from __future__ import annotations
@@ -47,8 +48,15 @@ def first_error_line(text: str) -> str:
     return (lines[-1].strip() if lines else "")[:300]
 
 
+def results_file() -> str | None:
+    """Where to append records; None in a pytest-xdist worker (its controller records)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return None
+    return os.environ.get("LL_UPSTREAM_RESULTS")
+
+
 def pytest_runtest_logreport(report: Any) -> None:
-    target = os.environ.get("LL_UPSTREAM_RESULTS")
+    target = results_file()
     if not target:
         return
     failed = report.failed
@@ -69,7 +77,7 @@ def pytest_runtest_logreport(report: Any) -> None:
 
 def pytest_collectreport(report: Any) -> None:
     """A test module that fails to import is a failure of every test in it: record it."""
-    target = os.environ.get("LL_UPSTREAM_RESULTS")
+    target = results_file()
     if not target or not report.failed:
         return
     record = {
