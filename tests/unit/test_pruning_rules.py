@@ -109,6 +109,14 @@ def test_entries_naming_nothing_in_the_tree_are_reported() -> None:
     assert result.unmatched == ("scikit", "scipy.statz")
 
 
+def test_a_namespace_package_without_init_can_be_kept() -> None:
+    files = {**FILES, "scipy/_external/cobyqa/__init__.py": 10, "scipy/_external/cobyqa/main.py": 200}
+    kept = plan_prune(files, PruneConfig(packages=("scipy",), keep=("scipy._external",)), TRACE, {})
+    assert kept.unmatched == () and not any(rel.startswith("scipy/_external/") for rel in kept.removed)
+    pruned = plan_prune(files, CONFIG, TRACE, {})
+    assert {"scipy/_external/cobyqa/__init__.py", "scipy/_external/cobyqa/main.py"} <= set(pruned.removed)
+
+
 def test_verify_proves_the_keep_entries_and_the_surviving_traced_modules() -> None:
     trace = Trace(
         "ml-libraries", "python3.12", "x86_64", modules=frozenset({"scipy._lib.util", "sklearn", "scipy.nothere"})
