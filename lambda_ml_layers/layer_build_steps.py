@@ -29,6 +29,7 @@ from .layer_zip import extract, sha256_of, unzipped_size, write_zip
 from .notices import Notice
 from .pip_runner import install_for_target
 from .pruning.contract import PrunedLayer, explain_missing
+from .pruning.import_holes import check_import_holes
 from .pruning.step import run_prune
 from .runtimes import ARCHES
 from .shared_libraries import share_duplicate_libraries
@@ -174,6 +175,7 @@ def build_fresh(ctx: BuildContext, layer: LayerConfig, key: str, wait_for_base: 
         if layer.prune is not None:
             ctx.say(Notice.step(name, "pruning", f"trace {layer.prune.manifest} + keep"))
             pruned = run_prune(site, layer, layer.prune)
+            check_import_holes(site, ctx.python, layer.prune, pruned.layer)
             steps.append(pruned.step)
             modules = sorted({*modules, *pruned.prove})
         ctx.check_cancel()

@@ -10,7 +10,7 @@ Everything outside those packages is never touched.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
 from ..layer_trace import Trace
@@ -27,6 +27,9 @@ class PruneConfig:
     packages: tuple[str, ...]  # dotted packages (top-level or subpackages) that may be pruned
     keep: tuple[str, ...]  # dotted prefixes that always survive: the layer's declared contract
     manifest: str = DEFAULT_MANIFEST  # file name in the layer's folder
+    # Module prefix -> reason: kept code's imports of pruned modules that can never run on Lambda
+    # (a prefix of the importing or of the imported module); any other such import fails the build.
+    accepted_imports: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

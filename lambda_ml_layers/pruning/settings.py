@@ -11,7 +11,7 @@ from ..upstream_tests.selection import UpstreamTests
 from .contract import line_of
 from .plan import DEFAULT_MANIFEST, PruneConfig, covers
 
-PRUNE_KEYS = {"packages", "keep", "manifest"}
+PRUNE_KEYS = {"packages", "keep", "manifest", "accepted_imports"}
 
 
 def _dotted(value: str) -> bool:
@@ -54,7 +54,15 @@ def prune_settings(raw: dict[str, Any], folder: Path, text: str, problems: list[
             f"{where}: the trace manifest {folder / manifest} is missing, and pruning without it would remove "
             f"everything outside keep. Fix: `inv trace-layers` writes it (commit it), or set manifest to its name."
         )
-    return PruneConfig(packages=packages, keep=keep, manifest=str(manifest))
+    accepted = table(section, "accepted_imports", where, problems)
+    if not all(isinstance(v, str) and v.strip() for v in accepted.values()):
+        problems.append(f'{where} accepted_imports: give each module a reason (a string), e.g. "x.y" = "why".')
+    for entry in accepted:
+        if not _dotted(entry):
+            problems.append(f"{at(entry)} accepted_imports: {entry!r} is not a dotted module name (e.g. scipy.io).")
+    return PruneConfig(
+        packages=packages, keep=keep, manifest=str(manifest), accepted_imports={k: str(v) for k, v in accepted.items()}
+    )
 
 
 def _module_of_test_path(path: str) -> str:

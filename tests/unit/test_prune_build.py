@@ -70,6 +70,14 @@ def test_config_errors_name_the_file_line_and_fix(tmp_path: Path) -> None:
     assert "trace manifest" in message and "is missing" in message and "`inv trace-layers` writes it" in message
 
 
+def test_accepted_imports_need_dotted_names_and_reasons(tmp_path: Path) -> None:
+    toml = PRUNE + '\n[prune.accepted_imports]\n"tinypkg.unused" = 3\n"not a module" = "why"\n'
+    with pytest.raises(ConfigError) as error:
+        load_project(pruned_project(tmp_path, toml).root)
+    assert "accepted_imports: give each module a reason" in str(error.value)
+    assert "accepted_imports: 'not a module' is not a dotted module name" in str(error.value)
+
+
 def test_an_upstream_selection_targeting_pruned_code_is_refused(tmp_path: Path) -> None:
     suites = '\n[[upstream_tests.suites]]\nname = "tiny"\nbudget_s = 60\n'
     suites += 'paths = ["tinypkg/contract", "tinypkg/unused"]\n'
@@ -115,14 +123,13 @@ def test_dropping_a_needed_module_from_keep_and_trace_is_caught_at_build_time(tm
     build(project)
     before = project.published_files()
     # tinypkg/__init__ imports tinypkg.core; a regenerated trace that lost the line (and no keep
-    # entry for it) would prune it. The build's verify imports the package and says what to add.
+    # entry for it) would prune it. The build reads the kept code's imports and says what to add.
     (project.layer_dir("tinylayer") / "trace.txt").write_text("module tinypkg.contract\n")
     with pytest.raises(PrunedModuleMissing) as error:
         build(project)
     message = str(error.value)
-    assert "import tinypkg: ModuleNotFoundError: No module named 'tinypkg.core'" in message
-    assert "tinypkg.core was pruned from layer tinylayer" in message
-    assert "add 'tinypkg.core' to [prune] keep (" in message and "layer.toml:5)" in message
+    assert "python/tinypkg/__init__.py:1 imports tinypkg.core" in message
+    assert "add what it needs to [prune] keep (" in message and "layer.toml:5; e.g. 'tinypkg.core')" in message
     assert error.value.exit_code == 25
     assert project.published_files() == before  # the last good build is untouched
 
@@ -142,9 +149,30 @@ def test_layer_tests_walk_only_kept_modules_and_count_the_pruned_apart(tmp_path:
     assert result.modules_checked == 6 and result.failures == []
 
 
+def test_kept_code_importing_a_pruned_module_when_called_fails_the_build_with_file_and_line(tmp_path: Path) -> None:
+    lazy = {
+        "tinypkg/contract/lazy.py": "def load():\n    from tinypkg.unused import big\n    return big\n",
+        "tinypkg/contract/relative.py": "def load():\n    from ..unused.big import DATA\n    return DATA\n",
+    }
+    project = pruned_project(tmp_path, more=lazy)
+    with pytest.raises(PrunedModuleMissing) as error:
+        build(project)
+    message = str(error.value)
+    assert "python/tinypkg/contract/lazy.py:2 imports tinypkg.unused" in message
+    assert "python/tinypkg/contract/relative.py:2 imports tinypkg.unused.big" in message
+    assert "add what it needs to [prune] keep (" in message and "[prune.accepted_imports]" in message
+    assert error.value.exit_code == 25 and not project.output_zip("tinylayer").exists()
+    accepted = '\n[prune.accepted_imports]\n"tinypkg.contract" = "the loaders are never called on Lambda"\n'
+    (project.layer_dir("tinylayer") / "layer.toml").write_text(PRUNE + accepted)
+    assert build(project)["layers"][0]["verified"]
+
+
 def test_a_kept_module_needing_a_pruned_one_fails_layer_tests_with_the_line_to_add(tmp_path: Path) -> None:
-    # contract.extra is kept (keep: tinypkg.contract) but nothing the build's verify imports touches it.
-    project = pruned_project(tmp_path, more={"tinypkg/contract/extra.py": "import tinypkg.unused.big\n"})
+    # contract.extra is kept (keep: tinypkg.contract) but nothing the build's verify imports touches it;
+    # its import is accepted (wrongly), so the build's import check lets it through and layer_tests catch it.
+    accepted = '\n[prune.accepted_imports]\n"tinypkg.unused" = "wrongly accepted"\n'
+    more = {"tinypkg/contract/extra.py": "import tinypkg.unused.big\n"}
+    project = pruned_project(tmp_path, PRUNE + accepted, more=more)
     build(project)
     with pytest.raises(LayerTestFailed) as error:
         layer_tests(project)

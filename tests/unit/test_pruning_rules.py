@@ -6,6 +6,7 @@ from pathlib import Path
 
 from lambda_ml_layers.layer_trace import Trace
 from lambda_ml_layers.pruning.contract import PrunedLayer, contract_problems, explain_missing, imported_modules
+from lambda_ml_layers.pruning.import_holes import import_holes
 from lambda_ml_layers.pruning.plan import PruneConfig, modules_to_prove, plan_prune
 from lambda_ml_layers.pruning.step import report_parts
 
@@ -162,3 +163,19 @@ def test_a_function_importing_pruned_code_is_named_with_file_and_line(tmp_path: 
     assert problems[0].startswith("fn/handler.py:3: function Predictions imports scipy.io.")
     assert problems[1].startswith("fn/util.py:2: function Predictions imports scipy.signal.")
     assert contract_problems("Predictions", {"h.py": "from scipy import stats\n"}, layer, provided) == []
+
+
+def test_an_import_of_a_pruned_module_is_a_hole_unless_accepted() -> None:
+    imports = {
+        "scipy/optimize/_cobyla.py": [("scipy._external.pyprima", 231), ("scipy._external.pyprima.minimize", 231)],
+        "scipy/optimize/_minimize.py": [("scipy.optimize._cobyla", 5), ("numpy", 1)],
+        "sklearn/utils/_test_common/gen.py": [("sklearn.cluster", 16)],
+    }
+    pruned = ("scipy._external", "sklearn.cluster")
+    holes = import_holes(imports, pruned, {})
+    assert [(h.path, h.line, h.module) for h in holes] == [
+        ("scipy/optimize/_cobyla.py", 231, "scipy._external.pyprima"),  # one per statement
+        ("sklearn/utils/_test_common/gen.py", 16, "sklearn.cluster"),
+    ]
+    # Accepted by the importing module's prefix, or by the imported module's.
+    assert import_holes(imports, pruned, {"sklearn.utils._test_common": "test helpers", "scipy._external": "x"}) == []
