@@ -111,3 +111,10 @@ def compare_suite(
         if node not in reference.results and after.outcome in FAILING and expected_reason(node, expected) is None:
             result.stripped_only.append(Regression(node, after.error, blame(after.text, removed, settings)))
     return result
+
+
+def unused_expectations(expected: dict[str, str], comparisons: list[SuiteComparison]) -> list[str]:
+    """Declared expected failures that no test of a whole run needed: stale once what they name
+    is kept, and worth removing so they hide nothing later (pure)."""
+    needed = [node for c in comparisons for node in c.expected]
+    return sorted(key for key in expected if not any(expected_reason(node, {key: key}) for node in needed))

@@ -24,7 +24,7 @@ from ..pruning.step import pruned_files
 from ..runtimes import ARCHES, RUNTIMES, Runtime
 from ..strip_rules import plan_strip
 from ..verify import lambda_sys_path
-from .compare import SuiteComparison, compare_suite
+from .compare import SuiteComparison, compare_suite, unused_expectations
 from .opt_mount import LAMBDA_OPT, at_opt, can_mount_opt
 from .overlay import is_test_file, overlay_tests
 from .pytest_run import run_suite
@@ -119,6 +119,12 @@ def test_layer_suites(
                 f"{len(comparison.stripped_only)} stripped-only failures, {len(comparison.expected)} expected"
             )
             comparisons.append(comparison)
+    stale = unused_expectations(layer.upstream_tests.expected_failures, comparisons) if not fast else []
+    if stale:
+        say(
+            f"{layer.name}: declared expected failures that no test needed (remove them from "
+            f"[upstream_tests.expected_failures] in {layer.folder / 'layer.toml'}): {', '.join(stale)}"
+        )
     return comparisons
 
 

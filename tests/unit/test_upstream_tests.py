@@ -13,7 +13,7 @@ from lambda_ml_layers.config import load_project
 from lambda_ml_layers.errors import ConfigError, InstallError
 from lambda_ml_layers.layer_tree import Distribution
 from lambda_ml_layers.paths import BuildPaths
-from lambda_ml_layers.upstream_tests.compare import blame, compare_suite
+from lambda_ml_layers.upstream_tests.compare import SuiteComparison, blame, compare_suite, unused_expectations
 from lambda_ml_layers.upstream_tests.opt_mount import at_opt, can_mount_opt
 from lambda_ml_layers.upstream_tests.overlay import is_test_file, overlay_tests
 from lambda_ml_layers.upstream_tests.pytest_run import NodeOutcome, SuiteRun, run_suite
@@ -239,3 +239,9 @@ def test_the_stripped_tree_runs_at_opt_where_its_bytecode_says_it_is(tmp_path: P
     )
     assert at_lambda_opt.results[node].outcome == "passed", at_lambda_opt.output_tail
     assert not (Path("/opt/python") / "where").exists()  # the mount was the test's process's only
+
+
+def test_declared_expectations_no_test_needed_are_named() -> None:
+    comparison = SuiteComparison("pkg", expected={"pkg/tests/test_a.py::test_x": "why"})
+    expected = {"pkg/tests/test_a.py": "imports a pruned module", "pkg/tests/test_b.py": "now kept"}
+    assert unused_expectations(expected, [comparison]) == ["pkg/tests/test_b.py"]
