@@ -64,7 +64,9 @@ def run_suite(
     `prefix` goes before the interpreter (opt_mount.at_opt); `workers`: pytest-xdist processes."""
     results_file = work / f"{suite.name}-{label}-results.jsonl"
     results_file.unlink(missing_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    # Neither the host's Python settings nor its pytest's (PYTEST_ADDOPTS, or pytest-xdist's worker
+    # marker when this runs under xdist, which would silence the results plugin) reach the suite.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "PYTEST_"))}
     env["LL_UPSTREAM_RESULTS"] = str(results_file)
     # Some suites write to HOME or the current folder; both point into the scratch folder.
     env["HOME"] = str(work)
