@@ -12,14 +12,14 @@ import sys
 from pathlib import Path
 
 
-def package_of(path: str) -> list[str]:
+def package_parts(path: str) -> list[str]:
     parts = path[: -len(".py")].split("/")
     return parts[:-1]  # a module's package; for pkg/__init__.py that is pkg itself
 
 
 def imports_of(source: str, path: str) -> list[list[object]]:
     found: list[list[object]] = []
-    package = package_of(path)
+    package = package_parts(path)
     for node in ast.walk(ast.parse(source, path)):
         if isinstance(node, ast.Import):
             found += [[alias.name, node.lineno] for alias in node.names]
