@@ -28,7 +28,7 @@ from .layer_tree import StepResult, owner_of_paths, read_distributions, remove_f
 from .layer_zip import extract, sha256_of, unzipped_size, write_zip
 from .notices import Notice
 from .pip_runner import install_for_target
-from .pruning.contract import PrunedLayer, explain_missing
+from .pruning.contract import MAX_SHOWN, PrunedLayer, explain_missing
 from .pruning.import_holes import check_import_holes
 from .pruning.step import run_prune
 from .runtimes import ARCHES
@@ -40,7 +40,6 @@ from .verify import check_layer
 # Gives a base layer's finished build, waiting for it if need be (the scheduler's business).
 WaitForBase = Callable[[LayerConfig], LayerBuild]
 
-MAX_SHOWN = 10  # failed imports listed when [prune] caused them; the fixes are all given
 
 PIP_PROGRESS = ("Collecting", "Downloading", "Installing", "Using cached")
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from .plan import covers
 
+MAX_SHOWN = 10  # problems a [prune] message lists before '... and N more'
 _MISSING_MODULE = re.compile(r"No module named '([\w.]+)'")
 
 

@@ -19,10 +19,8 @@ from ..command_runner import call
 from ..errors import PrunedModuleMissing
 from ..layer_tree import module_name
 from ..target_scripts import script
-from .contract import PrunedLayer, keep_line
+from .contract import MAX_SHOWN, PrunedLayer, keep_line
 from .plan import PruneConfig, covers, package_of
-
-MAX_SHOWN = 10
 
 
 @dataclass(frozen=True)

@@ -87,7 +87,8 @@ def plan_prune(
     inside = {rel: package for rel in files if (package := package_of(rel, config.packages))}
     modules = {rel: module_name(rel) for rel in inside}
     present = {m for m in modules.values() if m}
-    namespaces = {parent for m in present for parent in parents(m)}
+    # A namespace package (scipy._external: folders, no __init__) is named by its modules' parents.
+    named = present | {parent for m in present for parent in parents(m)}
     kept = _kept_modules(present, config, trace)
     package_dirs = _package_dirs(inside)
 
@@ -127,8 +128,7 @@ def plan_prune(
         pruned_modules=tuple(sorted(m for m in pruned if not any(p in pruned for p in parents(m)))),
         kept_modules=tuple(sorted(present - pruned)),
         rescued=tuple(sorted(rescued)),
-        # A namespace package (scipy._external: folders, no __init__) is named by its modules' parents.
-        unmatched=tuple(e for e in (*config.packages, *config.keep) if e not in present | namespaces),
+        unmatched=tuple(e for e in (*config.packages, *config.keep) if e not in named),
     )
 
 
