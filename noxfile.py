@@ -18,9 +18,9 @@ import nox
 ROOT = Path(__file__).parent
 sys.path.insert(0, str(ROOT))
 
-from lambda_ml_layers.config import load_project  # noqa: E402
-from lambda_ml_layers.errors import LayerToolError  # noqa: E402
-from lambda_ml_layers.locking import check_locks, check_tooling_lock, compile_locks  # noqa: E402
+from lambda_ml_layers.build.locking import check_locks, check_tooling_lock, compile_locks  # noqa: E402
+from lambda_ml_layers.config.project import load_project  # noqa: E402
+from lambda_ml_layers.core.errors import LayerToolError  # noqa: E402
 
 nox.options.default_venv_backend = "venv"
 nox.options.sessions = ["lock_check", "lint", "typecheck", "unit"]
@@ -77,7 +77,7 @@ def lock(session: nox.Session) -> None:
 @nox.session(venv_backend="none")
 def lock_tooling(session: nox.Session) -> None:
     """Regenerate requirements/*.txt, the hashed locks of the tooling itself."""
-    from lambda_ml_layers.pip_runner import pip_compile
+    from lambda_ml_layers.build.pip_runner import pip_compile
 
     for source, output in TOOLING_LOCKS:
         session.log(f"Locking {source} -> {output}")
@@ -139,8 +139,8 @@ def integration(session: nox.Session) -> None:
 def layer_tests(session: nox.Session) -> None:
     """Each built layer zip, in its runtime's Python, against an unstripped install of its lock:
     every module that imports unstripped must import from the zip; smoke test; versions."""
-    from lambda_ml_layers.layer_checks import run_layer_tests
-    from lambda_ml_layers.layer_test_plan import layer_test_plan
+    from lambda_ml_layers.checks.layer_checks import run_layer_tests
+    from lambda_ml_layers.checks.layer_test_plan import layer_test_plan
 
     runtime = f"python{session.python}"
     python = str(Path(session.bin) / "python")
@@ -154,7 +154,7 @@ def layer_tests(session: nox.Session) -> None:
 
 def _upstream_tests(session: nox.Session, fast: bool) -> None:
     """The selection of each layer's [upstream_tests] (or its CI subset), unstripped vs stripped."""
-    from lambda_ml_layers.upstream_tests.run import failure_lines, has_layers_built, run_upstream_tests
+    from lambda_ml_layers.checks.upstream_tests.run import failure_lines, has_layers_built, run_upstream_tests
 
     runtime = f"python{session.python}"
     project = _engine(session, load_project, ROOT)
@@ -191,7 +191,7 @@ SERVICE_PYTHON = LOCK_PYTHON
 def _merged_layer_requirements(session: nox.Session) -> Path:
     """One hash-pinned file with every layer's packages (pip refuses a package named in two
     requirement files, and a function sees all of its layers merged in /opt anyway)."""
-    from lambda_ml_layers.training import merged_layer_requirements
+    from lambda_ml_layers.local.training import merged_layer_requirements
 
     target = Path(session.create_tmp()) / "layers-merged.txt"
     target.write_text(_engine(session, merged_layer_requirements, ROOT))  # type: ignore[arg-type]

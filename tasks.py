@@ -12,7 +12,7 @@ from typing import Any
 
 from invoke import Collection, Context, Exit, task
 
-from lambda_ml_layers.errors import LayerToolError
+from lambda_ml_layers.core.errors import LayerToolError
 
 ROOT = Path(__file__).parent
 
@@ -53,9 +53,9 @@ def build_layers(
     root: str | None = None,
 ) -> None:
     """Build every layer from its lock: install for Lambda, strip, verify, zip, size-gate, report."""
-    from lambda_ml_layers.build import BuildRequest
-    from lambda_ml_layers.build import build_layers as run_build
-    from lambda_ml_layers.options import parse_build_options
+    from lambda_ml_layers.build.build_layers import BuildRequest
+    from lambda_ml_layers.build.build_layers import build_layers as run_build
+    from lambda_ml_layers.core.options import parse_build_options
 
     jobs_count, headroom_bytes = _run(lambda: parse_build_options(jobs, headroom_mb))
     request = BuildRequest(
@@ -68,7 +68,7 @@ def build_layers(
         headroom_bytes=headroom_bytes,
         find_links=Path(find_links).resolve() if find_links else None,
     )
-    from lambda_ml_layers.scheduler import INTERRUPTED
+    from lambda_ml_layers.build.scheduler import INTERRUPTED
 
     _run(lambda: run_build(request), interrupted=INTERRUPTED)
 
@@ -79,8 +79,8 @@ namespace = Collection(build_layers)
 @task(help={"check": "only check that the committed file matches the built layers"})
 def layer_modules(c: Context, check: bool = False) -> None:
     """Write services/shared/layer_modules.json (which layer provides each module) from the built zips."""
-    from lambda_ml_layers.config import load_project
-    from lambda_ml_layers.module_map import MODULE_MAP, check_layer_modules, write_layer_modules
+    from lambda_ml_layers.checks.module_map import MODULE_MAP, check_layer_modules, write_layer_modules
+    from lambda_ml_layers.config.project import load_project
 
     project = _run(lambda: load_project(ROOT))
     if check:
@@ -124,8 +124,8 @@ def train_model(
     c: Context, stage: str | None = None, bucket: str | None = None, out: str | None = None, data: str | None = None
 ) -> None:
     """Train the model on data/sample in python3.12 with the layers' packages; print metrics vs a baseline."""
-    from lambda_ml_layers.training import TrainRequest
-    from lambda_ml_layers.training import train_model as run_training
+    from lambda_ml_layers.local.training import TrainRequest
+    from lambda_ml_layers.local.training import train_model as run_training
 
     request = TrainRequest(
         root=ROOT,
@@ -191,8 +191,8 @@ def releases(c: Context, stage: str, json: bool = False) -> None:
     import json as json_module
     from dataclasses import asdict
 
-    from lambda_ml_layers.deploy.release_history import releases as read_releases
-    from lambda_ml_layers.deploy.release_table import release_table
+    from lambda_ml_layers.deploy.releases import release_table
+    from lambda_ml_layers.deploy.releases import releases as read_releases
 
     history = _run(lambda: read_releases(ROOT, stage))
     if json:
@@ -206,8 +206,8 @@ def releases(c: Context, stage: str, json: bool = False) -> None:
 @task(help={"stop": "stop the running emulator (the local stage's state goes with it)"})
 def local_aws(c: Context, stop: bool = False) -> None:
     """Start (or show) the local AWS emulator the local stage deploys to; its endpoint goes to build/local-aws.json."""
+    from lambda_ml_layers.core.paths import BuildPaths
     from lambda_ml_layers.deploy.local_emulator import emulator_endpoint, stop_emulator
-    from lambda_ml_layers.paths import BuildPaths
 
     paths = BuildPaths.of(ROOT)
     if stop:
@@ -269,8 +269,8 @@ def layer_usage(c: Context, stage: str) -> None:
 )
 def prune_layers(c: Context, stage: str, keep: str, dry_run: bool = False) -> None:
     """Delete unused old layer versions; never one a function version, alias or recorded release references."""
+    from lambda_ml_layers.core.options import parse_keep
     from lambda_ml_layers.ops.layer_commands import prune_layers as run_prune
-    from lambda_ml_layers.options import parse_keep
 
     _run(lambda: run_prune(ROOT, stage, parse_keep(keep), dry_run))
 
@@ -302,7 +302,7 @@ for _task in (layer_usage, prune_layers, cold_starts):
 )
 def run_pipeline(c: Context, batch: str | None = None, sandboxes: str | None = None) -> None:
     """Run the template's state machine on one CSV through the sandboxes against a fresh moto server (no deploy)."""
-    from lambda_ml_layers.state_machine_runner.local_pipeline import history_lines, pipeline_request, run_batch
+    from lambda_ml_layers.local.state_machine_runner.local_pipeline import history_lines, pipeline_request, run_batch
 
     request = _run(lambda: pipeline_request(ROOT, batch, sandboxes))
     result = _run(lambda: run_batch(request))

@@ -10,11 +10,11 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from lambda_ml_layers.command_runner import call
-from lambda_ml_layers.errors import LayerToolError
-from lambda_ml_layers.library_sharing import Library, plan_sharing
-from lambda_ml_layers.shared_libraries import binutils, is_bundled, library_facts, needed_by_file
-from lambda_ml_layers.shared_objects import is_shared_object
+from lambda_ml_layers.build.library_sharing import Library, plan_sharing
+from lambda_ml_layers.build.shared_libraries import binutils, is_bundled, library_facts, needed_by_file
+from lambda_ml_layers.build.shared_objects import is_shared_object
+from lambda_ml_layers.core.command_runner import call
+from lambda_ml_layers.core.errors import LayerToolError
 
 
 def table(headers: list[str], rows: list[list[str]]) -> list[str]:

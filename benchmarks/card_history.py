@@ -35,7 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "services" / "feature_engineering"), str(ROOT / "tests" / "services")]
 
-from lambda_ml_layers.local_aws import moto_server  # noqa: E402  (standard library only)
+from lambda_ml_layers.local.moto_server import moto_server  # noqa: E402  (standard library only)
 
 try:
     import numpy as np

@@ -52,25 +52,25 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: the engine package is not installed in .venv
 
-from lambda_ml_layers.build import resolve_target  # noqa: E402
-from lambda_ml_layers.config import LayerConfig, ProjectConfig, base_layers_of, build_order, load_project  # noqa: E402
-from lambda_ml_layers.errors import LayerToolError  # noqa: E402
-from lambda_ml_layers.interpreters import find_interpreter  # noqa: E402
-from lambda_ml_layers.layer_contents import load_locks, packages_to_install  # noqa: E402
-from lambda_ml_layers.layer_zip import sha256_of, unzipped_size, write_zip  # noqa: E402
-from lambda_ml_layers.local_aws import DUMMY_CREDENTIALS, MotoServer, moto_server  # noqa: E402
-from lambda_ml_layers.paths import BuildPaths  # noqa: E402
-from lambda_ml_layers.pip_runner import install_for_target, requirement_lines  # noqa: E402
-from lambda_ml_layers.pipeline_stage import (  # noqa: E402
+from lambda_ml_layers.build.build_layers import resolve_target  # noqa: E402
+from lambda_ml_layers.build.layer_contents import load_locks, packages_to_install  # noqa: E402
+from lambda_ml_layers.build.pip_runner import install_for_target, requirement_lines  # noqa: E402
+from lambda_ml_layers.config.project import LayerConfig, ProjectConfig, base_layers_of, build_order, load_project  # noqa: E402
+from lambda_ml_layers.config.template import FunctionSpec, function_specs  # noqa: E402
+from lambda_ml_layers.core.errors import LayerToolError  # noqa: E402
+from lambda_ml_layers.core.interpreters import find_interpreter  # noqa: E402
+from lambda_ml_layers.core.layer_zip import sha256_of, unzipped_size, write_zip  # noqa: E402
+from lambda_ml_layers.core.paths import BuildPaths  # noqa: E402
+from lambda_ml_layers.core.runtimes import ARCHES, MB, Runtime  # noqa: E402
+from lambda_ml_layers.local.moto_server import DUMMY_CREDENTIALS, MotoServer, moto_server  # noqa: E402
+from lambda_ml_layers.local.pipeline_stage import (  # noqa: E402
     create_card_history_table,
     function_environment,
     new_bucket,
     s3_created_event,
 )
-from lambda_ml_layers.runtimes import ARCHES, MB, Runtime  # noqa: E402
-from lambda_ml_layers.sam_template import FunctionSpec, function_specs  # noqa: E402
-from lambda_ml_layers.sandbox import Invocation, LambdaSandbox  # noqa: E402
-from lambda_ml_layers.state_machine_runner.local_pipeline import upload_trained_model  # noqa: E402
+from lambda_ml_layers.local.sandbox import Invocation, LambdaSandbox  # noqa: E402
+from lambda_ml_layers.local.state_machine_runner.local_pipeline import upload_trained_model  # noqa: E402
 
 TEMPLATE = ROOT / "infra" / "template.yaml"
 SAMPLE = ROOT / "data" / "sample" / "transactions.csv"

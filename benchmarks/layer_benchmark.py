@@ -51,26 +51,20 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: the engine package is not installed in .venv
 
-from lambda_ml_layers.build import resolve_target  # noqa: E402
-from lambda_ml_layers.config import (  # noqa: E402
-    LayerConfig,
-    ProjectConfig,
-    base_layers_of,
-    build_order,
-    load_project,
-)
-from lambda_ml_layers.config_rules import BYTECODE_POLICIES  # noqa: E402
-from lambda_ml_layers.errors import BuildInProgress, LayerToolError  # noqa: E402
-from lambda_ml_layers.interpreters import find_interpreter  # noqa: E402
-from lambda_ml_layers.layer_contents import load_locks, modules_to_verify, packages_to_install  # noqa: E402
-from lambda_ml_layers.layer_tree import walk_files  # noqa: E402
-from lambda_ml_layers.layer_zip import extract, sha256_of, unzipped_size  # noqa: E402
-from lambda_ml_layers.locks import LayerLock  # noqa: E402
-from lambda_ml_layers.paths import BuildPaths  # noqa: E402
-from lambda_ml_layers.pip_runner import install_for_target  # noqa: E402
-from lambda_ml_layers.runtimes import LAMBDA_UNZIPPED_LIMIT, MB, Runtime  # noqa: E402
-from lambda_ml_layers.toml_files import read_toml, write_toml  # noqa: E402
-from lambda_ml_layers.verify import check_layer, lambda_sys_path  # noqa: E402
+from lambda_ml_layers.build.build_layers import resolve_target  # noqa: E402
+from lambda_ml_layers.build.layer_contents import load_locks, modules_to_verify, packages_to_install  # noqa: E402
+from lambda_ml_layers.build.pip_runner import install_for_target  # noqa: E402
+from lambda_ml_layers.build.target_imports import check_layer, lambda_sys_path  # noqa: E402
+from lambda_ml_layers.config.locks import LayerLock  # noqa: E402
+from lambda_ml_layers.config.project import LayerConfig, ProjectConfig, base_layers_of, build_order, load_project  # noqa: E402
+from lambda_ml_layers.config.rules import BYTECODE_POLICIES  # noqa: E402
+from lambda_ml_layers.core.errors import BuildInProgress, LayerToolError  # noqa: E402
+from lambda_ml_layers.core.interpreters import find_interpreter  # noqa: E402
+from lambda_ml_layers.core.layer_tree import walk_files  # noqa: E402
+from lambda_ml_layers.core.layer_zip import extract, sha256_of, unzipped_size  # noqa: E402
+from lambda_ml_layers.core.paths import BuildPaths  # noqa: E402
+from lambda_ml_layers.core.runtimes import LAMBDA_UNZIPPED_LIMIT, MB, Runtime  # noqa: E402
+from lambda_ml_layers.core.toml_files import read_toml, write_toml  # noqa: E402
 
 PATHS = BuildPaths.of(ROOT)
 OUT_DIR = PATHS.benchmarks

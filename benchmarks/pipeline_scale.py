@@ -31,16 +31,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lambda_ml_layers.local_aws import MotoServer, moto_server  # noqa: E402
-from lambda_ml_layers.paths import BuildPaths  # noqa: E402
-from lambda_ml_layers.pipeline_stage import create_card_history_table, function_environment, s3_created_event  # noqa: E402
-from lambda_ml_layers.sam_template import FunctionSpec, function_specs  # noqa: E402
-from lambda_ml_layers.state_machine_runner.local_pipeline import (  # noqa: E402
+from lambda_ml_layers.config.template import FunctionSpec, function_specs  # noqa: E402
+from lambda_ml_layers.core.paths import BuildPaths  # noqa: E402
+from lambda_ml_layers.local.moto_server import MotoServer, moto_server  # noqa: E402
+from lambda_ml_layers.local.pipeline_stage import create_card_history_table, function_environment, s3_created_event  # noqa: E402
+from lambda_ml_layers.local.state_machine_runner.local_pipeline import (  # noqa: E402
     run_state_machine,
     sandbox_setup,
     upload_trained_model,
 )
-from lambda_ml_layers.state_machine_runner.sandbox_invoker import SandboxSetup  # noqa: E402
+from lambda_ml_layers.local.state_machine_runner.sandbox_invoker import SandboxSetup  # noqa: E402
 
 TEMPLATE = ROOT / "infra" / "template.yaml"
 STAGES = ("DataValidationFunction", "FeatureEngineeringFunction", "PredictionsFunction", "MergeFunction")

@@ -34,17 +34,17 @@ sys.path.insert(0, str(ROOT))  # run as a script: the engine package is not inst
 from bundled_libraries import library_section, openblas_section, table, unpack_shared_objects  # noqa: E402
 from cold_start import TEMPLATE, unstripped_zips  # noqa: E402  (the same unstripped install)
 
-from lambda_ml_layers.build import resolve_target  # noqa: E402
-from lambda_ml_layers.bytecode import compile_bytecode  # noqa: E402
-from lambda_ml_layers.config import LayerConfig, build_order, load_project  # noqa: E402
-from lambda_ml_layers.errors import LayerToolError  # noqa: E402
-from lambda_ml_layers.interpreters import find_interpreter  # noqa: E402
-from lambda_ml_layers.layer_tree import remove_files, tree_size, walk_files  # noqa: E402
-from lambda_ml_layers.layer_zip import extract  # noqa: E402
-from lambda_ml_layers.paths import BuildPaths  # noqa: E402
-from lambda_ml_layers.runtimes import MB  # noqa: E402
-from lambda_ml_layers.sam_template import function_specs  # noqa: E402
-from lambda_ml_layers.strip_rules import plan_strip  # noqa: E402
+from lambda_ml_layers.build.build_layers import resolve_target  # noqa: E402
+from lambda_ml_layers.build.bytecode import compile_bytecode  # noqa: E402
+from lambda_ml_layers.config.project import LayerConfig, build_order, load_project  # noqa: E402
+from lambda_ml_layers.config.strip_rules import plan_strip  # noqa: E402
+from lambda_ml_layers.config.template import function_specs  # noqa: E402
+from lambda_ml_layers.core.errors import LayerToolError  # noqa: E402
+from lambda_ml_layers.core.interpreters import find_interpreter  # noqa: E402
+from lambda_ml_layers.core.layer_tree import remove_files, tree_size, walk_files  # noqa: E402
+from lambda_ml_layers.core.layer_zip import extract  # noqa: E402
+from lambda_ml_layers.core.paths import BuildPaths  # noqa: E402
+from lambda_ml_layers.core.runtimes import MB  # noqa: E402
 
 PATHS = BuildPaths.of(ROOT)
 STEP_TITLES = {

@@ -9,8 +9,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from lambda_ml_layers.paths import BuildPaths
-from lambda_ml_layers.runtimes import ARCHES, RUNTIMES
+from lambda_ml_layers.core.paths import BuildPaths
+from lambda_ml_layers.core.runtimes import ARCHES, RUNTIMES
 
 REPO = Path(__file__).resolve().parent.parent
 # Tiny projects build for the machine the tests run on, so every check (imports, stripping

@@ -20,10 +20,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .layer_zip import sha256_of
-from .notices import Notice
-from .paths import BuildPaths
-from .write_errors import naming
+from ..core.layer_zip import sha256_of
+from ..core.notices import Notice
+from ..core.paths import BuildPaths
+from ..core.write_errors import naming
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from .errors import ConfigError
-from .layer_tree import StepResult, tree_size
+from ..core.errors import ConfigError
+from ..core.layer_tree import StepResult, tree_size
 
 SDK_DATA_DIRS = ("botocore/data", "boto3/data")
 

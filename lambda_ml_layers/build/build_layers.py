@@ -17,24 +17,24 @@ from typing import Any
 from rich.console import Console
 
 from .artifacts import LayerBuild, keep_failed_report, publish_build, published_builds, stale_outputs
-from .build_cache import cache_keys
-from .build_context import BuildContext
-from .build_gates import apply_gates, check_function_packages, locks_at_hand
-from .build_lock import exclusive_build
-from .config import LayerConfig, ProjectConfig, build_order, load_project
-from .errors import BuildInterrupted, ConfigError, SizeGateError
-from .interpreters import find_interpreter, interpreter_version
+from .cache import cache_keys
+from .context import BuildContext
+from .gates import apply_gates, check_function_packages, locks_at_hand
+from ..core.build_lock import exclusive_build
+from ..config.project import LayerConfig, ProjectConfig, build_order, load_project
+from ..core.errors import BuildInterrupted, ConfigError, SizeGateError
+from ..core.interpreters import find_interpreter, interpreter_version
 from .layer_contents import load_locks
-from .locks import LayerLock
-from .notices import Notice
-from .options import check_build_numbers
-from .paths import BuildPaths
-from .progress import BuildProgress
+from ..config.locks import LayerLock
+from ..core.notices import Notice
+from ..core.options import check_build_numbers
+from ..core.paths import BuildPaths
+from ..core.progress import BuildProgress
 from .pruning.functions import check_function_imports
 from .report import print_report, report_data, report_texts
-from .runtimes import ARCHES, MB, RUNTIMES, Runtime
+from ..core.runtimes import ARCHES, MB, RUNTIMES, Runtime
 from .scheduler import INTERRUPTED, run_builds
-from .write_errors import write_failure
+from ..core.write_errors import write_failure
 
 
 @dataclass(frozen=True)

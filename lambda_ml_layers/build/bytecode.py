@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .command_runner import call
-from .errors import BuildInterrupted, InstallError
-from .layer_tree import StepResult, remove_files, tree_size, walk_files
+from ..core.command_runner import call
+from ..core.errors import BuildInterrupted, InstallError
+from ..core.layer_tree import StepResult, remove_files, tree_size, walk_files
 from .pip_failures import NO_SPACE
-from .target_scripts import script
+from ..target_scripts import script
 
 
 def compile_bytecode(site: Path, python: str, policy: str, opt_path: str, docstrings: str = "keep") -> StepResult:

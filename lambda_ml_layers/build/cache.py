@@ -14,21 +14,22 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from .config import LayerConfig, ProjectConfig, base_layers_of
-from .layer_zip import sha256_of
-from .locks import LayerLock
-from .write_errors import naming
+from ..config.project import LayerConfig, ProjectConfig, base_layers_of
+from ..core.layer_zip import sha256_of
+from ..config.locks import LayerLock
+from ..core.write_errors import naming
 
-ENGINE_DIR = Path(__file__).parent
+ENGINE_DIR = Path(__file__).resolve().parents[1]
+# What decides a zip's bytes: the build's own folder (pruning/ included), what it reads and runs on
+# (config/, core/), and target_scripts/, which the target interpreter runs to compile, load and verify.
+BUILD_INPUT_FOLDERS = ("build", "config", "core", "target_scripts")
 
 
 @cache
 def engine_version() -> str:
     """A digest of the engine's own source: a changed step invalidates every cached layer."""
     digest = hashlib.sha256()
-    # target_scripts/ too: the target interpreter runs them to compile, load and verify the layer.
-    # pruning/ too: it decides which files the zip holds.
-    sources = [*ENGINE_DIR.glob("*.py"), *ENGINE_DIR.glob("target_scripts/*.py"), *ENGINE_DIR.glob("pruning/*.py")]
+    sources = [path for folder in BUILD_INPUT_FOLDERS for path in (ENGINE_DIR / folder).rglob("*.py")]
     for path in sorted(sources):
         digest.update(str(path.relative_to(ENGINE_DIR)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]

@@ -7,13 +7,13 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import ProjectConfig
-from .errors import BuildInterrupted
-from .locks import LayerLock
-from .notices import Notice
-from .paths import BuildPaths
-from .progress import BuildProgress
-from .runtimes import Runtime
+from ..config.project import ProjectConfig
+from ..core.errors import BuildInterrupted
+from ..config.locks import LayerLock
+from ..core.notices import Notice
+from ..core.paths import BuildPaths
+from ..core.progress import BuildProgress
+from ..core.runtimes import Runtime
 
 
 @dataclass

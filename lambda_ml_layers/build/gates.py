@@ -9,14 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .artifacts import LayerBuild
-from .config import ProjectConfig, base_layers_of
-from .errors import ConfigError, LockError
+from ..config.project import ProjectConfig, base_layers_of
+from ..core.errors import ConfigError, LockError
 from .function_code import function_code_problems
 from .function_deps import check_function_requirements
 from .layer_contents import load_locks
-from .locks import LayerLock
-from .notices import Notice
-from .sam_template import function_specs, template_functions, template_layer_failures, unknown_layer_problems
+from ..config.locks import LayerLock
+from ..core.notices import Notice
+from ..config.template import function_specs, template_functions, template_layer_failures, unknown_layer_problems
 from .size_gates import FunctionTotal, LayerFacts, function_failures, function_totals, layer_budget_failures
 
 TEMPLATE = Path("infra/template.yaml")

@@ -18,24 +18,31 @@ from typing import Any
 
 from .artifacts import LayerBuild
 from .aws_sdk_trim import trim_aws_sdk
-from .build_cache import prune, store
-from .build_context import BuildContext
+from .cache import prune, store
+from .context import BuildContext
 from .bytecode import compile_bytecode
-from .config import LayerConfig, base_layers_of
-from .errors import PrunedModuleMissing, VerifyError
+from ..config.project import LayerConfig, base_layers_of
+from ..core.errors import PrunedModuleMissing, VerifyError
 from .layer_contents import modules_to_verify, packages_to_install, provided_by_base
-from .layer_tree import StepResult, owner_of_paths, read_distributions, remove_files, size_by_package, walk_files
-from .layer_zip import extract, sha256_of, unzipped_size, write_zip
-from .notices import Notice
+from ..core.layer_tree import (
+    StepResult,
+    owner_of_paths,
+    read_distributions,
+    remove_files,
+    size_by_package,
+    walk_files,
+)
+from ..core.layer_zip import extract, sha256_of, unzipped_size, write_zip
+from ..core.notices import Notice
 from .pip_runner import install_for_target
 from .pruning.contract import MAX_SHOWN, PrunedLayer, explain_missing
 from .pruning.import_holes import check_import_holes
 from .pruning.step import run_prune
-from .runtimes import ARCHES
+from ..core.runtimes import ARCHES
 from .shared_libraries import share_duplicate_libraries
 from .shared_objects import strip_shared_objects
-from .strip_rules import plan_strip
-from .verify import check_layer
+from ..config.strip_rules import plan_strip
+from .target_imports import check_layer
 
 # Gives a base layer's finished build, waiting for it if need be (the scheduler's business).
 WaitForBase = Callable[[LayerConfig], LayerBuild]

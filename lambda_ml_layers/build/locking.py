@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from .config import ProjectConfig
-from .errors import LockError, collect
-from .locks import (
+from ..config.project import ProjectConfig
+from ..core.errors import LockError, collect
+from ..config.locks import (
     LOCK_COMMAND,
     RESOLUTION_FILE,
     lock_problems,

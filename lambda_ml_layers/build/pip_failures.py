@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .errors import InstallError
-from .locks import LOCK_COMMAND
-from .runtimes import Runtime
+from ..core.errors import InstallError
+from ..config.locks import LOCK_COMMAND
+from ..core.runtimes import Runtime
 
 DEFAULT_INDEX = "https://pypi.org/simple"
 NO_SPACE = "No space left on device"

@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from .artifacts import LayerBuild
-from .notices import Notice
-from .runtimes import LAMBDA_UNZIPPED_LIMIT, MB
+from ..core.notices import Notice
+from ..core.runtimes import LAMBDA_UNZIPPED_LIMIT, MB
 from .size_gates import FunctionTotal
 
 SCHEMA_VERSION = 1

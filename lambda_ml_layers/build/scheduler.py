@@ -10,14 +10,14 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from .artifacts import LayerBuild
-from .build_cache import entry_problem, lookup
-from .build_context import BuildContext
-from .config import LayerConfig
-from .errors import BuildInterrupted, LayerToolError
-from .layer_build_steps import build_fresh
-from .notices import Notice
-from .runtimes import MB
-from .write_errors import write_failure
+from .cache import entry_problem, lookup
+from .context import BuildContext
+from ..config.project import LayerConfig
+from ..core.errors import BuildInterrupted, LayerToolError
+from .layer_steps import build_fresh
+from ..core.notices import Notice
+from ..core.runtimes import MB
+from ..core.write_errors import write_failure
 
 INTERRUPTED = (
     "Interrupted: unfinished layers were discarded and nothing was published (the published zips and "

@@ -19,14 +19,14 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .command_runner import call
+from ..core.command_runner import call
 from .elf_needed import needed_names, rename_needed
-from .errors import VerifyError
-from .layer_tree import StepResult, walk_files
+from ..core.errors import VerifyError
+from ..core.layer_tree import StepResult, walk_files
 from .library_sharing import Library, SharingPlan, glibc_version, plan_sharing, users_of
-from .runtimes import ARCHES
+from ..core.runtimes import ARCHES
 from .shared_objects import is_shared_object
-from .verify import run_each
+from .target_imports import run_each
 
 STEP = "share-libraries"
 

@@ -13,11 +13,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .command_runner import call
-from .errors import LayerToolError
-from .layer_tree import StepResult, walk_files
-from .runtimes import ARCHES
-from .verify import run_each
+from ..core.command_runner import call
+from ..core.errors import LayerToolError
+from ..core.layer_tree import StepResult, walk_files
+from ..core.runtimes import ARCHES
+from .target_imports import run_each
 
 NEEDED = re.compile(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]")
 

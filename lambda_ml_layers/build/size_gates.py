@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .runtimes import LAMBDA_MAX_LAYERS, LAMBDA_UNZIPPED_LIMIT, MB
+from ..config.template import FunctionFacts
+from ..core.runtimes import LAMBDA_MAX_LAYERS, LAMBDA_UNZIPPED_LIMIT, MB
 
 
 @dataclass(frozen=True)
@@ -17,15 +18,6 @@ class LayerFacts:
     runtimes: tuple[str, ...]
     arch: str
     base_layers: tuple[str, ...] = ()  # every layer below this one, in extraction order
-
-
-@dataclass(frozen=True)
-class FunctionFacts:
-    name: str  # logical id in the template
-    runtime: str
-    arch: str
-    layers: tuple[str, ...]  # layer names, in the template's order
-    code_bytes: int
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,10 @@ import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .command_runner import call
-from .errors import BuildInterrupted
-from .runtimes import Runtime, python_lib_dir
-from .target_scripts import script
+from ..core.command_runner import call
+from ..core.errors import BuildInterrupted
+from ..core.runtimes import Runtime, python_lib_dir
+from ..target_scripts import script
 
 
 @dataclass(frozen=True)

@@ -20,22 +20,22 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from .command_runner import call
-from .config import LayerConfig, ProjectConfig, build_order
-from .errors import LayerTestFailed
-from .layer_contents import load_locks, packages_to_install
+from ..build.layer_contents import load_locks, packages_to_install
+from ..build.pip_runner import install_for_target
+from ..build.pruning.contract import explain_missing
+from ..build.pruning.step import pruned_by_config
+from ..build.target_imports import check_layer, lambda_sys_path, run_each
+from ..config.project import LayerConfig, ProjectConfig, build_order
+from ..config.strip_rules import plan_strip
+from ..core.command_runner import call
+from ..core.errors import LayerTestFailed
+from ..core.layer_tree import module_name, read_distributions
+from ..core.layer_zip import extract
+from ..core.paths import BuildPaths
+from ..core.runtimes import RUNTIMES, Runtime, python_lib_dir
+from ..target_scripts import script as target_script
+from ..target_scripts import traced
 from .layer_test_plan import build_command, layer_test_plan
-from .layer_tree import module_name, read_distributions
-from .layer_zip import extract
-from .paths import BuildPaths
-from .pip_runner import install_for_target
-from .pruning.contract import explain_missing
-from .pruning.step import pruned_by_config
-from .runtimes import RUNTIMES, Runtime, python_lib_dir
-from .strip_rules import plan_strip
-from .target_scripts import script as target_script
-from .target_scripts import traced
-from .verify import check_layer, lambda_sys_path, run_each
 
 SMOKE_TEST = "smoke_test.py"
 

@@ -12,10 +12,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import ProjectConfig, build_order
-from .paths import BuildPaths
-from .runtimes import ARCHES
-from .sam_template import TemplateLayer, load_template, template_layers
+from ..config.project import ProjectConfig, build_order
+from ..config.template import TemplateLayer, load_template, template_layers
+from ..core.paths import BuildPaths
+from ..core.runtimes import ARCHES
 
 TEMPLATE = Path("infra/template.yaml")
 

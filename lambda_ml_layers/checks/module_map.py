@@ -17,12 +17,12 @@ import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from .config import ProjectConfig, build_order
-from .errors import LayerToolError, LockError
-from .layer_tree import module_name
-from .paths import BuildPaths
-from .runtimes import RUNTIMES, python_lib_dir
-from .sam_template import load_template, template_layers
+from ..config.project import ProjectConfig, build_order
+from ..config.template import load_template, template_layers
+from ..core.errors import LayerToolError, LockError
+from ..core.layer_tree import module_name
+from ..core.paths import BuildPaths
+from ..core.runtimes import RUNTIMES, python_lib_dir
 
 MODULE_MAP = Path("services/shared/layer_modules.json")
 COMMAND = "inv layer-modules"

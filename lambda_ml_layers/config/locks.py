@@ -14,7 +14,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from .errors import LockError, collect
+from ..core.errors import LockError, collect
 
 LOCK_COMMAND = "nox -s lock"
 RESOLUTION_FILE = "resolution.txt"

@@ -13,14 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import config_rules as rules
-from .deploy.stages import SAMCONFIG, stage_names
-from .errors import ConfigError, collect
-from .pruning.plan import PruneConfig
-from .pruning.settings import prune_settings, suites_in_pruned_code
+from ..core.errors import ConfigError, collect
+from ..core.toml_files import read_toml
+from . import rules as rules
+from .prune import PruneConfig, prune_settings, suites_in_pruned_code
+from .stages import SAMCONFIG, stage_names
 from .strip_rules import StripRule
-from .toml_files import read_toml
-from .upstream_tests.selection import UpstreamTests
+from .upstream_tests import UpstreamTests
 
 DEFAULTS_FILE = "defaults.toml"
 LAYER_FILE = "layer.toml"

@@ -3,13 +3,41 @@ selection held to code that always survives (pure; config.py calls these, as it 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config_rules import check_keys, strings, table
-from ..upstream_tests.selection import UpstreamTests
-from .contract import line_of
-from .plan import DEFAULT_MANIFEST, PruneConfig, covers
+from .rules import check_keys, strings, table
+from .upstream_tests import UpstreamTests
+
+DEFAULT_MANIFEST = "trace.txt"
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    """`[prune]` of a layer.toml: what may go, what always stays, and the trace it follows."""
+
+    packages: tuple[str, ...]  # dotted packages (top-level or subpackages) that may be pruned
+    keep: tuple[str, ...]  # dotted prefixes that always survive: the layer's declared contract
+    manifest: str = DEFAULT_MANIFEST  # file name in the layer's folder
+    # Module prefix -> reason: kept code's imports of pruned modules that can never run on Lambda
+    # (a prefix of the importing or of the imported module); any other such import fails the build.
+    accepted_imports: dict[str, str] = field(default_factory=dict)
+
+
+def covers(prefixes: Iterable[str], name: str) -> bool:
+    """True when `name` is one of `prefixes` or inside one (scipy.stats covers scipy.stats._mstats)."""
+    return any(name == prefix or name.startswith(prefix + ".") for prefix in prefixes)
+
+
+def line_of(text: str, value: str) -> int | None:
+    """The first line of a TOML file's text that holds `value` as a quoted string."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if f'"{value}"' in line or f"'{value}'" in line:
+            return number
+    return None
+
 
 PRUNE_KEYS = {"packages", "keep", "manifest", "accepted_imports"}
 

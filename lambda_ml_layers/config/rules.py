@@ -11,9 +11,9 @@ import math
 import string
 from typing import Any
 
-from .runtimes import ARCHES, LAMBDA_UNZIPPED_LIMIT, MB, RUNTIMES
+from ..core.runtimes import ARCHES, LAMBDA_UNZIPPED_LIMIT, MB, RUNTIMES
 from .strip_rules import StripRule
-from .upstream_tests.selection import Suite, UpstreamTests
+from .upstream_tests import Suite, UpstreamTests
 
 BYTECODE_POLICIES = ("source", "pyc", "sourceless")
 

@@ -10,12 +10,20 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigError
-from .layer_tree import walk_files
-from .size_gates import FunctionFacts
+from ..core.errors import ConfigError
+from ..core.layer_tree import walk_files
 
 FUNCTION_TYPES = ("AWS::Serverless::Function",)
 LAYER_TYPES = ("AWS::Serverless::LayerVersion",)
+
+
+@dataclass(frozen=True)
+class FunctionFacts:
+    name: str  # logical id in the template
+    runtime: str
+    arch: str
+    layers: tuple[str, ...]  # layer names, in the template's order
+    code_bytes: int
 
 
 class _CfnLoader(yaml.SafeLoader):

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import TraceFailed
+from ..core.errors import TraceFailed
 
 MANIFEST_NAME = "trace.txt"
 REGENERATE = "inv trace-layers"

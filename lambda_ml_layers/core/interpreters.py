@@ -7,15 +7,15 @@ import shutil
 from functools import cache
 from pathlib import Path
 
+from ..target_scripts import script
 from .command_runner import call
 from .errors import InterpreterMissing
 from .runtimes import Runtime
-from .target_scripts import script
 
 # bootstrap makes pyenv's interpreters visible with `pyenv local` in this repository. pyenv's
 # shims look for that .python-version from the working directory, so a command run from any
 # other folder would miss them; PYENV_DIR makes them look here whatever the working directory.
-ENGINE_REPO = Path(__file__).resolve().parents[1]
+ENGINE_REPO = Path(__file__).resolve().parents[2]
 
 
 def _lookup_environment() -> dict[str, str]:

@@ -6,19 +6,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..build import BuildRequest, build_layers
-from ..security_scan import check_template_security, find_checkov
-from .alarm_routing import refuse_unrouted_alarms
+from ..build.build_layers import BuildRequest, build_layers
+from ..config.stages import load_stage, refuse_unrouted_alarms
 from .deploy_log import DeployLog
 from .deploy_plan import TEMPLATE, DeployPlan, expected_layers, layer_arns, plan_deploy
-from .deployed_state import stack_status
+from .deployed_state import deployed_ok, stack_status
 from .release_records import build_report, deployed_template, differences, new_release
 from .releases import Release
 from .restore import deploy_failed, recover_from_interrupt, verification_failed, verify
 from .sam_cli import deploy_command, run_deploy, validate
-from .stack_failures import deployed_ok
+from .security_scan import check_template_security, find_checkov
 from .stage_context import StageContext, confirm_policy, with_stage
-from .stages import load_stage
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..layer_zip import sha256_of
-from ..sam_template import load_template
-from .alarm_routing import alarm_destination, alarm_parameters
+from ..config.stages import alarm_destination, alarm_parameters
+from ..config.template import load_template
+from ..core.layer_zip import sha256_of
 from .deploy_template import (
     function_layers,
     layer_uses,

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
-from ..layer_zip import write_zip
-from ..sam_template import FUNCTION_TYPES, LAYER_TYPES, package_files
+from ..config.template import FUNCTION_TYPES, LAYER_TYPES, package_files
+from ..core.errors import ConfigError
+from ..core.layer_zip import write_zip
 
 LAYERS_SHA_PARAMETER = "{function}LayersSha256"  # the function's logical id without "Function"
 

@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import LocalAWSError
-from ..local_aws import reachable, start_moto_server
-from ..paths import BuildPaths
+from ..core.errors import LocalAWSError
+from ..core.paths import BuildPaths
+from ..local.moto_server import reachable, start_moto_server
 
 ENDPOINT_VARIABLE = "LAMBDA_ML_LAYERS_LOCAL_AWS"
 

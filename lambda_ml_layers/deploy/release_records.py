@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..command_runner import call
-from ..errors import DeployFailed
-from ..paths import BuildPaths
-from ..sam_template import parse_template
+from ..config.template import parse_template
+from ..core.command_runner import call
+from ..core.errors import DeployFailed
+from ..core.paths import BuildPaths
 from .deployed_state import StackState
 from .releases import Release
 from .stage_context import StageContext

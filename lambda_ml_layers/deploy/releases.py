@@ -6,7 +6,8 @@
                                                                    (for `inv size-report`)
 
 The deployment bucket is the one `sam deploy --resolve-s3` made for the account and region, so
-every operator of the stage sees the same history; build/releases/<stage>/ mirrors it.
+every operator of the stage sees the same history; build/releases/<stage>/ mirrors it. `inv releases`
+reads it (`release_store`: no lock, no gates) and shows it as a table (`release_table`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
-from ..errors import ReleaseError
+from ..config.stages import load_stage
+from ..core.errors import ReleaseError
+from ..core.paths import BuildPaths
+from .local_emulator import emulator_endpoint
 from .stage_session import StageSession
 
 SAM_MANAGED_STACK = "aws-sam-cli-managed-default"
@@ -163,3 +167,38 @@ class ReleaseStore:
             (partial / f"{release.number:04d}.json").write_text(json.dumps(asdict(release), indent=2) + "\n")
         shutil.rmtree(self.mirror, ignore_errors=True)
         partial.replace(self.mirror)
+
+
+def release_table(history: list[Release]) -> str:
+    header = ("release", "kind", "time (UTC)", "commit", "layers", "note")
+    rows = []
+    for release in history:
+        commit = release.git_commit[:10] + ("+dirty" if release.git_dirty else "")
+        layers = ", ".join(
+            f"{folder}:{info['arn'].rsplit(':', 1)[-1]}" for folder, info in sorted(release.layers.items())
+        )
+        kind = f"{release.kind} of {release.restores}" if release.restores else release.kind
+        rows.append((str(release.number), kind, release.time, commit, layers, release.note))
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *rows]
+    ]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    lines.append(f"current: release {history[-1].number}")
+    return "\n".join(lines)
+
+
+def release_store(root: Path, stage_name: str) -> ReleaseStore:
+    """The stage's release history, to read (no lock, no gates; the local stage's emulator must run)."""
+    stage = load_stage(root, stage_name)
+    paths = BuildPaths.of(root)
+    endpoint = emulator_endpoint(paths, start=False, say=print) if stage.emulated else None
+    session = StageSession(stage, endpoint)
+    session.caller()
+    return ReleaseStore(session, paths.releases(stage.name))
+
+
+def releases(root: Path, stage_name: str) -> list[Release]:
+    """The stage's release history (read-only: no lock, no gates)."""
+    return release_store(root, stage_name).releases()

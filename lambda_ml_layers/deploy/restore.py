@@ -5,15 +5,22 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from ..errors import DeployFailed, ReleaseError, VerificationFailed
+from ..core.errors import DeployFailed, ReleaseError, VerificationFailed
 from .deploy_template import pin_layers, write_template
-from .deployed_state import StackState, check_stack, read_stack, stack_status
+from .deployed_state import (
+    StackState,
+    check_stack,
+    deployed_ok,
+    explain_events,
+    failure_events,
+    read_stack,
+    stack_status,
+)
 from .layer_versions import missing_versions
 from .release_records import deployed_template, differences, new_release
 from .releases import Release
 from .sam_cli import deploy_command, run_deploy
 from .smoke import smoke_run
-from .stack_failures import deployed_ok, explain_events, failure_events
 from .stage_context import StageContext
 
 SETTLE_SECONDS = 1800

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ReleaseError
+from ..config.stages import load_stage
+from ..core.errors import ReleaseError
 from .releases import Release
 from .restore import redeploy_release
 from .stage_context import StageContext, confirm_policy, with_stage
-from .stages import load_stage
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,10 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from ..command_runner import CommandResult, call, find_tool
-from ..errors import DeployGateError
-from ..local_aws import DUMMY_CREDENTIALS
-from .stages import SAMCONFIG, Stage
+from ..config.stages import SAMCONFIG, Stage
+from ..core.command_runner import CommandResult, call, find_tool
+from ..core.errors import DeployGateError
+from ..local.moto_server import DUMMY_CREDENTIALS
 
 
 def find_sam(root: Path) -> Path:

@@ -16,7 +16,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
-from ..sandbox import Invocation
+from ..local.sandbox import Invocation
 
 
 def log_group_name(function_name: str) -> str:

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .command_runner import call, find_tool
-from .errors import SecurityScanError, ToolMissing
+from ..core.command_runner import call, find_tool
+from ..core.errors import SecurityScanError, ToolMissing
 
 CHECKOV_ENV = "CHECKOV"
 VENV_CHECKOV = Path(".venv-checkov/bin/checkov")

@@ -15,16 +15,14 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from ..interpreters import find_interpreter
-from ..runtimes import RUNTIMES
-from ..sam_template import FunctionSpec
-from ..sandbox import LambdaSandbox
+from ..config.template import FunctionSpec
+from ..core.interpreters import find_interpreter
+from ..core.runtimes import RUNTIMES
+from ..local.sandbox import LambdaSandbox, smoke_event
 from .deployed_state import ALIAS, FunctionState
 from .layer_versions import get_version
 from .sandbox_logs import write_invocation_logs
 from .stage_session import StageSession
-
-SMOKE_EVENT = {"smoke": "lambda-ml-layers"}  # as services/shared/runtime.py's SMOKE_EVENT
 
 
 def _failure(function: FunctionState, result: object, error: object) -> str | None:
@@ -37,7 +35,7 @@ def _failure(function: FunctionState, result: object, error: object) -> str | No
 
 def smoke_invoke(session: StageSession, function: FunctionState) -> str | None:
     response = session.client("lambda").invoke(
-        FunctionName=function.name, Qualifier=ALIAS, Payload=json.dumps(SMOKE_EVENT).encode()
+        FunctionName=function.name, Qualifier=ALIAS, Payload=json.dumps(smoke_event()).encode()
     )
     payload = json.loads(response["Payload"].read() or b"null")
     return _failure(function, payload, payload if response.get("FunctionError") else None)
@@ -78,7 +76,7 @@ def smoke_sandbox(session: StageSession, function: FunctionState) -> str | None:
         )
         sandbox = LambdaSandbox(spec, layer_zips, find_interpreter(runtime), runtime, environment=session_env(session))
         with sandbox:
-            invocation = sandbox.invoke(SMOKE_EVENT)
+            invocation = sandbox.invoke(smoke_event())
         # Lambda would log this run (REPORT line, Init Duration): so does the stage's emulator.
         write_invocation_logs(session.client("logs"), function.name, function.version, spec.memory_mb, invocation)
         error = invocation.error and f"{invocation.error.get('errorType')}: {invocation.error.get('errorMessage')}"

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
 
-from ..errors import DeployFailed, DeployGateError
-from ..paths import BuildPaths
+from ..config.stages import Stage
+from ..core.errors import DeployFailed, DeployGateError
+from ..core.paths import BuildPaths
 from .deploy_log import DeployLog
 from .deployed_state import stack_status
 from .local_emulator import emulator_endpoint
@@ -17,7 +18,6 @@ from .releases import Release, ReleaseStore
 from .sam_cli import find_sam
 from .stage_lock import refuse_if_in_progress, stage_lock
 from .stage_session import Caller, StageSession
-from .stages import Stage
 
 
 @dataclass

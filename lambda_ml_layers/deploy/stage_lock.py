@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..build_lock import exclusive
-from ..errors import LayerToolError, StageBusy
+from ..core.build_lock import exclusive
+from ..core.errors import LayerToolError, StageBusy
 
 
 @contextmanager

@@ -20,9 +20,9 @@ from botocore.exceptions import (  # type: ignore[import-untyped]
     NoRegionError,
 )
 
-from ..errors import DeployGateError
-from ..local_aws import DUMMY_CREDENTIALS
-from .stages import Stage
+from ..config.stages import Stage
+from ..core.errors import DeployGateError
+from ..local.moto_server import DUMMY_CREDENTIALS
 
 # Variables that would send a local-stage client to a real account, or a real one elsewhere.
 _CREDENTIAL_VARIABLES = (

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..layer_tree import module_name
-from ..shared_objects import is_shared_object
+from ..build.shared_objects import is_shared_object
+from ..core.layer_tree import module_name
 
 LAYER_ROOT = "python/"  # manifest paths are relative to the layer's python/ folder
 

@@ -16,18 +16,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import ProjectConfig, build_order, load_project
-from ..errors import TraceFailed
-from ..interpreters import find_interpreter
-from ..layer_test_plan import build_command
-from ..local_aws import moto_server
-from ..paths import BuildPaths
-from ..pipeline_stage import new_bucket
-from ..runtimes import RUNTIMES, python_lib_dir
-from ..sam_template import function_specs
-from ..shared_objects import needed_libraries
+from ..build.shared_objects import needed_libraries
+from ..checks.layer_test_plan import build_command
+from ..config.project import ProjectConfig, build_order, load_project
+from ..config.template import function_specs
+from ..config.trace_manifest import MANIFEST_NAME, REGENERATE, Trace, changed_lines, render_trace
+from ..core.errors import TraceFailed
+from ..core.interpreters import find_interpreter
+from ..core.paths import BuildPaths
+from ..core.runtimes import RUNTIMES, python_lib_dir
+from ..local.moto_server import moto_server
+from ..local.pipeline_stage import new_bucket
 from .attribution import LayerIndex, LayerUsage, attribute, index_layers, merge, zip_files
-from .manifest import MANIFEST_NAME, REGENERATE, Trace, changed_lines, render_trace
 from .runs import TEMPLATE, TracedRun, TraceTarget, trace_functions, trace_smoke_test, trace_training
 
 SHOWN_CHANGES = 15  # per layer, in --check's message

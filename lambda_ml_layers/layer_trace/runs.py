@@ -14,19 +14,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..command_runner import call
-from ..config import ProjectConfig, build_order
-from ..deploy.smoke import SMOKE_EVENT
-from ..errors import LayerTestFailed, TraceFailed
-from ..layer_checks import extract_built, run_smoke_test
-from ..local_aws import MotoServer
-from ..pipeline_stage import SAMPLE, create_card_history_table, function_environment, new_bucket, s3_created_event
-from ..runtimes import Runtime
-from ..sam_template import FunctionSpec
-from ..sandbox import Invocation, LambdaSandbox
+from ..build.target_imports import lambda_sys_path
+from ..checks.layer_checks import extract_built, run_smoke_test
+from ..config.project import ProjectConfig, build_order
+from ..config.template import FunctionSpec
+from ..core.command_runner import call
+from ..core.errors import LayerTestFailed, TraceFailed
+from ..core.runtimes import Runtime
+from ..local.moto_server import MotoServer
+from ..local.pipeline_stage import (
+    SAMPLE,
+    create_card_history_table,
+    function_environment,
+    new_bucket,
+    s3_created_event,
+)
+from ..local.sandbox import Invocation, LambdaSandbox, smoke_event
+from ..local.training import TRAINER
 from ..target_scripts import traced
-from ..training import TRAINER
-from ..verify import lambda_sys_path
 from .attribution import LoadRecord
 
 TEMPLATE = Path("infra/template.yaml")
@@ -175,7 +180,7 @@ def trace_functions(
             return _checked(sandboxes[spec.name].invoke(event), spec.name, scenario, statuses)
 
         for spec in specs:
-            invoke(spec, "smoke event", SMOKE_EVENT, "smoke")
+            invoke(spec, "smoke event", smoke_event(), "smoke")
 
         def upload_and_run(scenario: str, body: bytes) -> None:
             key = "incoming/2024-05-01/sample.csv"

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import LocalAWSError
+from ..core.errors import LocalAWSError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 HOST = "localhost"
 # Credentials that can never reach a real account; moto accepts any.
 DUMMY_CREDENTIALS = {

@@ -12,8 +12,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from .local_aws import MotoServer
-from .sam_template import load_template
+from ..config.template import load_template
+from .moto_server import MotoServer
 
 SAMPLE = Path("data/sample/transactions.csv")  # relative to the project root
 TABLE_SHAPE = ("BillingMode", "AttributeDefinitions", "KeySchema", "LocalSecondaryIndexes")

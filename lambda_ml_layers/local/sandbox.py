@@ -15,6 +15,7 @@ as Lambda's execution environment does. Running as root, permissions cannot stop
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import json
 import os
@@ -26,18 +27,33 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from .layer_tree import tree_size
-from .layer_zip import extract
-from .pruning.contract import invocation_fix
-from .pruning.step import pruned_layer_beside
-from .runtimes import Runtime
-from .sam_template import FunctionSpec, package_files
-from .target_scripts import script, traced
-from .verify import lambda_sys_path
+from ..build.pruning.contract import invocation_fix
+from ..build.pruning.step import pruned_layer_beside
+from ..build.target_imports import lambda_sys_path
+from ..config.template import FunctionSpec, package_files
+from ..core.layer_tree import tree_size
+from ..core.layer_zip import extract
+from ..core.runtimes import Runtime
+from ..target_scripts import script, traced
+
+# The handlers' runtime defines the smoke event (the engine cannot import it: it needs the layers).
+SHARED_RUNTIME = Path(__file__).resolve().parents[2] / "services" / "shared" / "runtime.py"
+
+
+@cache
+def smoke_event() -> dict[str, str]:
+    """`SMOKE_EVENT` of services/shared/runtime.py: every function answers it with a smoke reply
+    once its init (all layer imports) has run, and reads or writes nothing."""
+    for node in ast.parse(SHARED_RUNTIME.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "SMOKE_EVENT" for t in node.targets):
+            event: dict[str, str] = ast.literal_eval(node.value)
+            return event
+    raise LookupError(f"{SHARED_RUNTIME} defines no SMOKE_EVENT")
 
 
 @dataclass(frozen=True)

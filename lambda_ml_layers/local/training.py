@@ -18,16 +18,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .command_runner import call
-from .config import load_project
-from .deploy.stages import load_stage
-from .errors import ConfigError, InstallError, LayerToolError, LockError, ModelRejected, TrainingFailed
-from .interpreters import find_interpreter, interpreter_version
-from .layer_contents import load_locks
-from .locks import LOCK_COMMAND, LockedPackage
-from .pip_failures import PipTarget, explain_pip_failure
-from .pip_runner import probe_index, requirement_lines
-from .runtimes import ARCHES, RUNTIMES
+from ..build.layer_contents import load_locks
+from ..build.pip_failures import PipTarget, explain_pip_failure
+from ..build.pip_runner import probe_index, requirement_lines
+from ..config.locks import LOCK_COMMAND, LockedPackage
+from ..config.project import load_project
+from ..config.stages import load_stage
+from ..core.command_runner import call
+from ..core.errors import ConfigError, InstallError, LayerToolError, LockError, ModelRejected, TrainingFailed
+from ..core.interpreters import find_interpreter, interpreter_version
+from ..core.runtimes import ARCHES, RUNTIMES
 
 TRAIN_PYTHON = "python3.12"  # the runtime in infra/template.yaml and layers/defaults.toml
 TRAINER = Path("services/training/trainer.py")
@@ -158,8 +158,8 @@ def trainer_error(stderr: str) -> str | None:
     return lines[-1].removeprefix(ERROR_PREFIX) if lines else None
 
 
-if __name__ == "__main__":  # pragma: no cover - convenience: python -m lambda_ml_layers.training
+if __name__ == "__main__":  # pragma: no cover - convenience: python -m lambda_ml_layers.local.training
     try:
-        train_model(TrainRequest(root=Path(__file__).resolve().parent.parent))
+        train_model(TrainRequest(root=Path(__file__).resolve().parents[2]))
     except LayerToolError as exc:
         sys.exit(f"{exc}")

@@ -76,7 +76,7 @@ from __future__ import annotations
 
 import importlib
 
-from ..errors import LocalAWSError
+from ..core.errors import LocalAWSError
 
 MOTO_VERSION = "5.2.5"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from ..errors import LocalAWSError
+from ..core.errors import LocalAWSError
 from . import apply
 
 

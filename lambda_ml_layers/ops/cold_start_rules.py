@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 
 _INIT = re.compile(r"\bInit Duration: ([0-9]+(?:\.[0-9]+)?) ms")
 _STREAM_VERSION = re.compile(r"\[(\$LATEST|[0-9]+)\]")

@@ -17,9 +17,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
 
+from ..config.template import FUNCTION_TYPES, load_template
 from ..deploy.deploy_template import resolve_sub, template_parameters
 from ..deploy.releases import Release
-from ..sam_template import FUNCTION_TYPES, load_template
 from .cold_start_rules import (
     BenchmarkFigures,
     InitStats,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
 
+from ..core.errors import ConfigError, OperationsError
 from ..deploy.stage_lock import stage_lock
-from ..errors import ConfigError, OperationsError
 from .layer_usage_rules import Decision, Usage, prune_decisions, usages
 from .stage_inventory import delete_layer_version, open_stage, read_inventory
 

@@ -9,15 +9,14 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
 
+from ..config.stages import Stage
+from ..config.template import load_template
+from ..core.errors import OperationsError
+from ..core.paths import BuildPaths
 from ..deploy.deploy_template import layer_uses, template_parameters
 from ..deploy.layer_versions import split_layer_arn
-from ..deploy.release_history import release_store
-from ..deploy.releases import Release, ReleaseStore
+from ..deploy.releases import Release, ReleaseStore, release_store
 from ..deploy.stage_session import StageSession
-from ..deploy.stages import Stage
-from ..errors import OperationsError
-from ..paths import BuildPaths
-from ..sam_template import load_template
 from .layer_usage_rules import Alias, FunctionVersion, LayerVersion, RecordedRelease
 
 TEMPLATE = Path("infra/template.yaml")

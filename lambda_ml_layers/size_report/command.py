@@ -11,8 +11,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
 
-from ..errors import SizeReportError
-from ..paths import BuildPaths
+from ..core.errors import SizeReportError
+from ..core.paths import BuildPaths
 from .diff import compare
 from .render import FORMATS, render
 from .treemap import html_page
@@ -75,7 +75,7 @@ def checked_report(data: Any, where: str, fix: str) -> dict[str, Any]:
 def stage_base(root: Path, stage_name: str) -> tuple[dict[str, Any] | None, str]:
     """The build report stored with the stage's current release, and how to name it.
     A stage without releases gives None: the comparison is then against nothing, and says so."""
-    from ..deploy.release_history import release_store  # the deploy side pulls in boto3
+    from ..deploy.releases import release_store  # the deploy side pulls in boto3
 
     store = release_store(root, stage_name)
     try:

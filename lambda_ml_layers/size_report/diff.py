@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..runtimes import LAMBDA_UNZIPPED_LIMIT, MB
+from ..core.runtimes import LAMBDA_UNZIPPED_LIMIT, MB
 
 OTHER = "(other)"  # report.py's bucket for files no package owns
 

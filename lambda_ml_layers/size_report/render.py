@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from ..runtimes import MB
+from ..core.runtimes import MB
 from .diff import SizeDiff, verdict
 
 FORMATS = ("table", "json", "markdown")

@@ -11,7 +11,7 @@ import html
 from dataclasses import dataclass
 from typing import Any
 
-from ..runtimes import LAMBDA_UNZIPPED_LIMIT, MB
+from ..core.runtimes import LAMBDA_UNZIPPED_LIMIT, MB
 from .diff import SizeDiff, verdict
 
 WIDTH = 960

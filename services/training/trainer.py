@@ -31,7 +31,7 @@ import joblib  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import sklearn  # noqa: E402
-from data_validation import validate  # noqa: E402
+from data_validation import schema, validate  # noqa: E402
 from data_validation.runtime import BadInput  # noqa: E402
 from feature_engineering import features  # noqa: E402
 from sklearn.dummy import DummyClassifier  # noqa: E402
@@ -59,7 +59,7 @@ SCHEMA = "services/data_validation/data_validation/schema.toml"
 def load_training_frame(path: Path) -> pd.DataFrame:
     """The sample, through the same schema check as production batches; labels required."""
     try:
-        result = validate.validate(read_data(path), validate.load_schema())
+        result = validate.validate(read_data(path), schema.load_schema())
     except BadInput as exc:  # empty file, not a CSV table, missing columns, no rows
         raise TrainingInputError(
             f"training data {path}: {exc}. Fix: the columns are in {SCHEMA}; {SAMPLE_FIX}."

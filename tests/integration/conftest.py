@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from lambda_ml_layers.local_aws import MotoServer, start_moto_server
+from lambda_ml_layers.local.moto_server import MotoServer, start_moto_server
 
 IN_THE_CHECKOUT = {
     "test_real_layers.py",

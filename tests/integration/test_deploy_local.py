@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from lambda_ml_layers.local_aws import MotoServer, moto_server
-from lambda_ml_layers.paths import BuildPaths
+from lambda_ml_layers.core.paths import BuildPaths
+from lambda_ml_layers.local.moto_server import MotoServer, moto_server
 
 pytestmark = pytest.mark.emulator
 

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from lambda_ml_layers.build import BuildRequest, build_layers
-from lambda_ml_layers.bytecode import compile_bytecode
-from lambda_ml_layers.errors import InstallError
-from lambda_ml_layers.interpreters import find_interpreter
-from lambda_ml_layers.locks import LockedPackage
-from lambda_ml_layers.pip_runner import install_for_target
-from lambda_ml_layers.runtimes import RUNTIMES
+from lambda_ml_layers.build.build_layers import BuildRequest, build_layers
+from lambda_ml_layers.build.bytecode import compile_bytecode
+from lambda_ml_layers.build.pip_runner import install_for_target
+from lambda_ml_layers.config.locks import LockedPackage
+from lambda_ml_layers.core.errors import InstallError
+from lambda_ml_layers.core.interpreters import find_interpreter
+from lambda_ml_layers.core.runtimes import RUNTIMES
 from tests.integration.fault_mounts import fill, small_disk, why_no_mounts
 from tests.project_factory import HOST_ARCH, make_wheel, resolution_text, tiny_project, write_layer
 

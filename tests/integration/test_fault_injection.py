@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from lambda_ml_layers.build import BuildRequest, build_layers
-from lambda_ml_layers.errors import BuildWriteError
+from lambda_ml_layers.build.build_layers import BuildRequest, build_layers
+from lambda_ml_layers.core.errors import BuildWriteError
 from tests.integration.fault_mounts import fill, read_only, small_disk, why_no_mounts
 from tests.project_factory import REPO, TinyProject, make_wheel, resolution_text, tiny_project, write_layer
 

@@ -7,15 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from lambda_ml_layers.deploy.smoke import SMOKE_EVENT
-from lambda_ml_layers.interpreters import find_interpreter
-from lambda_ml_layers.layer_trace import read_trace
+from lambda_ml_layers.config.template import function_specs
+from lambda_ml_layers.config.trace_manifest import read_trace
+from lambda_ml_layers.core.interpreters import find_interpreter
+from lambda_ml_layers.core.paths import BuildPaths
+from lambda_ml_layers.core.runtimes import RUNTIMES, python_lib_dir
 from lambda_ml_layers.layer_trace.attribution import LoadRecord, attribute, index_layers, zip_files
 from lambda_ml_layers.layer_trace.command import trace_layers
-from lambda_ml_layers.paths import BuildPaths
-from lambda_ml_layers.runtimes import RUNTIMES, python_lib_dir
-from lambda_ml_layers.sam_template import function_specs
-from lambda_ml_layers.sandbox import LambdaSandbox
+from lambda_ml_layers.local.sandbox import LambdaSandbox, smoke_event
 from tests.integration.test_pipeline_sandbox import build_layers
 from tests.project_factory import REPO
 
@@ -37,7 +36,7 @@ def test_the_tracer_in_a_sandbox_run_records_modules_and_libraries_of_the_layers
     records = tmp_path / "records"
     records.mkdir()
     with LambdaSandbox(spec, zips, find_interpreter(RUNTIME), RUNTIME, trace_to=records) as sandbox:
-        invocation = sandbox.invoke(SMOKE_EVENT)
+        invocation = sandbox.invoke(smoke_event())
         assert invocation.ok and invocation.result["status"] == "smoke", invocation.logs[-2000:]
     [path] = sorted(records.glob("trace-*.json"))  # one process, which exited on its own when stopped
     record = LoadRecord.read(path)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from lambda_ml_layers.local_aws import MotoServer
+from lambda_ml_layers.local.moto_server import MotoServer
 
 pytestmark = pytest.mark.emulator
 

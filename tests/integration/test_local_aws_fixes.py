@@ -24,7 +24,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from lambda_ml_layers import local_aws_fixes
-from lambda_ml_layers.local_aws import LocalAWSError, MotoServer, start_moto_server
+from lambda_ml_layers.local.moto_server import LocalAWSError, MotoServer, start_moto_server
 
 pytestmark = pytest.mark.emulator
 

@@ -24,7 +24,7 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.parsers import ResponseParserError
 
-from lambda_ml_layers.local_aws import MotoServer, moto_server, start_moto_server
+from lambda_ml_layers.local.moto_server import MotoServer, moto_server, start_moto_server
 
 pytestmark = pytest.mark.emulator
 

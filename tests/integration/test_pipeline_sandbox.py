@@ -31,21 +31,21 @@ from typing import Any
 
 import pytest
 
-from lambda_ml_layers.interpreters import find_interpreter
-from lambda_ml_layers.layer_tree import tree_size
-from lambda_ml_layers.local_aws import MotoServer, moto_server
-from lambda_ml_layers.paths import BuildPaths
-from lambda_ml_layers.pipeline_stage import SAMPLE as SAMPLE_PATH
-from lambda_ml_layers.pipeline_stage import (
+from lambda_ml_layers.config.template import FunctionSpec, function_specs, load_template, template_layers
+from lambda_ml_layers.core.interpreters import find_interpreter
+from lambda_ml_layers.core.layer_tree import tree_size
+from lambda_ml_layers.core.paths import BuildPaths
+from lambda_ml_layers.core.runtimes import RUNTIMES
+from lambda_ml_layers.local.moto_server import MotoServer, moto_server
+from lambda_ml_layers.local.pipeline_stage import SAMPLE as SAMPLE_PATH
+from lambda_ml_layers.local.pipeline_stage import (
     create_card_history_table,
     function_environment,
     new_bucket,
     s3_created_event,
 )
-from lambda_ml_layers.runtimes import RUNTIMES
-from lambda_ml_layers.sam_template import FunctionSpec, function_specs, load_template, template_layers
-from lambda_ml_layers.sandbox import Invocation, LambdaSandbox
-from lambda_ml_layers.state_machine_runner.local_pipeline import upload_trained_model
+from lambda_ml_layers.local.sandbox import Invocation, LambdaSandbox
+from lambda_ml_layers.local.state_machine_runner.local_pipeline import upload_trained_model
 from tests.project_factory import REPO
 
 pytestmark = pytest.mark.emulator

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from lambda_ml_layers.config import load_project
-from lambda_ml_layers.interpreters import find_interpreter
-from lambda_ml_layers.layer_zip import extract
-from lambda_ml_layers.paths import BuildPaths
-from lambda_ml_layers.runtimes import RUNTIMES
-from lambda_ml_layers.verify import lambda_sys_path
+from lambda_ml_layers.build.target_imports import lambda_sys_path
+from lambda_ml_layers.config.project import load_project
+from lambda_ml_layers.core.interpreters import find_interpreter
+from lambda_ml_layers.core.layer_zip import extract
+from lambda_ml_layers.core.paths import BuildPaths
+from lambda_ml_layers.core.runtimes import RUNTIMES
 from tests.integration.test_pipeline_sandbox import build_layers
 from tests.project_factory import REPO
 

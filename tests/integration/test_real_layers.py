@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from lambda_ml_layers.config import load_project
-from lambda_ml_layers.interpreters import find_interpreter
-from lambda_ml_layers.module_map import check_layer_modules
-from lambda_ml_layers.paths import BuildPaths
-from lambda_ml_layers.runtimes import LAMBDA_UNZIPPED_LIMIT, RUNTIMES
-from lambda_ml_layers.verify import lambda_sys_path
+from lambda_ml_layers.build.target_imports import lambda_sys_path
+from lambda_ml_layers.checks.module_map import check_layer_modules
+from lambda_ml_layers.config.project import load_project
+from lambda_ml_layers.core.interpreters import find_interpreter
+from lambda_ml_layers.core.paths import BuildPaths
+from lambda_ml_layers.core.runtimes import LAMBDA_UNZIPPED_LIMIT, RUNTIMES
 from tests.project_factory import REPO
 
 pytestmark = pytest.mark.realwheels

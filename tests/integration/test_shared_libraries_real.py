@@ -13,15 +13,15 @@ from typing import Any
 
 import pytest
 
-from lambda_ml_layers.config import load_project
-from lambda_ml_layers.interpreters import find_interpreter
-from lambda_ml_layers.layer_checks import run_smoke_test
-from lambda_ml_layers.layer_zip import extract
-from lambda_ml_layers.library_sharing import users_of
-from lambda_ml_layers.runtimes import RUNTIMES
-from lambda_ml_layers.shared_libraries import needed_by_file
-from lambda_ml_layers.shared_objects import is_shared_object
-from lambda_ml_layers.verify import lambda_sys_path
+from lambda_ml_layers.build.library_sharing import users_of
+from lambda_ml_layers.build.shared_libraries import needed_by_file
+from lambda_ml_layers.build.shared_objects import is_shared_object
+from lambda_ml_layers.build.target_imports import lambda_sys_path
+from lambda_ml_layers.checks.layer_checks import run_smoke_test
+from lambda_ml_layers.config.project import load_project
+from lambda_ml_layers.core.interpreters import find_interpreter
+from lambda_ml_layers.core.layer_zip import extract
+from lambda_ml_layers.core.runtimes import RUNTIMES
 from tests.integration.test_real_layers import OUTPUT, by_name, inv_build
 from tests.project_factory import REPO
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from lambda_ml_layers.paths import BuildPaths
+from lambda_ml_layers.core.paths import BuildPaths
 from lambda_ml_layers.size_report.command import SizeReportRequest, size_report
 from lambda_ml_layers.size_report.treemap import COLOURS
 from tests.unit.test_size_report import BASE, layer

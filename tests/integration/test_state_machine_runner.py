@@ -16,17 +16,17 @@ from typing import Any
 
 import pytest
 
-from lambda_ml_layers.local_aws import MotoServer, moto_server
-from lambda_ml_layers.pipeline_stage import create_card_history_table, function_environment, s3_created_event
-from lambda_ml_layers.sam_template import function_specs, load_template
-from lambda_ml_layers.state_machine_runner.interpreter import RunOptions
-from lambda_ml_layers.state_machine_runner.local_pipeline import (
+from lambda_ml_layers.config.template import function_specs, load_template
+from lambda_ml_layers.local.moto_server import MotoServer, moto_server
+from lambda_ml_layers.local.pipeline_stage import create_card_history_table, function_environment, s3_created_event
+from lambda_ml_layers.local.state_machine_runner.interpreter import RunOptions
+from lambda_ml_layers.local.state_machine_runner.local_pipeline import (
     run_state_machine,
     sandbox_setup,
     upload_trained_model,
 )
-from lambda_ml_layers.state_machine_runner.sandbox_invoker import SandboxSetup
-from lambda_ml_layers.state_machine_runner.template_definition import load_state_machine
+from lambda_ml_layers.local.state_machine_runner.sandbox_invoker import SandboxSetup
+from lambda_ml_layers.local.state_machine_runner.template_definition import load_state_machine
 from tests.integration.test_pipeline_sandbox import build_layers
 from tests.project_factory import REPO
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lambda_ml_layers.errors import TrainingFailed
+from lambda_ml_layers.core.errors import TrainingFailed
 from tests.project_factory import REPO
 
 pytestmark = pytest.mark.realwheels

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))  # lambda_ml_layers.local_aws (standard library on
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    from lambda_ml_layers.local_aws import moto_server
+    from lambda_ml_layers.local.moto_server import moto_server
 
     with moto_server() as server:
         saved = {k: os.environ.get(k) for k in server.client_env()}

@@ -167,7 +167,7 @@ def test_the_client_keeps_a_connection_per_query_thread(moto_endpoint: str) -> N
 
 
 def test_items_stay_under_dynamodb_s_400_kb_with_the_longest_ids(card_history_table: str) -> None:
-    """Ids may be 128 characters (validate.DEFAULT_ID_PATTERN): PART_SIZE transactions of a card
+    """Ids may be 128 characters (schema.DEFAULT_ID_PATTERN): PART_SIZE transactions of a card
     would then make one item of about 700 KB, which DynamoDB (and moto) refuse."""
     start = pd.Timestamp("2024-05-01", tz="UTC")
     rows = card_history.PART_SIZE + 10

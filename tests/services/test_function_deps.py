@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from lambda_ml_layers.errors import ConfigError
-from lambda_ml_layers.function_deps import check_function_requirements, redeclared_packages
+from lambda_ml_layers.build.function_deps import check_function_requirements, redeclared_packages
+from lambda_ml_layers.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 LAYERS = {"core-data-science": ["numpy", "pandas", "python-dateutil"], "ml-libraries": ["scikit-learn", "joblib"]}

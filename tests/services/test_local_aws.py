@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lambda_ml_layers.local_aws import LocalAWSError, find_moto_server, moto_server, start_moto_server
+from lambda_ml_layers.local.moto_server import LocalAWSError, find_moto_server, moto_server, start_moto_server
 
 
 def test_server_lifecycle_and_reset() -> None:
@@ -35,7 +35,7 @@ def test_server_lifecycle_and_reset() -> None:
 def test_missing_executable_names_the_fix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("MOTO_SERVER", str(tmp_path / "nope"))
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr("lambda_ml_layers.local_aws.ROOT", tmp_path)
+    monkeypatch.setattr("lambda_ml_layers.local.moto_server.ROOT", tmp_path)
     with pytest.raises(LocalAWSError, match="moto_server was not found"):
         find_moto_server()
 

@@ -8,7 +8,7 @@ import gzip
 from typing import Any
 
 import pytest
-from data_validation import handler, validate
+from data_validation import handler, schema, validate
 from svc_helpers import batch_csv, keys, put, read_json
 
 HEADER = "transaction_id,card_id,timestamp,amount,merchant_category,channel,distance_from_home_km,is_fraud"
@@ -86,7 +86,7 @@ def test_real_world_ids_pass_and_padding_around_them_is_trimmed(s3: Any, data_bu
 
 
 def test_id_formats_come_from_configuration() -> None:
-    strict = validate.load_schema(environ={"CARD_ID_PATTERN": r"^card_[0-9]{4}$"})
+    strict = schema.load_schema(environ={"CARD_ID_PATTERN": r"^card_[0-9]{4}$"})
     rows = ["tx_1,card_0001,2024-04-01T10:00:00Z,5,fuel,atm,1,0", "tx_2,C-77,2024-04-01T10:00:00Z,5,fuel,atm,1,0"]
     body = "\n".join([HEADER, *rows]) + "\n"
 
@@ -94,9 +94,9 @@ def test_id_formats_come_from_configuration() -> None:
 
     assert list(result.invalid["transaction_id"]) == ["tx_2"]
     assert "card_id: does not match pattern" in result.invalid.iloc[0][validate.ERRORS_COLUMN]
-    assert validate.validate(body, validate.load_schema(environ={})).report["invalid_rows"] == 0
+    assert validate.validate(body, schema.load_schema(environ={})).report["invalid_rows"] == 0
     with pytest.raises(ValueError, match=r"CARD_ID_PATTERN='\[' is not a regular expression"):
-        validate.load_schema(environ={"CARD_ID_PATTERN": "["})
+        schema.load_schema(environ={"CARD_ID_PATTERN": "["})
 
 
 def test_excel_windows_1252_export_is_read_and_reported(s3: Any, data_bucket: str) -> None:

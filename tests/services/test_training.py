@@ -17,10 +17,10 @@ import sklearn
 import trainer
 import trainer_io
 
-from lambda_ml_layers.deploy.stages import stage_names
-from lambda_ml_layers.errors import ConfigError, InterpreterMissing
-from lambda_ml_layers.interpreters import find_interpreter
-from lambda_ml_layers.training import TrainRequest, merged_layer_requirements, train_model
+from lambda_ml_layers.config.stages import stage_names
+from lambda_ml_layers.core.errors import ConfigError, InterpreterMissing
+from lambda_ml_layers.core.interpreters import find_interpreter
+from lambda_ml_layers.local.training import TrainRequest, merged_layer_requirements, train_model
 
 ROOT = Path(__file__).resolve().parents[2]
 

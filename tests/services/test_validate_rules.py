@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from data_validation import validate
+from data_validation import schema, validate
 from data_validation.runtime import BadInput
 from svc_helpers import batch_csv
 
-SCHEMA = validate.load_schema()
+SCHEMA = schema.load_schema()
 HEADER = "transaction_id,card_id,timestamp,amount,merchant_category,channel,distance_from_home_km,is_fraud"
 GOOD = "tx_0000001,card_0001,2024-04-01T10:00:00Z,12.50,grocery,in_store,3.2,0"
 
@@ -93,7 +93,7 @@ def test_schema_loader_refuses_unknown_keys(tmp_path: Path) -> None:
         'max_invalid_fraction = 0.1\nkey = ["id"]\n[[columns]]\nname = "id"\ndtype = "string"\nnulable = true\n'
     )
     with pytest.raises(ValueError, match=r"unknown keys \['nulable'\]"):
-        validate.load_schema(bad)
+        schema.load_schema(bad)
 
 
 def test_committed_sample_passes_cleanly() -> None:

@@ -7,9 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from lambda_ml_layers.deploy.alarm_routing import alarm_destination, alarm_parameters, refuse_unrouted_alarms
-from lambda_ml_layers.deploy.stages import Stage, load_stage
-from lambda_ml_layers.errors import ConfigError, DeployGateError
+from lambda_ml_layers.config.stages import (
+    Stage,
+    alarm_destination,
+    alarm_parameters,
+    load_stage,
+    refuse_unrouted_alarms,
+)
+from lambda_ml_layers.core.errors import ConfigError, DeployGateError
 from tests.unit.test_deploy_rules import project
 
 REPO = Path(__file__).resolve().parents[2]
@@ -75,7 +80,7 @@ def test_inv_deploy_prod_refuses_before_building_or_uploading(tmp_path: Path) ->
 
 def test_no_template_parameter_defaults_to_an_empty_value() -> None:
     """The deploy passes every parameter to `sam deploy --parameter-overrides`, which refuses `Key=`."""
-    from lambda_ml_layers.sam_template import load_template
+    from lambda_ml_layers.config.template import load_template
 
     template = load_template(REPO / "infra" / "template.yaml")
     empty = [name for name, spec in template["Parameters"].items() if str(spec.get("Default", "x")) == ""]

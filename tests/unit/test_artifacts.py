@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from lambda_ml_layers import artifacts
-from lambda_ml_layers.artifacts import publishing
+from lambda_ml_layers.build import artifacts
+from lambda_ml_layers.build.artifacts import publishing
 
 
 def test_a_failure_while_staging_leaves_every_destination_as_it_was(tmp_path: Path) -> None:

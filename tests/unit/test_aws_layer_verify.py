@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from lambda_ml_layers.build import BuildRequest, build_layers
-from lambda_ml_layers.errors import VerifyError
+from lambda_ml_layers.build.build_layers import BuildRequest, build_layers
+from lambda_ml_layers.core.errors import VerifyError
 from tests.project_factory import TinyProject, make_wheel, resolution_text, tiny_project, write_layer
 
 SESSION = """import os

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from lambda_ml_layers.config import load_project
-from lambda_ml_layers.runtimes import LAMBDA_UNZIPPED_LIMIT, MB
-from lambda_ml_layers.toml_files import read_toml, write_toml
+from lambda_ml_layers.config.project import load_project
+from lambda_ml_layers.core.runtimes import LAMBDA_UNZIPPED_LIMIT, MB
+from lambda_ml_layers.core.toml_files import read_toml, write_toml
 from tests.project_factory import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from lambda_ml_layers import layer_build_steps
-from lambda_ml_layers.build import BuildRequest, build_layers
-from lambda_ml_layers.errors import (
+from lambda_ml_layers.build import layer_steps as layer_build_steps
+from lambda_ml_layers.build.build_layers import BuildRequest, build_layers
+from lambda_ml_layers.build.layer_steps import step_warnings
+from lambda_ml_layers.build.scheduler import INTERRUPTED
+from lambda_ml_layers.core.errors import (
     BuildInterrupted,
     ConfigError,
     InstallError,
@@ -21,11 +23,9 @@ from lambda_ml_layers.errors import (
     SizeGateError,
     VerifyError,
 )
-from lambda_ml_layers.interpreters import find_interpreter
-from lambda_ml_layers.layer_build_steps import step_warnings
-from lambda_ml_layers.layer_tree import StepResult
-from lambda_ml_layers.runtimes import LAMBDA_UNZIPPED_LIMIT
-from lambda_ml_layers.scheduler import INTERRUPTED
+from lambda_ml_layers.core.interpreters import find_interpreter
+from lambda_ml_layers.core.layer_tree import StepResult
+from lambda_ml_layers.core.runtimes import LAMBDA_UNZIPPED_LIMIT
 from tests.project_factory import (
     HOST_ARCH,
     HOST_MACHINE,
@@ -184,7 +184,7 @@ def test_base_layer_packages_are_not_repeated(tmp_path: Path) -> None:
 def test_a_second_build_in_the_same_folder_is_refused_while_one_runs(tmp_path: Path) -> None:
     import fcntl
 
-    from lambda_ml_layers.errors import BuildInProgress
+    from lambda_ml_layers.core.errors import BuildInProgress
 
     project = tiny_project(tmp_path)
     lock_path = project.paths.lock_file

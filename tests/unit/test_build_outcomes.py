@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from lambda_ml_layers.build import BuildRequest, build_layers
-from lambda_ml_layers.errors import SizeGateError
+from lambda_ml_layers.build.build_layers import BuildRequest, build_layers
+from lambda_ml_layers.core.errors import SizeGateError
 from tests.project_factory import OTHER_ARCH, TinyProject, make_wheel, resolution_text, tiny_project, write_layer
 
 

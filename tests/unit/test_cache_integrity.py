@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lambda_ml_layers.build import BuildRequest, build_layers
+from lambda_ml_layers.build.build_layers import BuildRequest, build_layers
 from tests.project_factory import TinyProject, tiny_project
 
 

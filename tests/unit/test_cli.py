@@ -12,7 +12,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from lambda_ml_layers.scheduler import INTERRUPTED
+from lambda_ml_layers.build.scheduler import INTERRUPTED
 from tests.project_factory import REPO, TinyProject, make_wheel, resolution_text, tiny_project, write_layer
 
 INV = [sys.executable, "-m", "invoke", "--search-root", str(REPO)]

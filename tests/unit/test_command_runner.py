@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from lambda_ml_layers.command_runner import call
-from lambda_ml_layers.errors import InstallError, ToolMissing
-from lambda_ml_layers.shared_objects import has_rpath
+from lambda_ml_layers.build.shared_objects import has_rpath
+from lambda_ml_layers.core.command_runner import call
+from lambda_ml_layers.core.errors import InstallError, ToolMissing
 from lambda_ml_layers.target_scripts import FOLDER as TARGET_SCRIPTS
 from tests.project_factory import REPO
 
@@ -18,7 +18,12 @@ ENGINE = REPO / "lambda_ml_layers"
 # Long-running processes the engine talks to while they run; each Popen carries a comment why.
 # Long-running processes the engine talks to or must stop as a group: the moto server, the
 # sandbox's runtime, a library's test suite under its time budget (killed with all it started).
-ALLOWED_SUBPROCESS = {"command_runner.py", "local_aws.py", "sandbox.py", "upstream_tests/pytest_run.py"}
+ALLOWED_SUBPROCESS = {
+    "core/command_runner.py",
+    "local/moto_server.py",
+    "local/sandbox.py",
+    "checks/upstream_tests/pytest_run.py",
+}
 
 
 def test_a_failure_raises_the_call_sites_error_with_the_command_and_last_lines() -> None:

@@ -3,10 +3,10 @@ from pathlib import Path
 
 import pytest
 
-from lambda_ml_layers.config import build_order, load_project
-from lambda_ml_layers.config_rules import LAYER_NAME_PREFIX
-from lambda_ml_layers.errors import ConfigError
-from lambda_ml_layers.sam_template import load_template, template_layers
+from lambda_ml_layers.config.project import build_order, load_project
+from lambda_ml_layers.config.rules import LAYER_NAME_PREFIX
+from lambda_ml_layers.config.template import load_template, template_layers
+from lambda_ml_layers.core.errors import ConfigError
 from tests.project_factory import REPO, tiny_project
 
 

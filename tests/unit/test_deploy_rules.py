@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from lambda_ml_layers.config.stages import load_stage, parse_parameter_overrides
+from lambda_ml_layers.core.errors import ConfigError
 from lambda_ml_layers.deploy.deploy_log import MASK, redact, secret_values
 from lambda_ml_layers.deploy.deploy_template import (
     layers_sha256,
@@ -14,10 +16,7 @@ from lambda_ml_layers.deploy.deploy_template import (
     resolve_sub,
     template_parameters,
 )
-from lambda_ml_layers.deploy.release_table import release_table
-from lambda_ml_layers.deploy.releases import Release
-from lambda_ml_layers.deploy.stages import load_stage, parse_parameter_overrides
-from lambda_ml_layers.errors import ConfigError
+from lambda_ml_layers.deploy.releases import Release, release_table
 
 REPO = Path(__file__).resolve().parents[2]
 SAMCONFIG = """
@@ -162,20 +161,18 @@ def test_release_table_names_each_release_and_the_current_one() -> None:
     assert table.endswith("current: release 3")
 
 
-def test_smoke_event_is_the_one_the_handlers_answer() -> None:
-    """The engine cannot import the handlers' runtime (it needs the layers), so the two copies
-    of the smoke event are compared here."""
-    import ast
+def test_the_smoke_event_is_defined_once_by_the_handlers() -> None:
+    """The engine reads the handlers' SMOKE_EVENT instead of keeping a copy of it."""
+    from lambda_ml_layers.local.sandbox import smoke_event
 
-    from lambda_ml_layers.deploy.smoke import SMOKE_EVENT
-
-    source = (REPO / "services" / "shared" / "runtime.py").read_text()
-    assigned = [
-        node.value
-        for node in ast.walk(ast.parse(source))
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "SMOKE_EVENT" for t in node.targets)
+    assert smoke_event() == {"smoke": "lambda-ml-layers"}
+    spelled = [
+        str(path.relative_to(REPO))
+        for top in ("lambda_ml_layers", "services")
+        for path in (REPO / top).rglob("*.py")
+        if not path.is_symlink() and "SMOKE_EVENT = " in path.read_text()
     ]
-    assert len(assigned) == 1 and ast.literal_eval(assigned[0]) == SMOKE_EVENT
+    assert spelled == ["services/shared/runtime.py"]
 
 
 def test_expected_layers_match_sam_renamed_layers_exactly() -> None:
@@ -196,8 +193,8 @@ def test_expected_layers_match_sam_renamed_layers_exactly() -> None:
 
 
 def test_a_stack_being_changed_elsewhere_is_refused() -> None:
+    from lambda_ml_layers.core.errors import StageBusy
     from lambda_ml_layers.deploy.stage_lock import refuse_if_in_progress
-    from lambda_ml_layers.errors import StageBusy
 
     with pytest.raises(StageBusy, match="UPDATE_IN_PROGRESS: someone else is changing it"):
         refuse_if_in_progress("UPDATE_IN_PROGRESS", "prod", "app-prod")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from lambda_ml_layers.bytecode import compile_bytecode
-from lambda_ml_layers.config import load_project
-from lambda_ml_layers.errors import ConfigError
+from lambda_ml_layers.build.bytecode import compile_bytecode
+from lambda_ml_layers.config.project import load_project
+from lambda_ml_layers.core.errors import ConfigError
 from lambda_ml_layers.target_scripts import script
 from tests.project_factory import tiny_project
 

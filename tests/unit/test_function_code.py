@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lambda_ml_layers.errors import ConfigError
-from lambda_ml_layers.function_code import function_code_problems, handler_module_files
+from lambda_ml_layers.build.function_code import function_code_problems, handler_module_files
+from lambda_ml_layers.core.errors import ConfigError
 from tests.project_factory import tiny_project
 from tests.unit.test_build_offline import build, with_function
 

@@ -11,8 +11,8 @@ from tests.project_factory import REPO
 
 FIND = (
     "import sys; sys.path.insert(0, sys.argv[1]);"
-    "from lambda_ml_layers.interpreters import find_interpreter;"
-    "from lambda_ml_layers.runtimes import RUNTIMES;"
+    "from lambda_ml_layers.core.interpreters import find_interpreter;"
+    "from lambda_ml_layers.core.runtimes import RUNTIMES;"
     "print(find_interpreter(RUNTIMES['python3.12']))"
 )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from lambda_ml_layers.config import load_project
+from lambda_ml_layers.config.project import load_project
 from tests.project_factory import REPO
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lambda_ml_layers.layer_test_plan import deployed_on, plan_layer_tests
-from lambda_ml_layers.paths import BuildPaths
-from lambda_ml_layers.sam_template import TemplateLayer
+from lambda_ml_layers.checks.layer_test_plan import deployed_on, plan_layer_tests
+from lambda_ml_layers.config.template import TemplateLayer
+from lambda_ml_layers.core.paths import BuildPaths
 
 PATHS = BuildPaths.of(Path("/repo"))
 ORDER = ["core-data-science", "ml-libraries", "aws-utilities"]

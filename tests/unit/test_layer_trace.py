@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from lambda_ml_layers.command_runner import call
-from lambda_ml_layers.config import load_project
-from lambda_ml_layers.errors import TraceFailed
-from lambda_ml_layers.layer_trace import Trace, read_trace
+from lambda_ml_layers.config.project import load_project
+from lambda_ml_layers.config.trace_manifest import Trace, changed_lines, parse_trace, read_trace, render_trace
+from lambda_ml_layers.core.command_runner import call
+from lambda_ml_layers.core.errors import TraceFailed
 from lambda_ml_layers.layer_trace.attribution import (
     LayerUsage,
     LoadRecord,
@@ -33,7 +33,6 @@ from lambda_ml_layers.layer_trace.command import (
     union,
     write_manifests,
 )
-from lambda_ml_layers.layer_trace.manifest import changed_lines, parse_trace, render_trace
 from lambda_ml_layers.layer_trace.runs import TracedRun
 from lambda_ml_layers.target_scripts import traced
 from tests.project_factory import tiny_project
@@ -326,9 +325,9 @@ def test_an_untraced_sandbox_writes_no_record(tmp_path: Path) -> None:
 
 
 def test_a_template_without_one_of_the_pipelines_functions_is_named_before_anything_runs(tmp_path: Path) -> None:
+    from lambda_ml_layers.config.template import function_specs
+    from lambda_ml_layers.core.runtimes import RUNTIMES
     from lambda_ml_layers.layer_trace.runs import TraceTarget, trace_functions
-    from lambda_ml_layers.runtimes import RUNTIMES
-    from lambda_ml_layers.sam_template import function_specs
     from tests.project_factory import REPO
 
     specs = [s for s in function_specs(REPO / "infra" / "template.yaml") if s.name != "PredictionsFunction"]

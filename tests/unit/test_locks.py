@@ -2,10 +2,10 @@ from pathlib import Path
 
 import pytest
 
-from lambda_ml_layers.config import load_project
-from lambda_ml_layers.errors import LockError
-from lambda_ml_layers.locking import check_locks, check_tooling_lock
-from lambda_ml_layers.locks import lock_problems, parse_lock, parse_requirements_in
+from lambda_ml_layers.build.locking import check_locks, check_tooling_lock
+from lambda_ml_layers.config.locks import lock_problems, parse_lock, parse_requirements_in
+from lambda_ml_layers.config.project import load_project
+from lambda_ml_layers.core.errors import LockError
 from tests.project_factory import REPO, tiny_project
 
 LOCK = """\

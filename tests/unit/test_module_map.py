@@ -10,10 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from lambda_ml_layers.build import BuildRequest, build_layers
-from lambda_ml_layers.config import load_project
-from lambda_ml_layers.errors import LayerToolError, LockError
-from lambda_ml_layers.module_map import (
+from lambda_ml_layers.build.build_layers import BuildRequest, build_layers
+from lambda_ml_layers.checks.module_map import (
     MODULE_MAP,
     check_layer_modules,
     derive_map,
@@ -21,7 +19,9 @@ from lambda_ml_layers.module_map import (
     top_level_modules,
     write_layer_modules,
 )
-from lambda_ml_layers.sam_template import load_template, template_layers
+from lambda_ml_layers.config.project import load_project
+from lambda_ml_layers.config.template import load_template, template_layers
+from lambda_ml_layers.core.errors import LayerToolError, LockError
 from tests.project_factory import REPO, TinyProject, make_wheel, resolution_text, tiny_project, write_layer
 
 

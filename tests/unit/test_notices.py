@@ -7,9 +7,9 @@ import io
 import pytest
 from rich.console import Console
 
-from lambda_ml_layers.notices import Notice
-from lambda_ml_layers.progress import BuildProgress
-from lambda_ml_layers.report import markdown, report_data
+from lambda_ml_layers.build.report import markdown, report_data
+from lambda_ml_layers.core.notices import Notice
+from lambda_ml_layers.core.progress import BuildProgress
 
 SKIPPED = Notice.warning("core", "skipped import verification: arm64 code cannot run on this x86_64 machine")
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lambda_ml_layers.errors import LayerTestFailed, LockError
+from lambda_ml_layers.core.errors import LayerTestFailed, LockError
 from tests.project_factory import REPO, tiny_project
 
 NOX = [sys.executable, "-m", "nox"]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from lambda_ml_layers.core.errors import ConfigError
 from lambda_ml_layers.deploy.sandbox_logs import invocation_lines, log_stream_name, report_line
-from lambda_ml_layers.errors import ConfigError
+from lambda_ml_layers.local.sandbox import Invocation
 from lambda_ml_layers.ops.cold_start_rules import (
     InitStats,
     benchmark_figures,
@@ -23,7 +24,6 @@ from lambda_ml_layers.ops.layer_usage_rules import (
     prune_decisions,
     usages,
 )
-from lambda_ml_layers.sandbox import Invocation
 
 PREFIX = "arn:aws:lambda:us-east-1:123456789012:layer:"
 

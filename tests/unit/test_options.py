@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from lambda_ml_layers.build import BuildRequest, build_layers
-from lambda_ml_layers.errors import ConfigError
-from lambda_ml_layers.options import parse_build_options, parse_headroom_mb, parse_jobs
+from lambda_ml_layers.build.build_layers import BuildRequest, build_layers
+from lambda_ml_layers.core.errors import ConfigError
+from lambda_ml_layers.core.options import parse_build_options, parse_headroom_mb, parse_jobs
 from tests.project_factory import REPO, tiny_project
 
 BAD_NUMBERS = ["-5", "-0.001", "nan", "NaN", "inf", "-inf", "1e30", "262.145", "abc", "", "5MB"]

@@ -9,17 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from lambda_ml_layers.errors import InstallError
-from lambda_ml_layers.locks import LockedPackage
-from lambda_ml_layers.pip_failures import (
+from lambda_ml_layers.build.pip_failures import (
     PipTarget,
     explain_pip_failure,
     network_failure,
     no_space_path,
     releases_in_folder,
 )
-from lambda_ml_layers.pip_runner import install_for_target
-from lambda_ml_layers.runtimes import RUNTIMES
+from lambda_ml_layers.build.pip_runner import install_for_target
+from lambda_ml_layers.config.locks import LockedPackage
+from lambda_ml_layers.core.errors import InstallError
+from lambda_ml_layers.core.runtimes import RUNTIMES
 
 OUTPUTS = Path(__file__).parent / "pip_outputs"
 TARGET = PipTarget(RUNTIMES["python3.12"], "x86_64", Path("/work/build/tmp/core/site"), "/tmp")

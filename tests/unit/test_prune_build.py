@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from lambda_ml_layers.artifacts import LayerBuild
-from lambda_ml_layers.build import BuildRequest, build_layers
-from lambda_ml_layers.config import load_project
-from lambda_ml_layers.errors import ConfigError, LayerTestFailed, PrunedModuleMissing
-from lambda_ml_layers.interpreters import find_interpreter
-from lambda_ml_layers.layer_checks import LayerTestResult, run_layer_tests
-from lambda_ml_layers.pruning.functions import check_function_imports
-from lambda_ml_layers.runtimes import RUNTIMES
+from lambda_ml_layers.build.artifacts import LayerBuild
+from lambda_ml_layers.build.build_layers import BuildRequest, build_layers
+from lambda_ml_layers.build.pruning.functions import check_function_imports
+from lambda_ml_layers.checks.layer_checks import LayerTestResult, run_layer_tests
+from lambda_ml_layers.config.project import load_project
+from lambda_ml_layers.core.errors import ConfigError, LayerTestFailed, PrunedModuleMissing
+from lambda_ml_layers.core.interpreters import find_interpreter
+from lambda_ml_layers.core.runtimes import RUNTIMES
 from tests.project_factory import REPO, TinyProject, make_wheel, resolution_text, tiny_project, write_layer
 
 PRUNE = """budget_mb = 10

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lambda_ml_layers.layer_trace import Trace
-from lambda_ml_layers.pruning.contract import PrunedLayer, contract_problems, explain_missing, imported_modules
-from lambda_ml_layers.pruning.import_holes import import_holes
-from lambda_ml_layers.pruning.plan import PruneConfig, modules_to_prove, plan_prune
-from lambda_ml_layers.pruning.step import report_parts
+from lambda_ml_layers.build.pruning.contract import PrunedLayer, contract_problems, explain_missing, imported_modules
+from lambda_ml_layers.build.pruning.import_holes import import_holes
+from lambda_ml_layers.build.pruning.plan import modules_to_prove, plan_prune
+from lambda_ml_layers.build.pruning.step import report_parts
+from lambda_ml_layers.config.prune import PruneConfig
+from lambda_ml_layers.config.trace_manifest import Trace
 
 FILES = {
     "scipy/__init__.py": 10,

@@ -1,4 +1,4 @@
-from lambda_ml_layers.runtimes import RUNTIMES, platform_tags
+from lambda_ml_layers.core.runtimes import RUNTIMES, platform_tags
 
 
 def test_python312_accepts_every_manylinux_up_to_amazon_linux_2023_glibc() -> None:

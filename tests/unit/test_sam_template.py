@@ -3,11 +3,11 @@ from pathlib import Path
 
 import pytest
 
-from lambda_ml_layers.build_gates import check_function_packages
-from lambda_ml_layers.config import load_project
-from lambda_ml_layers.errors import ConfigError
-from lambda_ml_layers.paths import BuildPaths
-from lambda_ml_layers.sam_template import function_specs, package_files
+from lambda_ml_layers.build.gates import check_function_packages
+from lambda_ml_layers.config.project import load_project
+from lambda_ml_layers.config.template import function_specs, package_files
+from lambda_ml_layers.core.errors import ConfigError
+from lambda_ml_layers.core.paths import BuildPaths
 from tests.project_factory import REPO, tiny_project
 
 TEMPLATE = """\

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from lambda_ml_layers.interpreters import find_interpreter
-from lambda_ml_layers.layer_zip import write_zip
-from lambda_ml_layers.runtimes import RUNTIMES
-from lambda_ml_layers.sam_template import FunctionSpec
-from lambda_ml_layers.sandbox import LambdaSandbox
+from lambda_ml_layers.config.template import FunctionSpec
+from lambda_ml_layers.core.interpreters import find_interpreter
+from lambda_ml_layers.core.layer_zip import write_zip
+from lambda_ml_layers.core.runtimes import RUNTIMES
+from lambda_ml_layers.local.sandbox import LambdaSandbox
 
 RUNTIME = RUNTIMES["python3.12"]
 

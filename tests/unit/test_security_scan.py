@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from lambda_ml_layers.errors import SecurityScanError
-from lambda_ml_layers.security_scan import (
+from lambda_ml_layers.core.errors import SecurityScanError
+from lambda_ml_layers.deploy.security_scan import (
     NO_REASON,
     Finding,
     ScanResult,

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from lambda_ml_layers.elf_needed import needed_names, rename_needed
-from lambda_ml_layers.library_sharing import Library, plan_sharing, users_of
-from lambda_ml_layers.shared_libraries import measure, share_duplicate_libraries
+from lambda_ml_layers.build.elf_needed import needed_names, rename_needed
+from lambda_ml_layers.build.library_sharing import Library, plan_sharing, users_of
+from lambda_ml_layers.build.shared_libraries import measure, share_duplicate_libraries
 
 needs_cc = pytest.mark.skipif(
     shutil.which("cc") is None or shutil.which("readelf") is None, reason="needs a C compiler and binutils"

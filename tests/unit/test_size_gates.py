@@ -1,5 +1,6 @@
-from lambda_ml_layers.runtimes import LAMBDA_UNZIPPED_LIMIT
-from lambda_ml_layers.size_gates import FunctionFacts, LayerFacts, function_failures, layer_budget_failures
+from lambda_ml_layers.build.size_gates import LayerFacts, function_failures, layer_budget_failures
+from lambda_ml_layers.config.template import FunctionFacts
+from lambda_ml_layers.core.runtimes import LAMBDA_UNZIPPED_LIMIT
 
 MB = 1_000_000
 

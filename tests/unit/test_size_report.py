@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from lambda_ml_layers.errors import SizeReportError
-from lambda_ml_layers.paths import BuildPaths
-from lambda_ml_layers.runtimes import LAMBDA_UNZIPPED_LIMIT
+from lambda_ml_layers.core.errors import SizeReportError
+from lambda_ml_layers.core.paths import BuildPaths
+from lambda_ml_layers.core.runtimes import LAMBDA_UNZIPPED_LIMIT
 from lambda_ml_layers.size_report.command import SizeReportRequest, size_report
 from lambda_ml_layers.size_report.diff import compare, layer_change, package_why, verdict
 from lambda_ml_layers.size_report.render import render, to_data

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from lambda_ml_layers.errors import StateMachineError
-from lambda_ml_layers.state_machine_runner.failures import StatesFailure
-from lambda_ml_layers.state_machine_runner.interpreter import RunOptions, run_execution
+from lambda_ml_layers.core.errors import StateMachineError
+from lambda_ml_layers.local.state_machine_runner.failures import StatesFailure
+from lambda_ml_layers.local.state_machine_runner.interpreter import RunOptions, run_execution
 
 LAMBDA = "arn:aws:states:::lambda:invoke"
 NO_WAIT = RunOptions(retry_wait_scale=0)

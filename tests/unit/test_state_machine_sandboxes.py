@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from lambda_ml_layers.errors import StateMachineError
-from lambda_ml_layers.interpreters import find_interpreter
-from lambda_ml_layers.layer_zip import write_zip
-from lambda_ml_layers.runtimes import RUNTIMES
-from lambda_ml_layers.sam_template import FunctionSpec
-from lambda_ml_layers.state_machine_runner.interpreter import RunOptions, run_execution
-from lambda_ml_layers.state_machine_runner.sandbox_invoker import SandboxInvoker, SandboxSetup
+from lambda_ml_layers.config.template import FunctionSpec
+from lambda_ml_layers.core.errors import StateMachineError
+from lambda_ml_layers.core.interpreters import find_interpreter
+from lambda_ml_layers.core.layer_zip import write_zip
+from lambda_ml_layers.core.runtimes import RUNTIMES
+from lambda_ml_layers.local.state_machine_runner.interpreter import RunOptions, run_execution
+from lambda_ml_layers.local.state_machine_runner.sandbox_invoker import SandboxInvoker, SandboxSetup
 
 RUNTIME = RUNTIMES["python3.12"]
 HANDLERS = """\

@@ -10,12 +10,16 @@ from typing import Any
 import pytest
 import yaml
 
-from lambda_ml_layers.errors import StateMachineError
-from lambda_ml_layers.state_machine_runner.definition import LAMBDA_INVOKE, check_definition
-from lambda_ml_layers.state_machine_runner.failures import StatesFailure
-from lambda_ml_layers.state_machine_runner.interpreter import RunOptions, run_execution
-from lambda_ml_layers.state_machine_runner.local_pipeline import PipelineRequest, history_lines, pipeline_request
-from lambda_ml_layers.state_machine_runner.template_definition import load_state_machine
+from lambda_ml_layers.core.errors import StateMachineError
+from lambda_ml_layers.local.state_machine_runner.definition import LAMBDA_INVOKE, check_definition
+from lambda_ml_layers.local.state_machine_runner.failures import StatesFailure
+from lambda_ml_layers.local.state_machine_runner.interpreter import RunOptions, run_execution
+from lambda_ml_layers.local.state_machine_runner.local_pipeline import (
+    PipelineRequest,
+    history_lines,
+    pipeline_request,
+)
+from lambda_ml_layers.local.state_machine_runner.template_definition import load_state_machine
 from tests.project_factory import REPO
 
 TEMPLATE = REPO / "infra" / "template.yaml"

@@ -1,5 +1,5 @@
-from lambda_ml_layers.config import load_project
-from lambda_ml_layers.strip_rules import plan_strip
+from lambda_ml_layers.config.project import load_project
+from lambda_ml_layers.config.strip_rules import plan_strip
 from tests.project_factory import REPO
 
 LAYER = load_project(REPO).layer("core-data-science")

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from lambda_ml_layers.deploy.stages import load_stage
-from lambda_ml_layers.errors import ConfigError
-from lambda_ml_layers.toml_files import read_toml, toml_text, write_toml
+from lambda_ml_layers.config.stages import load_stage
+from lambda_ml_layers.core.errors import ConfigError
+from lambda_ml_layers.core.toml_files import read_toml, toml_text, write_toml
 
 
 def test_a_missing_file_is_named(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lambda_ml_layers.training import trainer_error
+from lambda_ml_layers.local.training import trainer_error
 
 
 def test_the_trainers_last_error_line_is_the_message() -> None:

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from lambda_ml_layers.errors import ConfigError, LockError
-from lambda_ml_layers.training import TrainRequest, merged_layer_requirements, train_model
+from lambda_ml_layers.core.errors import ConfigError, LockError
+from lambda_ml_layers.local.training import TrainRequest, merged_layer_requirements, train_model
 from tests.project_factory import REPO, tiny_project
 
 

@@ -9,17 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from lambda_ml_layers.config import load_project
-from lambda_ml_layers.errors import ConfigError, InstallError
-from lambda_ml_layers.layer_tree import Distribution
-from lambda_ml_layers.paths import BuildPaths
-from lambda_ml_layers.upstream_tests.compare import SuiteComparison, blame, compare_suite, unused_expectations
-from lambda_ml_layers.upstream_tests.opt_mount import at_opt, can_mount_opt
-from lambda_ml_layers.upstream_tests.overlay import is_test_file, overlay_tests
-from lambda_ml_layers.upstream_tests.pytest_run import NodeOutcome, SuiteRun, run_suite
-from lambda_ml_layers.upstream_tests.report import report_data, write_report
-from lambda_ml_layers.upstream_tests.run import failure_lines
-from lambda_ml_layers.upstream_tests.selection import Suite, expected_reason, pytest_args
+from lambda_ml_layers.checks.upstream_tests.compare import SuiteComparison, blame, compare_suite, unused_expectations
+from lambda_ml_layers.checks.upstream_tests.opt_mount import at_opt, can_mount_opt
+from lambda_ml_layers.checks.upstream_tests.overlay import is_test_file, overlay_tests
+from lambda_ml_layers.checks.upstream_tests.pytest_run import NodeOutcome, SuiteRun, run_suite
+from lambda_ml_layers.checks.upstream_tests.report import report_data, write_report
+from lambda_ml_layers.checks.upstream_tests.run import failure_lines
+from lambda_ml_layers.checks.upstream_tests.selection import expected_reason, pytest_args
+from lambda_ml_layers.config.project import load_project
+from lambda_ml_layers.config.upstream_tests import Suite
+from lambda_ml_layers.core.errors import ConfigError, InstallError
+from lambda_ml_layers.core.layer_tree import Distribution
+from lambda_ml_layers.core.paths import BuildPaths
 from tests.project_factory import REPO, tiny_project
 
 SUITE = Suite("pkg", ("pkg",), "not slow", 120, ("pkg/tests/test_core.py",), ("pkg/tests/test_core.py::test_net",))

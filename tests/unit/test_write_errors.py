@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import errno
 
-from lambda_ml_layers.write_errors import write_failure
+from lambda_ml_layers.core.write_errors import write_failure
 
 
 def test_write_faults_name_the_path_and_other_os_errors_pass_through() -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .plan import covers
+from ...config.prune import covers
 
 MAX_SHOWN = 10  # problems a [prune] message lists before '... and N more'
 _MISSING_MODULE = re.compile(r"No module named '([\w.]+)'")
@@ -25,14 +25,6 @@ class PrunedLayer:
     layer_toml: Path
     manifest: Path
     pruned_modules: tuple[str, ...]  # top-most pruned modules, from the build's prune step
-
-
-def line_of(text: str, value: str) -> int | None:
-    """The first line of a TOML file's text that holds `value` as a quoted string."""
-    for number, line in enumerate(text.splitlines(), start=1):
-        if f'"{value}"' in line or f"'{value}'" in line:
-            return number
-    return None
 
 
 def keep_line(layer_toml: Path) -> str:

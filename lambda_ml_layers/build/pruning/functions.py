@@ -10,11 +10,11 @@ import zipfile
 from pathlib import Path
 
 from ..artifacts import LayerBuild
-from ..config import ProjectConfig
-from ..errors import PrunedModuleMissing
-from ..layer_tree import module_name
-from ..runtimes import RUNTIMES, python_lib_dir
-from ..sam_template import function_specs, package_files
+from ...config.project import ProjectConfig
+from ...core.errors import PrunedModuleMissing
+from ...core.layer_tree import module_name
+from ...core.runtimes import RUNTIMES, python_lib_dir
+from ...config.template import function_specs, package_files
 from .contract import contract_problems
 from .step import pruned_layer
 

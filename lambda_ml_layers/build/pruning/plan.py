@@ -13,24 +13,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
-from ..layer_trace import Trace
-from ..layer_tree import module_name
+from ...config.prune import DEFAULT_MANIFEST, PruneConfig, covers
+from ...config.trace_manifest import Trace
+from ...core.layer_tree import module_name
 from ..shared_objects import is_shared_object
-
-DEFAULT_MANIFEST = "trace.txt"
-
-
-@dataclass(frozen=True)
-class PruneConfig:
-    """`[prune]` of a layer.toml: what may go, what always stays, and the trace it follows."""
-
-    packages: tuple[str, ...]  # dotted packages (top-level or subpackages) that may be pruned
-    keep: tuple[str, ...]  # dotted prefixes that always survive: the layer's declared contract
-    manifest: str = DEFAULT_MANIFEST  # file name in the layer's folder
-    # Module prefix -> reason: kept code's imports of pruned modules that can never run on Lambda
-    # (a prefix of the importing or of the imported module); any other such import fails the build.
-    accepted_imports: dict[str, str] = field(default_factory=dict)
-
 
 @dataclass(frozen=True)
 class PrunePlan:
@@ -40,11 +26,6 @@ class PrunePlan:
     kept_modules: tuple[str, ...]  # modules inside the packages that survive
     rescued: tuple[str, ...]  # shared libraries kept only because something kept links to them
     unmatched: tuple[str, ...]  # `packages` or `keep` entries that name nothing in the tree
-
-
-def covers(prefixes: Iterable[str], name: str) -> bool:
-    """True when `name` is one of `prefixes` or inside one (scipy.stats covers scipy.stats._mstats)."""
-    return any(name == prefix or name.startswith(prefix + ".") for prefix in prefixes)
 
 
 def parents(name: str) -> list[str]:

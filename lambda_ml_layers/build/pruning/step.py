@@ -11,14 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import LayerConfig
-from ..errors import ConfigError
-from ..layer_trace import Trace, read_trace
-from ..layer_tree import StepResult, module_name, remove_files, walk_files
-from ..runtimes import MB
+from ...config.project import LayerConfig
+from ...core.errors import ConfigError
+from ...config.trace_manifest import Trace, read_trace
+from ...core.layer_tree import StepResult, module_name, remove_files, walk_files
+from ...core.runtimes import MB
 from ..shared_objects import is_shared_object, needed_libraries
-from .contract import PrunedLayer, line_of
-from .plan import DEFAULT_MANIFEST, PruneConfig, PrunePlan, modules_to_prove, package_of, plan_prune
+from .contract import PrunedLayer
+from ...config.prune import line_of
+from ...config.prune import DEFAULT_MANIFEST, PruneConfig
+from .plan import PrunePlan, modules_to_prove, package_of, plan_prune
 
 STEP = "prune"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ..layer_tree import module_name
+from ...core.layer_tree import module_name
 from .pytest_run import NodeOutcome, SuiteRun
 from .selection import expected_reason
 

@@ -14,7 +14,7 @@ import shutil
 from functools import cache
 from pathlib import Path
 
-from ..command_runner import call
+from ...core.command_runner import call
 
 LAMBDA_OPT = Path("/opt")
 _BIND_AND_RUN = 'mount --bind "$0" /opt && exec "$@"'

@@ -13,8 +13,8 @@ import hashlib
 import shutil
 from pathlib import Path
 
-from ..errors import InstallError
-from ..layer_tree import Distribution
+from ...core.errors import InstallError
+from ...core.layer_tree import Distribution
 
 TEST_FOLDERS = ("tests", "test")
 TEST_FILES = ("conftest.py",)

@@ -10,8 +10,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import BuildInterrupted
-from .selection import Suite, pytest_args
+from ...config.upstream_tests import Suite
+from ...core.errors import BuildInterrupted
+from .selection import pytest_args
 
 IN_TARGET = Path(__file__).with_name("in_target")
 RUN_PYTEST = IN_TARGET / "run_pytest.py"

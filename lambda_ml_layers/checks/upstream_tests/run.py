@@ -14,16 +14,16 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from ..config import LayerConfig, ProjectConfig, build_order
+from ...build.layer_contents import load_locks, packages_to_install
+from ...build.pip_runner import install_for_target
+from ...build.pruning.step import pruned_files
+from ...build.target_imports import lambda_sys_path
+from ...config.project import LayerConfig, ProjectConfig, build_order
+from ...config.strip_rules import plan_strip
+from ...core.layer_tree import Distribution, read_distributions
+from ...core.paths import BuildPaths
+from ...core.runtimes import ARCHES, RUNTIMES, Runtime
 from ..layer_checks import extract_built
-from ..layer_contents import load_locks, packages_to_install
-from ..layer_tree import Distribution, read_distributions
-from ..paths import BuildPaths
-from ..pip_runner import install_for_target
-from ..pruning.step import pruned_files
-from ..runtimes import ARCHES, RUNTIMES, Runtime
-from ..strip_rules import plan_strip
-from ..verify import lambda_sys_path
 from .compare import SuiteComparison, compare_suite, unused_expectations
 from .opt_mount import LAMBDA_OPT, at_opt, can_mount_opt
 from .overlay import is_test_file, overlay_tests

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from ..errors import StateMachineError, collect
+from ...core.errors import StateMachineError, collect
 from .choice_rules import rule_problems
 from .json_paths import path_problem, template_paths
 from .retries import catch_problems, retry_problems

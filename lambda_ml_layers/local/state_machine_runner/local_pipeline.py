@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import StateMachineError
-from ..interpreters import find_interpreter
-from ..local_aws import MotoServer, moto_server
-from ..paths import BuildPaths
+from ...config.template import function_specs
+from ...core.errors import StateMachineError
+from ...core.interpreters import find_interpreter
+from ...core.paths import BuildPaths
+from ...core.runtimes import RUNTIMES
+from ..moto_server import MotoServer, moto_server
 from ..pipeline_stage import create_card_history_table, function_environment, new_bucket, s3_created_event
-from ..runtimes import RUNTIMES
-from ..sam_template import function_specs
 from ..training import TrainRequest, train_model
 from .history import ExecutionResult, HistoryEvent
 from .interpreter import RunOptions, run_execution

@@ -16,9 +16,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from ..errors import StateMachineError, collect
-from ..runtimes import Runtime
-from ..sam_template import FunctionSpec
+from ...config.template import FunctionSpec
+from ...core.errors import StateMachineError, collect
+from ...core.runtimes import Runtime
 from ..sandbox import Invocation, LambdaSandbox
 from .failures import StatesFailure
 from .interpreter import lambda_error_cause

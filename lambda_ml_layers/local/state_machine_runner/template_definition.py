@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import StateMachineError, collect
-from ..sam_template import FUNCTION_TYPES, load_template
+from ...config.template import FUNCTION_TYPES, load_template
+from ...core.errors import StateMachineError, collect
 
 STATE_MACHINE = "PipelineStateMachine"
 STATE_MACHINE_TYPES = ("AWS::Serverless::StateMachine", "AWS::StepFunctions::StateMachine")

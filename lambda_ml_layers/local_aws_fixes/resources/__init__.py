@@ -61,7 +61,7 @@ from __future__ import annotations
 
 from importlib import metadata
 
-from ...errors import LocalAWSError
+from ...core.errors import LocalAWSError
 from .alarms import register_alarm
 from .aliases import register_alias
 from .function_versions import patch_version

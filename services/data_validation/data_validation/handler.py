@@ -27,9 +27,9 @@ logger = Logger(os.environ.get("POWERTOOLS_SERVICE_NAME", "data-validation"))
 with layer_imports(FUNCTION, logger):
     import boto3  # noqa: F401  (imported here so a missing AWSUtilitiesLayer fails the init)
 
-    from . import inputs, split, validate
+    from . import inputs, schema, split
 
-SCHEMA = validate.load_schema()
+SCHEMA = schema.load_schema()
 
 
 @lambda_entry(FUNCTION, logger)

@@ -4,15 +4,12 @@ findings (validate.py runs them block by block over an upload)."""
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from .inputs import canonical_name
-
-if TYPE_CHECKING:
-    from .validate import Column, Schema
+from .schema import Column, Schema
 
 
 def check_block(frame: pd.DataFrame, schema: Schema, normalized: Counter[str]) -> tuple[pd.DataFrame, pd.Series]:

@@ -21,6 +21,7 @@ from . import inputs, validate
 from .batch_runs import Opened, reopen
 from .chunks import SpooledUpload, chunk_key
 from .runtime import REVISION_METADATA, BadInput, BatchKeys, Outputs
+from .schema import Schema
 
 # ~80,000 rows of the pipeline's CSV (about 75 bytes a row). FeatureEngineering builds 100,000 rows
 # in ~28-35 s against moto, but two chunks of 111,000 side by side on this shared machine hit its
@@ -125,7 +126,7 @@ class ChunkSink:
 
 
 def split_upload(
-    bucket: str, upload: inputs.Upload, opened: Opened, keys: BatchKeys, limit: int, schema: validate.Schema
+    bucket: str, upload: inputs.Upload, opened: Opened, keys: BatchKeys, limit: int, schema: Schema
 ) -> tuple[ChunkSink, dict[str, Any]]:
     """Check the whole upload and spool its rows; returns the unpublished outputs and the report.
 

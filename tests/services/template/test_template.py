@@ -17,8 +17,8 @@ import pytest
 from samcli.yamlhelper import yaml_parse
 from samtranslator.translator.transform import transform
 
-from lambda_ml_layers.deploy.stages import load_stage
-from lambda_ml_layers.paths import BuildPaths
+from lambda_ml_layers.config.stages import load_stage
+from lambda_ml_layers.core.paths import BuildPaths
 
 ROOT = Path(__file__).resolve().parents[3]
 TEMPLATE = ROOT / "infra" / "template.yaml"

@@ -1,0 +1,24 @@
+"""What a layer declares in `[upstream_tests]` of its layer.toml (the checks run it: checks/upstream_tests/)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Suite:
+    """One library's selection: paths under the layer's python/ folder (files, folders or node ids)."""
+
+    name: str
+    paths: tuple[str, ...]
+    markers: str  # a pytest -m expression, e.g. "not slow"
+    budget_s: int  # the whole selection, one run (stripped or unstripped); over it, the suite fails
+    fast: tuple[str, ...]  # the subset CI runs (nox -t ci); empty: the suite is not in CI
+    deselect: tuple[str, ...] = ()  # node ids never run (e.g. a test that needs the network)
+
+
+@dataclass(frozen=True)
+class UpstreamTests:
+    suites: tuple[Suite, ...]
+    # node id, or a prefix of node ids ("pkg/tests/test_x.py::TestY"): why it is expected to fail stripped
+    expected_failures: dict[str, str]
