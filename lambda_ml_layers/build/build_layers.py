@@ -2,8 +2,8 @@
 
 config -> lock check -> function packages -> cache keys -> per layer, in parallel (scheduler):
     install (target platform) -> dedupe against base layers -> strip -> trim AWS SDK data
-    -> strip shared objects -> bytecode -> zip -> verify -> cache          (layer_build_steps)
--> size gates (build_gates) -> report -> publish into build/, only if every gate passed (artifacts)
+    -> strip shared objects -> bytecode -> zip -> verify -> cache          (layer_steps)
+-> size gates (gates) -> report -> publish into build/, only if every gate passed (artifacts)
 """
 
 from __future__ import annotations

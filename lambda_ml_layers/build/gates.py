@@ -1,7 +1,7 @@
 """The gates a build must pass, wired to the project: before building, a function must not
 re-declare what its layers provide; after building, every layer must fit its budget and every
 function in infra/template.yaml must fit Lambda's limits with its layers. The rules themselves
-are pure and live in size_gates.py (sizes) and sam_template.py (what the template declares)."""
+are pure and live in size_gates.py (sizes) and config/template.py (what the template declares)."""
 
 from __future__ import annotations
 

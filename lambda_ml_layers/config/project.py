@@ -2,7 +2,7 @@
 
 Nothing deeper in the engine reads TOML. Every problem in every file is collected and
 reported in one error, with the file, the key, and a close match for a misspelt key; the
-checks of each value live in config_rules.py. One cause gives one message: an unreadable
+checks of each value live in rules.py. One cause gives one message: an unreadable
 defaults.toml or layer.toml is reported alone, not with the values it then seems to lack.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 
 from ..core.errors import ConfigError, collect
 from ..core.toml_files import read_toml
-from . import rules as rules
+from . import rules
 from .prune import PruneConfig, prune_settings, suites_in_pruned_code
 from .stages import SAMCONFIG, stage_names
 from .strip_rules import StripRule

@@ -1,5 +1,5 @@
 """`[prune]` of a layer.toml checked into a PruneConfig, and a pruned layer's upstream_tests
-selection held to code that always survives (pure; config.py calls these, as it does config_rules)."""
+selection held to code that always survives (pure; project.py calls these, as it does rules.py)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """What `layers/defaults.toml` and a `layer.toml` may hold, and the check of each value (pure).
 
 Each check appends every problem it finds to `problems` (naming the file, the key and the
-fix) and returns a usable value, so config.py can report everything wrong in one run.
+fix) and returns a usable value, so project.py can report everything wrong in one run.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A Lambda-like sandbox: lay a function out as Lambda does, then invoke its handler.
 
-    task/  the function's package (what sam_template.package_files lists), read-only
+    task/  the function's package (what config/template.py's package_files lists), read-only
     opt/   its layers' zips extracted in the template's order (a later layer overwrites), read-only
     tmp/   the only writable place; template values under /tmp are mapped here
 

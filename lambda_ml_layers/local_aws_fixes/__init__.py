@@ -4,7 +4,7 @@ Stock moto (server mode) is the project's offline AWS (DESIGN.md section 3), but
 of `infra/template.yaml` against it deploys an empty stack, drops layers, never rolls back and
 mis-reports changes. This package closes those gaps by replacing methods on moto's classes in
 the server's own process, before it serves (`python -m lambda_ml_layers.local_aws_fixes`, what
-`local_aws.moto_server()` starts by default). It is pinned to one moto version: each patch was
+`local/moto_server.py`'s `moto_server()` starts by default). It is pinned to one moto version: each patch was
 written against that version's source, so `apply()` refuses any other.
 
 Gaps closed, CloudFormation level (`cloudformation/`, one module per concern):

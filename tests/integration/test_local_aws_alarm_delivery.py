@@ -1,6 +1,6 @@
 """moto 5.2.5 gaps 10 and 11 (`local_aws_fixes/alarm_delivery.py`): an SNS subscription and a
 log metric filter made by a stack. Each test runs on stock moto, where it must fail (strict
-xfail: the gap exists), and on the patched server `local_aws.moto_server()` starts."""
+xfail: the gap exists), and on the patched server `moto_server()` (local/moto_server.py) starts."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """CloudFormation-level gaps of moto 5.2.5, closed by `lambda_ml_layers.local_aws_fixes`.
 
 Each gap test runs over HTTP with boto3 against two servers: stock `moto_server`, where it must
-fail (strict xfail: the gap exists), and the patched server `local_aws.moto_server()` starts by
+fail (strict xfail: the gap exists), and the patched server `moto_server()` (local/moto_server.py) starts by
 default (the gap is closed). Templates are small and made here; nothing of the project is
 patched. The last tests run the real `sam deploy` (SAM CLI venv .venv-sam) against the patched
 server: what `inv deploy --stage local` relies on.

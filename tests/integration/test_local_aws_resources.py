@@ -2,7 +2,7 @@
 
 Each test runs over HTTP with boto3 against three servers: stock moto_server, where it must
 fail (strict xfail: the gap exists); moto patched by `resources.apply()` only (the gap is
-closed by that module alone); and the project's local AWS, `local_aws.moto_server()` (every
+closed by that module alone); and the project's local AWS, `moto_server()` (local/moto_server.py) (every
 fix, CloudFormation's own order and rollback included). Templates are plain CloudFormation
 (what the SAM translator makes of infra/template.yaml), so the SAM transform is not needed.
 """

@@ -25,7 +25,7 @@ SAMPLE = ROOT / "data" / "sample" / "transactions.csv"
 # Each function's folder is its Lambda CodeUri; on Lambda it is /var/task, first on sys.path.
 for _function in (*FUNCTIONS, "training"):
     sys.path.insert(0, str(SERVICES / _function))
-sys.path.insert(0, str(ROOT))  # lambda_ml_layers.local_aws (standard library only)
+sys.path.insert(0, str(ROOT))  # lambda_ml_layers.local.moto_server (standard library only)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lambda_ml_layers.build import layer_steps as layer_build_steps
+from lambda_ml_layers.build import layer_steps
 from lambda_ml_layers.build.build_layers import BuildRequest, build_layers
 from lambda_ml_layers.build.layer_steps import step_warnings
 from lambda_ml_layers.build.scheduler import INTERRUPTED
@@ -306,7 +306,7 @@ def test_an_interrupted_build_publishes_nothing(tmp_path: Path, monkeypatch: pyt
     def ctrl_c(*args: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(layer_build_steps, "write_zip", ctrl_c)
+    monkeypatch.setattr(layer_steps, "write_zip", ctrl_c)
     with pytest.raises(BuildInterrupted) as error:
         build(project)
     assert str(error.value) == INTERRUPTED

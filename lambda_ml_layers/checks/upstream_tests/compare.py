@@ -43,7 +43,7 @@ _MISSING_MODULE = re.compile(r"No module named '([\w.]+)'")
 
 
 def _removed_by(rule: str, rel: str) -> str:
-    # [prune] is no strip rule: its removals name the layer's [prune] section (pruning/step.py).
+    # [prune] is no strip rule: its removals name the layer's [prune] section (build/pruning/step.py).
     return f"{rule} (removed {rel})" if rule.startswith("[prune]") else f"strip rule {rule!r} (removed {rel})"
 
 

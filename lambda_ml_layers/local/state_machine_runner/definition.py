@@ -32,7 +32,7 @@ FIELDS: dict[str, set[str]] = {
 _LAMBDA_PARAMETERS = {"FunctionName", "Payload", "Payload.$", "Qualifier", "InvocationType", "LogType", "ClientContext"}
 FIX = (
     "Fix: correct the definition (PipelineStateMachine in infra/template.yaml); a feature the local runner "
-    "lacks belongs in lambda_ml_layers/state_machine_runner/ (docs/pipeline.md, Locally)."
+    "lacks belongs in lambda_ml_layers/local/state_machine_runner/ (docs/pipeline.md, Locally)."
 )
 
 

@@ -1,7 +1,7 @@
 """The state machine's definition as infra/template.yaml writes it, ready for the local runner.
 
 Reads the resource's `Definition` (SAM) or `DefinitionString` (CloudFormation, JSON text) through
-sam_template's loader, and fills each `${Key}` of DefinitionSubstitutions: a reference to a
+config/template.py's loader, and fills each `${Key}` of DefinitionSubstitutions: a reference to a
 function (`!Ref X.Alias`, `!Ref X`, `!GetAtt X.Arn`) becomes the function's logical id, which is
 what the sandbox invoker runs; a literal or a parameter's Default is used as written. Anything
 else cannot be known without a deploy and is refused, naming the key.
