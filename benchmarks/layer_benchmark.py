@@ -132,7 +132,7 @@ def log(message: str) -> None:
 
 @dataclass
 class LayerCheck:
-    """verify.check_layer's outcome for one layer with its base layers under /opt."""
+    """target_imports.check_layer's outcome for one layer with its base layers under /opt."""
 
     modules: int
     dists: list[str]  # locked packages of the layer and its bases, looked up with importlib.metadata
@@ -452,7 +452,7 @@ def check_variant(
     python: str,
     runtime: Runtime,
 ) -> None:
-    """verify.check_layer per layer, with its base layers of the same variant under /opt."""
+    """target_imports.check_layer per layer, with its base layers of the same variant under /opt."""
     for layer in build_order(project):
         bases = base_names(project, layer)
         opt = TMP_DIR / "check" / f"{variant.key}-{layer.name}" / "opt"

@@ -60,7 +60,7 @@ def module_layers(provided: dict[str, set[str]], logical_ids: dict[str, str]) ->
 
 def map_text(modules: dict[str, str]) -> str:
     document = {
-        "_generated_by": f"`{COMMAND}` from the built layer zips (lambda_ml_layers/module_map.py); do not edit",
+        "_generated_by": f"`{COMMAND}` from the built layer zips (lambda_ml_layers/checks/module_map.py); do not edit",
         "modules": dict(sorted(modules.items())),
     }
     return json.dumps(document, indent=2) + "\n"

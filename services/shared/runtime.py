@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 # Which layer (by its logical id in infra/template.yaml) provides each top-level module:
-# generated from the built layers by `inv layer-modules` (lambda_ml_layers/module_map.py),
+# generated from the built layers by `inv layer-modules` (lambda_ml_layers/checks/module_map.py),
 # linked into each function package beside this file.
 with open(os.path.join(os.path.dirname(__file__), "layer_modules.json"), encoding="utf-8") as _map:
     LAYER_OF_MODULE: dict[str, str] = json.load(_map)["modules"]
@@ -359,7 +359,8 @@ Handler = Callable[[Any, Any], dict[str, Any]]
 
 # Sent by `inv deploy` through each function's live alias after a deploy: the function answers
 # {"status": "smoke", "function": ...} once its init (all layer imports) has run, and reads or
-# writes nothing.
+# writes nothing. The one copy: the engine reads it from here (lambda_ml_layers/local/sandbox.py's
+# smoke_event(), for the deploy's smoke run and `inv trace-layers`).
 SMOKE_EVENT = {"smoke": "lambda-ml-layers"}
 
 

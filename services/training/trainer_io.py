@@ -2,7 +2,7 @@
 
 Each failure a user can fix is a TrainingInputError naming the file, folder or bucket and the
 fix; trainer.main prints it as one "error: ..." line and exits INPUT_EXIT, which
-`inv train-model` (lambda_ml_layers/training.py) shows as its own message.
+`inv train-model` (lambda_ml_layers/local/training.py) shows as its own message.
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ PAGE = 25
 WRITE_BATCH = 25  # BatchWriteItem's maximum
 MAX_WRITE_ATTEMPTS = 8
 # DynamoDB items are at most 400 KB; a transaction takes about 60 bytes of JSON with the sample's
-# ids, up to about 300 with 128-character ids (validate.DEFAULT_ID_PATTERN allows that): a part
+# ids, up to about 300 with 128-character ids (schema.DEFAULT_ID_PATTERN allows that): a part
 # holds at most PART_SIZE transactions and PART_BYTES of JSON, the rest of the item is its keys.
 PART_SIZE = 4000
 PART_BYTES = 300_000
