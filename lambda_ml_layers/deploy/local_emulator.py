@@ -19,6 +19,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from ..core.errors import LocalAWSError
 from ..core.paths import BuildPaths
@@ -59,11 +60,15 @@ def start_emulator(paths: BuildPaths, timeout: float = 60.0) -> str:
     return server.endpoint_url
 
 
+# "emulator": the recorded process itself; "unverified": a live pid, but no identity recorded to compare.
+RecordedStatus = Literal["emulator", "ended", "reused", "unverified", "no pid"]
+
+
 @dataclass(frozen=True)
 class Recorded:
     """What the pid of build/local-aws.json is now."""
 
-    status: str  # "emulator" (the recorded process), "ended", "reused", "unverified" (no identity recorded), "no pid"
+    status: RecordedStatus
     process: ProcessIdentity | None  # the process that has the pid now
     said: str  # the same, in words
 
