@@ -24,7 +24,7 @@ from typing import Literal
 from ..core.errors import LocalAWSError
 from ..core.paths import BuildPaths
 from ..local.moto_server import probe, reachable, start_moto_server
-from ..local.process_identity import ProcessIdentity, boot_id, process_identity
+from ..local.process_identity import PROC, ProcessIdentity, boot_id, process_identity
 
 ENDPOINT_VARIABLE = "LAMBDA_ML_LAYERS_LOCAL_AWS"
 STOP_WAIT_SECONDS = 10.0
@@ -77,6 +77,12 @@ def recorded_process(state: dict[str, object]) -> Recorded:
     pid = state.get("pid")
     if not isinstance(pid, int) or isinstance(pid, bool):
         return Recorded("no pid", None, f"it names no pid ({pid!r})")
+    if not PROC.is_dir():
+        return Recorded(
+            "unverified",
+            None,
+            f"this system has no {PROC} to prove that pid {pid} is still the emulator (`kill {pid}` ends it if it is)",
+        )
     running = process_identity(pid)
     if running is None:
         return Recorded("ended", None, f"pid {pid} has ended")

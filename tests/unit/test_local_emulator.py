@@ -130,3 +130,16 @@ def test_a_failure_on_a_dead_emulator_says_the_emulator_died(tmp_path: Path) -> 
         message
     )
     assert "inv deploy --stage local` starts a new, empty emulator" in message
+
+
+def test_without_proc_nothing_is_signalled_and_the_pid_is_named(
+    tmp_path: Path, sleeper: subprocess.Popen[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a system without /proc (macOS) the identity cannot be proved: the pid is named, not signalled."""
+    paths = BuildPaths.of(tmp_path)
+    write_state(paths, {"endpoint_url": "http://localhost:9", "pid": sleeper.pid, **identity_of(sleeper.pid)})
+    monkeypatch.setattr("lambda_ml_layers.deploy.local_emulator.PROC", tmp_path / "no-proc")
+    said = stop_emulator(paths)
+    assert alive(sleeper), said
+    assert f"no {tmp_path / 'no-proc'} to prove that pid {sleeper.pid} is still the emulator" in said
+    assert f"kill {sleeper.pid}" in said
