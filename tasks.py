@@ -174,13 +174,12 @@ def deploy(c: Context, stage: str, yes: bool = False, dry_run: bool = False) -> 
 )
 def rollback(c: Context, stage: str, to: str | None = None, yes: bool = False) -> None:
     """Return a stage to an earlier release (its exact layer versions; no layer is published), verified."""
+    from lambda_ml_layers.core.options import parse_release_number
     from lambda_ml_layers.deploy.rollback import RollbackRequest
     from lambda_ml_layers.deploy.rollback import rollback as run_rollback
 
     # Invoke passes an option whose default is None as text.
-    if to is not None and not to.isdigit():
-        raise Exit(f"--to must be a release number (see `inv releases --stage {stage}`), not {to!r}.", code=2)
-    number = int(to) if to is not None else None
+    number = _run(lambda: parse_release_number(to, stage))
     request = RollbackRequest(root=ROOT, stage=stage, to=number, yes=yes, interactive=_interactive())
     _run(lambda: run_rollback(request))
 

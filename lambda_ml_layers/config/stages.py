@@ -1,6 +1,11 @@
 """The one stage reader: infra/samconfig.toml (SAM's per-stage settings) plus infra/stages.toml (ours),
 and where a stage's alarms go: `alarms_to`, subscribed by the template to the stage's SNS alarm topic
-(AlarmProtocol / AlarmEndpoint), and refused when prod's go nowhere."""
+(AlarmProtocol / AlarmEndpoint), and refused when prod's go nowhere.
+
+Where a stage runs is never a default: each stage's section of stages.toml must say `emulated = true`
+(the local emulator, dummy credentials) or `emulated = false` (a real AWS account). A missing file,
+section or line is an error, so a lost line cannot turn the emulator's stage into a real account's.
+Stage and stack names are checked here, before any of them becomes a path under build/ or a stack."""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..core.errors import ConfigError, DeployGateError
 from ..core.toml_files import read_toml
@@ -16,9 +22,21 @@ from ..core.toml_files import read_toml
 SAMCONFIG = Path("infra/samconfig.toml")
 STAGES = Path("infra/stages.toml")
 SMOKE_MODES = ("invoke", "sandbox")
+# The stage every doc and message sends people to for a rehearsal without an account.
+EMULATED_ONLY = ("local",)
 _STAGE_KEYS = {"emulated", "account_id", "smoke", "alarms_to"}
+_SAMCONFIG_NOT_STAGES = ("default", "version")
 _EMAIL = re.compile(r"[^@\s/:]+@[^@\s/:]+\.[^@\s/:]+")
 _HTTPS = re.compile(r"https://[^\s/]+\.[^\s]+")
+# A stage name becomes a folder (build/releases/<stage>, build/deploy/<stage>) and part of resource
+# names; "../x" or "a/b" would reach outside build/.
+_STAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
+# CloudFormation's own rule; the stack name is also the S3 prefix of the release records.
+_STACK_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,127}")
+_EMULATED_FIX = (
+    "say where it runs: `emulated = true` (the local AWS emulator, no credentials read) or "
+    "`emulated = false` (a real AWS account); there is no default"
+)
 
 
 @dataclass(frozen=True)
@@ -28,7 +46,7 @@ class Stage:
     region: str
     confirm_changeset: bool
     parameters: dict[str, str]  # samconfig's parameter_overrides, parsed
-    emulated: bool = False
+    emulated: bool  # the local emulator; never a default (see the module's docstring)
     account_id: str | None = None
     smoke: str = "invoke"
     alarms_to: str | None = None  # an e-mail address or an https:// endpoint; None: alarms go nowhere
@@ -66,30 +84,141 @@ def parse_parameter_overrides(text: str, where: str) -> dict[str, str]:
     return parameters
 
 
+def stage_name_problem(name: object, where: str) -> str | None:
+    """Why `name` cannot be a stage name (None: it can)."""
+    if isinstance(name, str) and _STAGE_NAME.fullmatch(name):
+        return None
+    return (
+        f"{where}: stage name {name!r} is not allowed: a stage name has only letters, digits and '-', "
+        "starts with a letter or digit and has at most 64 characters (it becomes a folder under build/ and "
+        "part of the stack's resource names). Fix: rename the stage."
+    )
+
+
+def _table(value: object, where: str, shown: str) -> dict[str, Any]:
+    """`value` as a TOML table; a missing one is empty; anything else is a ConfigError naming it."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f"{where}: {shown} must be a table ([{shown}] with its keys), not {value!r}. "
+            f"Fix: write it as SAM's samconfig format does (see {SAMCONFIG} for the other stages)."
+        )
+    return value
+
+
 def stage_names(root: Path) -> list[str]:
-    return [name for name in read_toml(root / SAMCONFIG) if name not in ("default", "version")]
+    """The stages of samconfig.toml, each name checked before anything uses it."""
+    samconfig = read_toml(root / SAMCONFIG)
+    names = [name for name in samconfig if name not in _SAMCONFIG_NOT_STAGES]
+    problems = [p for name in names if (p := stage_name_problem(name, str(root / SAMCONFIG)))]
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return names
+
+
+def _samconfig_section(root: Path, name: str) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """(global parameters, deploy parameters, where) of stage `name` in samconfig.toml."""
+    samconfig = read_toml(root / SAMCONFIG)
+    where = f"{root / SAMCONFIG} [{name}]"
+    section = _table(samconfig[name], str(root / SAMCONFIG), name)
+    tables = []
+    for command in ("global", "deploy"):
+        table = _table(section.get(command), where, f"{name}.{command}")
+        tables.append(_table(table.get("parameters"), where, f"{name}.{command}.parameters"))
+    return tables[0], tables[1], where
+
+
+def _stages_toml(root: Path, known: list[str]) -> dict[str, Any]:
+    """infra/stages.toml, its sections checked: each a table named after a stage of samconfig.toml."""
+    path = root / STAGES
+    if not path.exists():
+        raise ConfigError(
+            f"{path}: file is missing. It says for each stage of {SAMCONFIG} whether it runs on the local "
+            "emulator or in a real AWS account, and without it no stage can be told apart. Fix: restore it "
+            f"(git checkout -- {STAGES}), or create it with a section per stage that "
+            f"{_EMULATED_FIX} (for example [local] emulated = true, [dev] emulated = false)."
+        )
+    ours = read_toml(path)
+    problems = []
+    for name, section in ours.items():
+        if problem := stage_name_problem(name, str(path)):
+            problems.append(problem)
+        elif not isinstance(section, dict):
+            problems.append(
+                f"{path}: {name} = {section!r} must be a table: [{name}] on its own line, then its keys "
+                "(emulated = true or false, ...)."
+            )
+        elif name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" Perhaps you meant [{close[0]}]?" if close else ""
+            problems.append(
+                f"{path}: [{name}] is no stage of {root / SAMCONFIG} ({', '.join(known)}).{hint} "
+                f"Fix: rename the section, or add the stage to {SAMCONFIG}."
+            )
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return ours
+
+
+def _text(value: object, where: str, key: str) -> str | None:
+    """A string setting, or None when unset or empty; any other type is refused."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: {key} must be a string, not {value!r}.")
+    return value
+
+
+def _parameter_overrides(value: object, where: str) -> dict[str, str]:
+    """SAM accepts parameter_overrides as one string or a list of Key=Value strings."""
+    if value is None:
+        return {}
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        value = " ".join(shlex.quote(item) for item in value)
+    if not isinstance(value, str):
+        raise ConfigError(
+            f'{where}: parameter_overrides must be a string like "Stage=dev" (or a list of such strings), '
+            f"not {value!r}."
+        )
+    return parse_parameter_overrides(value, where)
 
 
 def load_stage(root: Path, name: str) -> Stage:
     """The stage `name`; an unknown one is an error listing the known stages."""
-    samconfig = read_toml(root / SAMCONFIG)
+    if problem := stage_name_problem(name, "--stage"):
+        raise ConfigError(problem)
     known = stage_names(root)
     if name not in known:
         close = difflib.get_close_matches(name, known, n=1)
         hint = f" Perhaps you meant {close[0]!r}?" if close else ""
         raise ConfigError(f"Unknown stage {name!r}: {root / SAMCONFIG} defines {', '.join(known)}.{hint}")
-    section = samconfig[name]
-    where = f"{root / SAMCONFIG} [{name}]"
-    deploy = section.get("deploy", {}).get("parameters", {})
-    stack_name = section.get("global", {}).get("parameters", {}).get("stack_name") or deploy.get("stack_name")
-    region = deploy.get("region") or section.get("global", {}).get("parameters", {}).get("region")
+    global_parameters, deploy, where = _samconfig_section(root, name)
     problems = []
-    if not isinstance(stack_name, str) or not stack_name:
+    stack_name = _text(global_parameters.get("stack_name"), where, "stack_name") or _text(
+        deploy.get("stack_name"), where, "stack_name"
+    )
+    region = _text(deploy.get("region"), where, "region") or _text(global_parameters.get("region"), where, "region")
+    if stack_name is None:
         problems.append(f"{where}: no stack_name (in [{name}.global.parameters] or [{name}.deploy.parameters]).")
-    if not isinstance(region, str) or not region:
+    elif not _STACK_NAME.fullmatch(stack_name):
+        problems.append(
+            f"{where}: stack_name {stack_name!r} is not a CloudFormation stack name: letters, digits and '-', "
+            "starting with a letter, at most 128 characters. Fix: rename it."
+        )
+    if region is None:
         problems.append(f"{where}: no region in [{name}.deploy.parameters].")
-    ours = read_toml(root / STAGES).get(name, {}) if (root / STAGES).exists() else {}
+    confirm_changeset = deploy.get("confirm_changeset", False)
+    if not isinstance(confirm_changeset, bool):
+        problems.append(f"{where}: confirm_changeset must be true or false, not {confirm_changeset!r}.")
+    stages_toml = _stages_toml(root, known)
     ours_where = f"{root / STAGES} [{name}]"
+    if name not in stages_toml:
+        raise ConfigError(
+            f"{root / STAGES}: no [{name}] section for stage {name!r} of {SAMCONFIG}. Fix: add one that "
+            f"{_EMULATED_FIX}."
+        )
+    ours = stages_toml[name]
     for key in sorted(set(ours) - _STAGE_KEYS):
         close = difflib.get_close_matches(key, sorted(_STAGE_KEYS), n=1)
         hint = f" Perhaps you meant {close[0]!r}?" if close else f" Known keys: {', '.join(sorted(_STAGE_KEYS))}."
@@ -100,20 +229,34 @@ def load_stage(root: Path, name: str) -> Stage:
     smoke = ours.get("smoke", "invoke")
     if smoke not in SMOKE_MODES:
         problems.append(f"{ours_where}: smoke must be one of {', '.join(SMOKE_MODES)}, not {smoke!r}.")
-    emulated = ours.get("emulated", False)
-    if not isinstance(emulated, bool):
+    emulated = ours.get("emulated")
+    if emulated is None:
+        problems.append(f"{ours_where}: no `emulated` line. Fix: {_EMULATED_FIX}.")
+    elif not isinstance(emulated, bool):
         problems.append(f"{ours_where}: emulated must be true or false, not {emulated!r}.")
+    elif not emulated and name in EMULATED_ONLY:
+        problems.append(
+            f"{ours_where}: emulated = false, but stage {name!r} is the local emulator's (every rehearsal "
+            f"`inv deploy --stage {name}` assumes it needs no account). Fix: `emulated = true`; give a stage in a "
+            "real account another name."
+        )
     alarms_to = ours.get("alarms_to")
     if alarms_to is not None and (problem := alarms_to_problem(alarms_to, ours_where)):
         problems.append(problem)
+    parameters: dict[str, str] = {}
+    try:
+        parameters = _parameter_overrides(deploy.get("parameter_overrides"), where)
+    except ConfigError as exc:
+        problems.append(str(exc))
     if problems:
         raise ConfigError("\n".join(problems))
+    assert stack_name is not None and region is not None and isinstance(emulated, bool)
     return Stage(
         name=name,
-        stack_name=str(stack_name),
-        region=str(region),
-        confirm_changeset=bool(deploy.get("confirm_changeset", False)),
-        parameters=parse_parameter_overrides(str(deploy.get("parameter_overrides", "")), where),
+        stack_name=stack_name,
+        region=region,
+        confirm_changeset=confirm_changeset,
+        parameters=parameters,
         emulated=emulated,
         account_id=account_id,
         smoke=smoke,

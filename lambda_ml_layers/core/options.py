@@ -73,6 +73,20 @@ def parse_keep(text: str) -> int:
         raise ConfigError(f"--keep must be a whole number of versions to keep per layer, not {text!r}.") from None
 
 
+def parse_release_number(text: str | None, stage: str) -> int | None:
+    """`inv rollback --to` as text -> a release number (None: the default, the one before the current).
+    Only ASCII digits: str.isdigit() accepts '²' and int() then fails."""
+    if text is None:
+        return None
+    value = str(text).strip()
+    listing = f"see `inv releases --stage {stage}`"
+    if not (value.isascii() and value.isdigit()):
+        raise ConfigError(f"--to must be a release number like 3 ({listing}), not {text!r}.")
+    if int(value) < 1:
+        raise ConfigError(f"--to {text}: release numbers start at 1 ({listing}).")
+    return int(value)
+
+
 def parse_build_options(jobs: str | None, headroom_mb: str | None) -> tuple[int, int]:
     """(jobs, headroom bytes) of `inv build-layers`; every bad option in one error."""
     problems: list[str] = []

@@ -9,11 +9,11 @@ from pathlib import Path
 from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
 
 from ..config.stages import Stage
-from ..core.errors import DeployFailed, DeployGateError
+from ..core.errors import DeployFailed, DeployGateError, LocalAWSError, ReleaseError, VerificationFailed
 from ..core.paths import BuildPaths
 from .deploy_log import DeployLog
 from .deployed_state import stack_status
-from .local_emulator import emulator_endpoint
+from .local_emulator import emulator_endpoint, emulator_failure
 from .releases import Release, ReleaseStore
 from .sam_cli import find_sam
 from .stage_lock import refuse_if_in_progress, stage_lock
@@ -69,6 +69,7 @@ def with_stage(
     """Lock the stage, run the gates, reach the stage, do the work; everything logged."""
     paths = BuildPaths.of(root)
     log = DeployLog(paths.logs, command, stage.name)
+    session: StageSession | None = None
     try:
         lock = paths.deploy_dir(stage.name).with_suffix(".lock")
         with stage_lock(lock, stage.name, f"inv {command} --stage {stage.name}"):
@@ -76,7 +77,15 @@ def with_stage(
             gates(log, sam)
             session, caller, store = open_stage(root, stage, log)
             return work(StageContext(root, stage, paths, log, session, caller, store, sam))
-    except (ClientError, BotoCoreError) as exc:
+    except (ClientError, BotoCoreError, DeployFailed, VerificationFailed, ReleaseError) as exc:
+        # A dead or paused emulator shows up as any of these; say so instead of blaming the deploy.
+        endpoint = session.endpoint_url if session is not None else None
+        if endpoint and (died := emulator_failure(paths, endpoint, f"inv {command} --stage {stage.name}")):
+            log.event("failed", error=died)
+            raise LocalAWSError(died) from None
+        if not isinstance(exc, (ClientError, BotoCoreError)):
+            log.event("failed", error=str(exc) or type(exc).__name__)
+            raise
         log.event("failed", error=str(exc))
         raise DeployFailed(
             f"`inv {command} --stage {stage.name}` stopped: an AWS call failed: {exc}\n"

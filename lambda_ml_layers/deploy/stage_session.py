@@ -20,8 +20,8 @@ from botocore.exceptions import (  # type: ignore[import-untyped]
     NoRegionError,
 )
 
-from ..config.stages import Stage
-from ..core.errors import DeployGateError
+from ..config.stages import STAGES, Stage
+from ..core.errors import DeployGateError, LocalAWSError
 from ..local.moto_server import DUMMY_CREDENTIALS
 
 # Variables that would send a local-stage client to a real account, or a real one elsewhere.
@@ -48,6 +48,19 @@ class StageSession:
     stage: Stage
     endpoint_url: str | None = None  # the emulator's, for an emulated stage
     _clients: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # An emulated stage without its endpoint would fall through to the real credential chain.
+        if self.stage.emulated and not self.endpoint_url:
+            raise LocalAWSError(
+                f"Stage {self.stage.name!r} is emulated ({STAGES}) but no local emulator endpoint was given, "
+                "so it would reach real AWS; refused. Fix: `inv local-aws` starts the emulator."
+            )
+        if not self.stage.emulated and self.endpoint_url:
+            raise LocalAWSError(
+                f"Stage {self.stage.name!r} is a real AWS stage ({STAGES}: emulated = false) but was handed the "
+                f"local emulator's endpoint {self.endpoint_url}; refused."
+            )
 
     def environment(self) -> dict[str, str]:
         """The environment for a subprocess (sam) that must reach this stage and nothing else."""

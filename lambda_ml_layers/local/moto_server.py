@@ -147,14 +147,24 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def reachable(endpoint_url: str, timeout: float = 2.0) -> bool:
-    """Whether a moto server answers at `endpoint_url` (its small dashboard page; data.json
-    would serialise everything the server holds, every stored zip included)."""
+def probe(endpoint_url: str, timeout: float = 2.0) -> str:
+    """ "answers" (a moto server's small dashboard page; data.json would serialise everything the
+    server holds, every stored zip included), "refused" (nothing listens there: no server) or
+    "silent" (something holds the port but does not answer in time: paused, hung or busy)."""
     try:
         with urllib.request.urlopen(f"{endpoint_url}/moto-api/", timeout=timeout):
-            return True
-    except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
-        return False
+            return "answers"
+    except urllib.error.URLError as exc:
+        return "refused" if isinstance(exc.reason, ConnectionRefusedError) else "silent"
+    except ConnectionRefusedError:
+        return "refused"
+    except (ConnectionError, TimeoutError, ValueError, OSError):
+        return "silent"
+
+
+def reachable(endpoint_url: str, timeout: float = 2.0) -> bool:
+    """Whether a moto server answers at `endpoint_url`."""
+    return probe(endpoint_url, timeout) == "answers"
 
 
 def start_moto_server(

@@ -14,6 +14,9 @@ _INIT = re.compile(r"\bInit Duration: ([0-9]+(?:\.[0-9]+)?) ms")
 _STREAM_VERSION = re.compile(r"\[(\$LATEST|[0-9]+)\]")
 _SINCE = re.compile(r"([0-9]+)([mhd])")
 _UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400}
+# CloudWatch Logs' longest retention (10 years); further back there is nothing to read, and a start
+# before 1970 is refused by the API as if the credentials were at fault.
+MAX_SINCE_DAYS = 3653
 
 
 def parse_since(text: str) -> int:
@@ -23,7 +26,14 @@ def parse_since(text: str) -> int:
         raise ConfigError(
             f"--since must be a positive number of minutes, hours or days like 90m, 24h or 7d, not {text!r}."
         )
-    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds > MAX_SINCE_DAYS * _UNIT_SECONDS["d"]:
+        raise ConfigError(
+            f"--since {text.strip()} reaches back further than CloudWatch Logs keeps anything "
+            f"({MAX_SINCE_DAYS} days, its longest retention). Fix: at most {MAX_SINCE_DAYS}d, e.g. --since 30d "
+            "(the functions' log groups keep 30 days)."
+        )
+    return seconds
 
 
 def init_duration_ms(message: str) -> float | None:

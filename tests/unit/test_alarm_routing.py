@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def stage(name: str, alarms_to: str | None) -> Stage:
-    return Stage(name, f"app-{name}", "us-east-1", False, {"Stage": name}, alarms_to=alarms_to)
+    return Stage(name, f"app-{name}", "us-east-1", False, {"Stage": name}, emulated=False, alarms_to=alarms_to)
 
 
 @pytest.mark.parametrize(

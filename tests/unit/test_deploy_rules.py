@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
 
-from lambda_ml_layers.config.stages import load_stage, parse_parameter_overrides
+from lambda_ml_layers.config.stages import load_stage, parse_parameter_overrides, stage_names
 from lambda_ml_layers.core.errors import ConfigError
 from lambda_ml_layers.deploy.deploy_log import MASK, redact, secret_values
 from lambda_ml_layers.deploy.deploy_template import (
@@ -32,9 +34,13 @@ parameter_overrides = 'Stage=qa Note="two words"'
 """
 
 
-def project(tmp_path: Path, stages: str = "") -> Path:
-    (tmp_path / "infra").mkdir()
-    (tmp_path / "infra" / "samconfig.toml").write_text(SAMCONFIG)
+def project(tmp_path: Path, stages: str = "[qa]\n", samconfig: str = SAMCONFIG) -> Path:
+    """A project with one stage, qa; its stages.toml section says `emulated = false` unless `stages`
+    sets `emulated` itself."""
+    (tmp_path / "infra").mkdir(parents=True)
+    (tmp_path / "infra" / "samconfig.toml").write_text(samconfig)
+    if "emulated" not in stages:
+        stages = stages.replace("[qa]\n", "[qa]\nemulated = false\n", 1)
     (tmp_path / "infra" / "stages.toml").write_text(stages)
     return tmp_path
 
@@ -71,6 +77,118 @@ def test_unknown_stage_lists_the_known_ones(tmp_path: Path) -> None:
 def test_bad_stage_settings_are_config_errors(tmp_path: Path, stages: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("?", r"\?")):
         load_stage(project(tmp_path, stages), "qa")
+
+
+def test_a_stage_says_where_it_runs_and_a_missing_line_is_an_error(tmp_path: Path) -> None:
+    """No default: without the line (or the file) a stage is refused, never taken for a real-AWS one."""
+    assert load_stage(project(tmp_path / "real", "[qa]\nemulated = false\n"), "qa").emulated is False
+    assert load_stage(project(tmp_path / "emulated", "[qa]\nemulated = true\n"), "qa").emulated is True
+    without_line = project(tmp_path / "line", '[qa]\nsmoke = "sandbox"\n')
+    (without_line / "infra" / "stages.toml").write_text('[qa]\nsmoke = "sandbox"\n')
+    with pytest.raises(ConfigError, match=r"stages\.toml \[qa\]: no `emulated` line\. Fix: .*emulated = true"):
+        load_stage(without_line, "qa")
+    without_section = project(tmp_path / "section")
+    (without_section / "infra" / "stages.toml").write_text("")
+    with pytest.raises(ConfigError, match=r"stages\.toml: no \[qa\] section .*emulated = false"):
+        load_stage(without_section, "qa")
+    without_file = project(tmp_path / "file")
+    (without_file / "infra" / "stages.toml").unlink()
+    with pytest.raises(ConfigError, match=r"infra/stages\.toml: file is missing\..*git checkout -- infra/stages\.toml"):
+        load_stage(without_file, "qa")
+
+
+def test_the_local_stage_is_always_the_emulator(tmp_path: Path) -> None:
+    root = project(tmp_path, "[local]\nemulated = false\n", SAMCONFIG.replace("[qa.", "[local."))
+    with pytest.raises(ConfigError, match=r"\[local\]: emulated = false, but stage 'local' is the local emulator"):
+        load_stage(root, "local")
+
+
+def test_the_repository_local_stage_without_stages_toml_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "infra").mkdir()
+    shutil.copy(REPO / "infra" / "samconfig.toml", tmp_path / "infra" / "samconfig.toml")
+    with pytest.raises(ConfigError, match=r"stages\.toml: file is missing"):
+        load_stage(tmp_path, "local")
+    (tmp_path / "infra" / "stages.toml").write_text(
+        (REPO / "infra" / "stages.toml").read_text().replace("emulated = true\n", "")
+    )
+    with pytest.raises(ConfigError, match=r"\[local\]: no `emulated` line"):
+        load_stage(tmp_path, "local")
+
+
+@pytest.mark.parametrize("name", ["../../tmpvictim", "a/b", "-x", "qa.", "", "é", "x" * 65])
+def test_stage_names_from_samconfig_are_checked_before_use(tmp_path: Path, name: str) -> None:
+    samconfig = SAMCONFIG + f'[{json.dumps(name)}.global.parameters]\nstack_name = "app-x"\n'
+    root = project(tmp_path, samconfig=samconfig)
+    with pytest.raises(ConfigError, match=r"samconfig\.toml: stage name .* is not allowed: .*letters, digits and '-'"):
+        load_stage(root, "qa")
+    with pytest.raises(ConfigError, match="is not allowed"):
+        stage_names(root)
+
+
+@pytest.mark.parametrize("name", ["../../tmpvictim", "qa/..", "QA QA"])
+def test_stage_names_from_the_command_line_are_checked(tmp_path: Path, name: str) -> None:
+    with pytest.raises(ConfigError, match=r"^--stage: stage name .* is not allowed"):
+        load_stage(project(tmp_path), name)
+
+
+def test_stage_names_in_stages_toml_are_checked_and_must_be_stages(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"stages\.toml: stage name '\.\./x' is not allowed"):
+        load_stage(project(tmp_path / "a", '[qa]\n["../x"]\nemulated = true\n'), "qa")
+    with pytest.raises(
+        ConfigError, match=r"\[qaa\] is no stage of .*samconfig\.toml \(qa\)\. Perhaps you meant \[qa\]\?"
+    ):
+        load_stage(project(tmp_path / "b", "[qa]\n[qaa]\nemulated = true\n"), "qa")
+
+
+def test_a_stack_name_must_be_a_cloudformation_name(tmp_path: Path) -> None:
+    root = project(tmp_path, samconfig=SAMCONFIG.replace('"app-qa"', '"../app"'))
+    with pytest.raises(ConfigError, match=r"stack_name '\.\./app' is not a CloudFormation stack name"):
+        load_stage(root, "qa")
+
+
+@pytest.mark.parametrize(
+    ("stages", "samconfig", "message"),
+    [
+        (
+            "[qa]\n",
+            SAMCONFIG.replace("[qa.deploy.parameters]", "[qa.deploy]\nparameters = 'x'\n[qa.other]"),
+            r"qa\.deploy\.parameters must be a table",
+        ),
+        (
+            "[qa]\n",
+            SAMCONFIG.replace("[qa.global.parameters]", "[qa]\nglobal = 3\n[qa.x]"),
+            r"qa\.global must be a table",
+        ),
+        ("[qa]\n", 'version = 0.1\nqa = "x"\n', r"samconfig\.toml: qa must be a table"),
+        ("qa = 3\n", SAMCONFIG, r"stages\.toml: qa = 3 must be a table"),
+        ("[qa]\n", SAMCONFIG.replace('stack_name = "app-qa"', "stack_name = 3"), "stack_name must be a string"),
+        (
+            "[qa]\n",
+            SAMCONFIG.replace("confirm_changeset = true", 'confirm_changeset = "no"'),
+            "confirm_changeset must be true or false",
+        ),
+        (
+            "[qa]\n",
+            SAMCONFIG.replace("parameter_overrides = 'Stage=qa Note=\"two words\"'", "parameter_overrides = 3"),
+            "parameter_overrides must be a string",
+        ),
+    ],
+)
+def test_a_samconfig_or_stages_toml_of_the_wrong_shape_is_a_config_error(
+    tmp_path: Path, stages: str, samconfig: str, message: str
+) -> None:
+    root = project(tmp_path, stages, samconfig)
+    if stages.startswith("qa ="):
+        (root / "infra" / "stages.toml").write_text(stages)
+    with pytest.raises(ConfigError, match=message):
+        load_stage(root, "qa")
+
+
+def test_parameter_overrides_may_be_a_list_as_sam_allows(tmp_path: Path) -> None:
+    samconfig = SAMCONFIG.replace(
+        "parameter_overrides = 'Stage=qa Note=\"two words\"'", 'parameter_overrides = ["Stage=qa", "Note=two words"]'
+    )
+    assert load_stage(project(tmp_path, samconfig=samconfig), "qa").parameters == {"Stage": "qa", "Note": "two words"}
 
 
 def test_parameter_overrides_must_be_key_value() -> None:
@@ -217,3 +335,16 @@ def test_state_machine_must_call_the_stack_functions_it_uses_through_the_live_al
         assert problem == f"state machine Pipeline calls {stale.rsplit(':function:', 1)[1]}, not the 'live' alias"
     [none] = state_machine_problems("Pipeline", '{"States": {}}', functions)
     assert none == "state machine Pipeline calls none of the stack's functions (app-distance, app-validate)"
+
+
+def test_an_emulated_stage_never_gets_the_real_credential_chain(tmp_path: Path) -> None:
+    from lambda_ml_layers.core.errors import LocalAWSError
+    from lambda_ml_layers.deploy.stage_session import StageSession
+
+    emulated = load_stage(project(tmp_path / "e", "[qa]\nemulated = true\n"), "qa")
+    with pytest.raises(LocalAWSError, match=r"emulated .* no local emulator endpoint was given"):
+        StageSession(emulated, None)
+    real = load_stage(project(tmp_path / "r"), "qa")
+    with pytest.raises(LocalAWSError, match=r"real AWS stage .* local emulator's endpoint"):
+        StageSession(real, "http://localhost:1")
+    assert StageSession(emulated, "http://localhost:1").environment()["AWS_ENDPOINT_URL"] == "http://localhost:1"

@@ -101,6 +101,13 @@ def test_since_refuses_what_it_cannot_read(text: str) -> None:
         parse_since(text)
 
 
+@pytest.mark.parametrize("text", ["99999999d", "3654d", "87697h", "9999999999m"])
+def test_since_refuses_further_back_than_cloudwatch_keeps_logs(text: str) -> None:
+    with pytest.raises(ConfigError, match=r"--since .* further than CloudWatch Logs keeps anything .* at most 3653d"):
+        parse_since(text)
+    assert parse_since("3653d") == 3653 * 86400
+
+
 def invocation(cold: bool, init: float | None = 1.23456, logs: str = "hello\n") -> Invocation:
     return Invocation({"status": "smoke"}, None, logs, cold, init, 1.0, 0.0421, 123.4)
 

@@ -11,7 +11,7 @@ import pytest
 
 from lambda_ml_layers.build.build_layers import BuildRequest, build_layers
 from lambda_ml_layers.core.errors import ConfigError
-from lambda_ml_layers.core.options import parse_build_options, parse_headroom_mb, parse_jobs
+from lambda_ml_layers.core.options import parse_build_options, parse_headroom_mb, parse_jobs, parse_release_number
 from tests.project_factory import REPO, tiny_project
 
 BAD_NUMBERS = ["-5", "-0.001", "nan", "NaN", "inf", "-inf", "1e30", "262.145", "abc", "", "5MB"]
@@ -73,3 +73,41 @@ def test_the_command_line_exits_2_without_a_traceback(tmp_path: Path, option: li
     assert "must be" in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     assert not project.paths.published.exists()
+
+
+@pytest.mark.parametrize("text", ["\u00b2", "\u0663", "x", "1.5", "-1", "", " "])
+def test_a_release_number_is_ascii_digits(text: str) -> None:
+    with pytest.raises(ConfigError, match=r"--to must be a release number like 3 \(see `inv releases --stage qa`\)"):
+        parse_release_number(text, "qa")
+
+
+def test_release_numbers_start_at_1() -> None:
+    with pytest.raises(ConfigError, match=r"--to 0: release numbers start at 1"):
+        parse_release_number("0", "qa")
+    assert parse_release_number(None, "qa") is None
+    assert parse_release_number(" 7 ", "qa") == 7
+
+
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        (["rollback", "--stage", "local", "--to", "\u00b2"], "--to must be a release number like 3"),
+        (["rollback", "--stage", "local", "--to", "0"], "--to 0: release numbers start at 1"),
+        (["cold-starts", "--stage", "dev", "--since", "99999999d"], "back further than CloudWatch Logs keeps"),
+    ],
+)
+def test_bad_deploy_and_ops_options_exit_2_before_reaching_any_stage(
+    tmp_path: Path, command: list[str], said: str
+) -> None:
+    """Refused while parsing: no emulator started, no credentials read (HOME has none, none set)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "invoke", "--search-root", str(REPO), *command],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "AWS_EC2_METADATA_DISABLED": "true"},
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert said in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
