@@ -43,7 +43,9 @@ def execute_and_record(
     if not deployed_ok(result.returncode, status):
         deploy_failed(ctx, current, status, result.returncode, result.tail(), started)
     with ctx.log.step("verify the stage"):
-        state, problems, notes = verify(ctx, lambda state: intended(plan, state), "the template and the build")
+        state, problems, notes = verify(
+            ctx, lambda state: intended(plan, state), "the template and the build", "template says"
+        )
     if problems:
         verification_failed(ctx, current, problems)
     arns = layer_arns(plan.pinned, plan.layer_folders, state)

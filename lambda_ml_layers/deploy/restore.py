@@ -29,13 +29,13 @@ SETTLE_SECONDS = 1800
 
 
 def verify(
-    ctx: StageContext, expected: Callable[[StackState], dict[str, IntendedFunction]], source: str
+    ctx: StageContext, expected: Callable[[StackState], dict[str, IntendedFunction]], source: str, says: str
 ) -> tuple[StackState, list[str], list[str]]:
     """The stage as deployed, every problem with it, and what could not be compared: each live
     version's code, layers and configuration against `source` (what `expected` says), the state
     machine, then (only when those hold) a smoke run of each function."""
     state = read_stack(ctx.session)
-    problems, notes = check_stack(state, expected(state), f"{source} says")
+    problems, notes = check_stack(state, expected(state), says)
     ctx.log.say(
         f"    compared each function's {ALIAS!r} version with {source}: code digest, layers, "
         f"{', '.join(SETTINGS[:-1])} and the function's reserved concurrency"
@@ -93,7 +93,8 @@ def verification_failed(ctx: StageContext, current: Release | None, problems: li
             f"The first deploy of stage {ctx.stage.name!r} did not pass its checks, and there is no earlier release "
             f"to return to:\n{listed}\nFix the cause and deploy again."
         )
-    ctx.log.say(f"Post-deploy checks failed; restoring release {current.number}.")
+    # Said before the restore: if the restore fails too, its error must not hide these.
+    ctx.log.say(f"Post-deploy checks failed:\n{listed}\nRestoring release {current.number}.")
     restored = redeploy_release(ctx, current, "restore", "after failed post-deploy checks: " + "; ".join(problems))
     raise VerificationFailed(
         f"The deploy of stage {ctx.stage.name!r} failed its post-deploy checks:\n{listed}\n"
@@ -162,7 +163,12 @@ def redeploy_release(ctx: StageContext, target: Release, kind: str, note: str, c
         return intended_functions(template, target.parameters, resources, recorded, code)
 
     with ctx.log.step(f"verify release {target.number}"):
-        state, problems, _notes = verify(ctx, expected, f"release {target.number}")
+        state, problems, _notes = verify(
+            ctx,
+            expected,
+            f"release {target.number}'s recorded template, layers and code",
+            f"release {target.number} says",
+        )
     if problems:
         raise VerificationFailed(
             f"Stage {ctx.stage.name!r} was returned to release {target.number} but does not pass its checks:\n"
