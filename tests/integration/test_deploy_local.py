@@ -245,9 +245,9 @@ def test_memory_size_change_reaches_live(root: Path, server: MotoServer) -> None
     assert text.index("      MemorySize: 1769\n", start) < text.index("FeatureEngineeringFunction:")
     template.write_text(text[:start] + text[start:].replace("      MemorySize: 1769\n", "      MemorySize: 3008\n", 1))
     output = ok(inv(root, server, "deploy", "--stage", STAGE))
+    assert live_configuration(server, "data-validation")["MemorySize"] == 3008
     assert "(verified)" in output
     assert "compared each function's 'live' version with the template and the build" in output
-    assert live_configuration(server, "data-validation")["MemorySize"] == 3008
     # Only that function got a new version; the others stay where they were.
     assert function_versions(server) == {**functions, "data-validation": functions["data-validation"] + 1}
 
