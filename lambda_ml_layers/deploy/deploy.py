@@ -9,11 +9,11 @@ from pathlib import Path
 from ..build.build_layers import BuildRequest, build_layers
 from ..config.stages import load_stage, refuse_unrouted_alarms
 from .deploy_log import DeployLog
-from .deploy_plan import TEMPLATE, DeployPlan, expected_layers, layer_arns, plan_deploy
+from .deploy_plan import TEMPLATE, DeployPlan, intended, layer_arns, plan_deploy
 from .deployed_state import deployed_ok, stack_status
 from .release_records import build_report, deployed_template, differences, new_release
 from .releases import Release
-from .restore import deploy_failed, recover_from_interrupt, verification_failed, verify
+from .restore import deploy_failed, not_compared, recover_from_interrupt, verification_failed, verify
 from .sam_cli import deploy_command, run_deploy, validate
 from .security_scan import check_template_security, find_checkov
 from .stage_context import StageContext, confirm_policy, with_stage
@@ -43,7 +43,9 @@ def execute_and_record(
     if not deployed_ok(result.returncode, status):
         deploy_failed(ctx, current, status, result.returncode, result.tail(), started)
     with ctx.log.step("verify the stage"):
-        state, problems = verify(ctx, lambda state: expected_layers(plan.template, state))
+        state, problems, notes = verify(
+            ctx, lambda state: intended(plan, state), "the template and the build", "template says"
+        )
     if problems:
         verification_failed(ctx, current, problems)
     arns = layer_arns(plan.pinned, plan.layer_folders, state)
@@ -64,7 +66,7 @@ def execute_and_record(
         return current
     with ctx.log.step(f"record release {release.number}"):
         ctx.store.record(release, deployed, build_report(ctx.paths))
-    ctx.log.say(f"Stage {ctx.stage.name!r} is on release {release.number} (verified).")
+    ctx.log.say(f"Stage {ctx.stage.name!r} is on release {release.number} (verified{not_compared(notes)}).")
     return release
 
 

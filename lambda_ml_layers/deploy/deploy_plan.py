@@ -22,6 +22,7 @@ from .deploy_template import (
 )
 from .deployed_state import StackState
 from .layer_versions import code_sha256, matching_version
+from .live_config import IntendedFunction, intended_functions
 from .stage_context import StageContext
 
 TEMPLATE = Path("infra/template.yaml")
@@ -35,6 +36,7 @@ class DeployPlan:
     layer_shas: dict[str, str]  # layer folder -> sha256 of its zip
     pinned: dict[str, str]  # layer logical id -> existing version ARN
     layer_folders: dict[str, str]  # layer logical id -> folder
+    function_code: dict[str, str]  # function logical id -> CodeSha256 of the package it uploads
 
 
 def plan_deploy(ctx: StageContext) -> DeployPlan:
@@ -47,7 +49,7 @@ def plan_deploy(ctx: StageContext) -> DeployPlan:
     work = ctx.paths.deploy_dir(ctx.stage.name)
     function_zips = write_function_zips(template, template_path.parent, work / "functions")
     function_shas = {logical_id: sha256_of(path) for logical_id, path in function_zips.items()}
-    parameters.update(layers_sha_parameters(template, shas, function_shas))
+    parameters.update(layers_sha_parameters(template, shas, function_shas, parameters))
     lambda_client = ctx.session.client("lambda")
     pinned = {}
     for logical_id, use in uses.items():
@@ -66,6 +68,7 @@ def plan_deploy(ctx: StageContext) -> DeployPlan:
         layer_shas={use.folder: shas[lid] for lid, use in uses.items()},
         pinned=pinned,
         layer_folders={lid: use.folder for lid, use in uses.items()},
+        function_code={logical_id: code_sha256(path) for logical_id, path in function_zips.items()},
     )
 
 
@@ -84,6 +87,13 @@ def expected_layers(template: dict[str, Any], state: StackState) -> dict[str, li
         function: [item if item.startswith("arn:") else layer_arn(state, item) for item in layers]
         for function, layers in function_layers(template).items()
     }
+
+
+def intended(plan: DeployPlan, state: StackState) -> dict[str, IntendedFunction]:
+    """What each function's live version should be after this deploy."""
+    resources = {logical_id: physical for logical_id, (_kind, physical) in state.resources.items()}
+    layers = expected_layers(plan.template, state)
+    return intended_functions(plan.template, plan.parameters, resources, layers, plan.function_code)
 
 
 def layer_arns(pinned: dict[str, str], folders: dict[str, str], state: StackState) -> dict[str, str]:

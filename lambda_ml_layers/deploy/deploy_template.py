@@ -7,8 +7,10 @@
   (a rollback pins every layer to the versions its release recorded);
 - the other layers keep their resource, ContentUri made absolute, and CloudFormation publishes them;
 - `<Function>LayersSha256` parameters: sha256 over the function's package and layer zips in
-  Layers order, so a changed layer publishes a new version of each function that uses it, and
-  changed code one of its own (AutoPublishCodeSha256 alone names SAM's version resource).
+  Layers order and over its configuration (Globals.Function and its Properties, parameter Refs
+  resolved), so a changed layer publishes a new version of each function that uses it, and
+  changed code or configuration one of its own (AutoPublishCodeSha256 alone names SAM's version
+  resource: with it set, SAM ignores AutoPublishAliasAllProperties and the configuration).
 Pure functions over dicts, but for writing the zips and the template.
 """
 
@@ -103,30 +105,59 @@ def layers_sha256(shas: list[str]) -> str:
     return hashlib.sha256("\n".join(shas).encode()).hexdigest()
 
 
+def replace_refs(node: Any, values: dict[str, str]) -> Any:
+    """`{"Ref": name}` replaced by values[name] everywhere in `node` (other Refs kept)."""
+    if isinstance(node, dict):
+        if set(node) == {"Ref"} and node["Ref"] in values:
+            return values[node["Ref"]]
+        return {key: replace_refs(value, values) for key, value in node.items()}
+    if isinstance(node, list):
+        return [replace_refs(item, values) for item in node]
+    return node
+
+
+# Covered by the function's package digest, or SAM's own output: not configuration of the version.
+_NOT_CONFIGURATION = frozenset({"CodeUri", "AutoPublishCodeSha256"})
+
+
+def function_configuration(template: dict[str, Any], function: str, parameters: dict[str, str]) -> dict[str, Any]:
+    """What of the template decides a function's version besides its code and layer zips:
+    Globals.Function and its own Properties, parameter Refs resolved (as SAM resolves them in
+    Code), so a MemorySize, Timeout or Environment change is a different version. Everything else
+    counts too (as with SAM's AutoPublishAliasAllProperties): a needless version is harmless, a
+    missed one leaves `live` on the old configuration."""
+    properties = template["Resources"][function].get("Properties", {})
+    configuration: dict[str, Any] = {
+        "Globals": replace_refs(template.get("Globals", {}).get("Function", {}), parameters),
+        "Properties": {
+            key: replace_refs(value, parameters) for key, value in properties.items() if key not in _NOT_CONFIGURATION
+        },
+    }
+    return configuration
+
+
 def layers_sha_parameters(
-    template: dict[str, Any], layer_shas: dict[str, str], function_shas: dict[str, str]
+    template: dict[str, Any], layer_shas: dict[str, str], function_shas: dict[str, str], parameters: dict[str, str]
 ) -> dict[str, str]:
     """`<Function>LayersSha256` for every function whose template declares that parameter.
 
     SAM names the published version by AutoPublishCodeSha256 alone when it is set (not by
-    CodeUri), so the value covers the function's own package as well as its layers."""
+    CodeUri, nor by the properties AutoPublishAliasAllProperties would hash), so the value covers
+    the function's own package and configuration as well as its layers."""
     declared = template.get("Parameters", {})
+    digest_names = {LAYERS_SHA_PARAMETER.format(function=f.removesuffix("Function")) for f in function_layers(template)}
+    # The digests must not depend on themselves (a rollback redeploys the recorded values).
+    others = {key: value for key, value in parameters.items() if key not in digest_names}
     values = {}
     for function, layers in function_layers(template).items():
         name = LAYERS_SHA_PARAMETER.format(function=function.removesuffix("Function"))
         if name in declared:
-            values[name] = layers_sha256([function_shas[function], *(layer_shas[layer] for layer in layers)])
+            configuration = json.dumps(function_configuration(template, function, others), sort_keys=True)
+            configuration_sha = hashlib.sha256(configuration.encode()).hexdigest()
+            values[name] = layers_sha256(
+                [function_shas[function], *(layer_shas[layer] for layer in layers), configuration_sha]
+            )
     return values
-
-
-def _replace_refs(node: Any, arns: dict[str, str]) -> Any:
-    if isinstance(node, dict):
-        if set(node) == {"Ref"} and node["Ref"] in arns:
-            return arns[node["Ref"]]
-        return {key: _replace_refs(value, arns) for key, value in node.items()}
-    if isinstance(node, list):
-        return [_replace_refs(item, arns) for item in node]
-    return node
 
 
 def pin_layers(template: dict[str, Any], pinned: dict[str, str]) -> dict[str, Any]:
@@ -134,7 +165,7 @@ def pin_layers(template: dict[str, Any], pinned: dict[str, str]) -> dict[str, An
     result = copy.deepcopy(template)
     for logical_id in pinned:
         result["Resources"].pop(logical_id, None)
-    return _replace_refs(result, pinned)  # type: ignore[no-any-return]
+    return replace_refs(result, pinned)  # type: ignore[no-any-return]
 
 
 def with_artifacts(

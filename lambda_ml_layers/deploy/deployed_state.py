@@ -1,15 +1,17 @@
-"""What a stage runs, read back from AWS: the stack, each function's live alias and its layers;
-and a failed stack operation explained (CloudFormation's failed resource events, oldest first)."""
+"""What a stage runs, read back from AWS: the stack, each function's live alias, the configuration
+of the version it points at and the function's reserved concurrency; and a failed stack
+operation explained (CloudFormation's failed resource events, oldest first)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
 
+from .live_config import IntendedFunction, live_differences, live_values
 from .stage_session import StageSession
 
 ALIAS = "live"  # the template's AutoPublishAlias
@@ -23,7 +25,9 @@ class FunctionState:
     version: str  # what the live alias points at
     alias_arn: str
     layers: tuple[str, ...]  # the layer version ARNs of that version, in order
-    configuration: dict[str, Any]
+    configuration: dict[str, Any]  # GetFunctionConfiguration of that version
+    reserved_concurrency: int | None = None  # the function's (GetFunctionConcurrency), not the version's
+    unread: dict[str, str] = field(default_factory=dict)  # a compared field -> why it could not be read back
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,13 @@ def read_stack(session: StageSession) -> StackState:
         except ClientError:
             functions[logical_id] = FunctionState(logical_id, name, "", "", (), {})
             continue
+        unread = {}
+        reserved = None
+        try:
+            concurrency = lambda_client.get_function_concurrency(FunctionName=name)
+            reserved = concurrency.get("ReservedConcurrentExecutions")
+        except ClientError as exc:
+            unread["ReservedConcurrentExecutions"] = str(exc)
         functions[logical_id] = FunctionState(
             logical_id=logical_id,
             name=name,
@@ -72,6 +83,8 @@ def read_stack(session: StageSession) -> StackState:
             alias_arn=str(alias["AliasArn"]),
             layers=tuple(layer["Arn"] for layer in config.get("Layers", [])),
             configuration=config,
+            reserved_concurrency=None if reserved is None else int(reserved),
+            unread=unread,
         )
     definitions = {}
     for logical_id, (kind, arn) in resources.items():
@@ -100,12 +113,16 @@ def state_machine_problems(machine: str, definition: str, functions: Iterable[Fu
     return [f"state machine {machine} calls {', '.join(wrong)}, not the {ALIAS!r} alias"] if wrong else []
 
 
-def check_stack(state: StackState, expected_layers: dict[str, list[str]]) -> list[str]:
-    """Every way the stage differs from what was deployed; empty when it is exactly that."""
+def check_stack(
+    state: StackState, intended: dict[str, IntendedFunction], says: str = "template says"
+) -> tuple[list[str], list[str]]:
+    """Every way the stage differs from what was deployed (empty when it is exactly that), and
+    notes on what could not be compared. `says` names the source: "template says", "release 2 says"."""
     problems = []
+    notes = []
     if state.status not in DEPLOYED:
         problems.append(f"the stack is {state.status}, not {' or '.join(DEPLOYED)}")
-    for function, layers in expected_layers.items():
+    for function, wanted in intended.items():
         deployed = state.functions.get(function)
         if deployed is None:
             problems.append(f"{function} is not in the stack")
@@ -113,14 +130,14 @@ def check_stack(state: StackState, expected_layers: dict[str, list[str]]) -> lis
         if not deployed.version:
             problems.append(f"{function} ({deployed.name}) has no {ALIAS!r} alias")
             continue
-        if list(deployed.layers) != layers:
-            problems.append(
-                f"{function}: alias {ALIAS!r} -> version {deployed.version} has layers {list(deployed.layers)}, "
-                f"expected {layers}"
-            )
+        where = f"{function} {ALIAS} (version {deployed.version})"
+        live = live_values(deployed.configuration, deployed.reserved_concurrency)
+        found, unsure = live_differences(where, wanted, live, deployed.unread, says)
+        problems += found
+        notes += unsure
     for machine, definition in state.state_machine_definitions.items():
         problems += state_machine_problems(machine, definition, state.functions.values())
-    return problems
+    return problems, notes
 
 
 def failure_events(session: StageSession, since: float) -> list[dict[str, str]]:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from ..core.errors import DeployFailed, ReleaseError, VerificationFailed
 from .deploy_template import pin_layers, write_template
 from .deployed_state import (
+    ALIAS,
     StackState,
     check_stack,
     deployed_ok,
@@ -17,6 +18,7 @@ from .deployed_state import (
     stack_status,
 )
 from .layer_versions import missing_versions
+from .live_config import SETTINGS, IntendedFunction, intended_functions
 from .release_records import deployed_template, differences, new_release
 from .releases import Release
 from .sam_cli import deploy_command, run_deploy
@@ -26,14 +28,27 @@ from .stage_context import StageContext
 SETTLE_SECONDS = 1800
 
 
-def verify(ctx: StageContext, expected: Callable[[StackState], dict[str, list[str]]]) -> tuple[StackState, list[str]]:
-    """The stage as deployed, and every problem with it: live aliases' layers, the state machine,
-    then (only when those hold) a smoke run of each function."""
+def verify(
+    ctx: StageContext, expected: Callable[[StackState], dict[str, IntendedFunction]], source: str, says: str
+) -> tuple[StackState, list[str], list[str]]:
+    """The stage as deployed, every problem with it, and what could not be compared: each live
+    version's code, layers and configuration against `source` (what `expected` says), the state
+    machine, then (only when those hold) a smoke run of each function."""
     state = read_stack(ctx.session)
-    problems = check_stack(state, expected(state)) or smoke_run(
-        ctx.session, [state.functions[f] for f in sorted(state.functions)]
+    problems, notes = check_stack(state, expected(state), says)
+    ctx.log.say(
+        f"    compared each function's {ALIAS!r} version with {source}: code digest, layers, "
+        f"{', '.join(SETTINGS[:-1])} and the function's reserved concurrency"
     )
-    return state, problems
+    for note in notes:
+        ctx.log.say(f"    NOT VERIFIED: {note}")
+    problems = problems or smoke_run(ctx.session, [state.functions[f] for f in sorted(state.functions)])
+    return state, problems, notes
+
+
+def not_compared(notes: list[str]) -> str:
+    """What a "verified" message must add when some values could not be compared."""
+    return f"; {len(notes)} value(s) not compared, listed above" if notes else ""
 
 
 def deploy_failed(
@@ -78,7 +93,8 @@ def verification_failed(ctx: StageContext, current: Release | None, problems: li
             f"The first deploy of stage {ctx.stage.name!r} did not pass its checks, and there is no earlier release "
             f"to return to:\n{listed}\nFix the cause and deploy again."
         )
-    ctx.log.say(f"Post-deploy checks failed; restoring release {current.number}.")
+    # Said before the restore: if the restore fails too, its error must not hide these.
+    ctx.log.say(f"Post-deploy checks failed:\n{listed}\nRestoring release {current.number}.")
     restored = redeploy_release(ctx, current, "restore", "after failed post-deploy checks: " + "; ".join(problems))
     raise VerificationFailed(
         f"The deploy of stage {ctx.stage.name!r} failed its post-deploy checks:\n{listed}\n"
@@ -140,8 +156,19 @@ def redeploy_release(ctx: StageContext, target: Release, kind: str, note: str, c
             + (explain_events(events) or result.tail())
         )
     recorded = {logical: list(function["layers"]) for logical, function in target.functions.items()}
+    code = {logical: str(function.get("code_sha256", "")) for logical, function in target.functions.items()}
+
+    def expected(state: StackState) -> dict[str, IntendedFunction]:
+        resources = {logical_id: physical for logical_id, (_kind, physical) in state.resources.items()}
+        return intended_functions(template, target.parameters, resources, recorded, code)
+
     with ctx.log.step(f"verify release {target.number}"):
-        state, problems = verify(ctx, lambda _state: recorded)
+        state, problems, _notes = verify(
+            ctx,
+            expected,
+            f"release {target.number}'s recorded template, layers and code",
+            f"release {target.number} says",
+        )
     if problems:
         raise VerificationFailed(
             f"Stage {ctx.stage.name!r} was returned to release {target.number} but does not pass its checks:\n"

@@ -226,6 +226,69 @@ def test_changed_layer_publishes_one_version_and_moves_its_functions(root: Path,
     assert all(newest["layers"]["aws-utilities"]["arn"] in arns for arns in live_layers(server).values())
 
 
+def live_configuration(server: MotoServer, name: str) -> dict[str, Any]:
+    """What the function's `live` alias runs, read back as a user would."""
+    config: dict[str, Any] = server.client("lambda").get_function_configuration(
+        FunctionName=f"{PREFIX}-{name}", Qualifier="live"
+    )
+    return config
+
+
+def test_memory_size_change_reaches_live(root: Path, server: MotoServer) -> None:
+    """Issue 19: a configuration-only change moved $LATEST, left `live` on the old version and
+    was still called verified."""
+    functions = function_versions(server)
+    template = root / "infra" / "template.yaml"
+    text = template.read_text()
+    before = "Handler: data_validation.handler.lambda_handler"
+    start = text.index(before)
+    assert text.index("      MemorySize: 1769\n", start) < text.index("FeatureEngineeringFunction:")
+    template.write_text(text[:start] + text[start:].replace("      MemorySize: 1769\n", "      MemorySize: 3008\n", 1))
+    output = ok(inv(root, server, "deploy", "--stage", STAGE))
+    assert live_configuration(server, "data-validation")["MemorySize"] == 3008
+    assert "(verified)" in output
+    assert "compared each function's 'live' version with the template and the build" in output
+    # Only that function got a new version; the others stay where they were.
+    assert function_versions(server) == {**functions, "data-validation": functions["data-validation"] + 1}
+
+
+def test_environment_change_reaches_live(root: Path, server: MotoServer) -> None:
+    functions = function_versions(server)
+    template = root / "infra" / "template.yaml"
+    text = template.read_text()
+    cache_dir = "        MODEL_CACHE_DIR: /tmp/models\n"
+    assert text.count(cache_dir) == 1  # in Globals: every function gets the new variable
+    template.write_text(text.replace(cache_dir, cache_dir + "        LOG_LEVEL: DEBUG\n"))
+    output = ok(inv(root, server, "deploy", "--stage", STAGE))
+    assert "(verified)" in output
+    for name in (*FUNCTIONS, "merge"):
+        assert live_configuration(server, name)["Environment"]["Variables"]["LOG_LEVEL"] == "DEBUG", name
+    assert function_versions(server) == {name: count + 1 for name, count in functions.items()}
+    assert live_configuration(server, "data-validation")["MemorySize"] == 3008  # the earlier change stays
+
+
+def test_a_drifted_live_alias_is_named_and_fails_verification(root: Path, server: MotoServer) -> None:
+    """`live` moved back by hand to the version before the two changes above: the next deploy's
+    verification names each difference and fails; it is never called verified."""
+    client = server.client("lambda")
+    name = f"{PREFIX}-data-validation"
+    current = client.get_alias(FunctionName=name, Name="live")["FunctionVersion"]
+    old = str(int(current) - 2)
+    assert client.get_function_configuration(FunctionName=name, Qualifier=old)["MemorySize"] == 1769
+    client.update_alias(FunctionName=name, Name="live", FunctionVersion=old)
+    try:
+        result = inv(root, server, "deploy", "--stage", STAGE)
+    finally:
+        client.update_alias(FunctionName=name, Name="live", FunctionVersion=current)
+    output = result.stdout + result.stderr
+    assert result.returncode == 14, output[-4000:]
+    assert "Traceback" not in output and "(verified)" not in output
+    assert f"DataValidationFunction live (version {old}): MemorySize 1769, template says 3008" in output
+    assert f"DataValidationFunction live (version {old}): Environment LOG_LEVEL is not set, template says 'DEBUG'" in (
+        output
+    )
+
+
 def test_cloudformation_failure_leaves_the_previous_release_serving(root: Path, server: MotoServer) -> None:
     before = history(root, server)[-1]
     live = live_layers(server)
@@ -283,6 +346,9 @@ def test_rollback_to_release_1_publishes_no_layer(root: Path, server: MotoServer
     first = releases[0]
     arns = {layer: info["arn"] for layer, info in first["layers"].items()}
     assert live_layers(server)["data-validation"] == [arns["core-data-science"], arns["aws-utilities"]]
+    # Release 1's configuration too, verified against its own template.
+    assert live_configuration(server, "data-validation")["MemorySize"] == 1769
+    assert "LOG_LEVEL" not in live_configuration(server, "merge")["Environment"]["Variables"]
     newest = history(root, server)[-1]
     assert newest["kind"] == "rollback" and newest["restores"] == 1
     table = ok(inv(root, server, "releases", "--stage", STAGE))

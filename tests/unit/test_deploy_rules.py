@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from pathlib import Path
@@ -223,14 +224,60 @@ def test_pinned_layers_leave_the_template_and_their_refs_become_arns() -> None:
 
 def test_layers_sha_parameter_follows_code_layers_and_order() -> None:
     code = {"ApiFunction": "f" * 64}
-    params = layers_sha_parameters(TEMPLATE, {"CoreLayer": "a" * 64, "AwsLayer": "b" * 64}, code)
-    assert params == {"ApiLayersSha256": layers_sha256(["f" * 64, "a" * 64, "b" * 64])}
+    layers = {"CoreLayer": "a" * 64, "AwsLayer": "b" * 64}
+    params = layers_sha_parameters(TEMPLATE, layers, code, {"Stage": "dev"})
+    assert set(params) == {"ApiLayersSha256"}
     assert layers_sha256(["a" * 64, "b" * 64]) != layers_sha256(["b" * 64, "a" * 64])
-    changed_layer = layers_sha_parameters(TEMPLATE, {"CoreLayer": "a" * 64, "AwsLayer": "c" * 64}, code)
-    changed_code = layers_sha_parameters(
-        TEMPLATE, {"CoreLayer": "a" * 64, "AwsLayer": "b" * 64}, {"ApiFunction": "e" * 64}
-    )
+    changed_layer = layers_sha_parameters(TEMPLATE, {**layers, "AwsLayer": "c" * 64}, code, {"Stage": "dev"})
+    changed_code = layers_sha_parameters(TEMPLATE, layers, {"ApiFunction": "e" * 64}, {"Stage": "dev"})
     assert params != changed_layer and params != changed_code
+    # Its own recorded value (a rollback redeploys it) is no input of the digest.
+    assert layers_sha_parameters(TEMPLATE, layers, code, {"Stage": "dev", "ApiLayersSha256": "9" * 64}) == params
+
+
+def with_function_properties(**changes: object) -> dict[str, object]:
+    template = copy.deepcopy(TEMPLATE)
+    template["Resources"]["ApiFunction"]["Properties"].update(changes)  # type: ignore[index]
+    return template
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"MemorySize": 3008},
+        {"Timeout": 900},
+        {"Environment": {"Variables": {"MODE": "fast"}}},
+        {"EphemeralStorage": {"Size": 2048}},
+        {"ReservedConcurrentExecutions": 5},
+        {"Handler": "api.other.handler"},
+        {"Environment": {"Variables": {"STAGE": {"Ref": "Stage"}}}},
+    ],
+)
+def test_a_configuration_change_alone_changes_the_version_digest(changes: dict[str, object]) -> None:
+    """SAM names the version by AutoPublishCodeSha256 alone, so the digest must cover the
+    configuration: otherwise `live` stays on the old version (issue 19)."""
+    code, layers, parameters = (
+        {"ApiFunction": "f" * 64},
+        {"CoreLayer": "a" * 64, "AwsLayer": "b" * 64},
+        {"Stage": "dev"},
+    )
+    before = layers_sha_parameters(TEMPLATE, layers, code, parameters)
+    after = layers_sha_parameters(with_function_properties(**changes), layers, code, parameters)
+    assert after != before
+    again = layers_sha_parameters(with_function_properties(**changes), layers, code, parameters)
+    assert again == after  # the same template gives the same digest: an unchanged redeploy publishes nothing
+
+
+def test_globals_and_parameter_values_are_part_of_the_version_digest() -> None:
+    code, layers = {"ApiFunction": "f" * 64}, {"CoreLayer": "a" * 64, "AwsLayer": "b" * 64}
+    template = {**with_function_properties(Environment={"Variables": {"STAGE": {"Ref": "Stage"}}})}
+    dev = layers_sha_parameters(template, layers, code, {"Stage": "dev"})
+    assert layers_sha_parameters(template, layers, code, {"Stage": "prod"}) != dev
+    with_globals = {**template, "Globals": {"Function": {"MemorySize": 2048}}}
+    assert layers_sha_parameters(with_globals, layers, code, {"Stage": "dev"}) != dev
+    # Where the package was zipped from is not configuration (its bytes are in the digest already).
+    moved = with_function_properties(Environment={"Variables": {"STAGE": {"Ref": "Stage"}}}, CodeUri="/elsewhere")
+    assert layers_sha_parameters(moved, layers, code, {"Stage": "dev"}) == dev
 
 
 def test_template_parameters_and_sub() -> None:

@@ -306,3 +306,57 @@ def test_without_the_layer_sha_sam_would_not_publish(template: dict[str, Any]) -
     before = versions(template, {ML: "ml-aaaa"}, {})
     after = versions(template, {ML: "ml-bbbb"}, {})
     assert after == before
+
+
+def deploy_versions(template: dict[str, Any]) -> dict[str, str]:
+    """The version logical ids with the `<Function>LayersSha256` values `inv deploy` computes
+    (fixed package and layer digests: only the template varies)."""
+    from lambda_ml_layers.deploy.deploy_template import function_layers, layers_sha_parameters
+
+    layer_shas = {layer: "1" * 64 for layer in LAYER_DIRS}
+    code = dict.fromkeys(function_layers(template), "2" * 64)
+    parameters = layers_sha_parameters(template, layer_shas, code, {"Stage": "dev"})
+    return versions(template, {}, parameters)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("MemorySize", 3008),
+        ("Timeout", 60),
+        ("Environment", {"Variables": {"POWERTOOLS_SERVICE_NAME": "merge", "EXTRA": "1"}}),
+        ("ReservedConcurrentExecutions", 5),
+    ],
+)
+def test_a_configuration_change_publishes_a_new_version(template: dict[str, Any], setting: str, value: Any) -> None:
+    """Issue 19: SAM names the version from AutoPublishCodeSha256 alone, so the deploy's digest
+    must cover the configuration, or `live` stays on the old version while $LATEST changes."""
+    before = deploy_versions(template)
+    changed = copy.deepcopy(template)
+    changed["Resources"]["MergeFunction"]["Properties"][setting] = value
+    after = deploy_versions(changed)
+    assert after["MergeFunction"] != before["MergeFunction"]
+    assert {f: v for f, v in after.items() if f != "MergeFunction"} == {
+        f: v for f, v in before.items() if f != "MergeFunction"
+    }
+    assert deploy_versions(changed) == after  # the same template again publishes nothing
+
+
+def test_a_global_environment_change_publishes_every_function(template: dict[str, Any]) -> None:
+    before = deploy_versions(template)
+    changed = copy.deepcopy(template)
+    changed["Globals"]["Function"]["Environment"]["Variables"]["MODEL_CACHE_DIR"] = "/tmp/elsewhere"
+    after = deploy_versions(changed)
+    assert all(after[function] != before[function] for function in WIRING)
+
+
+def test_all_properties_alone_is_ignored_when_the_code_sha_is_set(template: dict[str, Any]) -> None:
+    # Why the digest covers the configuration: with AutoPublishCodeSha256 set, SAM's
+    # AutoPublishAliasAllProperties changes nothing (the version is named by that digest alone).
+    fixed = dict.fromkeys((f.replace("Function", "LayersSha256") for f in WIRING), "3" * 64)
+    changed = copy.deepcopy(template)
+    for properties in (changed["Resources"]["MergeFunction"]["Properties"], template["Globals"]["Function"]):
+        properties.setdefault("AutoPublishAliasAllProperties", True)
+    changed["Globals"]["Function"]["AutoPublishAliasAllProperties"] = True
+    changed["Resources"]["MergeFunction"]["Properties"]["MemorySize"] = 3008
+    assert versions(changed, {}, fixed)["MergeFunction"] == versions(template, {}, fixed)["MergeFunction"]
