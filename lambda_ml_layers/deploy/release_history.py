@@ -259,7 +259,8 @@ def refuse_unknown_latest(history: History, stage: str) -> None:
         f"or return the stage to a release you trust with `inv rollback --stage {stage} --to "
         f"{history.current.number}` (recorded as release {history.next_number}), then deploy"
         if history.current
-        else "or deploy after removing every object of the history"
+        else f"or, if none of its releases is worth keeping, remove s3://{history.bucket}/"
+        f"{unknown.key.rsplit('/', 1)[0]}/ on purpose (numbering then starts again at 1)"
     )
     raise ReleaseError(
         f"Stage {stage!r}: its newest release number, {unknown.number}, has no good record, so what the stage "
