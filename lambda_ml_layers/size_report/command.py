@@ -82,10 +82,9 @@ def stage_base(root: Path, stage_name: str) -> tuple[dict[str, Any] | None, str]
         history = store.history()
         current = history.current
         if current is None:
-            return (
-                None,
-                f"nothing (stage {stage_name} has no readable release: see `inv releases --stage {stage_name}`)",
-            )
+            if history.bad:
+                return None, f"nothing (no record of stage {stage_name} can be read: see `inv releases`)"
+            return None, f"nothing (stage {stage_name} has no release yet)"
         report = store.build_report(current)
     except (ClientError, BotoCoreError) as exc:
         raise SizeReportError(
