@@ -188,15 +188,18 @@ def rollback(c: Context, stage: str, to: str | None = None, yes: bool = False) -
 def releases(c: Context, stage: str, json: bool = False) -> None:
     """List a stage's releases, oldest first: number, kind, time, commit, layer versions."""
     import json as json_module
+    import sys
     from dataclasses import asdict
 
-    from lambda_ml_layers.deploy.releases import release_table
-    from lambda_ml_layers.deploy.releases import releases as read_releases
+    from lambda_ml_layers.deploy.release_history import release_table
+    from lambda_ml_layers.deploy.releases import read_history
 
-    history = _run(lambda: read_releases(ROOT, stage))
+    history = _run(lambda: read_history(ROOT, stage))
     if json:
-        print(json_module.dumps([asdict(r) for r in history], indent=2))
-    elif not history:
+        print(json_module.dumps([asdict(r) for r in history.releases], indent=2))
+        for problem in history.problems():
+            print(problem, file=sys.stderr)
+    elif not history.releases and not history.bad:
         print(f"Stage {stage!r} has no releases yet. Deploy with `inv deploy --stage {stage}`.")
     else:
         print(release_table(history))

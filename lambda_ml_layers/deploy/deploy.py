@@ -11,12 +11,12 @@ from ..config.stages import load_stage, refuse_unrouted_alarms
 from .deploy_log import DeployLog
 from .deploy_plan import TEMPLATE, DeployPlan, intended, layer_arns, plan_deploy
 from .deployed_state import deployed_ok, stack_status
+from .release_history import History, Release, refuse_unknown_latest
 from .release_records import build_report, deployed_template, differences, new_release
-from .releases import Release
 from .restore import deploy_failed, not_compared, recover_from_interrupt, verification_failed, verify
 from .sam_cli import deploy_command, run_deploy, validate
 from .security_scan import check_template_security, find_checkov
-from .stage_context import StageContext, confirm_policy, with_stage
+from .stage_context import StageContext, confirm_policy, read_checked_history, with_stage
 
 
 @dataclass(frozen=True)
@@ -29,9 +29,10 @@ class DeployRequest:
 
 
 def execute_and_record(
-    ctx: StageContext, plan: DeployPlan, current: Release | None, confirm: bool, dry_run: bool
+    ctx: StageContext, plan: DeployPlan, history: History, confirm: bool, dry_run: bool
 ) -> Release | None:
-    """sam deploy of the plan, then verify and record (or restore `current` on a failure)."""
+    """sam deploy of the plan, then verify and record (or restore the current release on a failure)."""
+    current = history.current
     started = time.time()
     command = deploy_command(ctx.sam, ctx.root, ctx.stage, plan.template_path, plan.parameters, confirm, not dry_run)
     with ctx.log.step("sam deploy"):
@@ -54,9 +55,7 @@ def execute_and_record(
         for lid, arn in arns.items()
     }
     deployed = deployed_template(ctx.session)
-    release = new_release(
-        ctx, (current.number if current else 0) + 1, "deploy", state, layers, plan.parameters, deployed
-    )
+    release = new_release(ctx, history.next_number, "deploy", state, layers, plan.parameters, deployed)
     unchanged = current is not None and (release.template_sha256, release.parameters) == (
         current.template_sha256,
         current.parameters,
@@ -65,7 +64,7 @@ def execute_and_record(
         ctx.log.say(f"Nothing changed: stage {ctx.stage.name!r} stays on release {current.number}.")
         return current
     with ctx.log.step(f"record release {release.number}"):
-        ctx.store.record(release, deployed, build_report(ctx.paths))
+        release = ctx.store.record(release, deployed, build_report(ctx.paths), ctx.log.say)
     ctx.log.say(f"Stage {ctx.stage.name!r} is on release {release.number} (verified{not_compared(notes)}).")
     return release
 
@@ -89,15 +88,15 @@ def deploy(request: DeployRequest) -> Release | None:
     refuse_unrouted_alarms(stage)
 
     def work(ctx: StageContext) -> Release | None:
-        history = ctx.store.releases()
-        current = history[-1] if history else None
+        history = read_checked_history(ctx)
+        refuse_unknown_latest(history, stage.name)
         with ctx.log.step("deploy template"):
             plan = plan_deploy(ctx)
         try:
-            return execute_and_record(ctx, plan, current, confirm, request.dry_run)
+            return execute_and_record(ctx, plan, history, confirm, request.dry_run)
         except KeyboardInterrupt:
             # From sam deploy to the record, CloudFormation may go on without us.
-            recover_from_interrupt(ctx, current)
+            recover_from_interrupt(ctx, history.current)
             raise
 
     return with_stage(request.root, stage, "deploy", lambda log, sam: deploy_gates(request.root, log, sam), work)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -13,7 +12,7 @@ from ..core.command_runner import call
 from ..core.errors import DeployFailed
 from ..core.paths import BuildPaths
 from .deployed_state import StackState
-from .releases import Release
+from .release_history import Release, template_sha256
 from .stage_context import StageContext
 from .stage_session import StageSession
 
@@ -77,7 +76,7 @@ def new_release(
             }
             for logical, f in state.functions.items()
         },
-        template_sha256=hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest(),
+        template_sha256=template_sha256(template),
         parameters=parameters,
         restores=restores,
         note=note,

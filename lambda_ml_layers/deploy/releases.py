@@ -1,20 +1,25 @@
-"""Release history: one record per deploy or rollback that ended verified, kept in the stage itself.
+"""Release history in the stage bucket: one record per deploy or rollback that ended verified.
 
-    s3://<deployment bucket>/releases/<stack>/0007.json            the record (written last)
-    s3://<deployment bucket>/releases/<stack>/0007.template.json   the exact template deployed
+    s3://<deployment bucket>/releases/<stack>/0007.template.json   the exact template deployed;
+                                                                   written first, only if absent:
+                                                                   it claims number 7
     s3://<deployment bucket>/releases/<stack>/0007.report.json     the build report of its layers
                                                                    (for `inv size-report`)
+    s3://<deployment bucket>/releases/<stack>/0007.json            the record (written last)
 
 The deployment bucket is the one `sam deploy --resolve-s3` made for the account and region, so
-every operator of the stage sees the same history; build/releases/<stage>/ mirrors it. `inv releases`
-reads it (`release_store`: no lock, no gates) and shows it as a table (`release_table`).
+every operator of the stage sees the same history; build/releases/<stage>/ mirrors it. Numbers are
+claimed with a conditional write (If-None-Match: *), so two operators never record one number;
+each record is checked when read (release_history.py), and `inv releases` (`release_store`: no
+lock, no gates) shows the good ones and names the bad or missing ones.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,35 +29,11 @@ from ..config.stages import load_stage
 from ..core.errors import ReleaseError
 from ..core.paths import BuildPaths
 from .local_emulator import emulator_endpoint
+from .release_history import RECORD_NAME, History, Release, assemble_history, template_sha256
 from .stage_session import StageSession
 
 SAM_MANAGED_STACK = "aws-sam-cli-managed-default"
-SCHEMA = 1
-
-
-@dataclass(frozen=True)
-class Release:
-    number: int
-    kind: str  # "deploy", "rollback" (inv rollback) or "restore" (automatic, after a failed check)
-    time: str
-    stage: str
-    stack_name: str
-    git_commit: str
-    git_dirty: bool
-    caller_account: str
-    caller_arn: str
-    layers: dict[str, dict[str, str]]  # layer folder -> {"arn", "sha256"}
-    functions: dict[str, dict[str, Any]]  # logical id -> {"name", "version", "layers": [arn, ...]}
-    template_sha256: str
-    parameters: dict[str, str]
-    restores: int | None = None  # for a rollback or restore: the release it returned to
-    note: str = ""
-    schema: int = SCHEMA
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Release:
-        known = {name for name in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in data.items() if k in known})
+CLAIM_ATTEMPTS = 10
 
 
 def deployment_bucket(session: StageSession) -> str | None:
@@ -80,113 +61,210 @@ class ReleaseStore:
             self._bucket = deployment_bucket(self.session)
         return self._bucket
 
+    @property
+    def prefix(self) -> str:
+        return f"releases/{self.stack}/"
+
     def _key(self, number: int, suffix: str = "") -> str:
-        return f"releases/{self.stack}/{number:04d}{suffix}.json"
+        return f"{self.prefix}{number:04d}{suffix}.json"
 
-    def releases(self) -> list[Release]:
-        """Every recorded release, oldest first (and the local mirror brought up to date)."""
+    def history(self) -> History:
+        """Every record, checked, oldest first, and every used number without a good record (the
+        local mirror brought up to date; a bad record's last good copy kept there)."""
         if self.bucket is None:
-            self._mirror([])
-            return []
+            self._mirror(History(()))
+            return History(())
         s3 = self.session.client("s3")
-        records = []
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=f"releases/{self.stack}/"):
-            for item in page.get("Contents", []):
-                name = item["Key"].rsplit("/", 1)[-1]
-                if name.endswith(".json") and not name.endswith((".template.json", ".report.json")):
-                    body = s3.get_object(Bucket=self.bucket, Key=item["Key"])["Body"].read()
-                    records.append(Release.from_json(json.loads(body)))
-        records.sort(key=lambda r: r.number)
-        self._mirror(records)
-        return records
+        keys: list[str] = []
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix):
+            keys.extend(item["Key"] for item in page.get("Contents", []))
+        bodies = {}
+        for key in keys:
+            found = RECORD_NAME.fullmatch(key.removeprefix(self.prefix))
+            if found and not found.group(2):
+                bodies[key] = s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        copies = {n: path for n, path in self._mirror_copies().items()}
+        history = assemble_history(self.prefix, keys, bodies, self.stack, self.bucket, copies)
+        self._mirror(history)
+        return history
 
-    def get(self, number: int, releases: list[Release] | None = None) -> Release:
-        known = releases if releases is not None else self.releases()
-        for release in known:
+    def get(self, number: int, history: History) -> Release:
+        for release in history.releases:
             if release.number == number:
                 return release
-        listed = ", ".join(str(r.number) for r in known) or "none yet"
+        bad = history.bad_record(number)
+        if bad is not None:
+            raise ReleaseError(
+                f"Stage {self.session.stage.name!r} cannot return to release {number}. {bad.message(history.bucket)}"
+            )
+        listed = ", ".join(str(r.number) for r in history.releases) or "none yet"
         raise ReleaseError(
             f"Stage {self.session.stage.name!r} has no release {number} (releases: {listed}). "
             f"See `inv releases --stage {self.session.stage.name}`."
         )
 
     def template(self, release: Release) -> dict[str, Any]:
+        """The template stored with `release`, refused unless it is the one its record names."""
         if self.bucket is None:
             raise ReleaseError(f"Stage {self.session.stage.name!r} has no deployment bucket, so no release history.")
-        body = self.session.client("s3").get_object(Bucket=self.bucket, Key=self._key(release.number, ".template"))
-        data: dict[str, Any] = json.loads(body["Body"].read())
-        return data
+        key = self._key(release.number, ".template")
+        where = f"s3://{self.bucket}/{key}"
+        try:
+            body = self.session.client("s3").get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            if _code(exc) not in ("NoSuchKey", "404"):
+                raise
+            raise ReleaseError(
+                f"Release {release.number}'s template {where} is missing, so the release cannot be deployed again. "
+                f"Fix: put it back (`aws s3api list-object-versions --bucket {self.bucket} --prefix {key}`) "
+                "or return to another release. Nothing was deployed."
+            ) from None
+        try:
+            data = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            data, problem = None, f"is not JSON ({exc})"
+        if isinstance(data, dict) and template_sha256(data) == release.template_sha256:
+            return data
+        if isinstance(data, dict):
+            problem = (
+                f"has sha256 {template_sha256(data)[:12]}..., but release {release.number} recorded "
+                f"{release.template_sha256[:12]}...: it was changed after the release"
+            )
+        elif data is not None:
+            problem = "is not a JSON object"
+        raise ReleaseError(
+            f"Release {release.number}'s template {where} {problem}. It is not what ran, so it is not deployed. "
+            f"Fix: put back the version stored with the release "
+            f"(`aws s3api list-object-versions --bucket {self.bucket} --prefix {key}`), or return to another "
+            "release. Nothing was deployed."
+        )
 
     def build_report(self, release: Release) -> dict[str, Any] | None:
-        """The build report stored with the release (None: recorded before deploys stored one)."""
+        """The build report stored with the release (None: recorded before deploys stored one, or unreadable)."""
         if self.bucket is None:
             return None
         try:
             body = self.session.client("s3").get_object(Bucket=self.bucket, Key=self._key(release.number, ".report"))
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            if _code(exc) in ("NoSuchKey", "404"):
                 return None
             raise
-        data: dict[str, Any] = json.loads(body["Body"].read())
-        return data
+        try:
+            data = json.loads(body["Body"].read())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return None
+        return data if isinstance(data, dict) else None
 
-    def record(self, release: Release, template: dict[str, Any], build_report: dict[str, Any] | None = None) -> None:
-        """Store the template and build report, then the record: a record never points at a template
-        that is not there."""
+    def _claim(self, number: int, template: dict[str, Any], release: Release) -> bool:
+        """Write the template under `number` only if no object is there: S3 (and moto) refuse a
+        second PutObject with If-None-Match: *, so two operators never hold one number."""
+        try:
+            self.session.client("s3").put_object(
+                Bucket=self.bucket,
+                Key=self._key(number, ".template"),
+                Body=json.dumps(template, indent=1).encode(),
+                ContentType="application/json",
+                IfNoneMatch="*",
+                Metadata={"caller-arn": release.caller_arn, "git-commit": release.git_commit},
+            )
+        except ClientError as exc:
+            if _code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+                return False
+            raise
+        return True
+
+    def _holder(self, number: int) -> str:
+        """Who claimed `number`, as its template's metadata says."""
+        try:
+            head = self.session.client("s3").head_object(Bucket=self.bucket, Key=self._key(number, ".template"))
+        except ClientError:
+            return "another command"
+        meta = head.get("Metadata", {})
+        commit = str(meta.get("git-commit", "?"))[:10]
+        return f"{meta.get('caller-arn', 'another command')} (commit {commit}, {head.get('LastModified', '?')})"
+
+    def record(
+        self,
+        release: Release,
+        template: dict[str, Any],
+        build_report: dict[str, Any] | None = None,
+        say: Callable[[str], None] = print,
+    ) -> Release:
+        """Claim the first free number from `release.number` on, then store the template, the build
+        report and last the record (a record never points at a template that is not there). Returns
+        the release as recorded: its number is the next free one when another operator took it."""
         if self.bucket is None:
             raise ReleaseError("No deployment bucket was found after the deploy (sam's managed stack is missing).")
+        number = max(release.number, self.history().next_number)
+        for _ in range(CLAIM_ATTEMPTS):
+            if self._claim(number, template, release):
+                break
+            say(
+                f"Release number {number} was taken meanwhile by {self._holder(number)}: another command "
+                f"changed stage {self.session.stage.name!r} at the same time. This one is recorded under "
+                f"the next free number; see `inv releases --stage {self.session.stage.name}`."
+            )
+            number = max(number + 1, self.history().next_number)
+        else:
+            raise ReleaseError(
+                f"Could not claim a release number for stage {self.session.stage.name!r} after {CLAIM_ATTEMPTS} "
+                f"tries: other commands keep taking them (last tried {number}). The stage runs this command's "
+                f"verified change, unrecorded. Fix: when the others are done, run `inv releases --stage "
+                f"{self.session.stage.name}` and deploy again."
+            )
+        claimed = replace(release, number=number)
         s3 = self.session.client("s3")
-        s3.put_object(
-            Bucket=self.bucket,
-            Key=self._key(release.number, ".template"),
-            Body=json.dumps(template, indent=1).encode(),
-            ContentType="application/json",
-        )
         if build_report is not None:
             s3.put_object(
                 Bucket=self.bucket,
-                Key=self._key(release.number, ".report"),
+                Key=self._key(number, ".report"),
                 Body=json.dumps(build_report, indent=1).encode(),
                 ContentType="application/json",
             )
-        s3.put_object(
-            Bucket=self.bucket,
-            Key=self._key(release.number),
-            Body=json.dumps(asdict(release), indent=2).encode(),
-            ContentType="application/json",
-        )
-        self.releases()
+        try:
+            s3.put_object(
+                Bucket=self.bucket,
+                Key=self._key(number),
+                Body=json.dumps(asdict(claimed), indent=2).encode(),
+                ContentType="application/json",
+                IfNoneMatch="*",
+            )
+        except ClientError as exc:
+            if _code(exc) not in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+                raise
+            raise ReleaseError(
+                f"s3://{self.bucket}/{self._key(number)} was written by another command after this one claimed "
+                f"number {number} (one that does not claim numbers: an older checkout?). This command's verified "
+                f"change runs, unrecorded. Fix: update every checkout that deploys stage "
+                f"{self.session.stage.name!r}, then check `inv releases --stage {self.session.stage.name}`."
+            ) from None
+        self.history()
+        return claimed
 
-    def _mirror(self, records: list[Release]) -> None:
-        """build/releases/<stage>/ holds exactly the stage's records (a new emulator starts empty)."""
+    def _mirror_copies(self) -> dict[int, Path]:
+        copies = {}
+        for path in self.mirror.glob("*.json") if self.mirror.is_dir() else []:
+            if path.stem.isdigit():
+                copies[int(path.stem)] = path
+        return copies
+
+    def _mirror(self, history: History) -> None:
+        """build/releases/<stage>/ holds exactly the stage's good records (a new emulator starts
+        empty), and the last good copy of a record that has gone bad or missing since."""
         partial = self.mirror.with_name(self.mirror.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
-        for release in records:
+        for release in history.releases:
             (partial / f"{release.number:04d}.json").write_text(json.dumps(asdict(release), indent=2) + "\n")
+        for bad in history.bad:
+            if bad.copy is not None and bad.copy.is_file():
+                shutil.copy2(bad.copy, partial / bad.copy.name)
         shutil.rmtree(self.mirror, ignore_errors=True)
         partial.replace(self.mirror)
 
 
-def release_table(history: list[Release]) -> str:
-    header = ("release", "kind", "time (UTC)", "commit", "layers", "note")
-    rows = []
-    for release in history:
-        commit = release.git_commit[:10] + ("+dirty" if release.git_dirty else "")
-        layers = ", ".join(
-            f"{folder}:{info['arn'].rsplit(':', 1)[-1]}" for folder, info in sorted(release.layers.items())
-        )
-        kind = f"{release.kind} of {release.restores}" if release.restores else release.kind
-        rows.append((str(release.number), kind, release.time, commit, layers, release.note))
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    lines = [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in [header, *rows]
-    ]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    lines.append(f"current: release {history[-1].number}")
-    return "\n".join(lines)
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def release_store(root: Path, stage_name: str) -> ReleaseStore:
@@ -199,6 +277,6 @@ def release_store(root: Path, stage_name: str) -> ReleaseStore:
     return ReleaseStore(session, paths.releases(stage.name))
 
 
-def releases(root: Path, stage_name: str) -> list[Release]:
+def read_history(root: Path, stage_name: str) -> History:
     """The stage's release history (read-only: no lock, no gates)."""
-    return release_store(root, stage_name).releases()
+    return release_store(root, stage_name).history()

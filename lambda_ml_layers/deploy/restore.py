@@ -19,8 +19,8 @@ from .deployed_state import (
 )
 from .layer_versions import missing_versions
 from .live_config import SETTINGS, IntendedFunction, intended_functions
+from .release_history import Release
 from .release_records import deployed_template, differences, new_release
-from .releases import Release
 from .sam_cli import deploy_command, run_deploy
 from .smoke import smoke_run
 from .stage_context import StageContext
@@ -110,8 +110,7 @@ def recover_from_interrupt(ctx: StageContext, current: Release | None) -> None:
         status = _settle(ctx)
         state = read_stack(ctx.session)
         # The interrupted command may have recorded its release just before the Ctrl-C.
-        recorded = ctx.store.releases()
-        latest = recorded[-1] if recorded else current
+        latest = ctx.store.history().current or current
         ctx.log.say(_where_is_stage(ctx, latest, state, status))
     except KeyboardInterrupt:
         ctx.log.say(
@@ -174,11 +173,10 @@ def redeploy_release(ctx: StageContext, target: Release, kind: str, note: str, c
             f"Stage {ctx.stage.name!r} was returned to release {target.number} but does not pass its checks:\n"
             + "\n".join(f"  - {p}" for p in problems)
         )
-    history = ctx.store.releases()
     deployed = deployed_template(ctx.session)
     release = new_release(
         ctx,
-        history[-1].number + 1,
+        ctx.store.history().next_number,
         kind,
         state,
         dict(target.layers),
@@ -188,5 +186,4 @@ def redeploy_release(ctx: StageContext, target: Release, kind: str, note: str, c
         note,
     )
     with ctx.log.step(f"record release {release.number}"):
-        ctx.store.record(release, deployed, ctx.store.build_report(target))
-    return release
+        return ctx.store.record(release, deployed, ctx.store.build_report(target), ctx.log.say)

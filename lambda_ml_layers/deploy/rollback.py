@@ -7,9 +7,9 @@ from pathlib import Path
 
 from ..config.stages import load_stage
 from ..core.errors import ReleaseError
-from .releases import Release
+from .release_history import Release
 from .restore import redeploy_release
-from .stage_context import StageContext, confirm_policy, with_stage
+from .stage_context import StageContext, confirm_policy, read_checked_history, with_stage
 
 
 @dataclass(frozen=True)
@@ -27,17 +27,25 @@ def rollback(request: RollbackRequest) -> Release:
     confirm = confirm_policy(stage, request.yes, request.interactive, False)
 
     def work(ctx: StageContext) -> Release:
-        history = ctx.store.releases()
-        if not history:
+        history = read_checked_history(ctx)
+        current = history.current
+        if current is None:
             raise ReleaseError(f"Stage {stage.name!r} has no releases yet; there is nothing to roll back to.")
-        current = history[-1]
+        unknown = history.unknown_latest()
+        if unknown is not None and request.to is None:
+            raise ReleaseError(
+                f"Stage {stage.name!r}: release {unknown.number} has no good record, so 'the release before the "
+                f"current one' is unknown. Fix: name the release to return to, e.g. `inv rollback --stage "
+                f"{stage.name} --to {current.number}` (see `inv releases --stage {stage.name}`)."
+            )
         number = request.to if request.to is not None else current.number - 1
         if number < 1:
             raise ReleaseError(
                 f"Stage {stage.name!r} is on its first release ({current.number}); there is none before it."
             )
         target = ctx.store.get(number, history)
-        ctx.log.say(f"Rolling stage {stage.name!r} back from release {current.number} to release {target.number}.")
+        latest = unknown.number if unknown else current.number
+        ctx.log.say(f"Rolling stage {stage.name!r} back from release {latest} to release {target.number}.")
         release = redeploy_release(ctx, target, "rollback", f"inv rollback --to {target.number}", confirm)
         ctx.log.say(
             f"Stage {stage.name!r} is on release {release.number}: "

@@ -14,7 +14,8 @@ from ..core.paths import BuildPaths
 from .deploy_log import DeployLog
 from .deployed_state import stack_status
 from .local_emulator import emulator_endpoint, emulator_failure
-from .releases import Release, ReleaseStore
+from .release_history import History, Release
+from .releases import ReleaseStore
 from .sam_cli import find_sam
 from .stage_lock import refuse_if_in_progress, stage_lock
 from .stage_session import Caller, StageSession
@@ -44,6 +45,14 @@ def open_stage(root: Path, stage: Stage, log: DeployLog) -> tuple[StageSession, 
         log.say(f"    {where}, as {caller.arn}")
         refuse_if_in_progress(stack_status(session), stage.name, stage.stack_name)
     return session, caller, ReleaseStore(session, paths.releases(stage.name))
+
+
+def read_checked_history(ctx: StageContext) -> History:
+    """The stage's history, each bad or missing record said out loud before anything changes."""
+    history = ctx.store.history()
+    for problem in history.problems():
+        ctx.log.say(f"Warning: {problem}")
+    return history
 
 
 def confirm_policy(stage: Stage, yes: bool, interactive: bool, dry_run: bool) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[impor
 
 from ..config.template import FUNCTION_TYPES, load_template
 from ..deploy.deploy_template import resolve_sub, template_parameters
-from ..deploy.releases import Release
+from ..deploy.release_history import Release
 from .cold_start_rules import (
     BenchmarkFigures,
     InitStats,
@@ -28,7 +29,7 @@ from .cold_start_rules import (
     same_layers,
     stream_version,
 )
-from .stage_inventory import TEMPLATE, aws_failure, open_stage
+from .stage_inventory import TEMPLATE, aws_failure, open_stage, warn
 
 
 @dataclass(frozen=True)
@@ -91,13 +92,19 @@ def _releases_of(history: list[Release], logical: str, name: str, version: str) 
     ]
 
 
-def cold_starts(root: Path, stage_name: str, since_seconds: int) -> list[VersionColdStarts]:
+def cold_starts(
+    root: Path, stage_name: str, since_seconds: int, warn: Callable[[str], None] = warn
+) -> list[VersionColdStarts]:
+    """Init durations per function version; a bad release record is named (its versions show no release)."""
     opened = open_stage(root, stage_name)
     figures = read_benchmark(opened.paths.cold_start_figures)
     since_ms = int((time.time() - since_seconds) * 1000)
     rows = []
     try:
-        history = opened.store.releases()
+        read = opened.store.history()
+        for problem in read.problems():
+            warn(problem)
+        history = list(read.releases)
         logs = opened.session.client("logs")
         lambda_client = opened.session.client("lambda")
         for logical, name in sorted(stage_functions(root, opened.stage.parameters).items()):

@@ -8,9 +8,10 @@ from pathlib import Path
 from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
 
 from ..core.errors import ConfigError, OperationsError
+from ..deploy.release_history import History
 from ..deploy.stage_lock import stage_lock
 from .layer_usage_rules import Decision, Usage, prune_decisions, usages
-from .stage_inventory import delete_layer_version, open_stage, read_inventory
+from .stage_inventory import delete_layer_version, open_stage, read_inventory, warn
 
 
 def usage_lines(found: list[Usage]) -> list[str]:
@@ -33,10 +34,25 @@ def usage_lines(found: list[Usage]) -> list[str]:
     return lines
 
 
-def layer_usage(root: Path, stage_name: str) -> list[Usage]:
+def layer_usage(root: Path, stage_name: str, warn: Callable[[str], None] = warn) -> list[Usage]:
+    """Each version's users; a bad release record is named (what it referenced is then not listed)."""
     opened = open_stage(root, stage_name)
     inventory = read_inventory(opened)
+    for problem in inventory.history.problems():
+        warn(problem)
     return usages(inventory.versions, inventory.functions, inventory.aliases, inventory.releases)
+
+
+def refuse_unreadable_records(history: History, command: str) -> None:
+    """A record that exists but cannot be read may name layer versions a rollback needs: pruning
+    waits until it is fixed. A missing record is past saving, so it does not block."""
+    unreadable = [bad for bad in history.bad if not bad.missing]
+    if unreadable:
+        listed = "\n".join(bad.message(history.bucket) for bad in unreadable)
+        raise OperationsError(
+            f"Cannot prune: a release record cannot be read, so the layer versions it keeps are unknown.\n{listed}\n"
+            f"After the fix, run `{command}` again. Nothing was deleted."
+        )
 
 
 def decision_lines(decisions: list[Decision], dry_run: bool) -> list[str]:
@@ -63,6 +79,7 @@ def prune_layers(
     command = f"inv prune-layers --stage {stage_name} --keep {keep}"
     with stage_lock(lock, opened.stage.name, command):
         inventory = read_inventory(opened)
+        refuse_unreadable_records(inventory.history, command)
         found = usages(inventory.versions, inventory.functions, inventory.aliases, inventory.releases)
         decisions = prune_decisions(found, keep)
         if dry_run:

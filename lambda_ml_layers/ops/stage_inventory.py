@@ -3,6 +3,7 @@ of `inv layer-usage` and `inv prune-layers`."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,8 @@ from ..core.errors import OperationsError
 from ..core.paths import BuildPaths
 from ..deploy.deploy_template import layer_uses, template_parameters
 from ..deploy.layer_versions import split_layer_arn
-from ..deploy.releases import Release, ReleaseStore, release_store
+from ..deploy.release_history import History, Release
+from ..deploy.releases import ReleaseStore, release_store
 from ..deploy.stage_session import StageSession
 from .layer_usage_rules import Alias, FunctionVersion, LayerVersion, RecordedRelease
 
@@ -45,6 +47,11 @@ class OpenStage:
 
 def open_stage(root: Path, stage_name: str) -> OpenStage:
     return OpenStage(root, release_store(root, stage_name))
+
+
+def warn(line: str) -> None:
+    """Warnings go to stderr: the report on stdout stays what it was."""
+    print(f"Warning: {line}", file=sys.stderr)
 
 
 def aws_failure(stage: Stage, what: str, exc: Exception) -> OperationsError:
@@ -127,18 +134,20 @@ class Inventory:
     functions: list[FunctionVersion]
     aliases: list[Alias]
     releases: list[RecordedRelease]
+    history: History  # with the records that could not be read, whose references are unknown
 
 
 def read_inventory(opened: OpenStage) -> Inventory:
     try:
-        history = opened.store.releases()
+        history = opened.store.history()
+        recorded = list(history.releases)
         client = opened.session.client("lambda")
         versions = [
-            v for name in project_layer_names(opened.root, opened.stage, history) for v in layer_versions(client, name)
+            v for name in project_layer_names(opened.root, opened.stage, recorded) for v in layer_versions(client, name)
         ]
         functions = function_versions(client)
         names = sorted({f.function for f in functions})
-        return Inventory(versions, functions, aliases(client, names), recorded_releases(history))
+        return Inventory(versions, functions, aliases(client, names), recorded_releases(recorded), history)
     except (ClientError, BotoCoreError) as exc:
         raise aws_failure(opened.stage, "reading the layer versions, functions and releases", exc) from None
 

@@ -79,10 +79,12 @@ def stage_base(root: Path, stage_name: str) -> tuple[dict[str, Any] | None, str]
 
     store = release_store(root, stage_name)
     try:
-        history = store.releases()
-        if not history:
+        history = store.history()
+        current = history.current
+        if current is None:
+            if history.bad:
+                return None, f"nothing (no record of stage {stage_name} can be read: see `inv releases`)"
             return None, f"nothing (stage {stage_name} has no release yet)"
-        current = history[-1]
         report = store.build_report(current)
     except (ClientError, BotoCoreError) as exc:
         raise SizeReportError(
@@ -96,9 +98,12 @@ def stage_base(root: Path, stage_name: str) -> tuple[dict[str, Any] | None, str]
             f"(`inv deploy --stage {stage_name}`) so the new release carries one."
         )
     where = f"the build report of release {current.number} of stage {stage_name}"
-    return checked_report(
-        report, where, "deploy again to store a fresh one"
-    ), f"release {current.number} of stage {stage_name}"
+    label = f"release {current.number} of stage {stage_name}"
+    unknown = history.unknown_latest()
+    if unknown is not None:
+        # The newest record cannot be read: compare with the newest that can, and say so.
+        label += f" (release {unknown.number}'s record cannot be read: see `inv releases --stage {stage_name}`)"
+    return checked_report(report, where, "deploy again to store a fresh one"), label
 
 
 def write_atomically(path: Path, text: str) -> None:

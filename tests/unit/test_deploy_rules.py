@@ -19,7 +19,7 @@ from lambda_ml_layers.deploy.deploy_template import (
     resolve_sub,
     template_parameters,
 )
-from lambda_ml_layers.deploy.releases import Release, release_table
+from lambda_ml_layers.deploy.release_history import History, Release, release_table
 
 REPO = Path(__file__).resolve().parents[2]
 SAMCONFIG = """
@@ -321,7 +321,7 @@ def test_release_table_names_each_release_and_the_current_one() -> None:
             restores=restores,
         )
 
-    table = release_table([release(1, "deploy"), release(2, "deploy"), release(3, "rollback", 1)])
+    table = release_table(History((release(1, "deploy"), release(2, "deploy"), release(3, "rollback", 1))))
     assert "rollback of 1" in table and "0123456789+dirty" in table and "core:3" in table
     assert table.endswith("current: release 3")
 
