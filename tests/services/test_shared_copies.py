@@ -23,6 +23,8 @@ LINKS = [
     ("runtime.py", "merge"),
     ("layer_modules.json", "merge"),
     ("batch_runs.py", "merge"),
+    ("batch_history.py", "data_validation"),
+    ("batch_history.py", "feature_engineering"),
     *(("chunks.py", package) for package in ("data_validation", "feature_engineering", "predictions", "merge")),
 ]
 
