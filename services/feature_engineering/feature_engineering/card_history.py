@@ -27,7 +27,7 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -64,11 +64,19 @@ _client = client
 @dataclass(frozen=True)
 class StoredHistory:
     """What the table holds for a batch's cards: the transactions their features look back to
-    (HISTORY_COLUMNS), and each card's newest stored transaction time (ISO text, cards with
-    none left out), which tells an upload that arrived out of time order."""
+    (HISTORY_COLUMNS); per card, its newest stored transaction time (ISO text; cards with none
+    left out) and the batches whose stored transactions are newer than the card's first row in
+    this batch. Together they tell an upload that arrived out of time order (out_of_order)."""
 
     transactions: pd.DataFrame
     newest: dict[str, str]
+    later: dict[str, frozenset[str]]
+
+
+class _CardRead(NamedTuple):
+    rows: list[tuple[str, str, str, str]]
+    newest: str | None
+    later: frozenset[str]
 
 
 def read(frame: pd.DataFrame, batch_id: str | None = None) -> StoredHistory:
@@ -79,10 +87,11 @@ def read(frame: pd.DataFrame, batch_id: str | None = None) -> StoredHistory:
     revisions = RevisionCache()
     with ThreadPoolExecutor(QUERY_THREADS) as pool:
         found = list(pool.map(functools.partial(_card_history, batch_id, revisions), firsts.index, firsts.to_list()))
-    newest = {card: latest for card, (_, latest) in zip(firsts.index, found, strict=True) if latest is not None}
-    rows = [row for card_rows, _ in found for row in card_rows]
+    newest = {card: got.newest for card, got in zip(firsts.index, found, strict=True) if got.newest is not None}
+    later = {card: got.later for card, got in zip(firsts.index, found, strict=True) if got.later}
+    rows = [row for got in found for row in got.rows]
     if not rows:
-        return StoredHistory(pd.DataFrame(columns=HISTORY_COLUMNS), newest)
+        return StoredHistory(pd.DataFrame(columns=HISTORY_COLUMNS), newest, later)
     card, ts, tx, amount = zip(*rows, strict=True)
     history = pd.DataFrame(
         {
@@ -92,7 +101,28 @@ def read(frame: pd.DataFrame, batch_id: str | None = None) -> StoredHistory:
             "amount": [float(a) for a in amount],
         }
     )
-    return StoredHistory(history.drop_duplicates("transaction_id").reset_index(drop=True), newest)
+    return StoredHistory(history.drop_duplicates("transaction_id").reset_index(drop=True), newest, later)
+
+
+# Later batches named in a summary at most (the counts are exact; the names are what to re-upload).
+MAX_NAMED_BATCHES = 20
+
+
+def out_of_order(frame: pd.DataFrame, stored: StoredHistory) -> dict[str, Any]:
+    """The batch's rows older than their card's newest stored transaction: the time-order rule
+    (docs/pipeline.md) says such a row is scored right, but the later transactions already scored
+    were scored without it. {"rows", "cards", "later_batches": names to upload again (at most
+    MAX_NAMED_BATCHES), "later_batch_count"}."""
+    newest = frame["card_id"].map(stored.newest).astype(object).fillna("")
+    late = frame["timestamp"].dt.strftime(_ISO) < newest
+    cards = frame.loc[late, "card_id"].unique().tolist()
+    batches = sorted(set().union(*(stored.later.get(card, frozenset()) for card in cards)))
+    return {
+        "rows": int(late.sum()),
+        "cards": len(cards),
+        "later_batches": batches[:MAX_NAMED_BATCHES],
+        "later_batch_count": len(batches),
+    }
 
 
 def load(frame: pd.DataFrame, batch_id: str | None = None) -> pd.DataFrame:
@@ -108,12 +138,11 @@ def item_source(item: dict[str, Any]) -> tuple[str, str | None]:
     return item["batch_part"]["S"].rsplit("#", 1)[0], None
 
 
-def _card_history(
-    own_batch: str | None, revisions: RevisionCache, card: str, first: pd.Timestamp
-) -> tuple[list[tuple[str, str, str, str]], str | None]:
+def _card_history(own_batch: str | None, revisions: RevisionCache, card: str, first: pd.Timestamp) -> _CardRead:
     """(card, timestamp, transaction_id, amount) of the card's counting items, newest first, until
-    HISTORY transactions before `first` are found and items older than first - WINDOW begin; and
-    the newest counting item's latest transaction time."""
+    HISTORY transactions before `first` are found and items older than first - WINDOW begin; the
+    newest counting item's latest transaction time, and the batches of items newer than `first`
+    (all of them are read: the stop rule needs items before the window)."""
     first_text, window_start = first.strftime(_ISO), (first - WINDOW).strftime(_ISO)
     args: dict[str, Any] = {
         "TableName": table_name(),
@@ -125,6 +154,7 @@ def _card_history(
     }
     rows: list[tuple[str, str, str, str]] = []
     newest: str | None = None
+    later: set[str] = set()
     while True:
         page = _client().query(**args)
         sources = [item_source(item) for item in page["Items"]]
@@ -138,11 +168,13 @@ def _card_history(
             # the HISTORY latest before `first`), nothing further is needed.
             latest = item["last_key"]["S"].split("#", 1)[0]
             newest = newest or latest
+            if latest > first_text:
+                later.add(batch)
             if latest < window_start and sum(1 for r in rows if latest < r[1] < first_text) >= HISTORY:
-                return rows, newest
+                return _CardRead(rows, newest, frozenset(later))
             rows += [(card, ts, tx, amount) for ts, tx, amount in json.loads(item["transactions"]["S"])]
         if "LastEvaluatedKey" not in page:
-            return rows, newest
+            return _CardRead(rows, newest, frozenset(later))
         args.update(ExclusiveStartKey=page["LastEvaluatedKey"], Limit=PAGE)
 
 

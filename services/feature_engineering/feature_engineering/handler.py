@@ -67,6 +67,13 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     if frame.empty:
         raise BadInput(f"validated batch s3://{bucket}/{chunk.validated} has no rows")
     stored = card_history.read(frame, keys.batch_id)
+    late = card_history.out_of_order(frame, stored)
+    if late["rows"]:
+        logger.warning(
+            f"batch {keys.batch_id}: {late['rows']} row(s) of {late['cards']} card(s) are older than a transaction "
+            "an earlier batch recorded (out of time order; the summary says what to do)",
+            later_batches=late["later_batches"],
+        )
     table = features.feature_table(frame, model.preprocessor, stored.transactions)
     if list(table.columns[len(features.ID_COLUMNS) :]) != model.feature_names:
         raise BadInput("the fitted preprocessor's feature names differ from the model manifest's")
@@ -86,6 +93,7 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
         **run,
         **({} if chunk.whole else {"chunk": chunk.validated}),
         "rows": len(table),
+        "out_of_order": late,
         "features_key": chunk.features,
         "model_version": model.version,
         "model_sha256": model.sha256,

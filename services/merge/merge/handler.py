@@ -18,6 +18,7 @@ import os
 from typing import Any
 
 from .batch_runs import fetch, require_latest, require_same_run, run_source
+from .batch_summary import out_of_order
 from .chunks import ChunkKeys, chunk_keys
 from .runtime import (
     ArtifactError,
@@ -77,6 +78,7 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
         "chunks": len(chunks),
         "rows": summary["rows"],
         "flagged": summary["flagged"],
+        "out_of_order": summary.get("out_of_order"),
         "summary_key": keys.summary,
         "model_version": summary["model_version"],
     }
@@ -115,6 +117,7 @@ def _merge(bucket: str, keys: BatchKeys, chunks: list[ChunkKeys], run: dict[str,
         "trained_with": first["trained_with"],
         "score_distribution": scores.distribution(counts),
         "predictions_key": keys.predictions,
+        "out_of_order": out_of_order(part.get("out_of_order") for part in parts),
         "chunks": len(chunks),
         **run,  # the marker names the upload revision its results belong to
     }

@@ -14,6 +14,7 @@ import os
 from typing import Any
 
 from .batch_runs import fetch, require_latest, require_same_run, run_source
+from .batch_summary import out_of_order
 from .chunks import chunk_keys
 from .runtime import (
     ArtifactError,
@@ -100,6 +101,9 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
             **{f"p{int(q * 100)}": round(float(np.quantile(scores, q)), 6) for q in QUANTILES},
         },
         "predictions_key": chunk.predictions,
+        # FeatureEngineering's count of rows that arrived out of time order (a chunk's as it came:
+        # Merge adds them up).
+        "out_of_order": out_of_order([event.get("out_of_order")]) if chunk.whole else event.get("out_of_order"),
         **run,  # the marker names the upload revision its results belong to
     }
     if not chunk.whole:
@@ -125,6 +129,7 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
         "batch_id": keys.batch_id,
         "rows": len(predictions),
         "flagged": summary["flagged"],
+        "out_of_order": summary["out_of_order"],
         "summary_key": keys.summary if chunk.whole else chunk.summary,
         "model_version": model.version,
         **run,
