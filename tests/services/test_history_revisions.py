@@ -27,7 +27,8 @@ from svc_helpers import batch_csv, create_card_history_table
 
 BATCH = "2024-04/history"
 LATER = "2024-04/later"
-RUN_FIELDS = ("bucket", "batch_id", "source_key", "source_revision")
+# What the template's ItemSelector passes each chunk from Validate's result (besides status, chunk).
+RUN_FIELDS = ("bucket", "batch_id", "source_key", "source_revision", "upload")
 
 
 def new_stage(s3: Any, endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:

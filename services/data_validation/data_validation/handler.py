@@ -116,6 +116,13 @@ def _publish(
         "valid_rows": checked["valid_rows"],
         "invalid_rows": checked["invalid_rows"],
         "report_key": keys.report,
+        # What the batch's summary.json (and the execution's output) reports about the upload: the
+        # state machine's Map hands it to each chunk, Merge has it here.
+        "upload": {
+            "rows": checked["rows"],
+            "quarantined_rows": checked["invalid_rows"],
+            "quarantine_key": report.get("quarantine_key"),
+        },
         # The state machine's Map runs FeatureEngineering -> Predictions once per chunk key.
         "chunks": chunks,
         **({"reason": checked["reason"]} if not passed else {}),

@@ -94,6 +94,8 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
         **({} if chunk.whole else {"chunk": chunk.validated}),
         "rows": len(table),
         "out_of_order": late,
+        # DataValidation's row counts, for Predictions' summary (absent in a manual run's event).
+        **({"upload": event["upload"]} if "upload" in event else {}),
         "features_key": chunk.features,
         "model_version": model.version,
         "model_sha256": model.sha256,
