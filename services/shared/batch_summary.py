@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+# The summary's (and the execution output's) fields on what became of the upload's rows.
+ROW_COUNTS = ("uploaded_rows", "scored_rows", "quarantined_rows", "quarantine_key")
 # Later batches named at most (card_history.MAX_NAMED_BATCHES names as many per chunk).
 MAX_NAMED_BATCHES = 20
 
@@ -17,12 +19,8 @@ def row_counts(upload: object, scored: int) -> dict[str, Any]:
     """Uploaded, scored and quarantined rows and the quarantine key, from DataValidation's
     `upload` counts (as the state machine passes them on; None for a manual run without them)."""
     counts = upload if isinstance(upload, dict) else {}
-    return {
-        "uploaded_rows": counts.get("rows"),
-        "scored_rows": scored,
-        "quarantined_rows": counts.get("quarantined_rows"),
-        "quarantine_key": counts.get("quarantine_key"),
-    }
+    values = (counts.get("rows"), scored, counts.get("quarantined_rows"), counts.get("quarantine_key"))
+    return dict(zip(ROW_COUNTS, values, strict=True))
 
 
 def out_of_order(parts: Iterable[object]) -> dict[str, Any]:

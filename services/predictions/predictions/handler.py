@@ -14,7 +14,7 @@ import os
 from typing import Any
 
 from .batch_runs import fetch, require_latest, require_same_run, run_source
-from .batch_summary import out_of_order, row_counts
+from .batch_summary import ROW_COUNTS, out_of_order, row_counts
 from .chunks import chunk_keys
 from .runtime import (
     ArtifactError,
@@ -111,7 +111,7 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
         # A chunk's counts and model, for Merge to add up; the batch's summary is Merge's to write.
         # (Quantiles do not add up: Merge computes the batch's score distribution from the scores.)
         # (Row counts of the upload are the batch's, not a chunk's: Merge has them from DataValidation.)
-        summary = {k: v for k, v in summary.items() if k not in {"score_distribution", *row_counts(None, 0)}}
+        summary = {k: v for k, v in summary.items() if k not in {"score_distribution", *ROW_COUNTS}}
     outputs = Outputs(bucket, run.get("source_revision"))
     try:
         if run:
@@ -131,7 +131,7 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
         "batch_id": keys.batch_id,
         "rows": len(predictions),
         "flagged": summary["flagged"],
-        **({name: summary[name] for name in row_counts(None, 0)} if chunk.whole else {}),
+        **({name: summary[name] for name in ROW_COUNTS} if chunk.whole else {}),
         "out_of_order": summary["out_of_order"],
         "summary_key": keys.summary if chunk.whole else chunk.summary,
         "model_version": model.version,
