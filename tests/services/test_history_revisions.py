@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -227,3 +228,20 @@ def test_items_of_two_revisions_never_overwrite_each_other(card_history_table: s
     assert card_history.load(later, LATER).empty
     items = json.loads(json.dumps(card_history.history_items(frame.iloc[:1], BATCH, "r9")))
     assert items[0]["batch_part"]["S"] == f"{BATCH}#r9#0000" and items[0]["revision"]["S"] == "r9"
+
+
+def test_an_upload_deleted_before_its_rerun_withdraws_the_batch_from_history(
+    s3: Any, uploaded_model: dict[str, Any], moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run for an upload that no longer exists removes the batch's outputs; its history goes too."""
+    bucket = new_stage(s3, moto_endpoint, monkeypatch)
+    run_pipeline(upload(s3, bucket, BATCH, ORIGINAL))
+    frame = features.parse_validated(pd.read_csv(io.StringIO(FOLLOWING), dtype=str))
+    assert not card_history.load(frame, LATER).empty
+    s3.delete_object(Bucket=bucket, Key=f"incoming/{BATCH}.csv")  # a delete marker: the key is gone
+
+    result = validation.lambda_handler({"bucket": bucket, "key": f"incoming/{BATCH}.csv"}, None)
+
+    assert result["status"] == "error" and "does not exist" in result["error"]["message"]
+    assert registry(os.environ["CARD_HISTORY_TABLE"], BATCH)["revision"] == batch_history.NO_REVISION
+    assert card_history.load(frame, LATER).empty
