@@ -100,6 +100,27 @@ def scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     }
 
 
+CALIBRATION_BINS = 10
+
+
+def calibration(y: np.ndarray, p: np.ndarray, threshold: float = THRESHOLD) -> dict[str, float]:
+    """How far the scores are from probabilities on the test days: the flag rate at the threshold
+    next to the true positive rate (a model that flags twice the true rate floods reviewers),
+    the mean score, and the expected calibration error over CALIBRATION_BINS equal-width bins
+    (the rows-weighted gap between mean score and positive rate per bin)."""
+    bins = np.minimum((p * CALIBRATION_BINS).astype(int), CALIBRATION_BINS - 1)
+    gap = 0.0
+    for b in np.unique(bins):
+        inside = bins == b
+        gap += abs(float(p[inside].mean()) - float(y[inside].mean())) * int(inside.sum()) / len(y)
+    return {
+        "positive_rate": round(float(y.mean()), 4),
+        "flag_rate": round(float((p >= threshold).mean()), 4),
+        "mean_score": round(float(p.mean()), 4),
+        "expected_calibration_error": round(gap, 4),
+    }
+
+
 def train(frame: pd.DataFrame, max_iter: int = 200) -> tuple[dict[str, Any], dict[str, Any]]:
     """Fit on the earlier days, score the later ones; returns (bundle, metrics)."""
     # Features are computed over the whole frame (per-card history crosses the split), then
@@ -131,6 +152,7 @@ def train(frame: pd.DataFrame, max_iter: int = 200) -> tuple[dict[str, Any], dic
         "model": scores(y_test, model_p),
         "baseline_prior": scores(y_test, baseline.predict_proba(x_test)[:, 1]),
         "recall_at_threshold": round(float(((model_p >= THRESHOLD) & (y_test == 1)).sum() / max(1, y_test.sum())), 4),
+        "calibration": calibration(y_test, model_p),
     }
     bundle = {
         "preprocessor": preprocessor,
@@ -222,6 +244,11 @@ def run(args: argparse.Namespace) -> int:
     for name in m:
         print(f"{name:<18}{m[name]:>9.4f}{b[name]:>10.4f}")
     print(f"recall at {THRESHOLD}: {metrics['recall_at_threshold']:.1%}")
+    c = metrics["calibration"]
+    print(
+        f"calibration: flags {c['flag_rate']:.1%} at {THRESHOLD} (true rate {c['positive_rate']:.1%}), "
+        f"mean score {c['mean_score']:.4f}, expected calibration error {c['expected_calibration_error']:.4f}"
+    )
     if not beats_baseline(metrics):
         print("REFUSED: the model does not beat the prior-probability baseline; no artifact written.")
         return REFUSED_EXIT

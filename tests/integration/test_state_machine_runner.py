@@ -105,6 +105,10 @@ def test_the_templates_state_machine_scores_the_sample_batch_through_the_sandbox
     summary = json.loads(s3.get_object(Bucket=bucket, Key=f"predictions/{batch}/summary.json")["Body"].read())
     validation = json.loads(s3.get_object(Bucket=bucket, Key=f"reports/{batch}/validation.json")["Body"].read())
     assert summary["rows"] == validation["valid_rows"] > 0
+    # What became of every uploaded row, in the marker and in the execution's output alike.
+    counts = ("uploaded_rows", "scored_rows", "quarantined_rows", "quarantine_key")
+    expected = tuple(validation.get(name) for name in ("rows", "valid_rows", "invalid_rows", "quarantine_key"))
+    assert tuple(summary[name] for name in counts) == expected == tuple(result.output[name] for name in counts)
     predictions = s3.get_object(Bucket=bucket, Key=f"predictions/{batch}/predictions.csv")["Body"].read().decode()
     assert len(predictions.splitlines()) - 1 == summary["rows"]  # the chunks merged into the batch's one file
     print("\n".join(f"{e.where}: {e.duration_s:.2f} s" for e in result.events("StateExited")))

@@ -72,6 +72,14 @@ def card_history_table(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> s
     return name
 
 
+@pytest.fixture(autouse=True)
+def _card_history_for_handler_tests(request: pytest.FixtureRequest) -> None:
+    """Every test that reaches the moto server gets an empty card-history table: DataValidation
+    registers each upload's revision there (batch_history.py), FeatureEngineering reads it."""
+    if "moto_endpoint" in request.fixturenames:
+        request.getfixturevalue("card_history_table")
+
+
 @pytest.fixture
 def model_bucket(s3: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, card_history_table: str) -> str:
     """An empty model bucket the functions are configured to read, an empty /tmp cache, and

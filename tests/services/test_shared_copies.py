@@ -23,6 +23,10 @@ LINKS = [
     ("runtime.py", "merge"),
     ("layer_modules.json", "merge"),
     ("batch_runs.py", "merge"),
+    ("batch_history.py", "data_validation"),
+    ("batch_history.py", "feature_engineering"),
+    ("batch_summary.py", "predictions"),
+    ("batch_summary.py", "merge"),
     *(("chunks.py", package) for package in ("data_validation", "feature_engineering", "predictions", "merge")),
 ]
 

@@ -36,6 +36,24 @@ def test_model_beats_the_prior_baseline(trained_model: tuple[Path, dict[str, Any
     assert not trainer.beats_baseline({**metrics, "model": metrics["baseline_prior"]})
 
 
+def test_calibration_compares_flag_rate_and_scores_with_the_true_rate(
+    trained_model: tuple[Path, dict[str, Any]],
+) -> None:
+    import numpy as np
+    import trainer
+
+    y = np.array([0] * 8 + [1] * 2)
+    perfect = trainer.calibration(y, np.array([0.2] * 10), threshold=0.5)
+    assert perfect == {"positive_rate": 0.2, "flag_rate": 0.0, "mean_score": 0.2, "expected_calibration_error": 0.0}
+    # Scores inflated as class weighting does: flags 3 of 10 where 2 are positive, 0.25 too high on average.
+    inflated = trainer.calibration(y, np.array([0.3] * 7 + [0.6] + [0.9] * 2), threshold=0.5)
+    assert (inflated["flag_rate"], inflated["mean_score"]) == (0.3, 0.45)
+    assert inflated["expected_calibration_error"] == pytest.approx(0.21 + 0.06 + 0.02)  # per bin: 7, 1 and 2 rows
+    _, manifest = trained_model
+    reported = manifest["metrics"]["calibration"]
+    assert set(reported) == set(perfect) and reported["positive_rate"] == manifest["metrics"]["test_positive_rate"]
+
+
 def test_artifact_records_its_sha256_and_library_versions(trained_model: tuple[Path, dict[str, Any]]) -> None:
     out, manifest = trained_model
     digest = hashlib.sha256((out / "model.joblib").read_bytes()).hexdigest()

@@ -29,6 +29,7 @@ class Table:
     names: list[str]
     renames: dict[str, str]
     blocks: Iterator[pd.DataFrame]
+    header: list[str]  # as received: tells a file split by another delimiter
 
 
 def read_table(lines: Iterable[str], block_rows: int = BLOCK_ROWS) -> Table:
@@ -41,7 +42,7 @@ def read_table(lines: Iterable[str], block_rows: int = BLOCK_ROWS) -> Table:
     if header is None or (not "".join(header).strip() and first is None):
         raise BadInput("the batch is an empty file")
     names, renames = canonical_header(header)
-    return Table(names, renames, _blocks(reader, first, names, block_rows))
+    return Table(names, renames, _blocks(reader, first, names, block_rows), header)
 
 
 def _next_filled(reader: Any) -> list[str] | None:

@@ -7,8 +7,11 @@ Streams the upload in bounded memory (split.py) and writes, in this order:
 quarantine/<batch>/invalid_rows.csv (if any), the valid rows (only when the batch passes) as
 validated/<batch>/valid_rows.csv or, for a large upload, one chunk per group of cards under
 chunks/validated/<batch>/<revision>/, then reports/<batch>/validation.json, the marker that the
-run finished. Returns {"status": "passed" | "failed", "bucket", "batch_id", counts..., "chunks":
-[keys]} (the state machine's Map runs once per chunk key) or a structured error.
+run finished. Before it publishes (or rejects), the upload's revision becomes the batch's current
+one for the card history (batch_history.take_over): what an earlier upload of the batch recorded
+stops counting in later batches' features at the moment its outputs are withdrawn.
+Returns {"status": "passed" | "failed", "bucket", "batch_id", counts..., "chunks": [keys]} (the
+state machine's Map runs once per chunk key) or a structured error.
 An upload refused as a whole (unreadable, missing columns, a refused name, too big) still
 writes reports/<batch>/validation.json, where the state machine's BatchRejected points.
 """
@@ -18,8 +21,18 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .batch_runs import event_revision, open_object, require_latest
-from .runtime import BadInput, BatchKeys, Logger, Outputs, Superseded, lambda_entry, layer_imports, s3_reference
+from .batch_runs import event_revision, latest_revision, open_object, require_latest
+from .runtime import (
+    ArtifactError,
+    BadInput,
+    BatchKeys,
+    Logger,
+    Outputs,
+    Superseded,
+    lambda_entry,
+    layer_imports,
+    s3_reference,
+)
 
 FUNCTION = "DataValidation"
 logger = Logger(os.environ.get("POWERTOOLS_SERVICE_NAME", "data-validation"))
@@ -27,7 +40,7 @@ logger = Logger(os.environ.get("POWERTOOLS_SERVICE_NAME", "data-validation"))
 with layer_imports(FUNCTION, logger):
     import boto3  # noqa: F401  (imported here so a missing AWSUtilitiesLayer fails the init)
 
-    from . import inputs, schema, split
+    from . import batch_history, inputs, schema, split
 
 SCHEMA = schema.load_schema()
 
@@ -59,6 +72,7 @@ def _publish(
     passed = bool(checked["passed"])
     outputs = Outputs(bucket, revision)
     require_latest(bucket, key, revision)
+    _take_over_history(bucket, key, keys.batch_id, revision)
     # The previous run's set stops being "done" first; on failure the rest of it goes too.
     _remove_previous_results(outputs, keys, keep_upstream=passed)
     chunks: list[str] = []
@@ -102,6 +116,13 @@ def _publish(
         "valid_rows": checked["valid_rows"],
         "invalid_rows": checked["invalid_rows"],
         "report_key": keys.report,
+        # What the batch's summary.json (and the execution's output) reports about the upload: the
+        # state machine's Map hands it to each chunk, Merge has it here.
+        "upload": {
+            "rows": checked["rows"],
+            "quarantined_rows": checked["invalid_rows"],
+            "quarantine_key": report.get("quarantine_key"),
+        },
         # The state machine's Map runs FeatureEngineering -> Predictions once per chunk key.
         "chunks": chunks,
         **({"reason": checked["reason"]} if not passed else {}),
@@ -125,6 +146,8 @@ def _reject(bucket: str, key: str, revision: str | None, reason: str) -> str:
     outputs = Outputs(bucket, revision)
     if revision is not None:
         require_latest(bucket, key, revision)  # a rejected old upload must not touch a newer one's results
+    # Unread (missing, or refused before its revision was known): the key's current revision, if any.
+    _take_over_history(bucket, key, keys.batch_id, revision or _upload_revision(bucket, key))
     _remove_previous_results(outputs, keys, keep_upstream=False)
     outputs.delete(keys.quarantine)
     report = {
@@ -137,3 +160,18 @@ def _reject(bucket: str, key: str, revision: str | None, reason: str) -> str:
         "rows": None,
     }
     return outputs.put_json(keys.report, report)
+
+
+def _take_over_history(bucket: str, key: str, batch_id: str, revision: str) -> None:
+    """This upload's revision becomes the one the card history counts for the batch (an earlier
+    upload's recorded transactions stop counting), unless a newer upload is already the latest."""
+    batch_history.take_over(batch_id, revision, key, lambda: _upload_revision(bucket, key))
+
+
+def _upload_revision(bucket: str, key: str) -> str:
+    """The upload's current revision; for an upload that no longer exists (or cannot be read)
+    NO_REVISION, so no revision of its batch counts, as none of its outputs remain."""
+    try:
+        return latest_revision(bucket, key)
+    except ArtifactError:
+        return batch_history.NO_REVISION

@@ -198,6 +198,36 @@ def canonical_name(name: str) -> str:
     return _HEADER_SEPARATORS.sub("_", name.strip()).lower()
 
 
+# Delimiters spreadsheets write instead of a comma: a semicolon where the decimal mark is a comma
+# (Excel in much of Europe), a tab ("Text (Tab delimited)", copy-paste), a pipe.
+OTHER_DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
+
+
+def other_delimiter(header: list[str], required: Iterable[str]) -> str | None:
+    """The delimiter a header read as comma-separated was really split by, if splitting it there
+    finds required column names the comma did not; else None."""
+    wanted = set(required)
+    found = wanted & {canonical_name(name) for name in header}
+    for delimiter in OTHER_DELIMITERS:
+        if not any(delimiter in name for name in header):
+            continue
+        names = {canonical_name(part) for name in header for part in name.split(delimiter)}
+        if len(wanted & names) > len(found):
+            return delimiter
+    return None
+
+
+def delimiter_message(delimiter: str, header: list[str]) -> str:
+    name = OTHER_DELIMITERS[delimiter]
+    shown = ",".join(header)
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."
+    return (
+        f"the batch is {name}-delimited (its header {shown!r} has {delimiter!r} between the column names), "
+        f'but the pipeline reads comma-separated CSV: save it as "CSV UTF-8 (Comma delimited)" or replace '
+        f"each {name} between fields with a comma, and upload it again"
+    )
+
+
 def canonical_header(header: list[str]) -> tuple[list[str], dict[str, str]]:
     """The header with canonical names, and the renames made (for the report).
     Two names that become the same one are refused: which column is meant cannot be told."""

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .blocks import BLOCK_ROWS, DuplicateKeys, key_hashes, read_table
+from .inputs import delimiter_message, other_delimiter
 from .rules import check_block, flag_duplicates
 from .runtime import BadInput
 from .schema import Schema
@@ -89,6 +90,9 @@ def scan(
     table = read_table(lines, block_rows)
     missing = [c.name for c in schema.columns if c.required and c.name not in table.names]
     if missing:
+        delimiter = other_delimiter(table.header, (c.name for c in schema.columns if c.required))
+        if delimiter is not None:
+            raise BadInput(delimiter_message(delimiter, table.header))
         raise BadInput(f"the batch lacks required column(s) {', '.join(missing)}; header is {table.names}")
     key = list(schema.key)
     tally, duplicates = _Tally(), DuplicateKeys()

@@ -17,6 +17,7 @@ from typing import Any
 from .batch_runs import fetch, require_latest, require_same_run, run_source
 from .chunks import chunk_keys
 from .runtime import (
+    REVISION_METADATA,
     ArtifactError,
     BadEvent,
     BadInput,
@@ -59,10 +60,21 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
         frame = features.parse_validated(pd.read_csv(io.BytesIO(validated.body), dtype=str))
     except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise BadInput(f"validated batch s3://{bucket}/{chunk.validated} is unusable: {exc}") from None
+    # The upload revision the history items are recorded for: the run's, or for a manual rerun the
+    # one the validated object was written from ("" if it names none).
+    revision = run.get("source_revision") or validated.metadata.get(REVISION_METADATA, "")
     del validated  # the frame is the copy that matters: one chunk's worth, not both
     if frame.empty:
         raise BadInput(f"validated batch s3://{bucket}/{chunk.validated} has no rows")
-    table = features.feature_table(frame, model.preprocessor, card_history.load(frame))
+    stored = card_history.read(frame, keys.batch_id)
+    late = card_history.out_of_order(frame, stored)
+    if late["rows"]:
+        logger.warning(
+            f"batch {keys.batch_id}: {late['rows']} row(s) of {late['cards']} card(s) are older than a transaction "
+            "an earlier batch recorded (out of time order; the summary says what to do)",
+            later_batches=late["later_batches"],
+        )
+    table = features.feature_table(frame, model.preprocessor, stored.transactions)
     if list(table.columns[len(features.ID_COLUMNS) :]) != model.feature_names:
         raise BadInput("the fitted preprocessor's feature names differ from the model manifest's")
 
@@ -70,8 +82,9 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     if run:
         require_latest(bucket, run["source_key"], run["source_revision"])
     # Before the features: a later batch of these cards must see these transactions. (Chunks of
-    # one batch hold disjoint cards, so their records, one item per card and batch, never collide.)
-    card_history.record(frame, keys.batch_id)
+    # one batch hold disjoint cards, so their records, one item per card, batch and revision, never
+    # collide; another revision's chunks write items of their own.)
+    card_history.record(frame, keys.batch_id, revision)
     outputs.put(chunk.features, table.to_csv(index=False, float_format="%.6g"), "text/csv")
     return {
         "status": "ok",
@@ -80,6 +93,9 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
         **run,
         **({} if chunk.whole else {"chunk": chunk.validated}),
         "rows": len(table),
+        "out_of_order": late,
+        # DataValidation's row counts, for Predictions' summary (absent in a manual run's event).
+        **({"upload": event["upload"]} if "upload" in event else {}),
         "features_key": chunk.features,
         "model_version": model.version,
         "model_sha256": model.sha256,

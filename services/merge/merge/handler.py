@@ -18,6 +18,7 @@ import os
 from typing import Any
 
 from .batch_runs import fetch, require_latest, require_same_run, run_source
+from .batch_summary import out_of_order, row_counts
 from .chunks import ChunkKeys, chunk_keys
 from .runtime import (
     ArtifactError,
@@ -65,7 +66,7 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
         summary = _summary_of(bucket, keys.summary, run)
         merged = False
     else:
-        summary = _merge(bucket, keys, chunks, run)
+        summary = _merge(bucket, keys, chunks, run, event.get("upload"))
         _remove_chunks(bucket, chunks)
         merged = True
     logger.info(f"batch {keys.batch_id} merged", chunks=len(chunks), rows=summary["rows"], merged=merged)
@@ -76,7 +77,10 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
         **run,
         "chunks": len(chunks),
         "rows": summary["rows"],
+        # The execution's output: what became of the upload's rows, and where the quarantine is.
+        **row_counts(event.get("upload"), summary["rows"]),
         "flagged": summary["flagged"],
+        "out_of_order": summary.get("out_of_order"),
         "summary_key": keys.summary,
         "model_version": summary["model_version"],
     }
@@ -94,7 +98,9 @@ def _summary_of(bucket: str, key: str, run: dict[str, str]) -> dict[str, Any]:
     return document
 
 
-def _merge(bucket: str, keys: BatchKeys, chunks: list[ChunkKeys], run: dict[str, str]) -> dict[str, Any]:
+def _merge(
+    bucket: str, keys: BatchKeys, chunks: list[ChunkKeys], run: dict[str, str], upload: object
+) -> dict[str, Any]:
     parts = [_summary_of(bucket, chunk.summary, run) for chunk in chunks]
     models = {part["model_sha256"] for part in parts}
     if len(models) != 1:
@@ -105,9 +111,11 @@ def _merge(bucket: str, keys: BatchKeys, chunks: list[ChunkKeys], run: dict[str,
     revision = run.get("source_revision")
     counts = scores.score_counts(bucket, [chunk.predictions for chunk in chunks])
     first = parts[0]
+    scored = sum(int(part["rows"]) for part in parts)
     summary = {
         "batch_id": keys.batch_id,
-        "rows": sum(int(part["rows"]) for part in parts),
+        "rows": scored,  # scored rows, as before (scored_rows below)
+        **row_counts(upload, scored),
         "flagged": sum(int(part["flagged"]) for part in parts),
         "threshold": first["threshold"],
         "model_version": first["model_version"],
@@ -115,6 +123,7 @@ def _merge(bucket: str, keys: BatchKeys, chunks: list[ChunkKeys], run: dict[str,
         "trained_with": first["trained_with"],
         "score_distribution": scores.distribution(counts),
         "predictions_key": keys.predictions,
+        "out_of_order": out_of_order(part.get("out_of_order") for part in parts),
         "chunks": len(chunks),
         **run,  # the marker names the upload revision its results belong to
     }

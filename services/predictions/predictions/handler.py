@@ -14,6 +14,7 @@ import os
 from typing import Any
 
 from .batch_runs import fetch, require_latest, require_same_run, run_source
+from .batch_summary import ROW_COUNTS, out_of_order, row_counts
 from .chunks import chunk_keys
 from .runtime import (
     ArtifactError,
@@ -87,7 +88,8 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     predictions = table[ID_COLUMNS].assign(fraud_score=np.round(scores, 6), flagged=(scores >= threshold).astype(int))
     summary = {
         "batch_id": keys.batch_id,
-        "rows": len(predictions),
+        "rows": len(predictions),  # scored rows, as before (scored_rows below)
+        **row_counts(event.get("upload"), len(predictions)),
         "flagged": int(predictions["flagged"].sum()),
         "threshold": threshold,
         "model_version": model.version,
@@ -100,12 +102,16 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
             **{f"p{int(q * 100)}": round(float(np.quantile(scores, q)), 6) for q in QUANTILES},
         },
         "predictions_key": chunk.predictions,
+        # FeatureEngineering's count of rows that arrived out of time order (a chunk's as it came:
+        # Merge adds them up).
+        "out_of_order": out_of_order([event.get("out_of_order")]) if chunk.whole else event.get("out_of_order"),
         **run,  # the marker names the upload revision its results belong to
     }
     if not chunk.whole:
         # A chunk's counts and model, for Merge to add up; the batch's summary is Merge's to write.
         # (Quantiles do not add up: Merge computes the batch's score distribution from the scores.)
-        summary = {k: v for k, v in summary.items() if k != "score_distribution"}
+        # (Row counts of the upload are the batch's, not a chunk's: Merge has them from DataValidation.)
+        summary = {k: v for k, v in summary.items() if k not in {"score_distribution", *ROW_COUNTS}}
     outputs = Outputs(bucket, run.get("source_revision"))
     try:
         if run:
@@ -125,6 +131,8 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
         "batch_id": keys.batch_id,
         "rows": len(predictions),
         "flagged": summary["flagged"],
+        **({name: summary[name] for name in ROW_COUNTS} if chunk.whole else {}),
+        "out_of_order": summary["out_of_order"],
         "summary_key": keys.summary if chunk.whole else chunk.summary,
         "model_version": model.version,
         **run,

@@ -87,6 +87,9 @@ EXPECTED_ACCESS = {
         # A failing or rejected re-upload removes the previous run's later results.
         ("s3:DeleteObject", "DataBucket", "features/*"),
         ("s3:DeleteObject", "DataBucket", "predictions/*"),
+        # The batch's registry item: which upload revision the card history counts.
+        ("dynamodb:BatchGetItem", "CardHistoryTable", ""),
+        ("dynamodb:PutItem", "CardHistoryTable", ""),
     },
     "FeatureEngineeringFunction": {
         ("s3:GetObject", "DataBucket", "validated/*"),
@@ -102,6 +105,9 @@ EXPECTED_ACCESS = {
         ("dynamodb:Query", "CardHistoryTable", "index/by_time"),
         ("dynamodb:BatchWriteItem", "CardHistoryTable", ""),
         ("dynamodb:BatchWriteItem", "CardHistoryTable", "index/by_time"),
+        # Each history batch's current revision (registry items).
+        ("dynamodb:BatchGetItem", "CardHistoryTable", ""),
+        ("dynamodb:BatchGetItem", "CardHistoryTable", "index/by_time"),
     },
     "PredictionsFunction": {
         ("s3:GetObject", "DataBucket", "features/*"),
@@ -146,6 +152,17 @@ def test_each_function_reaches_only_its_prefixes(template: dict[str, Any]) -> No
                         assert match, target
                         granted.add((action, match[1], match[2]))
         assert granted == expected, function
+
+
+def test_data_validation_reaches_only_the_batch_registry_items(template: dict[str, Any]) -> None:
+    """DataValidation writes the per-batch registry items of the card-history table, never a card's."""
+    statements = [
+        statement
+        for policy in resources(template)["DataValidationFunction"]["Properties"]["Policies"]
+        for statement in policy["Statement"]
+        if any(str(action).startswith("dynamodb:") for action in statement["Action"])
+    ]
+    assert [s["Condition"] for s in statements] == [{"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["#batch#*"]}}]
 
 
 def test_bucket_names_match_the_training_upload(template: dict[str, Any]) -> None:

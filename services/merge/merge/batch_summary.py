@@ -1,0 +1,1 @@
+../../shared/batch_summary.py
