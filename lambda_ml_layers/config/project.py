@@ -46,6 +46,8 @@ class LayerConfig:
     upstream_tests: UpstreamTests
     # [prune]: remove what the trace and keep list do not cover (None: nothing pruned)
     prune: PruneConfig | None = None
+    # [prune] as written, `enabled = false` included (the option a user can turn on)
+    prune_option: PruneConfig | None = None
 
     @property
     def requirements_in(self) -> Path:
@@ -133,7 +135,8 @@ def _layer_config(
     if not all(isinstance(v, str) and v.strip() for v in allowed.values()):
         problems.append(f"{where} [layer_tests] allowed_import_failures: give each module a reason (a string).")
     upstream = rules.upstream_tests(raw, where, problems)
-    prune = prune_settings(raw, folder, (folder / LAYER_FILE).read_text(encoding="utf-8"), problems)
+    prune_option = prune_settings(raw, folder, (folder / LAYER_FILE).read_text(encoding="utf-8"), problems)
+    prune = prune_option if prune_option is not None and prune_option.enabled else None
     if prune is not None:
         problems += suites_in_pruned_code(upstream, prune, where)
     return LayerConfig(
@@ -153,6 +156,7 @@ def _layer_config(
         allowed_import_failures={str(k): str(v) for k, v in allowed.items()},
         upstream_tests=upstream,
         prune=prune,
+        prune_option=prune_option,
     )
 
 
