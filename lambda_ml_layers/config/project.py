@@ -167,20 +167,23 @@ def load_project(root: Path) -> ProjectConfig:
     stages = stage_names(root) if (root / SAMCONFIG).exists() else []
     problems: list[str] = []
     layers = []
+    unreadable = set()  # layers whose own problem is already listed: not "missing" as a base too
     for folder in layer_folders(layers_dir):
         if not (folder / LAYER_FILE).is_file():
             problems.append(_missing_layer_toml(folder))
+            unreadable.add(folder.name)
             continue
         problems += [f"{folder}: {p}" for p in rules.layer_name_problems(folder.name, stages)]
         try:
             raw = read_toml(folder / LAYER_FILE)
         except ConfigError as exc:
             problems.append(str(exc))  # the one cause; its values cannot be checked
+            unreadable.add(folder.name)
             continue
         layers.append(_layer_config(folder, raw, defaults, problems))
     if not layers and not problems:
         problems.append(f"{layers_dir}: no layer folders with a {LAYER_FILE}.")
-    _check_base_layers(layers, problems)
+    _check_base_layers(layers, problems, unreadable)
     collect(problems, ConfigError, "The layer configuration has problems:")
     return ProjectConfig(
         root=root,
@@ -190,12 +193,12 @@ def load_project(root: Path) -> ProjectConfig:
     )
 
 
-def _check_base_layers(layers: list[LayerConfig], problems: list[str]) -> None:
+def _check_base_layers(layers: list[LayerConfig], problems: list[str], unreadable: set[str]) -> None:
     names = {layer.name for layer in layers}
     by_name = {layer.name: layer for layer in layers}
     for layer in layers:
         for base in layer.base_layers:
-            if base not in names:
+            if base not in names and base not in unreadable:
                 close = difflib.get_close_matches(base, sorted(names), n=1)
                 hint = f" Perhaps you meant {close[0]!r}?" if close else ""
                 problems.append(f"{layer.folder / 'layer.toml'}: base layer {base!r} does not exist.{hint}")
