@@ -67,17 +67,23 @@ def strip_shared_objects(site: Path, python: str | None, arch: str) -> StepResul
             shutil.copy2(backups[path], path)
         # A library fails to load when one it needs (from the same layer) broke, though it would
         # strip fine itself: each is tried again alone, next to the restored originals.
+        retried = []
         for path in sorted(failures):
-            if not _strip_and_load([path], python, Path(backup_dir)):
-                del failures[path]
+            if _strip_and_load([path], python, Path(backup_dir)):
+                shutil.copy2(backups[path], path)  # at once: a later retry may need it
             else:
-                shutil.copy2(backups[path], path)
-        if len(failures) < len(to_strip):
-            # The retried ones were loaded next to unstripped neighbours: prove the final set together.
+                retried.append(path)
+        if retried:
+            # They were loaded next to unstripped neighbours: prove the final set together.
+            for path in retried:
+                del failures[path]
             late = _load([p for p in to_strip if p not in failures], python, Path(backup_dir))
             for path, error in late.items():
                 failures[path] = error
                 shutil.copy2(backups[path], path)
+        # What does not load as installed either (a plugin for a library Lambda lacks) was never
+        # the strip's doing: said so, rather than blamed on the strip.
+        never = _load(sorted(failures), python, Path(backup_dir)) if failures else {}
     saved = sum(before[p] - p.stat().st_size for p in to_strip)
     note = f"{len(to_strip) - len(failures)} stripped" + (
         f", {len(candidates) - len(to_strip)} not ELF (left alone)" if len(candidates) > len(to_strip) else ""
@@ -85,8 +91,12 @@ def strip_shared_objects(site: Path, python: str | None, arch: str) -> StepResul
     # A restore is the safety net working (scipy's bundled OpenBLAS breaks under any strip), so
     # it is a note: the library ships as installed, and the layer is only that much larger.
     restored = tuple(
-        f"kept unstripped {p.relative_to(site)} ({before[p] / 1e6:.1f} MB): it no longer loaded once stripped: "
-        + msg.replace(f"{site}/", "")
+        f"kept unstripped {p.relative_to(site)} ({before[p] / 1e6:.1f} MB): "
+        + (
+            f"it does not load as installed either: {never[p]}"
+            if p in never
+            else f"it no longer loaded once stripped: {msg}"
+        ).replace(f"{site}/", "")
         for p, msg in sorted(failures.items())
     )
     return StepResult("shared-objects", bytes_removed=saved, notes=(note, *restored))

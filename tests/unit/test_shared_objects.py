@@ -84,3 +84,21 @@ def test_a_linker_script_named_so_is_not_elf(tmp_path: Path) -> None:
     fake = tmp_path / "libfake.so"
     fake.write_text("INPUT(-lc)\n")
     assert not is_elf(fake)
+
+
+def test_a_library_that_does_not_load_as_installed_is_not_blamed_on_the_strip(tmp_path: Path) -> None:
+    libs = tmp_path / "site" / "pkg.libs"
+    libs.mkdir(parents=True)
+    gone = libs / "libgone.so"
+    compile_library("int gone_value(void) { return 1; }\n", gone, "-Wl,-soname,libgone.so")
+    plugin = libs / "libplugin.so"
+    compile_library("int gone_value(void);\nint plugin(void) { return gone_value(); }\n", plugin, f"-L{libs}", "-lgone")
+    gone.unlink()  # what it links to is not in the layer: a plugin for a library Lambda lacks
+    original = plugin.read_bytes()
+
+    step = strip_shared_objects(tmp_path / "site", sys.executable, ARCH)
+
+    assert plugin.read_bytes() == original
+    assert step.notes[0] == "0 stripped"
+    assert step.notes[1].startswith("kept unstripped pkg.libs/libplugin.so (0.0 MB): it does not load as installed")
+    assert "libgone.so" in step.notes[1]
