@@ -28,6 +28,7 @@ from lambda_ml_layers.core.errors import (
 from lambda_ml_layers.core.interpreters import find_interpreter
 from lambda_ml_layers.core.layer_tree import StepResult
 from lambda_ml_layers.core.runtimes import LAMBDA_UNZIPPED_LIMIT
+from lambda_ml_layers.size_report.command import SizeReportRequest, size_report
 from tests.project_factory import (
     HOST_ARCH,
     HOST_MACHINE,
@@ -405,3 +406,18 @@ def test_a_cuda_only_wheel_in_a_lock_is_a_warning_at_lock_check_and_in_the_build
     assert notice["layer"] == "tinylayer"
     assert notice["message"] == warning.split(": ", 2)[2]
     assert any("nvidia-tiny-cu12" in line for line in report["notes"])
+
+
+def test_each_good_build_keeps_the_report_it_replaces_for_size_report(tmp_path: Path) -> None:
+    project = tiny_project(tmp_path)
+    previous = project.paths.previous_report("python3.12", project.arch)
+    build(project)
+    first = project.report().read_text()
+    assert not previous.exists()  # the first build replaced nothing
+    (project.layer_dir("tinylayer") / "layer.toml").write_text('budget_mb = 10\n[build]\nbytecode = "pyc"\n')
+    build(project)
+    assert previous.read_text() == first
+    assert project.report().read_text() != first
+    assert str(previous.relative_to(project.paths.build)) in project.published_files()  # all or nothing
+    text = size_report(SizeReportRequest(root=project.root)).text
+    assert "this build against the previous build (build/reports/" in text
