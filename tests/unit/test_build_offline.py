@@ -419,5 +419,9 @@ def test_each_good_build_keeps_the_report_it_replaces_for_size_report(tmp_path: 
     assert previous.read_text() == first
     assert project.report().read_text() != first
     assert str(previous.relative_to(project.paths.build)) in project.published_files()  # all or nothing
+    build(project)
+    kept = previous.read_text()
+    build(project)  # its report identical to the published one: the pair stays as it was
+    assert previous.read_text() == kept != project.report().read_text()
     text = size_report(SizeReportRequest(root=project.root)).text
     assert "this build against the previous build (build/reports/" in text
