@@ -100,7 +100,7 @@ def lock_check(session: nox.Session) -> None:
     """Refuse any lock that is stale against its .in, lacks hashes, or leaves the shared resolution."""
     project = _engine(session, load_project, ROOT)
     for line in _engine(session, check_locks, project):  # type: ignore[union-attr]
-        session.log(line)
+        (session.warn if line.startswith("warning:") else session.log)(line)
     for source, output in TOOLING_LOCKS:
         session.log(_engine(session, check_tooling_lock, ROOT / source, ROOT / output))
 

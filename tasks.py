@@ -234,8 +234,9 @@ for _task in (deploy, rollback, releases, local_aws):
     },
 )
 def size_report(c: Context, stage: str | None = None, base: str | None = None, format: str = "table") -> None:
-    """Today's build (build/report.json) against a stage's release or a saved report: bytes per layer and
-    package and why, room left per function, a verdict; writes the picture build/size-report.html."""
+    """Today's build (build/report.json) against the previous good build (no option), a stage's release or a
+    saved report: bytes per layer and package and why, room left per function, a verdict; writes the picture
+    build/size-report.html."""
     import sys
 
     from lambda_ml_layers.size_report.command import SizeReportRequest

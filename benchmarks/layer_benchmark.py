@@ -1,7 +1,7 @@
 """Layer benchmark: our layers side by side with plain pip and two popular recipes.
 
     .venv/bin/python benchmarks/layer_benchmark.py [--runs 7] [--skip-build-timing] [--skip-policies]
-        [--skip-unpruned]
+        [--skip-pruned]
 
 For the same hash-pinned locks (each layer minus what its base layers provide, as the
 engine installs them) it measures, per layer and in total:
@@ -14,7 +14,7 @@ engine installs them) it measures, per layer and in total:
   (d) ours       the zips `inv build-layers` writes, with the project's bytecode policy;
   (e) ours with the other bytecode policies (same strip rules), built in a scratch copy of
       the project, to choose the default policy;
-  (f) ours without [prune] (when a layer prunes), built in a scratch copy of the project:
+  (f) ours with [prune] on (when a layer has it, off), built in a scratch copy of the project:
       what pruning saves, and whether the cold import changed.
 
 It reports unzipped MB (1 MB = 1,000,000 bytes, as Lambda counts), whether each recipe's
@@ -396,11 +396,14 @@ def with_policy(config: dict[str, Any], policy: str, is_defaults: bool) -> dict[
     return changed
 
 
-def without_prune(config: dict[str, Any], is_defaults: bool) -> dict[str, Any]:
-    """A copy of one parsed layers/*.toml without its [prune] section, and a layer's budget_mb at
-    Lambda's limit (the unpruned layer is larger than the budget pruning made possible)."""
+def with_prune(config: dict[str, Any], is_defaults: bool) -> dict[str, Any]:
+    """A copy of one parsed layers/*.toml with its [prune] section (if any) turned on, and a layer's
+    budget_mb at Lambda's limit (measured, not gated). The whole layer's [upstream_tests] selection
+    goes with it: it tests areas [prune] removes, which the config refuses, and nothing here runs it."""
     changed = copy.deepcopy(config)
-    changed.pop("prune", None)
+    if "prune" in changed:
+        changed["prune"]["enabled"] = True
+        changed.pop("upstream_tests", None)
     if not is_defaults:
         changed["budget_mb"] = LAMBDA_UNZIPPED_LIMIT // MB
     return changed
@@ -431,12 +434,12 @@ def policy_root(policy: str) -> Path:
     return root
 
 
-def unpruned_root() -> Path:
-    """The layers as configured, less every [prune] section: what pruning saves, side by side."""
-    root = scratch_root("unpruned", without_prune)
-    pruned = [layer.name for layer in load_project(root).layers if layer.prune is not None]
-    if pruned:
-        raise LayerToolError(f"could not remove [prune] from {', '.join(pruned)} in {root}/layers")
+def pruned_root() -> Path:
+    """The layers as configured, every [prune] section on: what pruning saves, side by side."""
+    root = scratch_root("pruned", with_prune)
+    off = [layer.name for layer in load_project(root).layers if layer.prune_option and not layer.prune]
+    if off:
+        raise LayerToolError(f"could not turn [prune] on for {', '.join(off)} in {root}/layers")
     return root
 
 
@@ -815,7 +818,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--noop-runs", type=int, default=3, help="no-op builds to time (median; default 3)")
     parser.add_argument("--skip-build-timing", action="store_true", help="do not time cold and no-op builds")
     parser.add_argument("--skip-policies", action="store_true", help="do not build the other bytecode policies (e)")
-    parser.add_argument("--skip-unpruned", action="store_true", help="do not build the layers without [prune] (f)")
+    parser.add_argument("--skip-pruned", action="store_true", help="do not build the layers with [prune] on (f)")
     parser.add_argument("--keep-tmp", action="store_true", help="keep build/benchmarks/tmp for inspection")
     args = parser.parse_args(argv)
     if args.runs < 1 or args.noop_runs < 1:
@@ -847,16 +850,16 @@ def policy_variants(
     return variants
 
 
-def unpruned_variant(layer_names: list[str], runtime: Runtime, arch: str, log_file: Path) -> Variant:
-    """(f): our pipeline with every layer's [prune] removed, built in a scratch root."""
-    root = unpruned_root()
-    log("building our layers without [prune] in a scratch root")
+def pruned_variant(layer_names: list[str], runtime: Runtime, arch: str, log_file: Path) -> Variant:
+    """(f): our pipeline with every layer's [prune] on, built in a scratch root."""
+    root = pruned_root()
+    log("building our layers with [prune] on in a scratch root")
     seconds, code = run_inv(["--root", str(root)], log_file)
-    variant = Variant("unpruned", "(f) ours, without [prune]", "sourceless", build_seconds=seconds)
+    variant = Variant("pruned", "(f) ours, with [prune] on", "sourceless", build_seconds=seconds)
     built = BuildPaths.of(root).output_dir(runtime.name, arch)
     zips = {name: built / f"{name}.zip" for name in layer_names}
     if code != 0 or not all(z.exists() for z in zips.values()):
-        log(f"the unpruned build failed (exit {code}); see {log_file.relative_to(ROOT)}")
+        log(f"the pruned build failed (exit {code}); see {log_file.relative_to(ROOT)}")
         variant.failed = f"build failed (exit {code}), see build/benchmarks/build.log"
         return variant
     extract_zips(zips, variant)
@@ -908,8 +911,8 @@ def run(args: argparse.Namespace) -> str:
     ours = Variant("ours", f"(d) ours ({', '.join(pruned)} pruned)" if pruned else "(d) ours", current_policy)
     extract_zips({name: output_dir / f"{name}.zip" for name in layer_names}, ours)
     others = [] if args.skip_policies else policy_variants(current_policy, layer_names, runtime, arch, build_log)
-    if pruned and not args.skip_unpruned:
-        others.append(unpruned_variant(layer_names, runtime, arch, build_log))
+    if any(layer.prune_option and not layer.prune for layer in layers) and not args.skip_pruned:
+        others.append(pruned_variant(layer_names, runtime, arch, build_log))
     recipes, modules = recipe_variants(project, locks, runtime, arch)
 
     variants = [*recipes, ours, *others]

@@ -196,10 +196,19 @@ def publish_build(
 ) -> None:
     """Publish a build that passed every gate: its zips, their manifests and its report (JSON,
     Markdown), all or nothing, and remove the `stale` outputs of layers that no longer exist.
+    The report it replaces becomes previous-report.json, in the same publication, so the pair
+    always describes two consecutive good builds; an identical report replaces nothing, so a
+    rebuild that changed nothing writes nothing (and works on a read-only build folder).
     The default target's report is also build/report.json."""
     output_dir = paths.output_dir(runtime, arch)
     report_json, report_md = report
+    try:
+        previous: str | None = paths.report(runtime, arch).read_text()
+    except (OSError, UnicodeDecodeError):
+        previous = None  # the first good build, or an unreadable report: nothing worth keeping
     with publishing() as publication:
+        if previous is not None and previous != report_json:
+            publication.text(previous, paths.previous_report(runtime, arch))
         for path in stale:
             publication.remove(path)
         for build in builds:

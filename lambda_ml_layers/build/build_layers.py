@@ -21,6 +21,7 @@ from .cache import cache_keys
 from .context import BuildContext
 from .gates import apply_gates, check_function_packages, locks_at_hand
 from ..core.build_lock import exclusive_build
+from ..config.cuda_wheels import cuda_warnings
 from ..config.project import LayerConfig, ProjectConfig, build_order, load_project
 from ..core.errors import BuildInterrupted, ConfigError, SizeGateError
 from ..core.interpreters import find_interpreter, interpreter_version
@@ -121,6 +122,12 @@ def _gate_report_publish(ctx: BuildContext, results: dict[str, LayerBuild], head
     gates = apply_gates(project, results, published_builds(output_dir, every_key), runtime, arch, output_dir, headroom)
     builds = list(results.values())
     stale = [] if gates.failures else stale_outputs(output_dir, project.layer_names)
+    gates.notices += [
+        Notice.warning(name, warning)
+        for name in results
+        if name in ctx.locks
+        for warning in cuda_warnings(name, ctx.locks[name].packages)
+    ]
     gates.notices += [
         Notice.notice(f"removed {path.relative_to(project.root)}: no layer {path.stem!r} in layers/ any more")
         for path in stale

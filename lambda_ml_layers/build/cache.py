@@ -36,7 +36,7 @@ def engine_version() -> str:
 
 
 # Settings that never change the zip: editing them must not force a rebuild.
-_NOT_IN_ZIP = ("folder", "description", "allowed_import_failures", "upstream_tests")
+_NOT_IN_ZIP = ("folder", "description", "allowed_import_failures", "upstream_tests", "prune_option")
 
 
 @cache

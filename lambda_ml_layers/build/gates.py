@@ -88,7 +88,8 @@ def apply_gates(
 ) -> GateOutcome:
     """Every gate at once, on this build's layers plus the still-valid published ones it did not
     rebuild (`published`). Writes nothing: publishing is for the caller, once this passes."""
-    outcome = GateOutcome(failures=layer_budget_failures([layer_facts(b, project) for b in results.values()]))
+    known = {name: layer_facts(build, project) for name, build in {**published, **results}.items()}
+    outcome = GateOutcome(failures=layer_budget_failures([known[name] for name in results], known))
     template = project.root / TEMPLATE
     functions = template_functions(template) if template.exists() else []
     deployed = sorted({f"{fn.runtime}/{fn.arch}" for fn in functions})
@@ -101,9 +102,8 @@ def apply_gates(
             )
         )
     elif functions:
-        facts = {name: layer_facts(build, project) for name, build in {**published, **results}.items()}
-        outcome.totals = function_totals(functions, facts, headroom)
-        outcome.failures += function_failures(functions, facts, headroom)
+        outcome.totals = function_totals(functions, known, headroom)
+        outcome.failures += function_failures(functions, known, headroom)
         outcome.failures += template_layer_failures(template, runtime, arch, output_dir)
     else:
         outcome.notices.append(

@@ -21,7 +21,7 @@ from .aws_sdk_trim import trim_aws_sdk
 from .cache import prune, store
 from .context import BuildContext
 from .bytecode import compile_bytecode
-from ..config.project import LayerConfig, base_layers_of
+from ..config.project import LAYER_FILE, LayerConfig, base_layers_of
 from ..core.errors import PrunedModuleMissing, VerifyError
 from .layer_contents import modules_to_verify, packages_to_install, provided_by_base
 from ..core.layer_tree import (
@@ -41,7 +41,7 @@ from .pruning.step import run_prune
 from ..core.runtimes import ARCHES
 from .shared_libraries import share_duplicate_libraries
 from .shared_objects import strip_shared_objects
-from ..config.strip_rules import plan_strip
+from ..config.strip_rules import plan_strip, unmatched_rules
 from .target_imports import check_layer
 
 # Gives a base layer's finished build, waiting for it if need be (the scheduler's business).
@@ -64,12 +64,22 @@ def step_dict(step: StepResult) -> dict[str, Any]:
 
 def strip(site: Path, layer: LayerConfig) -> StepResult:
     """Delete what the layer's strip rules match (bar `keep` and the protected files)."""
-    plan = plan_strip([rel for rel, _ in walk_files(site)], layer.strip_rules, layer.protect)
+    paths = [rel for rel, _ in walk_files(site)]
+    plan = plan_strip(paths, layer.strip_rules, layer.protect)
+    # Only the layer's own rules: the inherited ones are general, and may have nothing to do here.
+    own = tuple(rule for rule in layer.strip_rules if rule.defined_in == LAYER_FILE)
+    unmatched = tuple(
+        f"strip rule {rule.name!r} ({layer.folder / LAYER_FILE}) matched no file of the layer, so it removed nothing. "
+        f"Fix: check its globs (directories match one folder name, files one file name, paths the whole "
+        f"path under python/), or remove the rule."
+        for rule in unmatched_rules(paths, own)
+    )
     by_rule = {rule: (len(paths), remove_files(site, paths)) for rule, paths in plan.items()}
     return StepResult(
         "strip",
         files_removed=sum(files for files, _ in by_rule.values()),
         bytes_removed=sum(size for _, size in by_rule.values()),
+        warnings=unmatched,
         by_rule=by_rule,
     )
 

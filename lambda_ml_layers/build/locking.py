@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..config.project import ProjectConfig
 from ..core.errors import LockError, collect
+from ..config.cuda_wheels import cuda_warnings
 from ..config.locks import (
     LOCK_COMMAND,
     RESOLUTION_FILE,
@@ -46,7 +47,8 @@ def compile_locks(
 
 
 def check_locks(project: ProjectConfig) -> list[str]:
-    """Raise LockError listing every stale or hash-less lock; return one line per good lock."""
+    """Raise LockError listing every stale or hash-less lock; return one line per good lock, and
+    a `warning:` line for each package that pulls CUDA-only wheels into one."""
     problems: list[str] = []
     good = []
     for layer in project.layers:
@@ -56,6 +58,10 @@ def check_locks(project: ProjectConfig) -> list[str]:
             problems.append(str(exc))
             continue
         good.append(f"{layer.lock.relative_to(project.root)}: {len(lock.packages)} packages, hashed, current")
+        good += [
+            f"warning: {layer.lock.relative_to(project.root)}: {warning}"
+            for warning in cuda_warnings(layer.name, lock.packages)
+        ]
     collect(problems, LockError, "Some locks cannot be used:")
     return good
 

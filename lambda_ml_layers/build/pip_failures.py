@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
 from ..core.errors import InstallError
 from ..config.locks import LOCK_COMMAND
 from ..core.runtimes import Runtime
@@ -102,20 +105,20 @@ def explain_unreachable(output: str, reason: str, names: str) -> InstallError:
 
 def releases_in_folder(file_names: list[str], name: str) -> list[str]:
     """The versions of `name` among a --find-links folder's wheels and sdists, whatever their platform."""
-    wanted = canonical(name)
-    found = set()
+    wanted = canonicalize_name(name)
+    found: dict[str, Version | None] = {}
     for file_name in file_names:
         stem = re.sub(r"(\.whl|\.tar\.gz|\.zip)$", "", file_name)
         if stem == file_name:
             continue
         parts = stem.split("-") if file_name.endswith(".whl") else stem.rsplit("-", 1)
-        if len(parts) >= 2 and canonical(parts[0]) == wanted:
-            found.add(parts[1])
-    return sorted(found, key=lambda v: [int(n) for n in re.findall(r"\d+", v)], reverse=True)  # newest first
-
-
-def canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
+        if len(parts) >= 2 and canonicalize_name(parts[0]) == wanted:
+            try:
+                found[parts[1]] = Version(parts[1])
+            except InvalidVersion:
+                found[parts[1]] = None  # a file name pip would not read either: listed last
+    # Newest first, as PEP 440 orders them: 2.0.0rc1 is older than 2.0.0.
+    return sorted(found, key=lambda v: (found[v] is not None, found[v] or Version("0")), reverse=True)
 
 
 def explain_not_found(

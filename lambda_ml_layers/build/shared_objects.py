@@ -1,8 +1,9 @@
 """Strip symbols from shared objects, then prove each still loads; restore any that does not.
 
-Libraries carrying an RPATH or RUNPATH were edited by patchelf (auditwheel, delocate) and
-`strip` can corrupt them ("ELF load command address/offset not properly aligned"), so they
-are left alone. Every stripped library is then loaded by the target interpreter.
+Every ELF shared object is stripped, those with an RPATH or RUNPATH (edited by patchelf:
+auditwheel, delocate) included: almost all of them strip and load fine. The exception is
+what `strip` corrupts ("ELF load command address/offset not page-aligned": scipy's bundled
+OpenBLAS, with GNU strip and llvm-strip alike), which the load check catches and restores.
 """
 
 from __future__ import annotations
@@ -27,10 +28,10 @@ def is_shared_object(rel: str) -> bool:
     return name.endswith(".so") or ".so." in name
 
 
-def has_rpath(path: Path) -> bool:
-    """True also when readelf cannot read it: what cannot be inspected is not stripped."""
-    result = call(["readelf", "-d", str(path)], error=None)
-    return result.returncode != 0 or "(RPATH)" in result.output or "(RUNPATH)" in result.output
+def is_elf(path: Path) -> bool:
+    """False for what only looks like a library (a linker script named .so): strip cannot read it."""
+    with path.open("rb") as handle:
+        return handle.read(4) == b"\x7fELF"
 
 
 def needed_libraries(path: Path, error: type[LayerToolError] = LayerToolError) -> tuple[str, ...]:
@@ -55,25 +56,65 @@ def strip_shared_objects(site: Path, python: str | None, arch: str) -> StepResul
             "shared-objects", warnings=("not stripped: needs binutils (strip, readelf) and the target interpreter",)
         )
     candidates = [site / rel for rel, _ in walk_files(site) if is_shared_object(rel)]
-    skipped = [p for p in candidates if has_rpath(p)]
-    to_strip = [p for p in candidates if p not in set(skipped)]
+    to_strip = [p for p in candidates if is_elf(p)]
     before = {p: p.stat().st_size for p in to_strip}
     with tempfile.TemporaryDirectory(prefix="so-backup-") as backup_dir:
-        backups = {}
-        failures: dict[Path, str] = {}
-        for index, path in enumerate(to_strip):
-            backup = Path(backup_dir) / str(index)
+        backups = {p: Path(backup_dir) / str(index) for index, p in enumerate(to_strip)}
+        for path, backup in backups.items():
             shutil.copy2(path, backup)
-            backups[path] = backup
-            # error=None: a library strip refuses is restored below and named in the step's notes.
-            stripped = call(["strip", "--strip-unneeded", str(path)], error=None)
-            if stripped.returncode != 0:
-                failures[path] = f"strip failed (exit {stripped.returncode}): {stripped.tail(2)}"
-        loaded = run_each(python, "load-library", [str(p) for p in to_strip if p not in failures], Path(backup_dir))
-        failures.update({Path(path): error for path, error in loaded.items() if error is not None})
+        failures = _strip_and_load(to_strip, python, Path(backup_dir))
         for path in failures:
             shutil.copy2(backups[path], path)
+        # A library fails to load when one it needs (from the same layer) broke, though it would
+        # strip fine itself: each is tried again alone, next to the restored originals.
+        retried = []
+        for path in sorted(failures):
+            if _strip_and_load([path], python, Path(backup_dir)):
+                shutil.copy2(backups[path], path)  # at once: a later retry may need it
+            else:
+                retried.append(path)
+        if retried:
+            # They were loaded next to unstripped neighbours: prove the final set together.
+            for path in retried:
+                del failures[path]
+            late = _load([p for p in to_strip if p not in failures], python, Path(backup_dir))
+            for path, error in late.items():
+                failures[path] = error
+                shutil.copy2(backups[path], path)
+        # What does not load as installed either (a plugin for a library Lambda lacks) was never
+        # the strip's doing: said so, rather than blamed on the strip.
+        never = _load(sorted(failures), python, Path(backup_dir)) if failures else {}
     saved = sum(before[p] - p.stat().st_size for p in to_strip)
-    note = f"{len(to_strip) - len(failures)} stripped, {len(skipped)} left alone (RPATH/RUNPATH, or unreadable)"
-    restored = tuple(f"restored {p.relative_to(site)}: {msg}" for p, msg in sorted(failures.items()))
-    return StepResult("shared-objects", bytes_removed=saved, notes=(note,), warnings=restored)
+    note = f"{len(to_strip) - len(failures)} stripped" + (
+        f", {len(candidates) - len(to_strip)} not ELF (left alone)" if len(candidates) > len(to_strip) else ""
+    )
+    # A restore is the safety net working (scipy's bundled OpenBLAS breaks under any strip), so
+    # it is a note: the library ships as installed, and the layer is only that much larger.
+    restored = tuple(
+        f"kept unstripped {p.relative_to(site)} ({before[p] / 1e6:.1f} MB): "
+        + (
+            f"it does not load as installed either: {never[p]}"
+            if p in never
+            else f"it no longer loaded once stripped: {msg}"
+        ).replace(f"{site}/", "")
+        for p, msg in sorted(failures.items())
+    )
+    return StepResult("shared-objects", bytes_removed=saved, notes=(note, *restored))
+
+
+def _strip_and_load(paths: list[Path], python: str, workdir: Path) -> dict[Path, str]:
+    """Strip each of `paths` in place and load them in the target interpreter: path -> why it
+    failed (strip refused it, or it no longer loads). The caller restores those."""
+    failures: dict[Path, str] = {}
+    for path in paths:
+        # error=None: a library strip refuses is restored by the caller and named in the notes.
+        stripped = call(["strip", "--strip-unneeded", str(path)], error=None)
+        if stripped.returncode != 0:
+            failures[path] = f"strip failed (exit {stripped.returncode}): {stripped.tail(2)}"
+    failures.update(_load([p for p in paths if p not in failures], python, workdir))
+    return failures
+
+
+def _load(paths: list[Path], python: str, workdir: Path) -> dict[Path, str]:
+    loaded = run_each(python, "load-library", [str(p) for p in paths], workdir)
+    return {Path(path): error for path, error in loaded.items() if error is not None}

@@ -43,10 +43,30 @@ def _largest(package_bytes: dict[str, int], count: int = 3) -> str:
     return ", ".join(f"{name} {size / MB:.1f} MB" for name, size in top)
 
 
-def layer_budget_failures(layers: list[LayerFacts]) -> list[str]:
+EXCLUDE_HOWTO = "docs/updating-layers.md#exclude-a-transitive-dependency"
+
+
+def layer_budget_failures(layers: list[LayerFacts], known: dict[str, LayerFacts] | None = None) -> list[str]:
+    """Each layer over its budget. One that, with the base layers every function using it must
+    also carry (sizes from `known`, else from `layers`), is over Lambda's own limit is said never
+    to fit: no budget_mb can help it, so a bigger budget is not offered as the fix."""
+    everything = {layer.name: layer for layer in layers} | (known or {})
     failures = []
     for layer in layers:
-        if layer.unzipped_bytes > layer.budget_bytes:
+        bases = [everything[name] for name in layer.base_layers if name in everything]
+        with_bases = layer.unzipped_bytes + sum(base.unzipped_bytes for base in bases)
+        if with_bases > LAMBDA_UNZIPPED_LIMIT:
+            carried = "".join(f" + base layer {base.name} {base.unzipped_bytes:,}" for base in bases)
+            total = f" = {with_bases:,}" if bases else ""
+            failures.append(
+                f"layer {layer.name}: {layer.unzipped_bytes:,} bytes unzipped{carried}{total}, over Lambda's "
+                f"limit of {LAMBDA_UNZIPPED_LIMIT:,} bytes for a function and all its layers: it can never "
+                f"fit, whatever its budget (largest: {_largest(layer.package_bytes)}). Fix: take the largest "
+                f"packages out of layers/{layer.name}/requirements.in, or exclude the dependency that pulls "
+                f"them (a CUDA-only wheel often: see {EXCLUDE_HOWTO}), or split the layer so no function "
+                f"needs all of it."
+            )
+        elif layer.unzipped_bytes > layer.budget_bytes:
             over = layer.unzipped_bytes - layer.budget_bytes
             failures.append(
                 f"layer {layer.name}: {layer.unzipped_bytes:,} bytes unzipped, {over:,} over its "
@@ -103,6 +123,12 @@ def function_failures(functions: list[FunctionFacts], layers: dict[str, LayerFac
                 f"Its layers leave {total.room_for_code:,} bytes for code: AWS would say 'Unzipped "
                 f"size must be smaller than {total.room_for_code:,} bytes'. Parts: {'; '.join(parts)}. "
                 f"Fix: shrink the largest layer or drop a layer this function does not import."
+                + (
+                    f" Its layers alone are over Lambda's limit: no code fits beside them, "
+                    f"whatever the headroom (see {EXCLUDE_HOWTO})."
+                    if total.layer_bytes > LAMBDA_UNZIPPED_LIMIT
+                    else ""
+                )
             )
         for name in fn.layers:
             layer = layers.get(name)

@@ -46,6 +46,8 @@ class LayerConfig:
     upstream_tests: UpstreamTests
     # [prune]: remove what the trace and keep list do not cover (None: nothing pruned)
     prune: PruneConfig | None = None
+    # [prune] as written, `enabled = false` included (the option a user can turn on)
+    prune_option: PruneConfig | None = None
 
     @property
     def requirements_in(self) -> Path:
@@ -133,7 +135,8 @@ def _layer_config(
     if not all(isinstance(v, str) and v.strip() for v in allowed.values()):
         problems.append(f"{where} [layer_tests] allowed_import_failures: give each module a reason (a string).")
     upstream = rules.upstream_tests(raw, where, problems)
-    prune = prune_settings(raw, folder, (folder / LAYER_FILE).read_text(encoding="utf-8"), problems)
+    prune_option = prune_settings(raw, folder, (folder / LAYER_FILE).read_text(encoding="utf-8"), problems)
+    prune = prune_option if prune_option is not None and prune_option.enabled else None
     if prune is not None:
         problems += suites_in_pruned_code(upstream, prune, where)
     return LayerConfig(
@@ -153,6 +156,7 @@ def _layer_config(
         allowed_import_failures={str(k): str(v) for k, v in allowed.items()},
         upstream_tests=upstream,
         prune=prune,
+        prune_option=prune_option,
     )
 
 
@@ -163,20 +167,23 @@ def load_project(root: Path) -> ProjectConfig:
     stages = stage_names(root) if (root / SAMCONFIG).exists() else []
     problems: list[str] = []
     layers = []
+    unreadable = set()  # layers whose own problem is already listed: not "missing" as a base too
     for folder in layer_folders(layers_dir):
         if not (folder / LAYER_FILE).is_file():
             problems.append(_missing_layer_toml(folder))
+            unreadable.add(folder.name)
             continue
         problems += [f"{folder}: {p}" for p in rules.layer_name_problems(folder.name, stages)]
         try:
             raw = read_toml(folder / LAYER_FILE)
         except ConfigError as exc:
             problems.append(str(exc))  # the one cause; its values cannot be checked
+            unreadable.add(folder.name)
             continue
         layers.append(_layer_config(folder, raw, defaults, problems))
     if not layers and not problems:
         problems.append(f"{layers_dir}: no layer folders with a {LAYER_FILE}.")
-    _check_base_layers(layers, problems)
+    _check_base_layers(layers, problems, unreadable)
     collect(problems, ConfigError, "The layer configuration has problems:")
     return ProjectConfig(
         root=root,
@@ -186,12 +193,12 @@ def load_project(root: Path) -> ProjectConfig:
     )
 
 
-def _check_base_layers(layers: list[LayerConfig], problems: list[str]) -> None:
+def _check_base_layers(layers: list[LayerConfig], problems: list[str], unreadable: set[str]) -> None:
     names = {layer.name for layer in layers}
     by_name = {layer.name: layer for layer in layers}
     for layer in layers:
         for base in layer.base_layers:
-            if base not in names:
+            if base not in names and base not in unreadable:
                 close = difflib.get_close_matches(base, sorted(names), n=1)
                 hint = f" Perhaps you meant {close[0]!r}?" if close else ""
                 problems.append(f"{layer.folder / 'layer.toml'}: base layer {base!r} does not exist.{hint}")

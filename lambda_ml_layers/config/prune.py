@@ -24,6 +24,9 @@ class PruneConfig:
     # Module prefix -> reason: kept code's imports of pruned modules that can never run on Lambda
     # (a prefix of the importing or of the imported module); any other such import fails the build.
     accepted_imports: dict[str, str] = field(default_factory=dict)
+    # `enabled = false` keeps the section checked and documented but builds the layer whole
+    # (the shipped layers): pruning is a trade-off a user turns on, not the default.
+    enabled: bool = True
 
 
 def covers(prefixes: Iterable[str], name: str) -> bool:
@@ -39,7 +42,7 @@ def line_of(text: str, value: str) -> int | None:
     return None
 
 
-PRUNE_KEYS = {"packages", "keep", "manifest", "accepted_imports"}
+PRUNE_KEYS = {"enabled", "packages", "keep", "manifest", "accepted_imports"}
 
 
 def _dotted(value: str) -> bool:
@@ -82,6 +85,10 @@ def prune_settings(raw: dict[str, Any], folder: Path, text: str, problems: list[
             f"{where}: the trace manifest {folder / manifest} is missing, and pruning without it would remove "
             f"everything outside keep. Fix: `inv trace-layers` writes it (commit it), or set manifest to its name."
         )
+    enabled = section.get("enabled", True)
+    if not isinstance(enabled, bool):
+        problems.append(f"{where}: enabled must be true or false (false: the section is checked, the layer whole).")
+        enabled = True
     accepted = table(section, "accepted_imports", where, problems)
     if not all(isinstance(v, str) and v.strip() for v in accepted.values()):
         problems.append(f'{where} accepted_imports: give each module a reason (a string), e.g. "x.y" = "why".')
@@ -89,7 +96,11 @@ def prune_settings(raw: dict[str, Any], folder: Path, text: str, problems: list[
         if not _dotted(entry):
             problems.append(f"{at(entry)} accepted_imports: {entry!r} is not a dotted module name (e.g. scipy.io).")
     return PruneConfig(
-        packages=packages, keep=keep, manifest=str(manifest), accepted_imports={k: str(v) for k, v in accepted.items()}
+        packages=packages,
+        keep=keep,
+        manifest=str(manifest),
+        accepted_imports={k: str(v) for k, v in accepted.items()},
+        enabled=enabled,
     )
 
 

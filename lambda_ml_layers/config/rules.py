@@ -104,7 +104,7 @@ def strip_rules(strip: dict[str, Any], where: str, problems: list[str]) -> tuple
         }
         if not (globs["directories"] or globs["files"] or globs["paths"]):
             problems.append(f"{rule_where} ({name}): matches nothing; give directories, files or paths.")
-        rules.append(StripRule(name=name, why=str(raw.get("why", "")), **globs))
+        rules.append(StripRule(name=name, why=str(raw.get("why", "")), defined_in=where.rsplit("/", 1)[-1], **globs))
     return tuple(rules)
 
 

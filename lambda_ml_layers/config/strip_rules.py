@@ -21,6 +21,9 @@ class StripRule:
     files: tuple[str, ...] = ()
     paths: tuple[str, ...] = ()
     keep: tuple[str, ...] = ()
+    # the name of the TOML file that holds it (layer.toml, defaults.toml): no folder, so the cache
+    # key, which covers the rules, is the same in every checkout
+    defined_in: str = ""
 
 
 def _matches(rule: StripRule, path: str) -> bool:
@@ -50,3 +53,14 @@ def plan_strip(paths: Iterable[str], rules: tuple[StripRule, ...], protect: tupl
                     plan[rule.name].append(path)
                 break
     return plan
+
+
+def unmatched_rules(paths: Iterable[str], rules: tuple[StripRule, ...]) -> tuple[StripRule, ...]:
+    """The rules whose globs match no path at all (before keep and protect): a typo, or a rule
+    the packages outgrew."""
+    todo = list(rules)
+    for path in paths:
+        todo = [rule for rule in todo if not _matches(rule, path)]
+        if not todo:
+            break
+    return tuple(todo)

@@ -55,6 +55,11 @@ class BuildPaths:
         """The report (JSON) of the last good build for this target: it describes the published zips."""
         return self.report_dir(runtime, arch) / "report.json"
 
+    def previous_report(self, runtime: str, arch: str) -> Path:
+        """The report the last good build for this target replaced: `inv size-report`'s base when
+        no stage or saved report is given."""
+        return self.report_dir(runtime, arch) / "previous-report.json"
+
     def report_md(self, runtime: str, arch: str) -> Path:
         return self.report_dir(runtime, arch) / "report.md"
 

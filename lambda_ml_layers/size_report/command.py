@@ -106,6 +106,19 @@ def stage_base(root: Path, stage_name: str) -> tuple[dict[str, Any] | None, str]
     return checked_report(report, where, "deploy again to store a fresh one"), label
 
 
+def previous_build(paths: BuildPaths, current: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+    """The report of the good build before today's, for the same target (kept by each build), and
+    how to name it; None when there is none yet, which the label says."""
+    runtime, arch = current.get("runtime"), current.get("arch")
+    if not isinstance(runtime, str) or not isinstance(arch, str):
+        return None, "nothing (no --stage or --base given, and today's report names no target)"
+    path = paths.previous_report(runtime, arch)
+    if not path.exists():
+        return None, f"nothing (no --stage or --base given, and no earlier good build of {runtime}/{arch} kept)"
+    report = read_report(path, "The previous build's report", "rebuild (`inv build-layers`), or pass --base PATH.")
+    return report, f"the previous build ({path.relative_to(paths.build.parent)})"
+
+
 def write_atomically(path: Path, text: str) -> None:
     """A reader never sees half a page; a failure keeps the previous one."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -128,7 +141,7 @@ def size_report(request: SizeReportRequest) -> SizeReport:
     elif request.stage:
         base, label = stage_base(request.root, request.stage)
     else:
-        base, label = None, "nothing (no --stage or --base given)"
+        base, label = previous_build(paths, current)
     diff = compare(current, base, label)
     write_atomically(paths.size_report_html, html_page(current, base, diff))
     return SizeReport(render(diff, request.fmt), paths.size_report_html)

@@ -34,16 +34,18 @@ def test_every_layer_gets_the_policy_and_lambdas_budget_and_nothing_else_changes
         assert other.docstrings == ("keep" if policy == "source" else layer.docstrings)
 
 
-def test_the_unpruned_copy_loses_only_prune_and_gets_lambdas_budget(tmp_path: Path) -> None:
-    from layer_benchmark import without_prune
+def test_the_pruned_copy_turns_prune_on_and_gets_lambdas_budget(tmp_path: Path) -> None:
+    from layer_benchmark import with_prune
 
     shutil.copytree(REPO / "layers", tmp_path / "layers")
     for toml in [tmp_path / "layers" / "defaults.toml", *sorted((tmp_path / "layers").glob("*/layer.toml"))]:
-        write_toml(toml, without_prune(read_toml(toml), is_defaults=toml.name == "defaults.toml"))
+        write_toml(toml, with_prune(read_toml(toml), is_defaults=toml.name == "defaults.toml"))
     changed = {layer.name: layer for layer in load_project(tmp_path).layers}
-    assert any(layer.prune is not None for layer in load_project(REPO).layers)
+    assert any(layer.prune_option is not None and layer.prune is None for layer in load_project(REPO).layers)
     for layer in load_project(REPO).layers:
         other = changed[layer.name]
-        assert (other.prune, other.budget_bytes) == (None, LAMBDA_UNZIPPED_LIMIT // MB * MB)
-        fields = {f.name for f in dataclasses.fields(layer)} - {"prune", "budget_bytes", "folder"}
+        option = layer.prune_option and dataclasses.replace(layer.prune_option, enabled=True)
+        assert (other.prune, other.budget_bytes) == (option, LAMBDA_UNZIPPED_LIMIT // MB * MB)
+        fields = {f.name for f in dataclasses.fields(layer)} - {"prune", "prune_option", "budget_bytes", "folder"}
+        fields -= {"upstream_tests"} if option else set()
         assert {f: getattr(other, f) for f in fields} == {f: getattr(layer, f) for f in fields}

@@ -14,7 +14,9 @@ import pytest
 from lambda_ml_layers.build import layer_steps
 from lambda_ml_layers.build.build_layers import BuildRequest, build_layers
 from lambda_ml_layers.build.layer_steps import step_warnings
+from lambda_ml_layers.build.locking import check_locks
 from lambda_ml_layers.build.scheduler import INTERRUPTED
+from lambda_ml_layers.config.project import load_project
 from lambda_ml_layers.core.errors import (
     BuildInterrupted,
     ConfigError,
@@ -26,6 +28,7 @@ from lambda_ml_layers.core.errors import (
 from lambda_ml_layers.core.interpreters import find_interpreter
 from lambda_ml_layers.core.layer_tree import StepResult
 from lambda_ml_layers.core.runtimes import LAMBDA_UNZIPPED_LIMIT
+from lambda_ml_layers.size_report.command import SizeReportRequest, size_report
 from tests.project_factory import (
     HOST_ARCH,
     HOST_MACHINE,
@@ -382,3 +385,43 @@ def test_a_note_that_merely_reads_like_a_warning_stays_a_note() -> None:
         StepResult("verify", warnings=("not verified: arm64 binaries cannot run here",)),
     ]
     assert [n.message for n in step_warnings("core", steps)] == ["not verified: arm64 binaries cannot run here"]
+
+
+def test_a_cuda_only_wheel_in_a_lock_is_a_warning_at_lock_check_and_in_the_build_report(tmp_path: Path) -> None:
+    project = tiny_project(tmp_path)
+    tiny = make_wheel(project.wheels_dir, "tinypkg", "1.0.0", {"tinypkg/__init__.py": "ANSWER = 42\n"})
+    cuda = make_wheel(project.wheels_dir, "nvidia-tiny-cu12", "1.0", {"nvidia/tiny/__init__.py": ""})
+    write_layer(project.root, "tinylayer", [tiny, cuda], "budget_mb = 10\n", direct={"tinypkg"})
+    lock = project.layer_dir("tinylayer") / "requirements.txt"
+    # pip-compile's note of what required it, as it writes one for a transitive dependency
+    via = "#   -c ../resolution.txt\n"
+    lock.write_text(lock.read_text().replace(via, via + "    #   tinypkg\n", 1))  # the first block: nvidia-tiny-cu12
+    (project.root / "layers" / "resolution.txt").write_text(resolution_text([tiny, cuda]))
+    [checked, warning] = check_locks(load_project(project.root))
+    assert checked.endswith("2 packages, hashed, current")
+    assert warning.startswith("warning: layers/tinylayer/requirements.txt: CUDA-only wheels nvidia-tiny-cu12==1.0")
+    assert "(pulled in by tinypkg)" in warning
+    report = build(project)
+    [notice] = [n for n in report["notices"] if n["kind"] == "warning"]
+    assert notice["layer"] == "tinylayer"
+    assert notice["message"] == warning.split(": ", 2)[2]
+    assert any("nvidia-tiny-cu12" in line for line in report["notes"])
+
+
+def test_each_good_build_keeps_the_report_it_replaces_for_size_report(tmp_path: Path) -> None:
+    project = tiny_project(tmp_path)
+    previous = project.paths.previous_report("python3.12", project.arch)
+    build(project)
+    first = project.report().read_text()
+    assert not previous.exists()  # the first build replaced nothing
+    (project.layer_dir("tinylayer") / "layer.toml").write_text('budget_mb = 10\n[build]\nbytecode = "pyc"\n')
+    build(project)
+    assert previous.read_text() == first
+    assert project.report().read_text() != first
+    assert str(previous.relative_to(project.paths.build)) in project.published_files()  # all or nothing
+    build(project)
+    kept = previous.read_text()
+    build(project)  # its report identical to the published one: the pair stays as it was
+    assert previous.read_text() == kept != project.report().read_text()
+    text = size_report(SizeReportRequest(root=project.root)).text
+    assert "this build against the previous build (build/reports/" in text

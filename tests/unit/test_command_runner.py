@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from lambda_ml_layers.build.shared_objects import has_rpath
 from lambda_ml_layers.core.command_runner import call
 from lambda_ml_layers.core.errors import InstallError, ToolMissing
 from lambda_ml_layers.target_scripts import FOLDER as TARGET_SCRIPTS
@@ -58,12 +57,6 @@ def test_streamed_lines_reach_echo_as_they_come() -> None:
     seen: list[str] = []
     result = call([sys.executable, "-c", "print('a'); print('b')"], echo=seen.append)
     assert seen == ["a", "b"] and result.output == "a\nb"
-
-
-def test_a_library_readelf_cannot_read_is_left_alone(tmp_path: Path) -> None:
-    fake = tmp_path / "libfake.so"
-    fake.write_text("INPUT(-lc)\n")  # a linker script named .so: not ELF
-    assert has_rpath(fake)
 
 
 def imported_modules(path: Path) -> set[str]:

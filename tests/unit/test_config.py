@@ -32,6 +32,20 @@ def test_broken_toml_names_the_file(tmp_path: Path) -> None:
     assert "not valid TOML" in str(error.value)
 
 
+def test_a_broken_base_layer_is_reported_as_its_own_files_problem_not_as_missing(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    shutil.copytree(REPO / "layers", root / "layers")
+    broken = root / "layers" / "core-data-science" / "layer.toml"
+    broken.write_text(broken.read_text() + "budget_mb = = 3\n")
+    with pytest.raises(ConfigError) as error:
+        load_project(root)
+    problems = [line for line in str(error.value).splitlines() if line.startswith("  - ")]
+    line = len(broken.read_text().splitlines())
+    assert problems == [
+        f"  - {broken}: not valid TOML: Invalid value (at line {line}, column 13). Fix the syntax and run again."
+    ]
+
+
 def test_unknown_key_suggests_the_close_match(tmp_path: Path) -> None:
     project = tiny_project(tmp_path, layer_toml="budget_mbb = 10\n")
     with pytest.raises(ConfigError) as error:

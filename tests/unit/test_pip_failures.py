@@ -80,6 +80,11 @@ def test_an_empty_find_links_folder() -> None:
     assert f"({folder} is empty)" in text
 
 
+def test_a_release_candidate_is_older_than_its_release() -> None:
+    files = ["six-2.0.0rc1-py3-none-any.whl", "six-2.0.0-py3-none-any.whl", "six-10.0.0.tar.gz", "six-1.9.tar.gz"]
+    assert releases_in_folder(files, "six") == ["10.0.0", "2.0.0", "2.0.0rc1", "1.9"]
+
+
 def test_a_find_links_folder_with_the_release_for_another_platform_only() -> None:
     files = ["six-1.16.0-cp311-cp311-macosx_11_0_arm64.whl", "Six-1.15.0.tar.gz", "numpy-2.2.6-cp312-none-any.whl"]
     assert releases_in_folder(files, "six") == ["1.16.0", "1.15.0"]

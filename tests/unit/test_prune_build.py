@@ -3,6 +3,7 @@ and a module dropped from keep and trace caught at build time (exit 25), never i
 
 from __future__ import annotations
 
+import dataclasses
 import zipfile
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from lambda_ml_layers.build.artifacts import LayerBuild
 from lambda_ml_layers.build.build_layers import BuildRequest, build_layers
 from lambda_ml_layers.build.pruning.functions import check_function_imports
 from lambda_ml_layers.checks.layer_checks import LayerTestResult, run_layer_tests
-from lambda_ml_layers.config.project import load_project
+from lambda_ml_layers.config.project import ProjectConfig, load_project
 from lambda_ml_layers.core.errors import ConfigError, LayerTestFailed, PrunedModuleMissing
 from lambda_ml_layers.core.interpreters import find_interpreter
 from lambda_ml_layers.core.runtimes import RUNTIMES
@@ -108,6 +109,19 @@ def test_the_pruned_zip_keeps_trace_keep_and_parents_and_the_report_shows_the_pa
     assert layer["verified"]
 
 
+def test_prune_turned_off_is_still_checked_and_the_layer_is_built_whole(tmp_path: Path) -> None:
+    off = PRUNE.replace("[prune]\n", "[prune]\nenabled = false\n")
+    with pytest.raises(ConfigError, match=r"keep 'numpy.linalg' is outside packages"):
+        load_project(pruned_project(tmp_path / "bad", off.replace('"tinypkg.contract"', '"numpy.linalg"')).root)
+    project = pruned_project(tmp_path / "good", off)
+    layer = load_project(project.root).layer("tinylayer")
+    assert layer.prune is None and layer.prune_option is not None and layer.prune_option.keep == ("tinypkg.contract",)
+    build(project)
+    assert "python/tinypkg/unused/big.pyc" in zipfile.ZipFile(project.output_zip("tinylayer")).namelist()
+    with pytest.raises(ConfigError, match=r"enabled must be true or false"):
+        load_project(pruned_project(tmp_path / "typo", off.replace("enabled = false", 'enabled = "no"')).root)
+
+
 def test_a_changed_manifest_rebuilds_and_an_unchanged_one_is_a_cache_hit(tmp_path: Path) -> None:
     project = pruned_project(tmp_path)
     build(project)
@@ -182,6 +196,14 @@ def test_a_kept_module_needing_a_pruned_one_fails_layer_tests_with_the_line_to_a
     assert "`module tinypkg.unused` to" in message
 
 
+def with_prune_on(project: ProjectConfig, name: str) -> ProjectConfig:
+    """The project as a user who turned a layer's shipped `[prune]` on (`enabled = true`) loads it."""
+    layer = project.layer(name)
+    assert layer.prune is None and layer.prune_option is not None  # shipped whole, pruning an option
+    on = dataclasses.replace(layer, prune=dataclasses.replace(layer.prune_option, enabled=True))
+    return dataclasses.replace(project, layers=tuple(on if x.name == name else x for x in project.layers))
+
+
 def built(name: str, zip_path: Path, pruned: list[str]) -> LayerBuild:
     steps = [{"step": "prune", "pruned_modules": pruned, "manifest": "trace.txt"}]
     return LayerBuild(
@@ -195,7 +217,7 @@ def test_a_real_function_importing_a_module_its_pruned_layer_lost_fails_with_fil
     with zipfile.ZipFile(zip_path, "w") as archive:
         for name in ("sklearn/__init__.pyc", "sklearn/preprocessing/__init__.pyc", "joblib/__init__.pyc"):
             archive.writestr(f"python/{name}", b"")
-    project = load_project(REPO)
+    project = with_prune_on(load_project(REPO), "ml-libraries")
     with pytest.raises(PrunedModuleMissing) as error:
         check_function_imports(project, {"ml-libraries": built("ml-libraries", zip_path, ["sklearn.compose"])})
     message = str(error.value)

@@ -66,3 +66,39 @@ def test_a_layer_without_its_base_layer_or_after_it_is_refused() -> None:
     assert "uses ml but not its base layer core" in missing
     [order] = function_failures([fn(("ml", "core"))], layers, 0)
     assert "lists ml before its base layer core" in order
+
+
+def test_a_layer_over_lambdas_limit_can_never_fit_and_no_bigger_budget_is_offered() -> None:
+    # xgboost as a new user first locks it: the CUDA wheel it pulls is most of the layer.
+    huge = LayerFacts(
+        "gbm",
+        300 * MB,
+        250 * MB,
+        {},
+        {"nvidia-nccl-cu12": 212 * MB, "xgboost": 60 * MB, "numpy": 28 * MB},
+        ("python3.12",),
+        "x86_64",
+    )
+    [failure] = layer_budget_failures([huge])
+    assert f"over Lambda's limit of {LAMBDA_UNZIPPED_LIMIT:,} bytes" in failure
+    assert "can never fit" in failure
+    assert "nvidia-nccl-cu12 212.0 MB" in failure
+    assert "raise budget_mb" not in failure
+    assert "exclude-a-transitive-dependency" in failure
+
+
+def test_a_layer_under_the_limit_alone_but_over_it_with_its_base_layers_can_never_fit() -> None:
+    core = layer("core", 100 * MB)
+    ml = LayerFacts("ml", 170 * MB, 200 * MB, {}, {"scipy": 170 * MB}, ("python3.12",), "x86_64", ("core",))
+    [failure] = layer_budget_failures([ml], {"core": core, "ml": ml})
+    assert "base layer core 100,000,000 = 270,000,000" in failure
+    assert "can never fit" in failure
+    assert layer_budget_failures([ml], {"ml": ml}) == []  # its base unknown: nothing to add
+
+
+def test_a_function_whose_layers_alone_pass_the_limit_is_told_no_code_fits() -> None:
+    layers = {"a": layer("a", 140 * MB), "b": layer("b", 130 * MB)}
+    [failure] = function_failures([fn(("a", "b"))], layers, 0)
+    assert "Its layers alone are over Lambda's limit" in failure
+    [near] = function_failures([fn(("a",), code=125 * MB)], {"a": layer("a", 140 * MB)}, 0)
+    assert "layers alone" not in near

@@ -206,11 +206,28 @@ def test_command_against_a_saved_base_writes_the_picture(tmp_path: Path) -> None
     assert not list(paths.build.glob("*.partial"))
 
 
-def test_command_without_a_base_says_it_compares_against_nothing(tmp_path: Path) -> None:
+def test_command_without_a_base_or_an_earlier_build_says_it_compares_against_nothing(tmp_path: Path) -> None:
     write_checkout(tmp_path, BASE)
     text = size_report(SizeReportRequest(root=tmp_path)).text
-    assert "this build against nothing (no --stage or --base given)" in text
+    assert "this build against nothing (no --stage or --base given, and no earlier good build of " in text
     assert "no base to compare" in text.splitlines()[-1]
+
+
+def test_command_without_a_base_compares_with_the_previous_build_and_says_so(tmp_path: Path) -> None:
+    current = copy.deepcopy(BASE)
+    current["layers"][1] = layer("ml", {"scipy": ("1.16.0", 90_000_000), "scikit-learn": ("1.6.0", 22_000_000)})
+    paths = write_checkout(tmp_path, current)
+    previous = paths.previous_report("python3.12", "x86_64")
+    previous.parent.mkdir(parents=True)
+    previous.write_text(json.dumps(BASE))
+    text = size_report(SizeReportRequest(root=tmp_path)).text
+    label = "the previous build (build/reports/python3.12-x86_64/previous-report.json)"
+    assert f"this build against {label}" in text
+    assert "version 1.15.0 -> 1.16.0" in text
+    assert text.splitlines()[-1].startswith(f"OK: layers +2.00 MB vs {label}")
+    previous.write_text("{not json")
+    with pytest.raises(SizeReportError, match=r"The previous build's report .* cannot be read as JSON"):
+        size_report(SizeReportRequest(root=tmp_path))
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,9 @@
+from pathlib import Path
+
+from lambda_ml_layers.build.build_layers import BuildRequest, build_layers
 from lambda_ml_layers.config.project import load_project
 from lambda_ml_layers.config.strip_rules import plan_strip
-from tests.project_factory import REPO
+from tests.project_factory import REPO, tiny_project
 
 LAYER = load_project(REPO).layer("core-data-science")
 
@@ -69,3 +72,20 @@ def test_sources_headers_stubs_and_caches_go() -> None:
         "pandas/__pycache__/x.cpython-311.pyc": "caches",
         "bin/f2py": "console-scripts",
     }
+
+
+def test_a_layer_strip_rule_matching_nothing_warns_naming_the_rule_and_its_file(tmp_path: Path) -> None:
+    rules = (
+        '[[strip.rules]]\nname = "typo"\nwhy = "meant tests"\ndirectories = ["tset"]\n'
+        '[[strip.rules]]\nname = "stubs-again"\nwhy = "fine"\nfiles = ["core.pyi"]\n'
+    )
+    project = tiny_project(tmp_path, "budget_mb = 10\n" + rules)
+    report = build_layers(BuildRequest(root=project.root, find_links=project.wheels_dir))
+    [layer] = report["layers"]
+    layer_toml = project.layer_dir("tinylayer") / "layer.toml"
+    [warning] = [w for w in layer["warnings"] if "strip rule" in w]
+    assert warning.startswith(f"strip rule 'typo' ({layer_toml}) matched no file of the layer")
+    # The inherited rules that find nothing here ("caches", "console-scripts", ...) stay quiet, and so
+    # does a rule whose files an earlier rule (type-stubs) took: its globs matched.
+    [strip] = [s for s in layer["steps"] if s["step"] == "strip"]
+    assert strip["warnings"] == [warning]
