@@ -425,3 +425,29 @@ def test_each_good_build_keeps_the_report_it_replaces_for_size_report(tmp_path: 
     assert previous.read_text() == kept != project.report().read_text()
     text = size_report(SizeReportRequest(root=project.root)).text
     assert "this build against the previous build (build/reports/" in text
+
+
+def test_a_layer_that_with_its_base_passes_lambdas_limit_can_never_fit_whatever_its_budget(tmp_path: Path) -> None:
+    # Real bytes (zeros: wheels and zips of a few hundred KB, about 5 s): each layer fits its own
+    # budget, but no function can carry the top one without its base, and the two pass Lambda's limit.
+    project = tiny_project(tmp_path)
+    mb = 1_000_000
+    base = make_wheel(
+        project.wheels_dir, "basepkg", "1.0", {"basepkg/__init__.py": "", "basepkg/b.bin": "\0" * 150 * mb}
+    )
+    top = make_wheel(
+        project.wheels_dir, "toppkg", "1.0", {"toppkg/__init__.py": "import basepkg\n", "toppkg/t.bin": "\0" * 120 * mb}
+    )
+    write_layer(project.root, "base", [base], "budget_mb = 200\n")
+    write_layer(project.root, "top", [base, top], 'budget_mb = 200\nbase_layers = ["base"]\n', direct={"toppkg"})
+    shutil.rmtree(project.root / "layers" / "tinylayer")
+    (project.root / "layers" / "resolution.txt").write_text(resolution_text([base, top]))
+    with pytest.raises(SizeGateError) as error:
+        build(project)
+    [offender] = [line for line in str(error.value).splitlines() if line.startswith("  - ")]
+    assert offender.startswith("  - layer top: 120,000,")
+    assert "+ base layer base 150,000," in offender
+    assert f"over Lambda's limit of {LAMBDA_UNZIPPED_LIMIT:,} bytes" in offender
+    assert "can never fit, whatever its budget (largest: toppkg 120.0 MB)" in offender
+    assert "budget_mb" not in offender
+    assert not project.output_zip("top").exists()
