@@ -432,6 +432,31 @@ def test_ctrl_c_during_a_rollback_leaves_a_recorded_release(root: Path, server: 
     assert_live_runs_the_current_release(root, server)
 
 
+def test_a_rollback_failing_its_checks_restores_the_release_it_left(root: Path, server: MotoServer) -> None:
+    before = history(root, server)[-1]
+    s3 = server.client("s3")
+    key = f"releases/{PREFIX}/0001.json"
+    bucket = next(
+        b["Name"] for b in s3.list_buckets()["Buckets"] if s3.list_objects_v2(Bucket=b["Name"], Prefix=key)["KeyCount"]
+    )
+    original = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    record = json.loads(original)
+    # Release 1 now says one function ran other code than it did: its rollback cannot pass its checks.
+    first = sorted(record["functions"])[0]
+    record["functions"][first]["code_sha256"] = "bm90IHRoZSBjb2RlIHRoYXQgcmFu"
+    s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(record).encode())
+    try:
+        result = inv(root, server, "rollback", "--stage", STAGE, "--to", "1", "--yes")
+    finally:
+        s3.put_object(Bucket=bucket, Key=key, Body=original)
+    output = result.stdout + result.stderr
+    assert result.returncode == 14, output[-4000:]
+    assert "Traceback" not in output and f"Rolled back to release {before['number']}" in output
+    newest = history(root, server)[-1]
+    assert newest["kind"] == "restore" and newest["restores"] == before["number"], newest
+    assert_live_runs_the_current_release(root, server)
+
+
 def test_real_stage_needs_credentials_of_its_pinned_account(root: Path, server: MotoServer) -> None:
     count = uploads(server)
     credentials = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
