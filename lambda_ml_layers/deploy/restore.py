@@ -85,7 +85,10 @@ def _where_is_stage(ctx: StageContext, current: Release | None, state: StackStat
     )
 
 
-def verification_failed(ctx: StageContext, current: Release | None, problems: list[str]) -> None:
+def verification_failed(
+    ctx: StageContext, current: Release | None, problems: list[str], change: str = "deploy"
+) -> None:
+    """The `change` (a deploy, a rollback) failed its checks: return the stage to `current`, record it."""
     listed = "\n".join(f"  - {p}" for p in problems)
     ctx.log.event("verification_failed", problems=problems)
     if current is None:
@@ -97,14 +100,14 @@ def verification_failed(ctx: StageContext, current: Release | None, problems: li
     ctx.log.say(f"Post-deploy checks failed:\n{listed}\nRestoring release {current.number}.")
     restored = redeploy_release(ctx, current, "restore", "after failed post-deploy checks: " + "; ".join(problems))
     raise VerificationFailed(
-        f"The deploy of stage {ctx.stage.name!r} failed its post-deploy checks:\n{listed}\n"
+        f"The {change} of stage {ctx.stage.name!r} failed its post-deploy checks:\n{listed}\n"
         f"Rolled back to release {current.number} (verified; recorded as release {restored.number})."
     )
 
 
 def recover_from_interrupt(ctx: StageContext, current: Release | None) -> None:
-    """Ctrl-C during sam deploy: CloudFormation goes on without us; wait for it, then make sure
-    the stage ends on a recorded release."""
+    """Ctrl-C or SIGTERM during sam deploy (of a deploy or a rollback) or its checks: CloudFormation
+    goes on without us; wait for it, then make sure the stage ends on a recorded release."""
     ctx.log.say("Interrupted: waiting for CloudFormation to finish what it started (Ctrl-C again to stop waiting)...")
     try:
         status = _settle(ctx)
@@ -128,9 +131,17 @@ def _settle(ctx: StageContext) -> str | None:
     return status
 
 
-def redeploy_release(ctx: StageContext, target: Release, kind: str, note: str, confirm: bool = False) -> Release:
+def redeploy_release(
+    ctx: StageContext,
+    target: Release,
+    kind: str,
+    note: str,
+    confirm: bool = False,
+    restore_to: Release | None = None,
+) -> Release:
     """Deploy a recorded release again: its exact template and parameters, every layer pinned to
-    the version ARN it recorded, so nothing is published but (maybe) function versions."""
+    the version ARN it recorded, so nothing is published but (maybe) function versions. With
+    `restore_to`, failed checks return the stage to that release, as after a failed deploy."""
     missing = missing_versions(ctx.session.client("lambda"), [layer["arn"] for layer in target.layers.values()])
     if missing:
         raise ReleaseError(
@@ -168,6 +179,8 @@ def redeploy_release(ctx: StageContext, target: Release, kind: str, note: str, c
             f"release {target.number}'s recorded template, layers and code",
             f"release {target.number} says",
         )
+    if problems and restore_to is not None:
+        verification_failed(ctx, restore_to, problems, f"{kind} to release {target.number}")
     if problems:
         raise VerificationFailed(
             f"Stage {ctx.stage.name!r} was returned to release {target.number} but does not pass its checks:\n"

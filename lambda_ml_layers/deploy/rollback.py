@@ -8,7 +8,7 @@ from pathlib import Path
 from ..config.stages import load_stage
 from ..core.errors import ReleaseError
 from .release_history import Release
-from .restore import redeploy_release
+from .restore import recover_from_interrupt, redeploy_release
 from .stage_context import StageContext, confirm_policy, read_checked_history, with_stage
 
 
@@ -46,7 +46,14 @@ def rollback(request: RollbackRequest) -> Release:
         target = ctx.store.get(number, history)
         latest = unknown.number if unknown else current.number
         ctx.log.say(f"Rolling stage {stage.name!r} back from release {latest} to release {target.number}.")
-        release = redeploy_release(ctx, target, "rollback", f"inv rollback --to {target.number}", confirm)
+        try:
+            release = redeploy_release(
+                ctx, target, "rollback", f"inv rollback --to {target.number}", confirm, restore_to=current
+            )
+        except KeyboardInterrupt:
+            # As for a deploy: CloudFormation may go on without us between sam deploy and the record.
+            recover_from_interrupt(ctx, current)
+            raise
         ctx.log.say(
             f"Stage {stage.name!r} is on release {release.number}: "
             f"release {target.number}'s code and layers (verified)."

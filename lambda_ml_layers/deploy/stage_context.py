@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 
 from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
 
@@ -68,6 +72,24 @@ def confirm_policy(stage: Stage, yes: bool, interactive: bool, dry_run: bool) ->
     return True
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (how CI cancels a job) raises KeyboardInterrupt for the block, so it gets Ctrl-C's
+    recovery and exit code instead of killing the command between sam deploy and the record."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread can set a handler
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def with_stage(
     root: Path,
     stage: Stage,
@@ -77,32 +99,33 @@ def with_stage(
 ) -> Release | None:
     """Lock the stage, run the gates, reach the stage, do the work; everything logged."""
     paths = BuildPaths.of(root)
-    log = DeployLog(paths.logs, command, stage.name)
-    session: StageSession | None = None
-    try:
-        lock = paths.deploy_dir(stage.name).with_suffix(".lock")
-        with stage_lock(lock, stage.name, f"inv {command} --stage {stage.name}"):
-            sam = find_sam(root)  # before the gates: a missing tool is refused at once
-            gates(log, sam)
-            session, caller, store = open_stage(root, stage, log)
-            return work(StageContext(root, stage, paths, log, session, caller, store, sam))
-    except (ClientError, BotoCoreError, DeployFailed, VerificationFailed, ReleaseError) as exc:
-        # A dead or paused emulator shows up as any of these; say so instead of blaming the deploy.
-        endpoint = session.endpoint_url if session is not None else None
-        if endpoint and (died := emulator_failure(paths, endpoint, f"inv {command} --stage {stage.name}")):
-            log.event("failed", error=died)
-            raise LocalAWSError(died) from None
-        if not isinstance(exc, (ClientError, BotoCoreError)):
+    with sigterm_as_interrupt():
+        log = DeployLog(paths.logs, command, stage.name)
+        session: StageSession | None = None
+        try:
+            lock = paths.deploy_dir(stage.name).with_suffix(".lock")
+            with stage_lock(lock, stage.name, f"inv {command} --stage {stage.name}"):
+                sam = find_sam(root)  # before the gates: a missing tool is refused at once
+                gates(log, sam)
+                session, caller, store = open_stage(root, stage, log)
+                return work(StageContext(root, stage, paths, log, session, caller, store, sam))
+        except (ClientError, BotoCoreError, DeployFailed, VerificationFailed, ReleaseError) as exc:
+            # A dead or paused emulator shows up as any of these; say so instead of blaming the deploy.
+            endpoint = session.endpoint_url if session is not None else None
+            if endpoint and (died := emulator_failure(paths, endpoint, f"inv {command} --stage {stage.name}")):
+                log.event("failed", error=died)
+                raise LocalAWSError(died) from None
+            if not isinstance(exc, (ClientError, BotoCoreError)):
+                log.event("failed", error=str(exc) or type(exc).__name__)
+                raise
+            log.event("failed", error=str(exc))
+            raise DeployFailed(
+                f"`inv {command} --stage {stage.name}` stopped: an AWS call failed: {exc}\n"
+                f"Check the stage with `inv releases --stage {stage.name}`; see the log for each step."
+            ) from None
+        except BaseException as exc:
             log.event("failed", error=str(exc) or type(exc).__name__)
             raise
-        log.event("failed", error=str(exc))
-        raise DeployFailed(
-            f"`inv {command} --stage {stage.name}` stopped: an AWS call failed: {exc}\n"
-            f"Check the stage with `inv releases --stage {stage.name}`; see the log for each step."
-        ) from None
-    except BaseException as exc:
-        log.event("failed", error=str(exc) or type(exc).__name__)
-        raise
-    finally:
-        log.say(f"Log: {log.path}")
-        log.close()
+        finally:
+            log.say(f"Log: {log.path}")
+            log.close()

@@ -366,35 +366,95 @@ def test_dry_run_shows_the_change_set_and_executes_nothing(root: Path, server: M
     assert history(root, server) == before
 
 
-def test_ctrl_c_during_sam_deploy_leaves_a_recorded_release(root: Path, server: MotoServer) -> None:
+def interrupted(root: Path, server: MotoServer, signum: signal.Signals, marker: str, *args: str) -> tuple[int, str]:
+    """`inv *args` sent `signum` to its whole process group (a terminal's Ctrl-C, or CI cancelling
+    a job) two seconds after the line starting with `marker`: its exit code and output."""
+    process = subprocess.Popen(
+        [str(INV), "--search-root", str(root), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=environment(server),
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    assert process.stdout is not None
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if line.startswith(marker):
+            time.sleep(2)  # sam is packaging or creating the change set
+            os.killpg(process.pid, signum)
+            break
+    rest, _ = process.communicate(timeout=600)
+    return process.returncode, "".join(seen) + rest
+
+
+def assert_live_runs_the_current_release(root: Path, server: MotoServer) -> None:
+    """Each live alias (read back with boto3) runs the code and layers of the release `inv releases` calls current."""
+    current = history(root, server)[-1]
+    client = server.client("lambda")
+    for logical, recorded in current["functions"].items():
+        version = client.get_alias(FunctionName=recorded["name"], Name="live")["FunctionVersion"]
+        config = client.get_function_configuration(FunctionName=recorded["name"], Qualifier=version)
+        running = ([layer["Arn"] for layer in config.get("Layers", [])], config["CodeSha256"])
+        assert running == (recorded["layers"], recorded["code_sha256"]), (logical, current["number"])
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl_c", "sigterm"])
+def test_interrupted_sam_deploy_leaves_a_recorded_release(
+    root: Path, server: MotoServer, signum: signal.Signals
+) -> None:
     before, live = history(root, server)[-1], live_layers(server)
     handler = root / "services" / "predictions" / "predictions" / "handler.py"
-    with edited((handler, lambda text: text + "\n# interrupted change\n")):
-        process = subprocess.Popen(
-            [str(INV), "--search-root", str(root), "deploy", "--stage", STAGE],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            env=environment(server),
-            start_new_session=True,  # its own process group, as a terminal's foreground job
-        )
-        assert process.stdout is not None
-        seen = []
-        for line in process.stdout:
-            seen.append(line)
-            if line.startswith("==> sam deploy"):
-                time.sleep(2)  # sam is packaging or creating the change set
-                os.killpg(process.pid, signal.SIGINT)
-                break
-        rest, _ = process.communicate(timeout=600)
-    output = "".join(seen) + rest
-    assert process.returncode == 130, output[-4000:]
+    with edited((handler, lambda text: text + f"\n# interrupted change ({signum.name})\n")):
+        code, output = interrupted(root, server, signum, "==> sam deploy", "deploy", "--stage", STAGE)
+    assert code == 130, output[-4000:]
     assert "Interrupted: waiting for CloudFormation" in output and "Traceback" not in output
     assert_says_where_the_stage_is(output, before, history(root, server))
     assert live_layers(server) == live
-    # The next deploy works as usual.
-    assert "is on release" in ok(inv(root, server, "deploy", "--stage", STAGE))
+    assert_live_runs_the_current_release(root, server)
+    log = BuildPaths.of(root).logs
+    newest = max(log.glob(f"deploy-{STAGE}-*.jsonl"), key=lambda path: path.stat().st_mtime)
+    assert str(newest) in newest.read_text().splitlines()[-1]  # the log's last line: where it is, said on the way out
+    # The next deploy works as usual (the interrupted change may never have started).
+    after = ok(inv(root, server, "deploy", "--stage", STAGE))
+    assert "is on release" in after or "Nothing changed" in after
+
+
+def test_ctrl_c_during_a_rollback_leaves_a_recorded_release(root: Path, server: MotoServer) -> None:
+    code, output = interrupted(
+        root, server, signal.SIGINT, "==> sam deploy of release", "rollback", "--stage", STAGE, "--to", "1", "--yes"
+    )
+    assert code == 130, output[-4000:]
+    assert "Interrupted: waiting for CloudFormation" in output and "Traceback" not in output
+    assert f"Stage {STAGE!r} " in output.split("Interrupted: waiting for CloudFormation")[1]  # says where it is
+    assert_live_runs_the_current_release(root, server)
+
+
+def test_a_rollback_failing_its_checks_restores_the_release_it_left(root: Path, server: MotoServer) -> None:
+    before = history(root, server)[-1]
+    s3 = server.client("s3")
+    key = f"releases/{PREFIX}/0001.json"
+    bucket = next(
+        b["Name"] for b in s3.list_buckets()["Buckets"] if s3.list_objects_v2(Bucket=b["Name"], Prefix=key)["KeyCount"]
+    )
+    original = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    record = json.loads(original)
+    # Release 1 now says one function ran other code than it did: its rollback cannot pass its checks.
+    first = sorted(record["functions"])[0]
+    record["functions"][first]["code_sha256"] = "bm90IHRoZSBjb2RlIHRoYXQgcmFu"
+    s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(record).encode())
+    try:
+        result = inv(root, server, "rollback", "--stage", STAGE, "--to", "1", "--yes")
+    finally:
+        s3.put_object(Bucket=bucket, Key=key, Body=original)
+    output = result.stdout + result.stderr
+    assert result.returncode == 14, output[-4000:]
+    assert "Traceback" not in output and f"Rolled back to release {before['number']}" in output
+    newest = history(root, server)[-1]
+    assert newest["kind"] == "restore" and newest["restores"] == before["number"], newest
+    assert_live_runs_the_current_release(root, server)
 
 
 def test_real_stage_needs_credentials_of_its_pinned_account(root: Path, server: MotoServer) -> None:

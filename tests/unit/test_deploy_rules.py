@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,7 @@ from lambda_ml_layers.deploy.deploy_template import (
     template_parameters,
 )
 from lambda_ml_layers.deploy.release_history import History, Release, release_table
+from lambda_ml_layers.deploy.stage_context import sigterm_as_interrupt
 
 REPO = Path(__file__).resolve().parents[2]
 SAMCONFIG = """
@@ -395,3 +398,16 @@ def test_an_emulated_stage_never_gets_the_real_credential_chain(tmp_path: Path) 
     with pytest.raises(LocalAWSError, match=r"real AWS stage .* local emulator's endpoint"):
         StageSession(real, "http://localhost:1")
     assert StageSession(emulated, "http://localhost:1").environment()["AWS_ENDPOINT_URL"] == "http://localhost:1"
+
+
+def test_sigterm_is_an_interrupt_only_inside_the_block() -> None:
+    def previous(signum: int, frame: object) -> None:
+        raise AssertionError("the handler from before the block ran inside it")
+
+    original = signal.signal(signal.SIGTERM, previous)
+    try:
+        with pytest.raises(KeyboardInterrupt), sigterm_as_interrupt():
+            os.kill(os.getpid(), signal.SIGTERM)
+        assert signal.getsignal(signal.SIGTERM) is previous
+    finally:
+        signal.signal(signal.SIGTERM, original)
