@@ -218,6 +218,16 @@ def assemble_history(
     return History(tuple(records), tuple(bad), bucket)
 
 
+# A restore's note lists every failed check with full ARNs (thousands of characters): the table
+# shows its start, the record and `inv releases --json` keep it whole.
+TABLE_NOTE_CHARS = 80
+
+
+def table_note(note: str) -> str:
+    """`note` as the table shows it: whole up to TABLE_NOTE_CHARS, else cut with an ellipsis."""
+    return note if len(note) <= TABLE_NOTE_CHARS else note[: TABLE_NOTE_CHARS - 1] + "…"
+
+
 def release_table(history: History) -> str:
     """The history as a table, oldest first; a bad or missing record is a row of its own, and
     what is wrong with it and the fix follow the table."""
@@ -229,7 +239,9 @@ def release_table(history: History) -> str:
             f"{folder}:{info['arn'].rsplit(':', 1)[-1]}" for folder, info in sorted(release.layers.items())
         )
         kind = f"{release.kind} of {release.restores}" if release.restores else release.kind
-        rows.append((release.number, (str(release.number), kind, release.time, commit, layers, release.note)))
+        rows.append(
+            (release.number, (str(release.number), kind, release.time, commit, layers, table_note(release.note)))
+        )
     for bad in history.bad:
         state = "MISSING" if bad.missing else "UNREADABLE"
         rows.append((bad.number, (str(bad.number), state, "", "", "", "see below")))
@@ -240,6 +252,8 @@ def release_table(history: History) -> str:
         for row in [header, *cells]
     ]
     lines.insert(1, "  ".join("-" * width for width in widths))
+    if any(len(release.note) > TABLE_NOTE_CHARS for release in history.releases):
+        lines.append(f"(notes cut at {TABLE_NOTE_CHARS} characters: `--json` shows them whole)")
     unknown = history.unknown_latest()
     if unknown is None and history.current is not None:
         lines.append(f"current: release {history.current.number}")

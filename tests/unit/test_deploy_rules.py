@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import shutil
@@ -327,6 +328,15 @@ def test_release_table_names_each_release_and_the_current_one() -> None:
     table = release_table(History((release(1, "deploy"), release(2, "deploy"), release(3, "rollback", 1))))
     assert "rollback of 1" in table and "0123456789+dirty" in table and "core:3" in table
     assert table.endswith("current: release 3")
+    assert "notes cut" not in table
+
+    # A restore's note names every failed check with its full ARNs; its row stays readable.
+    arns = "; ".join(f"arn:aws:lambda:us-east-1:123456789012:function:f{n}:{n} has layer X" for n in range(60))
+    restore = dataclasses.replace(release(4, "restore", 3), note=f"after failed post-deploy checks: {arns}")
+    table = release_table(History((release(3, "deploy"), restore)))
+    row = next(line for line in table.splitlines() if line.startswith("4 "))
+    assert len(row) < 200 and row.endswith("…") and "after failed post-deploy checks" in row
+    assert "(notes cut at 80 characters: `--json` shows them whole)" in table
 
 
 def test_the_smoke_event_is_defined_once_by_the_handlers() -> None:
