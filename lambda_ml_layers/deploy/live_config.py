@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .deploy_template import replace_refs
+
 # Lambda's own defaults for a property the template leaves out.
 _DEFAULTS: dict[str, Any] = {
     "MemorySize": 128,
@@ -59,18 +61,22 @@ def merge_globals(global_value: Any, local_value: Any) -> Any:
     return local_value
 
 
+def _first_intrinsic(node: Any) -> str | None:
+    """The first function (GetAtt, Sub, an unknown Ref...) left in `node`, as "Name value"."""
+    if isinstance(node, dict):
+        return f"{next(iter(node))} {node[next(iter(node))]!r}" if node else "{}"
+    if isinstance(node, list):
+        return next((found for item in node if (found := _first_intrinsic(item))), None)
+    return None
+
+
 def _resolve(value: Any, parameters: dict[str, str], resources: dict[str, str]) -> Any:
     """A literal, a parameter's value, or a resource's physical id (what `Ref` of a bucket or
     table is); anything else (GetAtt, Sub, ...) only CloudFormation knows."""
-    if isinstance(value, dict):
-        if set(value) == {"Ref"} and value["Ref"] in parameters:
-            return parameters[value["Ref"]]
-        if set(value) == {"Ref"} and value["Ref"] in resources:
-            return resources[value["Ref"]]
-        raise _Unresolved(f"{next(iter(value), '?')} {value[next(iter(value))]!r}" if value else "{}")
-    if isinstance(value, list):
-        return [_resolve(item, parameters, resources) for item in value]
-    return value
+    resolved = replace_refs(value, {**resources, **parameters})
+    if (intrinsic := _first_intrinsic(resolved)) is not None:
+        raise _Unresolved(intrinsic)
+    return resolved
 
 
 def intended_function(
