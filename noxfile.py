@@ -34,6 +34,7 @@ TOOLING_LOCKS = [
     ("requirements/sam.in", "requirements/sam.txt"),
     ("requirements/checkov.in", "requirements/checkov.txt"),
     ("requirements/upstream-tests.in", "requirements/upstream-tests.txt"),
+    ("requirements/lambda-runtime.in", "requirements/lambda-runtime.txt"),
 ]
 HERE = sys.executable  # the tooling environment nox runs in
 

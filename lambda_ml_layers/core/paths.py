@@ -29,6 +29,11 @@ class BuildPaths:
         """build/.build.lock: held by the one build running in this folder, holding its pid."""
         return self.build / ".build.lock"
 
+    def runtime_client(self, runtime: str, arch: str, lock_digest: str) -> Path:
+        """build/runtime-client/<runtime>-<arch>/<lock digest>/: awslambdaric and its dependencies,
+        installed for the sandbox's runtime (a changed lock installs beside the old one)."""
+        return self.build / "runtime-client" / f"{runtime}-{arch}" / lock_digest
+
     @property
     def tmp(self) -> Path:
         return self.build / "tmp"

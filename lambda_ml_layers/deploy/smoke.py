@@ -78,7 +78,7 @@ def smoke_sandbox(session: StageSession, function: FunctionState) -> str | None:
         with sandbox:
             invocation = sandbox.invoke(smoke_event())
         # Lambda would log this run (REPORT line, Init Duration): so does the stage's emulator.
-        write_invocation_logs(session.client("logs"), function.name, function.version, spec.memory_mb, invocation)
+        write_invocation_logs(session.client("logs"), function.name, function.version, invocation)
         error = invocation.error and f"{invocation.error.get('errorType')}: {invocation.error.get('errorMessage')}"
         return _failure(function, invocation.result, error)
 

@@ -4,13 +4,17 @@
     opt/   its layers' zips extracted in the template's order (a later layer overwrites), read-only
     tmp/   the only writable place; template values under /tmp are mapped here
 
-The handler runs in the target runtime's interpreter with `-I -S -B`: no host site-packages,
-no PYTHON* variables, no bytecode written; sys.path is Lambda's: task, then
-opt/python/lib/pythonX.Y/site-packages, then opt/python. The runtime's own boto3 is left
-out on purpose, so a function works only if its layers carry what it imports. The process
-stays up between invocations (warm starts) until a timeout or the memory figure is exceeded,
-as Lambda's execution environment does. Running as root, permissions cannot stop writes;
--B still keeps Python from caching bytecode in task/ and opt/.
+The handler runs through AWS's own Runtime Interface Client (awslambdaric, runtime_client.py)
+in the target runtime's interpreter with `-I -S -B`: no host site-packages, no PYTHON*
+variables, no bytecode written; sys.path is Lambda's: task, then
+opt/python/lib/pythonX.Y/site-packages, then opt/python, then the runtime client's folder.
+The runtime's own boto3 is left out on purpose, so a function works only if its layers carry
+what it imports. The client takes events from a local Runtime API (runtime_api.py); the sandbox
+times init and each invocation and reads the process's peak memory itself, since those are
+what Lambda's REPORT line shows (`log_lines`). The process stays up between invocations (warm
+starts) until a timeout or the memory figure is exceeded, as Lambda's execution environment
+does. Running as root, permissions cannot stop writes; -B still keeps Python from caching
+bytecode in task/ and opt/.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ from __future__ import annotations
 import ast
 import contextlib
 import json
+import math
 import os
-import select
+import queue
 import shutil
 import stat
 import subprocess
@@ -40,6 +45,8 @@ from ..core.layer_tree import tree_size
 from ..core.layer_zip import extract
 from ..core.runtimes import Runtime
 from ..target_scripts import script, traced
+from .runtime_api import ACCOUNT, PendingInvocation, RuntimeAPI, RuntimeMessage
+from .runtime_client import runtime_client_dir
 
 # The handlers' runtime defines the smoke event (the engine cannot import it: it needs the layers).
 SHARED_RUNTIME = Path(__file__).resolve().parents[2] / "services" / "shared" / "runtime.py"
@@ -67,6 +74,8 @@ class Invocation:
     duration_seconds: float
     max_memory_mb: float
     prune_fix: str | None = None  # a module a layer's [prune] removed: the keep/trace line to add
+    request_id: str = ""  # the id the runtime saw (its log lines carry it)
+    memory_size_mb: int = 0  # the function's configured memory
 
     @property
     def ok(self) -> bool:
@@ -100,8 +109,7 @@ class LambdaSandbox:
         self.tmp = self.root / "tmp"
         self.log_path = self.root / "function.log"
         self.process: subprocess.Popen[bytes] | None = None
-        self._results: Any = None
-        self._pending_init: tuple[float, float] | None = None
+        self._api: RuntimeAPI | None = None
         self.pruned = [p for p in map(pruned_layer_beside, layer_zips) if p is not None]
 
     # -- layout ---------------------------------------------------------------------------
@@ -171,25 +179,30 @@ class LambdaSandbox:
             self.process.kill()
             self.process.wait()
             self.process = None
-        if self._results is not None:
-            self._results.close()
-            self._results = None
+        if self._api is not None:
+            self._api.close()
+            self._api = None
 
     def _let_exit(self) -> None:
-        """End of input ends the runtime's loop: it exits on its own, so its tracer writes the record."""
-        assert self.process is not None and self.process.stdin is not None
-        with contextlib.suppress(BrokenPipeError):  # it exited already
-            self.process.stdin.close()
+        """A failed /next ends awslambdaric's loop: it exits on its own, so its tracer writes the record."""
+        assert self.process is not None and self._api is not None
+        self._api.close()
+        self._api = None
         with contextlib.suppress(subprocess.TimeoutExpired):  # killed below; its reader says the record is missing
             self.process.wait(timeout=30)
 
-    def _start(self) -> tuple[float, float, dict[str, Any] | None]:
+    def _start(self) -> tuple[float, float | None, dict[str, Any] | None]:
+        """Start the runtime and wait for its init: (init seconds, import seconds, init failure)."""
+        client = runtime_client_dir(self.runtime, self.spec.arch)
+        self._api = RuntimeAPI()
+        paths = [str(self.task), *lambda_sys_path(self.opt, self.runtime), str(client)]
+        env = self.environment()
+        env["AWS_LAMBDA_RUNTIME_API"] = self._api.address
         read_fd, write_fd = os.pipe()
-        started = time.perf_counter()
-        paths = json.dumps(lambda_sys_path(self.opt, self.runtime))
+        started = time.time()
         with self.log_path.open("ab") as log:
-            # Not command_runner.call: the runtime stays up between invocations (warm starts), fed
-            # requests on stdin and answering on its own pipe while the sandbox lives.
+            # Not command_runner.call: the runtime stays up between invocations (warm starts),
+            # taking events from the Runtime API while the sandbox lives.
             self.process = subprocess.Popen(
                 [
                     self.python,
@@ -198,80 +211,103 @@ class LambdaSandbox:
                     "-B",
                     "-u",
                     *(traced(self.trace_to, self.opt) if self.trace_to is not None else []),
-                    script("lambda_runtime"),
-                    str(self.task),
-                    paths,
+                    script("lambda_bootstrap"),
                     self.spec.handler,
+                    json.dumps(paths),
                     str(write_fd),
                 ],
-                stdin=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.task,
-                env=self.environment(),
+                env=env,
                 pass_fds=(write_fd,),
             )
         os.close(write_fd)
-        self._results = os.fdopen(read_fd)
-        ready = self._read(self.spec.timeout_s + 60)
-        if ready is None:
+        with os.fdopen(read_fd) as launched_pipe:
+            message = self._await(("next", "init_error"), started + self.spec.timeout_s + 60)
+            launched_text = launched_pipe.read() if message is not None and message.kind == "next" else ""
+        if message is None or message.kind != "next":
+            exited = self.process.poll() is not None
             self.stop()
-            return (
-                time.perf_counter() - started,
-                0.0,
-                {"errorType": "Runtime.ExitError", "errorMessage": "the runtime exited during init; see the logs"},
+            failure = (
+                _error_document(message.body)
+                if message is not None
+                else {
+                    "errorType": "Runtime.ExitError" if exited else "Sandbox.Timedout",
+                    "errorMessage": "the runtime exited during init; see the logs"
+                    if exited
+                    else f"init did not finish in {self.spec.timeout_s + 60} seconds",
+                }
             )
-        return time.perf_counter() - started, float(ready["import_seconds"]), ready["init_error"]
+            return (message.at if message else time.time()) - started, None, failure
+        launched = float(launched_text) if launched_text else started
+        return message.at - started, message.at - launched, None
 
-    def _read(self, timeout: float) -> dict[str, Any] | None:
-        assert self._results is not None
-        ready, _, _ = select.select([self._results], [], [], timeout)
-        if not ready:
-            return None
-        line = self._results.readline()
-        return json.loads(line) if line else None
+    def _await(self, kinds: tuple[str, ...], deadline: float) -> RuntimeMessage | None:
+        """The runtime's next message of one of these kinds; None if it exits or the deadline passes."""
+        assert self.process is not None and self._api is not None
+        while True:
+            with contextlib.suppress(queue.Empty):
+                message = self._api.messages.get(timeout=0.02)
+                if message.kind in kinds:
+                    return message
+                continue
+            if self.process.poll() is not None:
+                # It may have posted just before exiting (an init error does): read what is left.
+                with contextlib.suppress(queue.Empty):
+                    while (message := self._api.messages.get_nowait()).kind not in kinds:
+                        pass
+                    return message
+                return None
+            if time.time() > deadline:
+                return None
 
-    def invoke(self, event: Any) -> Invocation:
+    def invoke(
+        self, event: Any, client_context: dict[str, Any] | None = None, identity: dict[str, Any] | None = None
+    ) -> Invocation:
         """Invoke the handler with `event`; starts (cold) or reuses (warm) the environment."""
         log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        request_id = str(uuid.uuid4())
         cold = self.process is None
         init_seconds = import_seconds = None
         if cold:
             init_seconds, import_seconds, init_failure = self._start()
             if self.process is None:
-                return self._finish(None, init_failure, log_offset, True, init_seconds, import_seconds, 0.0, 0)
-        assert self.process is not None and self.process.stdin is not None
-        deadline = time.time() + self.spec.timeout_s
-        self.process.stdin.write((json.dumps({"event": event, "deadline": deadline}) + "\n").encode())
-        self.process.stdin.flush()
-        response = self._read(self.spec.timeout_s)
-        if response is None:
+                return self._finish(
+                    None, init_failure, log_offset, True, init_seconds, import_seconds, 0.0, 0, request_id
+                )
+        assert self.process is not None and self._api is not None
+        began = time.time()
+        deadline = began + self.spec.timeout_s
+        arn = f"arn:aws:lambda:{self.environment()['AWS_REGION']}:{ACCOUNT}:function:{self.spec.name}"
+        self._api.invoke(PendingInvocation(request_id, event, int(deadline * 1000), arn, client_context, identity))
+        message = self._await(("response", "error"), deadline)
+        peak_kb = _peak_rss_kb(self.process.pid)
+        if message is None or message.request_id != request_id:
             timed_out = self.process.poll() is None
             self.stop()  # Lambda throws the environment away; the next invocation is cold
-            message = (
+            text = (
                 f"Task timed out after {self.spec.timeout_s:.2f} seconds"
                 if timed_out
                 else "Runtime exited without a response; see the logs"
             )
-            failure = {"errorType": "Sandbox.Timedout" if timed_out else "Runtime.ExitError", "errorMessage": message}
-            return self._finish(None, failure, log_offset, cold, init_seconds, import_seconds, self.spec.timeout_s, 0)
-        error: dict[str, Any] | None = response.get("error")
-        max_rss_kb = int(response["max_rss_kb"])
-        if max_rss_kb / 1024 > self.spec.memory_mb:
+            failure = {"errorType": "Sandbox.Timedout" if timed_out else "Runtime.ExitError", "errorMessage": text}
+            duration = time.time() - began
+            return self._finish(
+                None, failure, log_offset, cold, init_seconds, import_seconds, duration, peak_kb, request_id
+            )
+        error = _error_document(message.body) if message.kind == "error" else None
+        if peak_kb / 1024 > self.spec.memory_mb:
             self.stop()
             error = {
                 "errorType": "Runtime.OutOfMemory",
-                "errorMessage": f"Runtime exited: used {max_rss_kb / 1024:.0f} MB of {self.spec.memory_mb} MB",
+                "errorMessage": f"Runtime exited: used {peak_kb / 1024:.0f} MB of {self.spec.memory_mb} MB",
             }
+        result = message.body if message.kind == "response" else None
+        duration = message.at - began
         return self._finish(
-            response.get("result"),
-            error,
-            log_offset,
-            cold,
-            init_seconds,
-            import_seconds,
-            float(response["duration_seconds"]),
-            max_rss_kb,
+            result, error, log_offset, cold, init_seconds, import_seconds, duration, peak_kb, request_id
         )
 
     def _finish(
@@ -284,6 +320,7 @@ class LambdaSandbox:
         import_seconds: float | None,
         duration: float,
         max_rss_kb: int,
+        request_id: str,
     ) -> Invocation:
         with self.log_path.open("rb") as log:
             log.seek(log_offset)
@@ -298,7 +335,54 @@ class LambdaSandbox:
             duration_seconds=duration,
             max_memory_mb=max_rss_kb / 1024,
             prune_fix=invocation_fix(error, result, logs, self.pruned),
+            request_id=request_id,
+            memory_size_mb=self.spec.memory_mb,
         )
+
+
+def _error_document(body: Any) -> dict[str, Any]:
+    """The runtime's error document as Lambda returns it (a body that is not one is wrapped)."""
+    if isinstance(body, dict) and "errorType" in body:
+        return body
+    return {"errorType": "Runtime.Unknown", "errorMessage": str(body)}
+
+
+def _peak_rss_kb(pid: int) -> int:
+    """The process's peak resident memory so far (VmHWM), what Lambda reports as Max Memory Used."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass  # it exited already
+    return 0
+
+
+def report_line(invocation: Invocation) -> str:
+    """The REPORT line Lambda writes after an invocation; Init Duration only for a cold start."""
+    duration_ms = invocation.duration_seconds * 1000
+    fields = [
+        f"REPORT RequestId: {invocation.request_id}",
+        f"Duration: {duration_ms:.2f} ms",
+        f"Billed Duration: {max(1, math.ceil(duration_ms))} ms",
+        f"Memory Size: {invocation.memory_size_mb} MB",
+        f"Max Memory Used: {max(1, round(invocation.max_memory_mb))} MB",
+    ]
+    if invocation.cold and invocation.init_seconds is not None:
+        fields.append(f"Init Duration: {invocation.init_seconds * 1000:.2f} ms")
+    return "\t".join(fields) + "\t"
+
+
+def log_lines(invocation: Invocation, version: str = "$LATEST") -> list[str]:
+    """START, the function's own output, END and REPORT, as Lambda writes them to the log stream."""
+    printed = [line for line in invocation.logs.splitlines() if line.strip()]
+    return [
+        f"START RequestId: {invocation.request_id} Version: {version}",
+        *printed,
+        f"END RequestId: {invocation.request_id}",
+        report_line(invocation),
+    ]
 
 
 def _set_writable(root: Path, writable: bool) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from lambda_ml_layers.core.errors import ConfigError
-from lambda_ml_layers.deploy.sandbox_logs import invocation_lines, log_stream_name, report_line
-from lambda_ml_layers.local.sandbox import Invocation
+from lambda_ml_layers.deploy.sandbox_logs import log_stream_name
+from lambda_ml_layers.local.sandbox import Invocation, log_lines, report_line
 from lambda_ml_layers.ops.cold_start_rules import (
     InitStats,
     benchmark_figures,
@@ -108,24 +108,28 @@ def test_since_refuses_further_back_than_cloudwatch_keeps_logs(text: str) -> Non
     assert parse_since("3653d") == 3653 * 86400
 
 
-def invocation(cold: bool, init: float | None = 1.23456, logs: str = "hello\n") -> Invocation:
-    return Invocation({"status": "smoke"}, None, logs, cold, init, 1.0, 0.0421, 123.4)
+def invocation(
+    cold: bool, init: float | None = 1.23456, logs: str = "hello\n", request_id: str = "r", memory: int = 128
+) -> Invocation:
+    return Invocation(
+        {"status": "smoke"}, None, logs, cold, init, 1.0, 0.0421, 123.4, request_id=request_id, memory_size_mb=memory
+    )
 
 
 def test_report_line_is_lambdas_and_reads_back() -> None:
-    line = report_line("req-1", invocation(cold=True), 1769)
+    line = report_line(invocation(cold=True, request_id="req-1", memory=1769))
     assert line == (
         "REPORT RequestId: req-1\tDuration: 42.10 ms\tBilled Duration: 43 ms\tMemory Size: 1769 MB\t"
         "Max Memory Used: 123 MB\tInit Duration: 1234.56 ms\t"
     )
     assert init_duration_ms(line) == 1234.56
-    warm = report_line("req-2", invocation(cold=False, init=None), 1769)
+    warm = report_line(invocation(cold=False, init=None, request_id="req-2", memory=1769))
     assert "Init Duration" not in warm and init_duration_ms(warm) is None
     assert init_duration_ms("hello Init Duration: 5 ms") is None  # only REPORT lines count
 
 
 def test_invocation_lines_and_stream_name() -> None:
-    lines = invocation_lines("r", "7", invocation(cold=True), 128)
+    lines = log_lines(invocation(cold=True), "7")
     assert lines[0] == "START RequestId: r Version: 7" and lines[1] == "hello" and lines[2] == "END RequestId: r"
     stream = log_stream_name("7", 0.0, "abc")
     assert stream == "1970/01/01/[7]abc"

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import os
+import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from lambda_ml_layers.config.template import FunctionSpec
+from lambda_ml_layers.core.errors import InstallError
 from lambda_ml_layers.core.interpreters import find_interpreter
 from lambda_ml_layers.core.layer_zip import write_zip
 from lambda_ml_layers.core.runtimes import RUNTIMES
-from lambda_ml_layers.local.sandbox import LambdaSandbox
+from lambda_ml_layers.local.runtime_client import runtime_client_dir
+from lambda_ml_layers.local.sandbox import LambdaSandbox, log_lines, report_line
 
 RUNTIME = RUNTIMES["python3.12"]
 
@@ -148,3 +152,98 @@ def test_extracted_bytes_count_task_and_every_layer(tmp_path: Path, layers: int)
     with sandbox(tmp_path, layers=zips) as box:
         code = len(HANDLER) + 0  # fn/__init__.py is empty
         assert box.extracted_bytes == code + 1000 * layers
+
+
+# Each row of issue 20's table: what AWS's runtime client (awslambdaric) does, which the sandbox's
+# old home-made runtime did differently.
+CONTEXT_HANDLER = """\
+import logging, os
+if os.environ.get("FAIL_AT_IMPORT"):
+    raise RuntimeError("bad at import")
+logging.getLogger().setLevel(logging.INFO)
+
+def main(event, context):
+    logging.info("handling %s", event.get("n"))
+    if event.get("fail"):
+        raise ValueError("bad batch")
+    return {
+        "memory": context.memory_limit_in_mb,
+        "client_context": context.client_context.custom if context.client_context else None,
+        "identity": type(context.identity).__name__,
+        "has_log": callable(getattr(context, "log", None)),
+        "request_id": context.aws_request_id,
+    }
+"""
+
+
+def context_sandbox(
+    tmp: Path, handler: str = "fn.handler.main", environment: dict[str, str] | None = None
+) -> LambdaSandbox:
+    box = sandbox(tmp)
+    (box.spec.code_dir / "fn" / "handler.py").write_text(CONTEXT_HANDLER)
+    box.spec = replace(box.spec, handler=handler)
+    box.extra_environment = environment or {}
+    return box
+
+
+def test_the_context_is_the_runtime_clients(tmp_path: Path) -> None:
+    with context_sandbox(tmp_path) as box:
+        result = box.invoke({"n": 1}, client_context={"custom": {"caller": "test"}})
+    assert result.ok, result.error
+    assert result.result["memory"] == "512"  # a string, as on Lambda
+    assert result.result["client_context"] == {"caller": "test"}
+    assert result.result["identity"] == "CognitoIdentity" and result.result["has_log"]
+    assert result.result["request_id"] == result.request_id
+
+
+def test_an_exception_at_import_is_reported_as_lambda_does(tmp_path: Path) -> None:
+    with context_sandbox(tmp_path, environment={"FAIL_AT_IMPORT": "1"}) as box:
+        result = box.invoke({})
+        assert result.error is not None
+        assert result.error["errorType"] == "RuntimeError" and result.error["errorMessage"] == "bad at import"
+        assert "[ERROR] RuntimeError: bad at import" in result.logs
+        assert result.cold and box.invoke({}).cold  # a failed init leaves no environment to reuse
+
+
+def test_a_missing_handler_is_named_as_lambda_names_it(tmp_path: Path) -> None:
+    with context_sandbox(tmp_path, handler="fn.handler.missing") as box:
+        result = box.invoke({})
+    assert result.error is not None
+    assert result.error["errorType"] == "Runtime.HandlerNotFound"
+    assert result.error["errorMessage"] == "Handler 'missing' missing on module 'fn.handler'"
+
+
+def test_the_stack_trace_has_user_frames_only_and_the_request_id(tmp_path: Path) -> None:
+    with context_sandbox(tmp_path) as box:
+        result = box.invoke({"fail": True})
+    assert result.error is not None and result.error["requestId"] == result.request_id
+    frames = result.error["stackTrace"]
+    assert len(frames) == 1 and 'handler.py", line 9, in main' in frames[0]
+
+
+def test_logging_lines_carry_level_time_and_request_id(tmp_path: Path) -> None:
+    with context_sandbox(tmp_path) as box:
+        result = box.invoke({"n": 7})
+    line = next(line for line in result.logs.splitlines() if line.endswith("handling 7"))
+    level, stamp, request_id, message = line.split("\t")
+    assert (level, request_id, message) == ("[INFO]", result.request_id, "handling 7")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", stamp)
+
+
+def test_start_end_report_lines_come_from_the_sandboxs_measurements(tmp_path: Path) -> None:
+    with context_sandbox(tmp_path) as box:
+        cold, warm = box.invoke({"n": 1}), box.invoke({"n": 2})
+    lines = log_lines(cold)
+    assert lines[0] == f"START RequestId: {cold.request_id} Version: $LATEST"
+    assert lines[-2] == f"END RequestId: {cold.request_id}"
+    report = dict(field.split(": ", 1) for field in lines[-1].strip("\t").split("\t"))
+    assert report["REPORT RequestId"] == cold.request_id and report["Memory Size"] == "512 MB"
+    assert 0 < float(report["Init Duration"].removesuffix(" ms")) == pytest.approx(cold.init_seconds * 1000, abs=0.01)
+    assert cold.import_seconds is not None and 0 < cold.import_seconds < cold.init_seconds
+    assert 10 < cold.max_memory_mb < 200  # the runtime process's own peak, not the configured size
+    assert "Init Duration" not in report_line(warm) and warm.duration_seconds < 1
+
+
+def test_a_missing_runtime_client_lock_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(InstallError, match=r"(?s)awslambdaric, locked in .*lambda-runtime.txt.*nox -s lock_tooling"):
+        runtime_client_dir(RUNTIME, "x86_64", root=tmp_path, lock=tmp_path / "requirements" / "lambda-runtime.txt")
