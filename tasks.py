@@ -289,7 +289,28 @@ def cold_starts(c: Context, stage: str, since: str = "24h") -> None:
     print("\n".join(cold_start_lines(_run(lambda: read_cold_starts(ROOT, stage, seconds)), since)))
 
 
-for _task in (layer_usage, prune_layers, cold_starts):
+@task(
+    name="invoke",
+    help={
+        "function": "the template's logical id, e.g. DataValidationFunction",
+        "event": "a JSON file with the event (default: the smoke event every function answers)",
+        "stage": "run what the stage's live alias runs (default: today's build)",
+    },
+)
+def invoke_function(c: Context, function: str, event: str | None = None, stage: str | None = None) -> None:
+    """Run one function once in the sandbox (today's build, or a stage's live code and layers); print its logs."""
+    from lambda_ml_layers.ops.invoke import invoke_built, invoke_deployed, invoke_lines, raise_if_failed, read_event
+
+    payload = _run(lambda: read_event(event))
+    if stage is None:
+        result = _run(lambda: invoke_built(ROOT, function, payload))
+    else:
+        result = _run(lambda: invoke_deployed(ROOT, stage, function, payload))
+    print("\n".join(invoke_lines(result)))
+    _run(lambda: raise_if_failed(result))
+
+
+for _task in (layer_usage, prune_layers, cold_starts, invoke_function):
     namespace.add_task(_task)
 
 

@@ -142,6 +142,12 @@ class StateMachineError(LayerToolError):
     exit_code = 29
 
 
+class FunctionFailed(LayerToolError):
+    """`inv invoke`: the function ran and returned an error (its error document and logs are printed)."""
+
+    exit_code = 30
+
+
 class BuildInterrupted(LayerToolError):
     exit_code = 130
 

@@ -8,16 +8,19 @@ the project's Lambda-like sandbox, so the check still covers what was deployed.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import shutil
 import tempfile
 import urllib.request
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..config.template import FunctionSpec
 from ..core.interpreters import find_interpreter
-from ..core.runtimes import RUNTIMES
+from ..core.runtimes import RUNTIMES, Runtime
 from ..local.sandbox import LambdaSandbox, smoke_event
 from .deployed_state import ALIAS, FunctionState
 from .layer_versions import get_version
@@ -47,34 +50,71 @@ def _download(url: str, destination: Path) -> Path:
     return destination
 
 
-def smoke_sandbox(session: StageSession, function: FunctionState) -> str | None:
+def code_sha256(path: Path) -> str:
+    """Lambda's CodeSha256: the base64 of the zip's sha256."""
+    digest = hashlib.sha256()
+    with path.open("rb") as data:
+        for block in iter(lambda: data.read(1 << 20), b""):
+            digest.update(block)
+    return base64.b64encode(digest.digest()).decode()
+
+
+def _digest_problem(what: str, path: Path, expected: object) -> list[str]:
+    actual = code_sha256(path)
+    if actual == expected:
+        return []
+    return [f"{what}: downloaded {actual}, but the stage says CodeSha256 {expected}"]
+
+
+@dataclass(frozen=True)
+class DeployedCode:
+    spec: FunctionSpec  # the version's configuration; code_dir is the downloaded code
+    layer_zips: list[Path]  # the version's layer versions, downloaded, in its order
+    problems: list[str]  # downloaded bytes that differ from the digests the stage reports
+
+
+def download_deployed(session: StageSession, function: FunctionState, runtime: Runtime, work: Path) -> DeployedCode:
+    """The code and layer versions of the function's live version, as AWS serves them
+    (get_function / get_layer_version Content.Location), checked against their CodeSha256."""
     lambda_client = session.client("lambda")
+    config = function.configuration
+    code = lambda_client.get_function(FunctionName=function.name, Qualifier=function.version)["Code"]
+    code_zip = _download(code["Location"], work / "code.zip")
+    problems = _digest_problem(f"{function.name}:{function.version} code", code_zip, config.get("CodeSha256"))
+    code_dir = work / "code"
+    with zipfile.ZipFile(code_zip) as archive:
+        archive.extractall(code_dir)
+    layer_zips = []
+    for index, arn in enumerate(function.layers):
+        content = get_version(lambda_client, arn)["Content"]
+        layer_zips.append(_download(content["Location"], work / f"layer-{index}.zip"))
+        problems += _digest_problem(arn, layer_zips[-1], content.get("CodeSha256"))
+    spec = FunctionSpec(
+        name=function.name,
+        code_dir=code_dir,
+        handler=str(config.get("Handler")),
+        runtime=runtime.name,
+        arch=(config.get("Architectures") or ["x86_64"])[0],
+        layers=(),
+        memory_mb=int(config.get("MemorySize", 128)),
+        timeout_s=int(config.get("Timeout", 3)),
+        environment=dict(config.get("Environment", {}).get("Variables", {})),
+    )
+    return DeployedCode(spec, layer_zips, problems)
+
+
+def smoke_sandbox(session: StageSession, function: FunctionState) -> str | None:
     config = function.configuration
     runtime = RUNTIMES.get(str(config.get("Runtime")))
     if runtime is None:
         return f"{function.logical_id}: runtime {config.get('Runtime')!r} is not one the sandbox runs"
     with tempfile.TemporaryDirectory(prefix="smoke-") as scratch:
-        work = Path(scratch)
-        code = lambda_client.get_function(FunctionName=function.name, Qualifier=function.version)["Code"]
-        code_dir = work / "code"
-        with zipfile.ZipFile(_download(code["Location"], work / "code.zip")) as archive:
-            archive.extractall(code_dir)
-        layer_zips = []
-        for index, arn in enumerate(function.layers):
-            content = get_version(lambda_client, arn)["Content"]
-            layer_zips.append(_download(content["Location"], work / f"layer-{index}.zip"))
-        spec = FunctionSpec(
-            name=function.name,
-            code_dir=code_dir,
-            handler=str(config.get("Handler")),
-            runtime=runtime.name,
-            arch=(config.get("Architectures") or ["x86_64"])[0],
-            layers=(),
-            memory_mb=int(config.get("MemorySize", 128)),
-            timeout_s=int(config.get("Timeout", 3)),
-            environment=dict(config.get("Environment", {}).get("Variables", {})),
+        deployed = download_deployed(session, function, runtime, Path(scratch))
+        if deployed.problems:
+            return f"{function.logical_id}: " + "; ".join(deployed.problems)
+        sandbox = LambdaSandbox(
+            deployed.spec, deployed.layer_zips, find_interpreter(runtime), runtime, environment=session_env(session)
         )
-        sandbox = LambdaSandbox(spec, layer_zips, find_interpreter(runtime), runtime, environment=session_env(session))
         with sandbox:
             invocation = sandbox.invoke(smoke_event())
         # Lambda would log this run (REPORT line, Init Duration): so does the stage's emulator.
