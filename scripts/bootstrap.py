@@ -11,7 +11,10 @@
    bytecode and verifies its imports). Interpreters that pyenv has but PATH lacks are made
    visible in this repo with `pyenv local`, the ordinary pyenv way; missing ones are named
    with how to install them. Only the default runtime's (python3.12) is required.
-3. Installs Debian's chromium when it is missing and this runs as root with apt-get: the
+3. Installs AWS's runtime client (awslambdaric, requirements/lambda-runtime.txt) for each Lambda
+   runtime into build/runtime-client/, where the sandbox runs handlers through it (the sandbox
+   would install it on first use; doing it here lets later runs work offline).
+4. Installs Debian's chromium when it is missing and this runs as root with apt-get: the
    size report's picture is tested in a real headless browser. Otherwise it says how to get
    one; only that test needs it (it skips without it, but fails in CI).
 Standard library only: it runs before anything is installed.
@@ -155,6 +158,19 @@ def setup_chromium() -> None:
     say(f"chromium: {shutil.which('chromium')}")
 
 
+def setup_runtime_client() -> None:
+    """awslambdaric for each runtime, through the engine (local/runtime_client.py), which skips what is there."""
+    script = (
+        "from lambda_ml_layers.core.runtimes import RUNTIMES\n"
+        "from lambda_ml_layers.local.runtime_client import runtime_client_dir\n"
+        "for runtime in RUNTIMES.values():\n"
+        "    print(runtime_client_dir(runtime, 'x86_64'))\n"
+    )
+    python = ROOT / ".venv" / "bin" / "python"
+    if subprocess.run([str(python), "-c", script], cwd=ROOT).returncode != 0:
+        say("could not install awslambdaric for the sandbox now (see above); the sandbox tries again on first use.")
+
+
 def main() -> int:
     if sys.version_info < (3, 11):  # noqa: UP036 - this script runs before anything checks the version
         say(f"needs Python 3.11 or newer to run the tooling; this is {sys.version.split()[0]}.")
@@ -166,6 +182,7 @@ def main() -> int:
     except subprocess.CalledProcessError as exc:
         say(f"installing the tooling failed (exit {exc.returncode}); see pip's message above.")
         return 1
+    setup_runtime_client()
     setup_chromium()
     if not setup_interpreters():
         say(f"python{REQUIRED} is required for the default build; install it and run this again.")
