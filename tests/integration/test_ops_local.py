@@ -24,6 +24,7 @@ import pytest
 
 from lambda_ml_layers.core.paths import BuildPaths
 from lambda_ml_layers.local.moto_server import MotoServer, moto_server
+from lambda_ml_layers.local.pipeline_stage import s3_created_event
 from tests.integration.test_deploy_local import PREFIX, copy_checkout, inv, ok
 
 pytestmark = pytest.mark.emulator
@@ -161,3 +162,28 @@ def test_bad_arguments_are_clean_errors(stage: dict[str, Any], server: MotoServe
     assert keep.returncode == 2 and "--keep must be at least 1" in keep.stderr and "Traceback" not in keep.stderr
     since = inv(root, server, "cold-starts", "--stage", STAGE, "--since", "yesterday")
     assert since.returncode == 2 and "--since must be" in since.stderr and "Traceback" not in since.stderr
+
+
+def test_invoke_runs_the_live_alias_code_and_layers_of_the_stage(
+    stage: dict[str, Any], server: MotoServer, tmp_path: Path
+) -> None:
+    root: Path = stage["root"]
+    run = ok(inv(root, server, "invoke", "DataValidationFunction", "--stage", STAGE))
+    live = server.client("lambda").get_alias(FunctionName=f"{PREFIX}-data-validation", Name="live")
+    version = live["FunctionVersion"]
+    assert f"Invoking DataValidationFunction (stage {STAGE}: {PREFIX}-data-validation:{version} (live))" in run
+    assert f"Version: {version}\n" in run
+    (report,) = [line for line in run.splitlines() if line.startswith("REPORT RequestId: ")]
+    assert "Init Duration: " in report and "Memory Size: 1769 MB" in report
+    assert '"status": "smoke"' in run
+
+    # A user's event reaches the deployed handler: an upload to a bucket the stage does not have.
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps(s3_created_event("no-such-bucket", "incoming/x.csv")))
+    other = inv(root, server, "invoke", "DataValidationFunction", "--stage", STAGE, "--event", str(event))
+    # The handler reads the object and fails on the missing bucket: Lambda's error, exit 30.
+    assert other.returncode == 30, other.stdout + other.stderr
+    missing = "(NoSuchBucket) when calling the GetObject operation"
+    assert "REPORT RequestId: " in other.stdout and missing in other.stdout  # the error document
+    assert "DataValidationFunction failed: " in other.stderr and missing in other.stderr
+    assert "Traceback" not in other.stderr
