@@ -59,7 +59,8 @@ def code_sha256(path: Path) -> str:
     return base64.b64encode(digest.digest()).decode()
 
 
-def _digest_problem(what: str, path: Path, expected: object) -> list[str]:
+def digest_problems(what: str, path: Path, expected: object) -> list[str]:
+    """A downloaded zip whose CodeSha256 is not the one the stage reports (none when it is)."""
     actual = code_sha256(path)
     if actual == expected:
         return []
@@ -80,7 +81,7 @@ def download_deployed(session: StageSession, function: FunctionState, runtime: R
     config = function.configuration
     code = lambda_client.get_function(FunctionName=function.name, Qualifier=function.version)["Code"]
     code_zip = _download(code["Location"], work / "code.zip")
-    problems = _digest_problem(f"{function.name}:{function.version} code", code_zip, config.get("CodeSha256"))
+    problems = digest_problems(f"{function.name}:{function.version} code", code_zip, config.get("CodeSha256"))
     code_dir = work / "code"
     with zipfile.ZipFile(code_zip) as archive:
         archive.extractall(code_dir)
@@ -88,7 +89,7 @@ def download_deployed(session: StageSession, function: FunctionState, runtime: R
     for index, arn in enumerate(function.layers):
         content = get_version(lambda_client, arn)["Content"]
         layer_zips.append(_download(content["Location"], work / f"layer-{index}.zip"))
-        problems += _digest_problem(arn, layer_zips[-1], content.get("CodeSha256"))
+        problems += digest_problems(arn, layer_zips[-1], content.get("CodeSha256"))
     spec = FunctionSpec(
         name=function.name,
         code_dir=code_dir,

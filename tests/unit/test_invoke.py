@@ -3,6 +3,8 @@ built zips, what is printed and the exit code (no network; the sandbox runs awsl
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import subprocess
 import sys
@@ -13,6 +15,7 @@ import pytest
 from lambda_ml_layers.core.errors import ConfigError, FunctionFailed
 from lambda_ml_layers.core.layer_zip import write_zip
 from lambda_ml_layers.core.paths import BuildPaths
+from lambda_ml_layers.deploy.smoke import code_sha256, digest_problems
 from lambda_ml_layers.local.sandbox import smoke_event
 from lambda_ml_layers.ops.invoke import invoke_built, invoke_lines, raise_if_failed, read_event, template_function
 from tests.project_factory import REPO
@@ -137,3 +140,14 @@ def test_the_task_refuses_bad_input_with_exit_2_and_no_traceback(tmp_path: Path)
     )
     assert bad_event.returncode == 2 and "not JSON" in bad_event.stderr
     assert "Traceback" not in unknown.stderr + bad_event.stderr
+
+
+def test_a_download_that_differs_from_the_stages_digest_is_named(tmp_path: Path) -> None:
+    artifact = tmp_path / "layer.zip"
+    artifact.write_bytes(b"layer bytes")
+    digest = base64.b64encode(hashlib.sha256(b"layer bytes").digest()).decode()
+    assert code_sha256(artifact) == digest  # Lambda's CodeSha256: base64 of the sha256
+    assert digest_problems("arn:layer:1", artifact, digest) == []
+    assert digest_problems("arn:layer:1", artifact, "other") == [
+        f"arn:layer:1: downloaded {digest}, but the stage says CodeSha256 other"
+    ]
