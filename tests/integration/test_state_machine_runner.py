@@ -111,6 +111,13 @@ def test_the_templates_state_machine_scores_the_sample_batch_through_the_sandbox
     assert tuple(summary[name] for name in counts) == expected == tuple(result.output[name] for name in counts)
     predictions = s3.get_object(Bucket=bucket, Key=f"predictions/{batch}/predictions.csv")["Body"].read().decode()
     assert len(predictions.splitlines()) - 1 == summary["rows"]  # the chunks merged into the batch's one file
+    # The batch's flag rate, emitted once by Merge as an EMF point (what the FlagRate alarms watch).
+    merge_logs = "".join(r.invocation.logs for r in invoker.invocations if r.function == "MergeFunction")
+    points = [json.loads(line) for line in merge_logs.splitlines() if line.startswith('{"_aws"')]
+    [rate] = [point for point in points if "FlagRate" in point]
+    assert rate["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "LambdaMLPipeline"
+    assert (rate["function_name"], rate["service"]) == ("Merge", "merge")
+    assert rate["FlagRate"] == round(100 * summary["flagged"] / summary["rows"], 4) > 0
     print("\n".join(f"{e.where}: {e.duration_s:.2f} s" for e in result.events("StateExited")))
 
 
