@@ -20,7 +20,7 @@ from ..shared_objects import is_shared_object, needed_libraries
 from .contract import PrunedLayer, fix_for
 from ...config.prune import line_of
 from ...config.prune import DEFAULT_MANIFEST, PruneConfig
-from .plan import PrunePlan, modules_to_prove, package_of, plan_prune
+from .plan import PrunePlan, modules_to_prove, package_of, part_note, plan_prune
 
 STEP = "prune"
 
@@ -73,7 +73,7 @@ def run_prune(site: Path, layer: LayerConfig, config: PruneConfig) -> Pruned:
     freed = remove_files(site, list(plan.removed))
     ship_pruned_list(site, layer, config, plan.pruned_modules)
     notes = [f"{len(plan.kept_modules)} modules kept in {', '.join(config.packages)} (trace {config.manifest} + keep)"]
-    notes += [f"{part} {size / MB:.1f} MB pruned ({count} files)" for part, (count, size) in plan.parts.items()]
+    notes += [part_note(part, plan.part_files[part], files, plan.pruned_modules) for part in plan.parts]
     notes += [f"kept {rel}: a kept shared object links to it" for rel in plan.rescued]
     by_part = report_parts(plan.parts)
     step = StepResult(STEP, len(plan.removed), freed, notes=tuple(notes), by_rule=by_part)
