@@ -32,6 +32,7 @@ from ..core.options import check_build_numbers
 from ..core.paths import BuildPaths
 from ..core.progress import BuildProgress
 from .pruning.functions import check_function_imports
+from .pruning.models import check_model_artifacts
 from .report import print_report, report_data, report_texts
 from ..core.runtimes import ARCHES, MB, RUNTIMES, Runtime
 from .scheduler import INTERRUPTED, run_builds
@@ -118,6 +119,7 @@ def _gate_report_publish(ctx: BuildContext, results: dict[str, LayerBuild], head
     project, paths, runtime, arch = ctx.project, ctx.paths, ctx.runtime.name, ctx.arch
     output_dir = paths.output_dir(runtime, arch)
     check_function_imports(project, results)  # a pruned layer must still hold what each function imports
+    check_model_artifacts(project, results)  # ... and what each model artifact's pickle names
     every_key = _cache_keys(ctx, build_order(project), locks_at_hand(project, ctx.locks))
     gates = apply_gates(project, results, published_builds(output_dir, every_key), runtime, arch, output_dir, headroom)
     builds = list(results.values())

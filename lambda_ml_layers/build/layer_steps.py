@@ -8,6 +8,7 @@ and folds what they did into a `LayerBuild`. Nothing here writes where builds ar
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -42,7 +43,8 @@ from ..core.runtimes import ARCHES
 from .shared_libraries import share_duplicate_libraries
 from .shared_objects import strip_shared_objects
 from ..config.strip_rules import plan_strip, unmatched_rules
-from .target_imports import check_layer
+from .module_walk import ModuleWalk, walk_install
+from .target_imports import check_layer, lambda_sys_path
 
 # Gives a base layer's finished build, waiting for it if need be (the scheduler's business).
 WaitForBase = Callable[[LayerConfig], LayerBuild]
@@ -158,6 +160,20 @@ def verify(
     ), True
 
 
+def walk_modules(
+    ctx: BuildContext, layer: LayerConfig, site: Path, stage: Path, wait_for_base: WaitForBase
+) -> ModuleWalk | None:
+    """Import every module of the fresh install, on its base layers (module_walk.py); None where the
+    target's binaries cannot run here (the verify then says nothing was checked)."""
+    if ARCHES[ctx.arch] != os.uname().machine:
+        return None
+    base = stage / "base"
+    for member in base_layers_of(ctx.project, layer):
+        extract(Path(wait_for_base(member).zip_path), base)
+    ctx.say(Notice.step(layer.name, "importing every module", "from the plain install"))
+    return walk_install(ctx.python, site, layer, lambda_sys_path(base, ctx.runtime), stage)
+
+
 def build_fresh(ctx: BuildContext, layer: LayerConfig, key: str, wait_for_base: WaitForBase) -> LayerBuild:
     """Run every step for one layer in a staging folder; store the zip in the cache."""
     started = time.monotonic()
@@ -184,6 +200,7 @@ def build_fresh(ctx: BuildContext, layer: LayerConfig, key: str, wait_for_base: 
         ctx.check_cancel()
         owners = owner_of_paths(read_distributions(site))
         modules = modules_to_verify(site, layer)
+        walk = walk_modules(ctx, layer, site, stage, wait_for_base)
         ctx.say(Notice.step(name, "stripping"))
         steps.append(strip(site, layer))
         steps.append(trim_aws_sdk(site, layer.aws_services))
@@ -210,7 +227,10 @@ def build_fresh(ctx: BuildContext, layer: LayerConfig, key: str, wait_for_base: 
         write_zip(site, zip_file)
         ctx.say(Notice.step(name, "verifying imports"))
         explain = [pruned.layer] if pruned else []
-        verified, ran = verify(ctx, layer, zip_file, stage, modules, wait_for_base, explain)
+        deep = walk.without(pruned.plan.pruned_modules if pruned else ()) if walk else []
+        verified, ran = verify(ctx, layer, zip_file, stage, sorted({*modules, *deep}), wait_for_base, explain)
+        if walk:
+            verified = dataclasses.replace(verified, notes=(*verified.notes, walk.note()))
         steps.append(verified)
         ctx.say(Notice.step(name, "verified") if ran else Notice.step(name, "not verified", verified.notes[0]))
         warnings = step_warnings(name, steps)

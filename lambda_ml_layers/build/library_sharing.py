@@ -153,3 +153,25 @@ def users_of(kept: set[str], needed_by: dict[str, tuple[str, ...]]) -> list[str]
             return sorted(users)
         users |= more
         wanted |= {PurePosixPath(rel).name for rel in more}
+
+
+def identical_groups(files: dict[str, tuple[int, str]]) -> list[tuple[tuple[str, ...], int]]:
+    """Shared objects with the same bytes under different names (`files`: rel -> (size, sha256)),
+    as (names sorted, size of one), largest waste first (pure). pyarrow's wheel carries
+    libarrow_python.so, .so.N and .so.N.0.0 as three files where a build tree has one and two links."""
+    groups: dict[tuple[int, str], list[str]] = {}
+    for rel, key in files.items():
+        groups.setdefault(key, []).append(rel)
+    found = [(tuple(sorted(names)), size) for (size, _), names in groups.items() if len(names) > 1 and size > 0]
+    return sorted(found, key=lambda group: (-(len(group[0]) - 1) * group[1], group[0]))
+
+
+def identical_note(names: tuple[str, ...], size: int) -> str:
+    """Why byte-identical copies stay, with what they cost: a layer zip has no safe way to hold one
+    file under several names (see shared_libraries.py: symlinks are not documented for layers, and
+    Python's zipfile, SAM CLI and the project's own extract do not make them links)."""
+    extra = (len(names) - 1) * size
+    return (
+        f"identical bytes, kept as {len(names)} files: {', '.join(names)} ({size:,} bytes each; {extra:,} bytes in "
+        f"the extra copies). Not shared: a layer zip cannot safely hold one file under several names."
+    )

@@ -13,22 +13,33 @@ file, so every tool that lays a layer out (verify, sandbox, layer tests) would n
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import platform
 import shutil
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 from ..core.command_runner import call
 from .elf_needed import needed_names, rename_needed
 from ..core.errors import VerifyError
 from ..core.layer_tree import StepResult, walk_files
-from .library_sharing import Library, SharingPlan, glibc_version, plan_sharing, users_of
+from .library_sharing import (
+    Library,
+    SharingPlan,
+    glibc_version,
+    identical_groups,
+    identical_note,
+    plan_sharing,
+    users_of,
+)
 from ..core.runtimes import ARCHES
 from .shared_objects import is_shared_object
 from .target_imports import run_each
 
 STEP = "share-libraries"
+NOTHING_SHARED = "no duplicate bundled libraries"
 
 
 def is_bundled(rel: str) -> bool:
@@ -121,7 +132,27 @@ def _restore(site: Path, plan: SharingPlan, backup: Path) -> None:
 
 
 def share_duplicate_libraries(site: Path, python: str | None, arch: str, target_glibc: tuple[int, int]) -> StepResult:
-    """Share what library_sharing.py allows; keep it only if every user of a kept copy loads."""
+    """Share what library_sharing.py allows (keeping it only if every user of a kept copy loads), then
+    name the byte-identical shared objects that are left, with their bytes."""
+    step = _share(site, python, arch, target_glibc)
+    identical = [identical_note(names, size) for names, size in identical_groups(shared_object_digests(site))]
+    if identical and step.notes == (NOTHING_SHARED,):
+        return dataclasses.replace(step, notes=tuple(identical))
+    return dataclasses.replace(step, notes=(*step.notes, *identical))
+
+
+def shared_object_digests(site: Path) -> dict[str, tuple[int, str]]:
+    """rel -> (size, sha256) of each shared object whose size another one has (only those are hashed)."""
+    sizes = {rel: size for rel, size in walk_files(site) if is_shared_object(rel)}
+    common = {size for size, count in Counter(sizes.values()).items() if count > 1}
+    return {
+        rel: (size, hashlib.sha256((site / rel).read_bytes()).hexdigest())
+        for rel, size in sizes.items()
+        if size in common
+    }
+
+
+def _share(site: Path, python: str | None, arch: str, target_glibc: tuple[int, int]) -> StepResult:
     host = platform.machine()
     if ARCHES[arch] != host or python is None:
         why = f"target arch {arch} cannot be loaded on this {host} machine" if python else "no target interpreter"
@@ -130,7 +161,7 @@ def share_duplicate_libraries(site: Path, python: str | None, arch: str, target_
         return StepResult(STEP, warnings=("duplicate libraries not shared: needs binutils (readelf, nm)",))
     plan, needed, unreadable = measure(site, target_glibc)
     if not plan.shares:
-        return StepResult(STEP, notes=plan.refusals or ("no duplicate bundled libraries",))
+        return StepResult(STEP, notes=plan.refusals or (NOTHING_SHARED,))
     if unreadable:
         why = f"not shared: the DT_NEEDED of {', '.join(unreadable[:3])} could not be read, so a user may be missed"
         return StepResult(STEP, notes=plan.refusals, warnings=(why,))

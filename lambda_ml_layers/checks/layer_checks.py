@@ -21,6 +21,7 @@ from functools import partial
 from pathlib import Path
 
 from ..build.layer_contents import load_locks, packages_to_install
+from ..build.module_walk import modules_of
 from ..build.pip_runner import install_for_target
 from ..build.pruning.contract import explain_missing
 from ..build.pruning.step import pruned_by_config
@@ -38,16 +39,6 @@ from ..target_scripts import traced
 from .layer_test_plan import build_command, layer_test_plan
 
 SMOKE_TEST = "smoke_test.py"
-
-
-def modules_of(files: list[str]) -> dict[str, str]:
-    """Module name -> one file that provides it."""
-    found: dict[str, str] = {}
-    for rel in files:
-        name = module_name(rel)
-        if name:
-            found.setdefault(name, rel)
-    return found
 
 
 @dataclass

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..build.build_layers import BuildRequest, build_layers
+from ..config.project import load_project
 from ..config.stages import load_stage, refuse_unrouted_alarms
 from .deploy_log import DeployLog
 from .deploy_plan import TEMPLATE, DeployPlan, intended, layer_arns, plan_deploy
 from .deployed_state import deployed_ok, stack_status
+from .model_gate import check_stage_models
 from .release_history import History, Release, refuse_unknown_latest
 from .release_records import build_report, deployed_template, differences, new_release
 from .restore import deploy_failed, not_compared, recover_from_interrupt, verification_failed, verify
@@ -90,6 +92,11 @@ def deploy(request: DeployRequest) -> Release | None:
     def work(ctx: StageContext) -> Release | None:
         history = read_checked_history(ctx)
         refuse_unknown_latest(history, stage.name)
+        with ctx.log.step("models in the stage's bucket against pruned layers"):
+            project = load_project(ctx.root)
+            check_stage_models(
+                project, ctx.session, ctx.paths.output_dir(project.default_runtime, project.default_arch)
+            )
         with ctx.log.step("deploy template"):
             plan = plan_deploy(ctx)
         try:

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from . import pruned_modules
+
 # Which layer (by its logical id in infra/template.yaml) provides each top-level module:
 # generated from the built layers by `inv layer-modules` (lambda_ml_layers/checks/module_map.py),
 # linked into each function package beside this file.
@@ -399,6 +401,8 @@ def lambda_entry(function: str, logger: Logger) -> Callable[[Handler], Handler]:
                 emit_metric(logger.service, "FailedBatches", 1, function_name=function)
                 return {"status": "error", "error": {"type": exc.error_type, "message": str(exc)}}
             except Exception as exc:
+                if pruned_modules.log_if_pruned(exc, logger.error):  # the sandbox's message, on Lambda too
+                    raise
                 last = traceback.extract_tb(exc.__traceback__)[-1]
                 logger.error(
                     f"unexpected {type(exc).__name__}: {exc}",

@@ -19,6 +19,7 @@ from lambda_ml_layers.core.paths import BuildPaths
 from lambda_ml_layers.core.runtimes import RUNTIMES
 from tests.integration.test_pipeline_sandbox import build_layers
 from tests.project_factory import REPO
+from tests.unit.test_model_artifacts import FIXTURES
 
 RUNTIME = RUNTIMES["python3.12"]
 LAYERS = BuildPaths.of(REPO).output_dir("python3.12", "x86_64")
@@ -90,6 +91,9 @@ import pickle
 from sklearn.naive_bayes import GaussianNB
 model = pickle.loads(pickle.dumps(GaussianNB().fit(x_train, y_train)))
 assert model.predict(x_test).shape == y_test.shape
+import joblib  # the pickle guard's fixture: a real joblib file of a fitted GaussianNB, from the whole layers
+bundle = joblib.load(GAUSSIAN_NB)
+assert type(bundle["model"]).__name__ == "GaussianNB" and bundle["model"].predict(x_test[:, :3]).shape == (30,)
 """
 GONE = ["scipy.signal", "scipy.odr", "scipy.fftpack", "sklearn.mixture", "sklearn.calibration", "sklearn.naive_bayes"]
 
@@ -110,6 +114,7 @@ def test_every_contract_area_imports_and_its_estimators_fit_and_the_rest_is_ther
             extract(LAYERS / f"{name}.zip", opt)
         script = (
             f"PATHS = {lambda_sys_path(opt, RUNTIME)!r}\nKEEP = {list(layer.prune_option.keep)!r}\nGONE = {GONE!r}\n"
+            f"GAUSSIAN_NB = {str(FIXTURES / 'gaussian_nb.joblib')!r}\n"
         )
         result = subprocess.run(
             [find_interpreter(RUNTIME), "-I", "-S", "-c", script + CONTRACT_SCRIPT],

@@ -28,6 +28,7 @@ LINKS = [
     ("batch_summary.py", "predictions"),
     ("batch_summary.py", "merge"),
     *(("chunks.py", package) for package in ("data_validation", "feature_engineering", "predictions", "merge")),
+    *(("pruned_modules.py", package) for package in ("data_validation", "feature_engineering", "predictions", "merge")),
 ]
 
 

@@ -13,7 +13,7 @@ import pytest
 from lambda_ml_layers.build.build_layers import BuildRequest, build_layers
 from lambda_ml_layers.checks.layer_checks import LayerTestResult, module_name, run_layer_tests
 from lambda_ml_layers.config.project import load_project
-from lambda_ml_layers.core.errors import LayerTestFailed
+from lambda_ml_layers.core.errors import LayerTestFailed, VerifyError
 from lambda_ml_layers.core.interpreters import find_interpreter
 from lambda_ml_layers.core.runtimes import RUNTIMES
 from tests.project_factory import HOST_ARCH, TinyProject, make_wheel, resolution_text, tiny_project, write_layer
@@ -64,8 +64,20 @@ def test_intact_layer_passes(tmp_path: Path) -> None:
     assert run(layer_with_a_deep_import(tmp_path)) == []
 
 
+BREAKING_RULE = '[[strip.rules]]\nname = "templates"\nwhy = "looked unused"\ndirectories = ["templates"]\n'
+
+
+def test_the_build_s_verify_imports_every_module_so_a_deep_import_a_rule_broke_fails_the_build(tmp_path: Path) -> None:
+    # The top-level import (all the build's verify did before) never touches deeppkg.report.
+    with pytest.raises(VerifyError) as caught:
+        layer_with_a_deep_import(tmp_path, BREAKING_RULE)
+    assert "import deeppkg.report: ModuleNotFoundError: No module named 'deeppkg.templates'" in str(caught.value)
+    assert caught.value.exit_code == 6
+
+
 def test_a_strip_rule_deleting_an_imported_module_fails_naming_the_module(tmp_path: Path) -> None:
-    rule = '[[strip.rules]]\nname = "templates"\nwhy = "looked unused"\ndirectories = ["templates"]\n'
+    # Exempt from the build's verify ([verify] skip_imports), the same breakage is layer_tests' to catch.
+    rule = BREAKING_RULE + '\n[verify]\nskip_imports = ["deeppkg.report"]\n'
     with pytest.raises(LayerTestFailed) as caught:
         run(layer_with_a_deep_import(tmp_path, rule))
     [failure] = [line.strip() for line in str(caught.value).splitlines() if line.strip().startswith("import ")]

@@ -105,7 +105,7 @@ def test_the_pruned_zip_keeps_trace_keep_and_parents_and_the_report_shows_the_pa
     assert layer["removed_bytes_by_rule"]["prune: tinypkg.unused"] > 150_000
     [step] = [s for s in layer["steps"] if s["step"] == "prune"]
     assert step["pruned_modules"] == ["tinypkg.unused"]
-    assert any(note.startswith("tinypkg.unused 0.2 MB pruned (3 files)") for note in step["notes"])
+    assert "tinypkg.unused pruned (3 files, 0.15 MB)" in step["notes"]
     assert layer["verified"]
 
 
@@ -181,12 +181,24 @@ def test_kept_code_importing_a_pruned_module_when_called_fails_the_build_with_fi
     assert build(project)["layers"][0]["verified"]
 
 
-def test_a_kept_module_needing_a_pruned_one_fails_layer_tests_with_the_line_to_add(tmp_path: Path) -> None:
-    # contract.extra is kept (keep: tinypkg.contract) but nothing the build's verify imports touches it;
-    # its import is accepted (wrongly), so the build's import check lets it through and layer_tests catch it.
+def test_a_kept_module_needing_a_pruned_one_fails_the_build_s_module_walk_with_the_line_to_add(tmp_path: Path) -> None:
+    # contract.extra is kept (keep: tinypkg.contract) and its import is accepted (wrongly), so the import
+    # check lets it through; the build's verify imports every module, contract.extra included.
     accepted = '\n[prune.accepted_imports]\n"tinypkg.unused" = "wrongly accepted"\n'
     more = {"tinypkg/contract/extra.py": "import tinypkg.unused.big\n"}
-    project = pruned_project(tmp_path, PRUNE + accepted, more=more)
+    with pytest.raises(PrunedModuleMissing) as error:
+        build(pruned_project(tmp_path, PRUNE + accepted, more=more))
+    message = str(error.value)
+    assert "import tinypkg.contract.extra: ModuleNotFoundError: No module named 'tinypkg.unused'" in message
+    assert "tinypkg.unused was pruned from layer tinylayer by its [prune] section" in message
+
+
+def test_a_kept_module_needing_a_pruned_one_fails_layer_tests_with_the_line_to_add(tmp_path: Path) -> None:
+    # The same module exempt from the build's verify ([verify] skip_imports): layer_tests catch it.
+    accepted = '\n[prune.accepted_imports]\n"tinypkg.unused" = "wrongly accepted"\n'
+    skipped = '\n[verify]\nskip_imports = ["tinypkg.contract.extra"]\n'
+    more = {"tinypkg/contract/extra.py": "import tinypkg.unused.big\n"}
+    project = pruned_project(tmp_path, PRUNE + accepted + skipped, more=more)
     build(project)
     with pytest.raises(LayerTestFailed) as error:
         layer_tests(project)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from lambda_ml_layers.build.pruning.contract import PrunedLayer, contract_problems, explain_missing, imported_modules
 from lambda_ml_layers.build.pruning.import_holes import import_holes
-from lambda_ml_layers.build.pruning.plan import modules_to_prove, plan_prune
+from lambda_ml_layers.build.pruning.plan import modules_to_prove, part_note, plan_prune
 from lambda_ml_layers.build.pruning.step import report_parts
 from lambda_ml_layers.config.prune import PruneConfig
 from lambda_ml_layers.config.trace_manifest import Trace
@@ -180,3 +180,26 @@ def test_an_import_of_a_pruned_module_is_a_hole_unless_accepted() -> None:
     ]
     # Accepted by the importing module's prefix, or by the imported module's.
     assert import_holes(imports, pruned, {"sklearn.utils._test_common": "test helpers", "scipy._external": "x"}) == []
+
+
+def test_a_prune_note_names_the_files_that_went_from_a_package_that_stays() -> None:
+    # The case: only sklearn/svm/_newrand went (nothing imported it), SVC still works; the note
+    # used to read "sklearn.svm 0.1 MB pruned".
+    files = {
+        "sklearn/__init__.py": 10,
+        "sklearn/svm/__init__.py": 10,
+        "sklearn/svm/_classes.py": 40_000,
+        "sklearn/svm/_newrand.cpython-312-x86_64-linux-gnu.so": 120_000,
+        "sklearn/naive_bayes.py": 60_000,
+    }
+    trace = Trace("ml-libraries", "python3.12", "x86_64", modules=frozenset({"sklearn.svm._classes"}))
+    result = plan_prune(files, PruneConfig(packages=("sklearn",), keep=()), trace, {})
+    notes = {part: part_note(part, result.part_files[part], files, result.pruned_modules) for part in result.parts}
+    assert notes["sklearn.svm"] == (
+        "sklearn.svm stays; 1 file, 0.12 MB of it pruned: sklearn/svm/_newrand.cpython-312-x86_64-linux-gnu.so "
+        "(0.12 MB)"
+    )
+    assert notes["sklearn.naive_bayes"] == "sklearn.naive_bayes pruned (1 file, 0.06 MB)"
+    many = tuple(f"sklearn/svm/_x{n}.py" for n in range(5))
+    note = part_note("sklearn.svm", many, dict.fromkeys(many, 1000), ())
+    assert note.endswith("sklearn/svm/_x2.py (0.00 MB) and 2 more") and note.startswith("sklearn.svm stays; 5 files")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lambda_ml_layers.build.elf_needed import needed_names, rename_needed
-from lambda_ml_layers.build.library_sharing import Library, plan_sharing, users_of
+from lambda_ml_layers.build.library_sharing import Library, identical_groups, identical_note, plan_sharing, users_of
 from lambda_ml_layers.build.shared_libraries import measure, share_duplicate_libraries
 
 needs_cc = pytest.mark.skipif(
@@ -246,3 +246,44 @@ def test_every_exported_symbol_is_compared_not_only_the_last_lines_of_nm(tmp_pat
     # Only the long-named copy serves the other, and its name does not fit: nothing shared.
     assert plan.shares == ()
     assert "the kept name libbig-bbbbbbbb-cccccccc.so.1 is longer" in plan.refusals[0]
+
+
+def test_identical_copies_are_grouped_largest_waste_first() -> None:
+    files = {
+        "pyarrow/libarrow_python.so": (7_000, "a"),
+        "pyarrow/libarrow_python.so.2100": (7_000, "a"),
+        "pyarrow/libarrow_python.so.2100.0.0": (7_000, "a"),
+        "pkg/small.so": (10, "b"),
+        "pkg/small_copy.so": (10, "b"),
+        "pkg/same_size_other_bytes.so": (7_000, "c"),
+    }
+    groups = identical_groups(files)
+    assert groups == [
+        (
+            ("pyarrow/libarrow_python.so", "pyarrow/libarrow_python.so.2100", "pyarrow/libarrow_python.so.2100.0.0"),
+            7_000,
+        ),
+        (("pkg/small.so", "pkg/small_copy.so"), 10),
+    ]
+    assert "7,000 bytes each; 14,000 bytes in the extra copies" in identical_note(*groups[0])
+
+
+@needs_cc
+def test_byte_identical_libraries_outside_libs_folders_are_reported_with_their_bytes(tmp_path: Path) -> None:
+    # The issue's pyarrow case: one library under three names (no auditwheel hash); the build said
+    # "no duplicate bundled libraries". Any real ELF library serves as the copies.
+    site = tmp_path / "python"
+    (site / "pyarrow").mkdir(parents=True)
+    real = next(Path(sys.base_prefix, "lib").glob("python3*/lib-dynload/_json*.so"))
+    names = ("libarrow_python.so", "libarrow_python.so.2100", "libarrow_python.so.2100.0.0")
+    for name in names:
+        shutil.copy(real, site / "pyarrow" / name)
+    before = snapshot(site)
+    step = share_duplicate_libraries(site, sys.executable, "x86_64", AL2023)
+    size = real.stat().st_size
+    assert snapshot(site) == before and step.files_removed == 0
+    assert step.notes == (
+        f"identical bytes, kept as 3 files: {', '.join(f'pyarrow/{n}' for n in names)} ({size:,} bytes each; "
+        f"{2 * size:,} bytes in the extra copies). Not shared: a layer zip cannot safely hold one file under "
+        f"several names.",
+    )

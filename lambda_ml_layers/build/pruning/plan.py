@@ -16,7 +16,11 @@ from fnmatch import fnmatchcase
 from ...config.prune import DEFAULT_MANIFEST, PruneConfig, covers
 from ...config.trace_manifest import Trace
 from ...core.layer_tree import module_name
+from ...core.runtimes import MB
 from ..shared_objects import is_shared_object
+
+SHOWN_FILES = 3  # files a prune note names for a part that stays
+
 
 @dataclass(frozen=True)
 class PrunePlan:
@@ -26,6 +30,7 @@ class PrunePlan:
     kept_modules: tuple[str, ...]  # modules inside the packages that survive
     rescued: tuple[str, ...]  # shared libraries kept only because something kept links to them
     unmatched: tuple[str, ...]  # `packages` or `keep` entries that name nothing in the tree
+    part_files: dict[str, tuple[str, ...]] = field(default_factory=dict)  # pruned part -> its removed files
 
 
 def parents(name: str) -> list[str]:
@@ -98,10 +103,12 @@ def plan_prune(
         removed -= newly
         rescued |= newly
     parts: dict[str, tuple[int, int]] = {}
+    part_files: dict[str, list[str]] = {}
     for rel in sorted(removed):
         part = part_of(rel, inside[rel])
         count, size = parts.get(part, (0, 0))
         parts[part] = (count + 1, size + files[rel])
+        part_files.setdefault(part, []).append(rel)
     pruned = {m for rel in removed if (m := modules[rel])}
     return PrunePlan(
         removed=tuple(sorted(removed)),
@@ -110,7 +117,22 @@ def plan_prune(
         kept_modules=tuple(sorted(present - pruned)),
         rescued=tuple(sorted(rescued)),
         unmatched=tuple(e for e in (*config.packages, *config.keep) if e not in named),
+        part_files={part: tuple(rels) for part, rels in part_files.items()},
     )
+
+
+def part_note(part: str, removed: tuple[str, ...], sizes: Mapping[str, int], pruned: tuple[str, ...]) -> str:
+    """What went from one reported part (pure). A part that is itself a pruned module went whole; of a
+    part that stays (sklearn.svm, when only its unused `_newrand` extension went) the files are named,
+    so no note reads as if a package a function uses were gone."""
+    size = sum(sizes[rel] for rel in removed)
+    files = f"{len(removed)} file{'s' if len(removed) != 1 else ''}, {size / MB:.2f} MB"
+    if covers(pruned, part):
+        return f"{part} pruned ({files})"
+    largest = sorted(removed, key=lambda rel: (-sizes[rel], rel))
+    named = ", ".join(f"{rel} ({sizes[rel] / MB:.2f} MB)" for rel in largest[:SHOWN_FILES])
+    more = f" and {len(removed) - SHOWN_FILES} more" if len(removed) > SHOWN_FILES else ""
+    return f"{part} stays; {files} of it pruned: {named}{more}"
 
 
 def modules_to_prove(plan: PrunePlan, config: PruneConfig, trace: Trace) -> list[str]:

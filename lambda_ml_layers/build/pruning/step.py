@@ -17,10 +17,10 @@ from ...config.trace_manifest import Trace, read_trace
 from ...core.layer_tree import StepResult, module_name, remove_files, walk_files
 from ...core.runtimes import MB
 from ..shared_objects import is_shared_object, needed_libraries
-from .contract import PrunedLayer
+from .contract import PrunedLayer, fix_for
 from ...config.prune import line_of
 from ...config.prune import DEFAULT_MANIFEST, PruneConfig
-from .plan import PrunePlan, modules_to_prove, package_of, plan_prune
+from .plan import PrunePlan, modules_to_prove, package_of, part_note, plan_prune
 
 STEP = "prune"
 
@@ -71,12 +71,39 @@ def run_prune(site: Path, layer: LayerConfig, config: PruneConfig) -> Pruned:
         problems = [unmatched_problem(folder / "layer.toml", entry, top_level) for entry in plan.unmatched]
         raise ConfigError("\n".join(problems))
     freed = remove_files(site, list(plan.removed))
+    ship_pruned_list(site, layer, config, plan.pruned_modules)
     notes = [f"{len(plan.kept_modules)} modules kept in {', '.join(config.packages)} (trace {config.manifest} + keep)"]
-    notes += [f"{part} {size / MB:.1f} MB pruned ({count} files)" for part, (count, size) in plan.parts.items()]
+    notes += [part_note(part, plan.part_files[part], files, plan.pruned_modules) for part in plan.parts]
     notes += [f"kept {rel}: a kept shared object links to it" for rel in plan.rescued]
     by_part = report_parts(plan.parts)
     step = StepResult(STEP, len(plan.removed), freed, notes=tuple(notes), by_rule=by_part)
     return Pruned(step, plan, modules_to_prove(plan, config, trace), describe(layer, config, plan.pruned_modules))
+
+
+# Inside the layer, for services/shared/pruned_modules.py: on Lambda, a handler that imports a pruned
+# module logs the sandbox's own message. A dot-folder is no importable package, so it names no module.
+PRUNED_LIST = ".pruned-modules"
+MODULE_PLACEHOLDER = "{module}"  # pruned_modules.py puts the missing module's name here
+
+
+def pruned_list(layer: LayerConfig, config: PruneConfig, pruned_modules: tuple[str, ...]) -> dict[str, Any]:
+    """What the layer ships about its pruning: the modules, and the sandbox's fix (contract.fix_for) for
+    any of them, with paths relative to the project's root as the sandbox prints them (a zip must not
+    depend on where the checkout lies)."""
+    fix = fix_for(MODULE_PLACEHOLDER, describe(layer, config, pruned_modules))
+    relative = f"layers/{layer.name}"
+    return {
+        "layer": layer.name,
+        "pruned_modules": list(pruned_modules),
+        "fix": fix.replace(str(layer.folder), relative),
+    }
+
+
+def ship_pruned_list(site: Path, layer: LayerConfig, config: PruneConfig, pruned_modules: tuple[str, ...]) -> None:
+    folder = site / PRUNED_LIST
+    folder.mkdir(exist_ok=True)
+    text = json.dumps(pruned_list(layer, config, pruned_modules), indent=1, sort_keys=True)
+    (folder / f"{layer.name}.json").write_text(text + "\n", encoding="utf-8")
 
 
 def report_parts(parts: dict[str, tuple[int, int]], smallest: int = MB // 10) -> dict[str, tuple[int, int]]:

@@ -1,0 +1,1 @@
+../../shared/pruned_modules.py
