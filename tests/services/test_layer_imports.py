@@ -80,3 +80,21 @@ def test_on_lambda_boto3_from_the_runtime_does_not_count_as_the_layer() -> None:
     last = result.stderr.strip().splitlines()[-1]
     assert "DataValidation needs layer AWSUtilitiesLayer for module 'boto3'" in last
     assert "was loaded from the runtime" in last
+
+
+@pytest.mark.parametrize(
+    ("env", "named"), [({}, "this function"), ({"AWS_LAMBDA_FUNCTION_NAME": "stage-merge"}, "stage-merge")]
+)
+def test_missing_powertools_is_named_in_one_line(env: dict[str, str], named: str) -> None:
+    # runtime.py imports Powertools itself (every handler logs through it), before any
+    # layer_imports block: without aws-utilities the init must still name the layer.
+    layer = LAYER_OF_MODULE["aws_lambda_powertools"]
+    result = import_handler("merge", "aws_lambda_powertools", env)
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        f"merge.runtime.LayerMissingError: {named} needs layer {layer} for module 'aws_lambda_powertools', "
+        "but it is not importable"
+    )
+    assert last.endswith(f"add !Ref {layer} to {named}'s Layers in infra/template.yaml.")
+    assert "During handling" not in result.stderr
