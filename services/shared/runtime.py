@@ -4,8 +4,8 @@ Lambda packages each function's folder alone (CodeUri), so every function packag
 `<package>/runtime.py` as a link to this file: `sam package` and the project's sandbox store
 the link's content. tests/services/test_shared_copies.py checks the links.
 
-At import time, the standard library and aws-lambda-powertools (AWSUtilitiesLayer, attached to
-every function: without it the init fails naming that layer); the other layer packages are imported
+Standard library and aws-lambda-powertools only at import time (without Powertools' layer the
+module still loads, and `layer_imports` reports that layer); the other layer packages are imported
 through `layer_imports`, so a missing layer is reported as such and not as a bare ImportError.
 """
 
@@ -50,13 +50,6 @@ class LayerMissingError(ImportError):
     """A module a layer provides could not be imported: the layer is not attached."""
 
 
-def _missing_layer_message(function: str, layer: str, module: str, why: str) -> str:
-    return (
-        f"{function} needs layer {layer} for module '{module}', but {why}: add "
-        f"!Ref {layer} to {function}'s Layers in infra/template.yaml."
-    )
-
-
 class PipelineError(Exception):
     """Bad input or state the caller can act on; becomes a structured error result."""
 
@@ -80,23 +73,33 @@ class Superseded(Exception):
     ends with status "superseded" (not an error: the newer run publishes the batch)."""
 
 
-# Powertools comes from AWSUtilitiesLayer, which every function attaches: without it no handler can
-# log, so its absence fails the init here, with the same one line layer_imports gives.
+# Powertools comes from AWSUtilitiesLayer. Without that layer the handler module must still load as
+# far as its layer_imports block, which then fails the init naming the layer, as for any other layer.
+_powertools_missing: str | None = None
 try:
     from aws_lambda_powertools import Logger as _PowertoolsLogger
     from aws_lambda_powertools.metrics import EphemeralMetrics
 except ModuleNotFoundError as _exc:
-    _top = (_exc.name or "").split(".")[0]
-    if _top not in LAYER_OF_MODULE:
+    _powertools_missing = (_exc.name or "").split(".")[0]
+    if _powertools_missing not in LAYER_OF_MODULE:
         raise
-    raise LayerMissingError(
-        _missing_layer_message(
-            os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "this function"),
-            LAYER_OF_MODULE[_top],
-            _top,
-            "it is not importable (runtime.py logs and writes metrics with aws-lambda-powertools)",
-        )
-    ) from None
+
+    class _PowertoolsLogger:  # type: ignore[no-redef]
+        """Just enough of a logger for layer_imports' one ERROR line, the only line written then."""
+
+        def __init__(self, service: str, **_: Any) -> None:
+            self.service = service
+            self.keys: dict[str, Any] = {}
+
+        def error(self, msg: object, *args: object, stacklevel: int = 2, **extra: Any) -> None:
+            line = {"level": "ERROR", "message": msg, "service": self.service, **self.keys, **extra}
+            print(json.dumps(line, default=str), flush=True)
+
+        def append_context_keys(self, **keys: Any) -> contextlib.AbstractContextManager[None]:
+            self.keys = keys
+            return contextlib.nullcontext()
+
+    EphemeralMetrics = object  # type: ignore[misc,assignment]
 
 
 # --- logging and metrics ----------------------------------------------------------------
@@ -181,6 +184,8 @@ def layer_imports(function: str, logger: Logger) -> Iterator[None]:
     A module that is missing, or (on Lambda) that comes from the runtime instead of a layer,
     fails the init with one line naming the layer to attach and the module.
     """
+    if _powertools_missing:
+        _fail(function, logger, LAYER_OF_MODULE[_powertools_missing], _powertools_missing, "it is not importable")
     try:
         yield
     except ModuleNotFoundError as exc:
@@ -215,7 +220,10 @@ def _pruned(function: str, logger: Logger, layer: str, module: str) -> None:
 
 
 def _fail(function: str, logger: Logger, layer: str, module: str, why: str) -> None:
-    message = _missing_layer_message(function, layer, module, why)
+    message = (
+        f"{function} needs layer {layer} for module '{module}', but {why}: add "
+        f"!Ref {layer} to {function}'s Layers in infra/template.yaml."
+    )
     logger.error(message, error_type="LayerMissing", layer=layer, module=module)
     # from None: the one line above is the whole story; the chained traceback only hides it.
     raise LayerMissingError(message) from None
