@@ -16,7 +16,13 @@ event: one ERROR line and the FailedBatches metric, nothing else touched). The f
 sandbox's import time of the handler module (`import_seconds`; init also counts the interpreter
 start). Runs are interleaved A/B, B/A, ... so both share the machine's noise.
 
-Prints the table and writes it to build/benchmarks/powertools_import.md and .json. A
+The handler's import is mostly pandas and boto3, and on a loaded machine its spread hides a
+difference of tens of milliseconds; so a second table times runtime.py alone the same way
+(`import <package>.runtime`, hand-written vs Powertools, interleaved, --runtime-runs each), in
+a fresh `python3.12 -I -S -B` with the same extracted layers on sys.path, as CPU time
+(time.process_time), which other processes on the machine do not inflate.
+
+Prints the tables and writes them to build/benchmarks/powertools_import.md and .json. A
 measurement, not a test. The baseline runtime must still offer what today's handlers import
 from it; a name it lacks fails the run with the sandbox's init error.
 """
@@ -49,10 +55,13 @@ from cold_start import (  # noqa: E402  (benchmarks/ is this script's own folder
 )
 
 from lambda_ml_layers.build.build_layers import resolve_target  # noqa: E402
+from lambda_ml_layers.build.target_imports import lambda_sys_path  # noqa: E402
+from lambda_ml_layers.checks.layer_checks import extract_built  # noqa: E402
 from lambda_ml_layers.config.project import build_order, load_project  # noqa: E402
 from lambda_ml_layers.config.template import FunctionSpec, function_specs  # noqa: E402
 from lambda_ml_layers.core.errors import LayerToolError  # noqa: E402
 from lambda_ml_layers.core.interpreters import find_interpreter  # noqa: E402
+from lambda_ml_layers.core.paths import BuildPaths  # noqa: E402
 from lambda_ml_layers.core.runtimes import ARCHES, Runtime  # noqa: E402
 from lambda_ml_layers.local.moto_server import DUMMY_CREDENTIALS  # noqa: E402
 from lambda_ml_layers.local.sandbox import LambdaSandbox  # noqa: E402
@@ -96,8 +105,40 @@ def import_seconds(spec: FunctionSpec, zips: list[Path], python: str, runtime: R
     return invocation.import_seconds, invocation.init_seconds, outcome_of(invocation)
 
 
+def runtime_cpu_seconds(spec: FunctionSpec, opt: Path, python: str, runtime: Runtime) -> float:
+    """CPU seconds to import the package's runtime.py in a fresh interpreter, layers on sys.path."""
+    (package,) = {path.parent.name for path in spec.code_dir.glob("*/runtime.py")}
+    paths = [str(spec.code_dir), *lambda_sys_path(opt, runtime)]
+    code = (
+        f"import sys, time; sys.path[:0] = {paths!r}; started = time.process_time(); "
+        f"import {package}.runtime; print(time.process_time() - started)"
+    )
+    result = subprocess.run([python, "-I", "-S", "-B", "-c", code], capture_output=True, text=True, timeout=300)
+    if result.returncode != 0:
+        raise LayerToolError(f"importing {package}.runtime failed:\n{result.stderr[-2000:]}")
+    return float(result.stdout.strip().splitlines()[-1])
+
+
 def cell(values: list[float]) -> str:
     return f"{statistics.median(values) * 1000:.0f} ({min(values) * 1000:.0f}–{max(values) * 1000:.0f})"
+
+
+def render_runtime_only(cpu: dict[str, list[float]], facts: dict[str, object]) -> list[str]:
+    old, new = (statistics.median(cpu[v]) for v in VARIANTS)
+    return [
+        "",
+        "## runtime.py alone, CPU time",
+        "",
+        f"Median over {facts['runtime_runs']} fresh `python -I -S -B` per variant (interleaved), "
+        f"`import {facts['runtime_package']}.runtime` with the built layers on sys.path, time.process_time().",
+        "",
+        "| import of runtime.py | CPU ms (min–max) |",
+        "|---|---:|",
+        f"| hand-written | {cell(cpu['hand-written'])} |",
+        f"| Powertools (Logger, Metrics) | {cell(cpu['powertools'])} |",
+        f"| difference | {(new - old) * 1000:+.0f} |",
+        f"| ratio | {new / old:.1f} |",
+    ]
 
 
 def render(samples: dict[str, dict[str, list[Sample]]], facts: dict[str, object]) -> str:
@@ -141,6 +182,7 @@ def render(samples: dict[str, dict[str, list[Sample]]], facts: dict[str, object]
             "",
             f"{facts['cpus']} CPUs; load average at start {facts['load_at_start']}, at end {facts['load_at_end']}; "
             f"{facts['date']}.",
+            *render_runtime_only(facts["runtime_cpu_seconds"], facts),  # type: ignore[arg-type]
         ]
     )
 
@@ -148,11 +190,14 @@ def render(samples: dict[str, dict[str, list[Sample]]], facts: dict[str, object]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=15, help="fresh sandboxes per function and variant (default 15)")
+    parser.add_argument(
+        "--runtime-runs", type=int, default=31, help="fresh interpreters per variant for runtime.py alone (default 31)"
+    )
     parser.add_argument("--baseline", default=DEFAULT_BASELINE, help=f"git revision of the hand-written {RUNTIME}")
     parser.add_argument("--function", action="append", help="a template function (default: all); repeatable")
     args = parser.parse_args(argv)
-    if args.runs < 1:
-        parser.error("--runs must be at least 1")
+    if args.runs < 1 or args.runtime_runs < 1:
+        parser.error("--runs and --runtime-runs must be at least 1")
     load_at_start = load_average()
     try:
         project = load_project(ROOT)
@@ -175,6 +220,14 @@ def main(argv: list[str] | None = None) -> int:
                 variant: [with_runtime(spec, source, Path(temp) / variant) for spec in chosen]
                 for variant, source in zip(VARIANTS, (old_runtime, today), strict=True)
             }
+            opt = Path(temp) / "opt"
+            for layer in chosen[0].layers:
+                extract_built(BuildPaths.of(ROOT).output_dir(runtime.name, arch), layer, runtime, arch, opt)
+            cpu: dict[str, list[float]] = {v: [] for v in VARIANTS}
+            for run in range(args.runtime_runs):
+                for variant in VARIANTS if run % 2 == 0 else VARIANTS[::-1]:
+                    cpu[variant].append(runtime_cpu_seconds(variants[variant][0], opt, python, runtime))
+            log(f"runtime.py alone: {', '.join(f'{v} {statistics.median(cpu[v]) * 1000:.0f} ms' for v in VARIANTS)}")
             for run in range(args.runs):
                 order = VARIANTS if run % 2 == 0 else VARIANTS[::-1]
                 for index, spec in enumerate(chosen):
@@ -192,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
         "runtime": runtime.name,
         "python": interpreter_version(python),
         "baseline": args.baseline,
+        "runtime_runs": args.runtime_runs,
+        "runtime_package": next(chosen[0].code_dir.glob("*/runtime.py")).parent.name,
+        "runtime_cpu_seconds": cpu,
         "cpus": os.cpu_count(),
         "load_at_start": load_at_start,
         "load_at_end": load_average(),
