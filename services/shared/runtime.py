@@ -4,8 +4,9 @@ Lambda packages each function's folder alone (CodeUri), so every function packag
 `<package>/runtime.py` as a link to this file: `sam package` and the project's sandbox store
 the link's content. tests/services/test_shared_copies.py checks the links.
 
-Standard library only at import time: the layer packages are imported through
-`layer_imports`, so a missing layer is reported as such and not as a bare ImportError.
+Standard library and aws-lambda-powertools only at import time (without Powertools' layer the
+module still loads, and `layer_imports` reports that layer); the other layer packages are imported
+through `layer_imports`, so a missing layer is reported as such and not as a bare ImportError.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import os
 import sys
 import sysconfig
@@ -21,7 +23,6 @@ import traceback
 import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from . import pruned_modules
@@ -74,65 +75,105 @@ class Superseded(Exception):
     ends with status "superseded" (not an error: the newer run publishes the batch)."""
 
 
+# Powertools comes from AWSUtilitiesLayer. Without that layer the handler module must still load as
+# far as its layer_imports block, which then fails the init naming the layer, as for any other layer.
+_powertools_missing: str | None = None
+try:
+    from aws_lambda_powertools import Logger as _PowertoolsLogger
+    from aws_lambda_powertools.metrics import EphemeralMetrics
+except ModuleNotFoundError as _exc:
+    _powertools_missing = (_exc.name or "").split(".")[0]
+    if _powertools_missing not in LAYER_OF_MODULE:
+        raise
+
+    class _PowertoolsLogger:  # type: ignore[no-redef]
+        """Just enough of a logger for layer_imports' one ERROR line, the only line written then."""
+
+        def __init__(self, service: str, **_: Any) -> None:
+            self.service = service
+            self.keys: dict[str, Any] = {}
+
+        def error(self, msg: object, *args: object, stacklevel: int = 2, **extra: Any) -> None:
+            line = {"level": "ERROR", "message": msg, "service": self.service, **self.keys, **extra}
+            print(json.dumps(line, default=str), flush=True)
+
+        def append_context_keys(self, **keys: Any) -> contextlib.AbstractContextManager[None]:
+            self.keys = keys
+            return contextlib.nullcontext()
+
+    EphemeralMetrics = object  # type: ignore[misc,assignment]
+
+
 # --- logging and metrics ----------------------------------------------------------------
+# Powertools (aws-lambda-powertools, in AWSUtilitiesLayer) writes both: the JSON log lines and
+# the CloudWatch Embedded Metric Format lines the dashboard's metrics come from.
+
+# Keys the standard library refuses in a record's `extra` (LogRecord's own attributes): Powertools
+# passes keyword arguments there, so `logger.error(..., module="pandas")` would raise KeyError.
+_RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
-class Logger:
-    """One JSON object per line, with the keys Powertools' Logger writes."""
+class _CurrentStdout:
+    """Whatever sys.stdout is at each write. A logging handler keeps the stream it was given when the
+    handler module was imported; Python-level captures (pytest's capsys, contextlib.redirect_stdout)
+    replace sys.stdout later, and the lines must reach them as print() lines did."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
+class Logger(_PowertoolsLogger):
+    """Powertools' Logger: one JSON object per line (level, location, message, timestamp, service,
+    the invocation's keys, then the call's keyword arguments), timestamps in ISO 8601 UTC."""
 
     def __init__(self, service: str) -> None:
-        self.service = service
-        self.context: dict[str, Any] = {}
+        # Powertools writes values JSON cannot (numpy scalars, paths) as str(): they never break a line.
+        super().__init__(service=service, stream=_CurrentStdout(), utc=True, use_rfc3339=True)
 
-    def _emit(self, level: str, message: str, **extra: Any) -> None:
-        caller = sys._getframe(2)
-        record = {
-            "level": level,
-            "location": f"{caller.f_code.co_name}:{caller.f_lineno}",
-            "message": message,
-            "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
-            "service": self.service,
-            **self.context,
-            **extra,
-        }
-        xray = os.environ.get("_X_AMZN_TRACE_ID")
-        if xray:
-            record["xray_trace_id"] = xray.split(";")[0].removeprefix("Root=")
-        # default=str: numpy scalars and paths must never break a log line.
-        print(json.dumps(record, default=str), flush=True)
+    def info(self, msg: object, *args: object, **extra: Any) -> None:
+        with self._record_keys(extra):
+            super().info(msg, *args, stacklevel=3, **extra)
 
-    def info(self, message: str, **extra: Any) -> None:
-        self._emit("INFO", message, **extra)
+    def warning(self, msg: object, *args: object, **extra: Any) -> None:
+        with self._record_keys(extra):
+            super().warning(msg, *args, stacklevel=3, **extra)
 
-    def warning(self, message: str, **extra: Any) -> None:
-        self._emit("WARNING", message, **extra)
+    def error(self, msg: object, *args: object, **extra: Any) -> None:
+        with self._record_keys(extra):
+            super().error(msg, *args, stacklevel=3, **extra)
 
-    def error(self, message: str, **extra: Any) -> None:
-        self._emit("ERROR", message, **extra)
+    def _record_keys(self, extra: dict[str, Any]) -> contextlib.AbstractContextManager[None]:
+        """Move keys named like a LogRecord attribute out of `extra` into keys for this one line
+        (Powertools %-formats those against the record, hence the doubled '%')."""
+        clashing = {key: extra.pop(key) for key in [key for key in extra if key in _RECORD_ATTRIBUTES]}
+        return self.append_context_keys(**{key: str(value).replace("%", "%%") for key, value in clashing.items()})
+
+
+class _MetricLine(EphemeralMetrics):
+    """EMF in one line per metric, each value a plain number: EMF accepts a number or a list, and
+    Powertools always writes a list; readers of these lines (tests, log queries) compare numbers."""
+
+    def serialize_metric_set(
+        self, metrics: dict[str, Any] | None = None, dimensions: dict[str, Any] | None = None, metadata: Any = None
+    ) -> Any:
+        document = super().serialize_metric_set(metrics, dimensions, metadata)
+        for metric in document["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+            values = document[metric["Name"]]
+            if isinstance(values, list) and len(values) == 1:
+                document[metric["Name"]] = values[0]
+        return document
 
 
 def emit_metric(service: str, name: str, value: float, unit: str = "Count", **dims: str) -> None:
-    """Write a CloudWatch Embedded Metric Format line: CloudWatch turns it into a metric."""
-    dimensions = {"service": service, **dims}
-    print(
-        json.dumps(
-            {
-                "_aws": {
-                    "Timestamp": int(time.time() * 1000),
-                    "CloudWatchMetrics": [
-                        {
-                            "Namespace": METRICS_NAMESPACE,
-                            "Dimensions": [sorted(dimensions)],
-                            "Metrics": [{"Name": name, "Unit": unit}],
-                        }
-                    ],
-                },
-                **dimensions,
-                name: value,
-            }
-        ),
-        flush=True,
-    )
+    """Write one CloudWatch Embedded Metric Format line: CloudWatch turns it into a metric."""
+    metric = _MetricLine(namespace=METRICS_NAMESPACE)
+    metric.add_metric(name=name, unit=unit, value=value)
+    for dimension, dimension_value in sorted({"service": service, **dims}.items()):
+        metric.add_dimension(name=dimension, value=dimension_value)
+    metric.flush_metrics()
 
 
 # --- layer imports ----------------------------------------------------------------------
@@ -145,6 +186,8 @@ def layer_imports(function: str, logger: Logger) -> Iterator[None]:
     A module that is missing, or (on Lambda) that comes from the runtime instead of a layer,
     fails the init with one line naming the layer to attach and the module.
     """
+    if _powertools_missing:
+        _fail(function, logger, LAYER_OF_MODULE[_powertools_missing], _powertools_missing, "it is not importable")
     try:
         yield
     except ModuleNotFoundError as exc:
@@ -379,11 +422,13 @@ def lambda_entry(function: str, logger: Logger) -> Callable[[Handler], Handler]:
         def handler(event: Any, context: Any) -> dict[str, Any]:
             global _cold_start
             cold, _cold_start = _cold_start, False
-            logger.context = {
-                "function_name": getattr(context, "function_name", function),
-                "function_request_id": getattr(context, "aws_request_id", None),
-                "cold_start": cold,
-            }
+            # Powertools' inject_lambda_context would read its own cold-start flag and need a full
+            # context; these are the keys it adds that the handlers' lines carry.
+            logger.append_keys(
+                function_name=getattr(context, "function_name", function),
+                function_request_id=getattr(context, "aws_request_id", None),
+                cold_start=cold,
+            )
             if cold:
                 emit_metric(logger.service, "ColdStart", 1, function_name=function)
             if event == SMOKE_EVENT:

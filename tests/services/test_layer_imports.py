@@ -20,6 +20,12 @@ SERVICES = Path(__file__).resolve().parents[2] / "services"
 # Which layer provides each module: the one generated map (`inv layer-modules`), never a copy.
 LAYER_OF_MODULE = json.loads((SERVICES / "shared" / "layer_modules.json").read_text())["modules"]
 
+FUNCTION_NAMES = [
+    ("data_validation", "DataValidation"),
+    ("feature_engineering", "FeatureEngineering"),
+    ("predictions", "Predictions"),
+    ("merge", "Merge"),
+]
 # (function package, template name, module removed, layer that provides it); the functions'
 # imports as wired in infra/template.yaml (DataValidation, Merge: core + aws; the others: all three).
 IMPORTS = [
@@ -35,6 +41,8 @@ IMPORTS = [
     ("merge", "Merge", "numpy"),
     ("merge", "Merge", "pandas"),
     ("merge", "Merge", "boto3"),
+    # runtime.py itself logs through Powertools: every function needs it, before any other import.
+    *((package, function, "aws_lambda_powertools") for package, function in FUNCTION_NAMES),
 ]
 CASES = [(package, function, module, LAYER_OF_MODULE[module]) for package, function, module in IMPORTS]
 
