@@ -1,0 +1,81 @@
+"""An upload starts the pipeline, as on AWS: S3 -> EventBridge -> the rule's state machine.
+
+17. A stack's bucket sends its events to EventBridge.
+    Stock: `AWS::S3::Bucket`'s NotificationConfiguration is ignored on create and update (only
+    encryption and tags are read), so the template's DataBucket, with
+    `EventBridgeConfiguration: {EventBridgeEnabled: true}`, sends no event for an upload.
+    AWS: every object event of the bucket goes to the account's default event bus.
+    Patch: after moto creates or updates the bucket, EventBridgeConfiguration is put on it the way
+    PutBucketNotificationConfiguration puts it (moto's S3 then sends "Object Created" events).
+18. A rule's Step Functions target.
+    Stock: `Rule.send_to_targets` delivers to log groups, archives, SQS, buses and API
+    destinations; a state machine target (SAM's `EventBridgeRule` event on a state machine) is
+    skipped silently. AWS: StartExecution with the event as input (or the target's `Input`).
+    Patch: a matching event starts an execution of each state machine target, named by a new UUID.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def _eventbridge_enabled(properties: dict[str, Any]) -> bool:
+    configuration = (properties.get("NotificationConfiguration") or {}).get("EventBridgeConfiguration") or {}
+    return str(configuration.get("EventBridgeEnabled", "")).lower() == "true"
+
+
+def _patch_buckets() -> None:
+    from moto.s3.models import FakeBucket, s3_backends
+    from moto.utilities.utils import get_partition
+
+    create = FakeBucket.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+    update = FakeBucket.update_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+    def with_events(bucket: Any, cloudformation_json: dict[str, Any], account_id: str, region_name: str) -> Any:
+        if _eventbridge_enabled(cloudformation_json.get("Properties") or {}):
+            backend = s3_backends[account_id][get_partition(region_name)]
+            backend.put_bucket_notification_configuration(bucket.name, {"EventBridgeConfiguration": {}})
+        return bucket
+
+    def create_with_events(
+        cls: Any, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    ) -> Any:
+        bucket = create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+        return with_events(bucket, cloudformation_json, account_id, region_name)
+
+    def update_with_events(
+        cls: Any, original_resource: Any, new_resource_name: str, cloudformation_json: Any, *args: Any
+    ) -> Any:
+        bucket = update(cls, original_resource, new_resource_name, cloudformation_json, *args)
+        return with_events(bucket, cloudformation_json, *args)
+
+    FakeBucket.create_from_cloudformation_json = classmethod(create_with_events)  # type: ignore[method-assign,assignment,arg-type]
+    FakeBucket.update_from_cloudformation_json = classmethod(update_with_events)  # type: ignore[method-assign,assignment]
+
+
+def _patch_rules() -> None:
+    from moto.events.models import Rule
+    from moto.utilities.arns import parse_arn
+
+    from .step_functions import backend
+
+    send_to_targets = Rule.send_to_targets
+
+    def send_with_state_machines(self: Any, original_event: Any, transform_input: bool = True) -> None:
+        send_to_targets(self, original_event, transform_input)
+        if not self.event_pattern.matches_event(original_event):
+            return
+        for target in self.targets:
+            arn = parse_arn(target["Arn"])
+            if arn.service != "states":
+                continue
+            execution_input = target.get("Input") or json.dumps(original_event)
+            backend(arn.account, arn.region).start_execution(target["Arn"], None, execution_input)
+
+    Rule.send_to_targets = send_with_state_machines  # type: ignore[method-assign]
+
+
+def apply() -> None:
+    _patch_buckets()
+    _patch_rules()
