@@ -9,13 +9,15 @@
     PutBucketNotificationConfiguration puts it (moto's S3 then sends "Object Created" events).
 18. A rule's Step Functions target.
     Stock: `Rule.send_to_targets` delivers to log groups, archives, SQS, buses and API
-    destinations; a state machine target (SAM's `EventBridgeRule` event on a state machine) is
-    skipped silently. AWS: StartExecution with the event as input (or the target's `Input`).
+    destinations; a state machine target (SAM's `EventBridgeRule` event on a state machine)
+    raises NotImplementedError, which S3's sender swallows: nothing starts, no error is seen.
+    AWS: StartExecution with the event as input (or the target's `Input`).
     Patch: a matching event starts an execution of each state machine target, named by a new UUID.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
@@ -63,13 +65,17 @@ def _patch_rules() -> None:
     send_to_targets = Rule.send_to_targets
 
     def send_with_state_machines(self: Any, original_event: Any, transform_input: bool = True) -> None:
-        send_to_targets(self, original_event, transform_input)
-        if not self.event_pattern.matches_event(original_event):
+        machines = [t for t in self.targets if parse_arn(t["Arn"]).service == "states"]
+        others = [t for t in self.targets if t not in machines]
+        if others:
+            # A shallow copy with only the targets moto delivers to: the rule itself is left as is.
+            rule = copy.copy(self)
+            rule.targets = others
+            send_to_targets(rule, original_event, transform_input)
+        if not machines or not self.event_pattern.matches_event(original_event):
             return
-        for target in self.targets:
+        for target in machines:
             arn = parse_arn(target["Arn"])
-            if arn.service != "states":
-                continue
             execution_input = target.get("Input") or json.dumps(original_event)
             backend(arn.account, arn.region).start_execution(target["Arn"], None, execution_input)
 

@@ -304,3 +304,62 @@ def test_a_definition_moto_cannot_parse_is_refused_at_create(aws: MotoServer) ->
         aws.client("stepfunctions").create_state_machine(
             name="bad", definition=json.dumps({"StartAt": "X", "States": {}}), roleArn=role(aws)
         )
+
+
+# --- an upload starts the pipeline: S3 -> EventBridge -> Step Functions (patches 17-18) ---------
+
+
+def wait_for(check: Any, seconds: float = 10) -> Any:
+    deadline = time.monotonic() + seconds
+    while not (found := check()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return found
+
+
+UPLOADS = {"source": ["aws.s3"], "detail-type": ["Object Created"], "detail": {"object": {"key": [{"prefix": "in/"}]}}}
+
+
+@on_both_servers("a stack bucket's NotificationConfiguration.EventBridgeConfiguration is ignored: no event")
+def test_a_stack_buckets_uploads_reach_eventbridge(aws: MotoServer) -> None:
+    queue = aws.client("sqs").create_queue(QueueName=f"q{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    queue_arn = aws.client("sqs").get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    events = aws.client("events")
+    events.put_rule(Name="uploads", EventPattern=json.dumps(UPLOADS))
+    events.put_targets(Rule="uploads", Targets=[{"Id": "q", "Arn": queue_arn}])
+    bucket = f"b{uuid.uuid4().hex[:8]}"
+    notified = {"EventBridgeConfiguration": {"EventBridgeEnabled": True}}
+    template = {
+        "Resources": {
+            "B": {
+                "Type": "AWS::S3::Bucket",
+                "Properties": {"BucketName": bucket, "NotificationConfiguration": notified},
+            }
+        }
+    }
+    aws.client("cloudformation").create_stack(StackName="b", TemplateBody=json.dumps(template))
+    aws.client("s3").put_object(Bucket=bucket, Key="in/a.csv", Body=b"x")
+    received = wait_for(lambda: aws.client("sqs").receive_message(QueueUrl=queue).get("Messages"))
+    assert received and json.loads(received[0]["Body"])["detail"]["object"]["key"] == "in/a.csv"
+
+
+@on_both_servers("a rule's Step Functions target is not delivered (NotImplementedError, swallowed)")
+def test_a_rules_state_machine_target_starts_an_execution_with_the_event(aws: MotoServer) -> None:
+    sfn = aws.client("stepfunctions")
+    definition = {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
+    machine = sfn.create_state_machine(name="m", definition=json.dumps(definition), roleArn=role(aws))
+    events = aws.client("events")
+    events.put_rule(Name="uploads", EventPattern=json.dumps(UPLOADS))
+    events.put_targets(Rule="uploads", Targets=[{"Id": "m", "Arn": machine["stateMachineArn"], "RoleArn": role(aws)}])
+    bucket = f"b{uuid.uuid4().hex[:8]}"
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={"EventBridgeConfiguration": {}})
+    s3.put_object(Bucket=bucket, Key="in/a.csv", Body=b"x")
+    s3.put_object(Bucket=bucket, Key="elsewhere/b.csv", Body=b"x")  # the pattern leaves it out
+    started = wait_for(lambda: sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"])
+    assert len(started) == 1
+    described = sfn.describe_execution(executionArn=started[0]["executionArn"])
+    event = json.loads(described["input"])
+    assert (event["detail-type"], event["detail"]["object"]["key"]) == ("Object Created", "in/a.csv")
