@@ -42,6 +42,7 @@ DUMMY_CREDENTIALS = {
     "AWS_DEFAULT_REGION": "us-east-1",
 }
 FIXES_MODULE = "lambda_ml_layers.local_aws_fixes"
+STOP_SECONDS = 180
 
 
 @dataclass
@@ -83,7 +84,10 @@ class MotoServer:
         if self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=10)
+                # On SIGTERM the patched server stops its Lambda sandboxes and deletes their
+                # extracted layers (hundreds of MB each; over a minute on a loaded 2-core machine):
+                # killed sooner, it would leave them in the temporary folder.
+                self.process.wait(timeout=STOP_SECONDS)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()

@@ -13,6 +13,8 @@
     raises NotImplementedError, which S3's sender swallows: nothing starts, no error is seen.
     AWS: StartExecution with the event as input (or the target's `Input`).
     Patch: a matching event starts an execution of each state machine target, named by a new UUID.
+    Also: stock delivers through a DISABLED rule as through an enabled one; AWS does not. Patch: a
+    disabled rule delivers nothing.
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ def _patch_rules() -> None:
     send_to_targets = Rule.send_to_targets
 
     def send_with_state_machines(self: Any, original_event: Any, transform_input: bool = True) -> None:
+        if self.state == "DISABLED":
+            return
         machines = [t for t in self.targets if parse_arn(t["Arn"]).service == "states"]
         others = [t for t in self.targets if t not in machines]
         if others:

@@ -363,3 +363,7 @@ def test_a_rules_state_machine_target_starts_an_execution_with_the_event(aws: Mo
     described = sfn.describe_execution(executionArn=started[0]["executionArn"])
     event = json.loads(described["input"])
     assert (event["detail-type"], event["detail"]["object"]["key"]) == ("Object Created", "in/a.csv")
+    events.disable_rule(Name="uploads")  # as on AWS, a disabled rule starts nothing
+    s3.put_object(Bucket=bucket, Key="in/c.csv", Body=b"x")
+    time.sleep(1)
+    assert len(sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]) == 1
