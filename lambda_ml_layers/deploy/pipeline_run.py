@@ -56,7 +56,7 @@ def upload_key(batch: Path) -> str:
         odd = sorted({ch for ch in name if not SAFE_NAME.fullmatch(ch)})
         suggestion = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "batch.csv"
         raise StateMachineError(
-            f"--batch {batch}: the file name has characters the pipeline does not take in an S3 key "
+            f"--batch {str(batch)!r}: the file name has characters the pipeline does not take in an S3 key "
             f"({', '.join(repr(ch) for ch in odd)}); only letters, digits, '.', '_' and '-' are. "
             f"Fix: rename or copy the file, e.g. to {suggestion!r}."
         )
