@@ -101,31 +101,50 @@ def started_execution(sfn: Any, machine_arn: str, bucket: str, key: str, since: 
     )
 
 
+REPORT_KEY = re.compile(r"reports/(.+)/validation\.json")
+
+
 def validation_output(execution: Execution) -> dict[str, Any] | None:
-    """What Validate returned (its task's Payload), if it returned."""
+    """What Validate returned (the first task's Payload), if it returned."""
     for event in execution.events:
         if event["type"] == "TaskSucceeded":
             output = json.loads(event["taskSucceededEventDetails"].get("output") or "{}")
             payload = output.get("Payload") if isinstance(output, dict) else None
-            if isinstance(payload, dict) and "report_key" in payload:
-                return payload
+            return payload if isinstance(payload, dict) else None
     return None
+
+
+def report_key(validated: dict[str, Any] | None) -> str | None:
+    """The batch's validation report: named by a checked batch, inside the message of a refused one."""
+    if validated is None:
+        return None
+    if validated.get("report_key"):
+        return str(validated["report_key"])
+    error = validated.get("error")
+    found = REPORT_KEY.search(str(error.get("message", ""))) if isinstance(error, dict) else None
+    return found[0] if found else None
+
+
+def batch_of(key: str) -> str:
+    """reports/<batch>/validation.json -> <batch>."""
+    found = REPORT_KEY.fullmatch(key)
+    return found[1] if found else key
 
 
 def rejection_reason(s3: Any, bucket: str, validated: dict[str, Any] | None, cause: str | None) -> str:
     """Why the batch was rejected, from its validation report (the Fail state's Cause only points there)."""
-    if validated is None:
-        return cause or "no reason recorded"
-    key = str(validated["report_key"])
+    key = report_key(validated)
+    error = (validated or {}).get("error")
+    refused = str(error.get("message")) if isinstance(error, dict) else None
+    if key is None:
+        return refused or cause or "no reason recorded"
     try:
         report = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     except (ClientError, ValueError) as exc:
-        return f"the report s3://{bucket}/{key} cannot be read: {exc}"
-    reason = report.get("reason") or "see the report"
-    return (
-        f"{reason} (rows {report.get('rows')}, invalid {report.get('invalid_rows')}; "
-        f"report s3://{bucket}/{key}, downloaded below)"
-    )
+        return f"{refused or 'see the report'} (the report s3://{bucket}/{key} cannot be read: {exc})"
+    reason = report.get("reason") or refused or "see the report"
+    counts = f"rows {report['rows']}, invalid {report.get('invalid_rows')}; " if report.get("rows") is not None else ""
+    return f"{reason} ({counts}report s3://{bucket}/{key}, downloaded below)"
 
 
 def download_outputs(s3: Any, bucket: str, batch_id: str, destination: Path) -> list[Path]:
@@ -171,8 +190,10 @@ def run_on_stage(
     else:
         lines.append(failure_line(execution))
     outputs_dir = None
-    if validated is not None:
-        outputs_dir = BuildPaths.of(root).pipeline_run(str(validated["batch_id"]))
-        saved = download_outputs(s3, targets.data_bucket, str(validated["batch_id"]), outputs_dir)
+    key_of_report = report_key(validated)
+    if key_of_report is not None:
+        batch_id = batch_of(key_of_report)
+        outputs_dir = BuildPaths.of(root).pipeline_run(batch_id)
+        saved = download_outputs(s3, targets.data_bucket, batch_id, outputs_dir)
         lines.append(f"{len(saved)} output file(s) downloaded to {outputs_dir}")
     return RunResult(execution.status, execution.error, execution.cause, lines, outputs_dir)

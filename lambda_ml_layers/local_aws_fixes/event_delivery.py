@@ -7,6 +7,9 @@
     AWS: every object event of the bucket goes to the account's default event bus.
     Patch: after moto creates or updates the bucket, EventBridgeConfiguration is put on it the way
     PutBucketNotificationConfiguration puts it (moto's S3 then sends "Object Created" events).
+    Also: stock ignores `VersioningConfiguration` too, so the template's versioned DataBucket has
+    no versions (no VersionId, no `version-id` in the event, which Validate reads as the batch's
+    revision). Patch: its Status is put as PutBucketVersioning puts it.
 18. A rule's Step Functions target.
     Stock: `Rule.send_to_targets` delivers to log groups, archives, SQS, buses and API
     destinations; a state machine target (SAM's `EventBridgeRule` event on a state machine)
@@ -37,9 +40,13 @@ def _patch_buckets() -> None:
     update = FakeBucket.update_from_cloudformation_json.__func__  # type: ignore[attr-defined]
 
     def with_events(bucket: Any, cloudformation_json: dict[str, Any], account_id: str, region_name: str) -> Any:
-        if _eventbridge_enabled(cloudformation_json.get("Properties") or {}):
-            backend = s3_backends[account_id][get_partition(region_name)]
+        properties = cloudformation_json.get("Properties") or {}
+        backend = s3_backends[account_id][get_partition(region_name)]
+        if _eventbridge_enabled(properties):
             backend.put_bucket_notification_configuration(bucket.name, {"EventBridgeConfiguration": {}})
+        status = (properties.get("VersioningConfiguration") or {}).get("Status")
+        if status in ("Enabled", "Suspended"):
+            backend.put_bucket_versioning(bucket.name, status)
         return bucket
 
     def create_with_events(

@@ -227,7 +227,7 @@ def test_run_pipeline_on_the_stage_refuses_an_odd_name_and_explains_a_rejection(
     # Started by the upload (the bucket's EventBridge notification and the template's rule).
     assert "TaskStateEntered Validate" in said and "FailStateEntered ValidationFailed" in said
     reason = said.split("REJECTED: ", 1)[1].splitlines()[0]
-    assert "<batch>" not in reason and "reports/empty/validation.json" in reason, reason
+    assert "the batch is an empty file" in reason and "reports/empty/validation.json" in reason, reason
     assert "DataValidationFunction" in said and " MB" in said  # its REPORT figures
     assert (BuildPaths.of(root).pipeline_run("empty") / "reports" / "empty" / "validation.json").is_file()
 

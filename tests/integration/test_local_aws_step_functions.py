@@ -319,8 +319,8 @@ def wait_for(check: Any, seconds: float = 10) -> Any:
 UPLOADS = {"source": ["aws.s3"], "detail-type": ["Object Created"], "detail": {"object": {"key": [{"prefix": "in/"}]}}}
 
 
-@on_both_servers("a stack bucket's NotificationConfiguration.EventBridgeConfiguration is ignored: no event")
-def test_a_stack_buckets_uploads_reach_eventbridge(aws: MotoServer) -> None:
+@on_both_servers("a stack bucket's NotificationConfiguration and VersioningConfiguration are ignored")
+def test_a_stack_buckets_uploads_reach_eventbridge_with_their_version(aws: MotoServer) -> None:
     queue = aws.client("sqs").create_queue(QueueName=f"q{uuid.uuid4().hex[:8]}")["QueueUrl"]
     queue_arn = aws.client("sqs").get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
@@ -339,9 +339,12 @@ def test_a_stack_buckets_uploads_reach_eventbridge(aws: MotoServer) -> None:
         }
     }
     aws.client("cloudformation").create_stack(StackName="b", TemplateBody=json.dumps(template))
-    aws.client("s3").put_object(Bucket=bucket, Key="in/a.csv", Body=b"x")
+    version = aws.client("s3").put_object(Bucket=bucket, Key="in/a.csv", Body=b"x").get("VersionId")
+    assert version
     received = wait_for(lambda: aws.client("sqs").receive_message(QueueUrl=queue).get("Messages"))
-    assert received and json.loads(received[0]["Body"])["detail"]["object"]["key"] == "in/a.csv"
+    assert received
+    detail = json.loads(received[0]["Body"])["detail"]["object"]
+    assert (detail["key"], detail["version-id"]) == ("in/a.csv", version)
 
 
 @on_both_servers("a rule's Step Functions target is not delivered (NotImplementedError, swallowed)")

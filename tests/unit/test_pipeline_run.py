@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lambda_ml_layers.core.errors import StateMachineError
-from lambda_ml_layers.deploy.pipeline_run import upload_key
+from lambda_ml_layers.deploy.pipeline_run import batch_of, report_key, upload_key
 from lambda_ml_layers.local.pipeline_progress import Execution, event_line, failure_line, report_figures
 
 
@@ -68,3 +68,16 @@ def test_a_timeout_is_reported_as_a_timeout_with_the_fix() -> None:
     )
     other = Execution("arn", "FAILED", None, "ValueError", "boom", 1.0, [])
     assert failure_line(other) == "FAILED in 1.0 s: ValueError: boom"
+
+
+def test_the_report_of_a_checked_or_a_refused_batch_is_found() -> None:
+    checked = {"status": "failed", "batch_id": "2024/b", "report_key": "reports/2024/b/validation.json"}
+    refused = {
+        "status": "error",
+        "error": {"type": "BadInput", "message": "empty file (report: s3://bkt/reports/empty/validation.json)"},
+    }
+    assert report_key(checked) == "reports/2024/b/validation.json"
+    assert report_key(refused) == "reports/empty/validation.json"
+    assert report_key({"status": "error", "error": {"message": "no report"}}) is None
+    assert report_key(None) is None
+    assert batch_of("reports/2024/b/validation.json") == "2024/b"
