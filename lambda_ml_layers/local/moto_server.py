@@ -43,6 +43,8 @@ DUMMY_CREDENTIALS = {
 }
 FIXES_MODULE = "lambda_ml_layers.local_aws_fixes"
 STOP_SECONDS = 180
+# Read by the patched server (local_aws_fixes/lambda_sandboxes.py): Lambda sandboxes per function at once.
+SANDBOXES_ENV = "LOCAL_AWS_SANDBOXES"
 
 
 @dataclass

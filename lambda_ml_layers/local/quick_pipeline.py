@@ -23,7 +23,7 @@ from typing import Any
 from ..config.template import FunctionSpec, function_specs, package_files
 from ..core.errors import StateMachineError, collect
 from ..core.paths import BuildPaths
-from .moto_server import MotoServer, moto_server
+from .moto_server import SANDBOXES_ENV, MotoServer, moto_server
 from .pipeline_progress import Execution, follow, function_lines
 from .pipeline_stage import create_card_history_table, new_bucket, s3_created_event, upload_trained_model
 from .state_machine_definition import load_state_machine
@@ -31,7 +31,6 @@ from .state_machine_definition import load_state_machine
 TEMPLATE = Path("infra/template.yaml")
 RUNTIME = "python3.12"  # the template's Globals Runtime and layers/defaults.toml
 ARCH = "x86_64"
-SANDBOXES_ENV = "LOCAL_AWS_SANDBOXES"  # read by local_aws_fixes/lambda_sandboxes.py in the server
 MAX_SANDBOXES = 8  # per function; each is a process with pandas (and scikit-learn) loaded
 
 

@@ -35,10 +35,8 @@ from ..config.template import FunctionSpec
 from ..core.interpreters import find_interpreter
 from ..core.runtimes import RUNTIMES
 from ..deploy.sandbox_logs import invocation_lines, log_stream_name
-from ..local.moto_server import DUMMY_CREDENTIALS
+from ..local.moto_server import DUMMY_CREDENTIALS, SANDBOXES_ENV
 from ..local.sandbox import Invocation, LambdaSandbox
-
-SANDBOXES_ENV = "LOCAL_AWS_SANDBOXES"
 
 
 def sandboxes_per_function(environ: dict[str, str] | os._Environ[str] = os.environ) -> int:
