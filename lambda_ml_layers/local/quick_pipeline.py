@@ -9,12 +9,10 @@ patches 12-16). Shared by `inv run-pipeline`, the integration tests and the benc
 
 from __future__ import annotations
 
-import io
 import json
 import tempfile
 import time
 import uuid
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,7 @@ from typing import Any
 
 from ..config.template import FunctionSpec, function_specs, package_files
 from ..core.errors import StateMachineError, collect
+from ..core.layer_zip import write_zip
 from ..core.paths import BuildPaths
 from .moto_server import SANDBOXES_ENV, MotoServer, moto_server
 from .pipeline_progress import Execution, follow, function_lines
@@ -49,11 +48,10 @@ def layer_zips(spec: FunctionSpec, layers_dir: Path) -> list[Path]:
 
 def package_zip(code_dir: Path) -> bytes:
     """The function's package as Lambda gets it (what the sandbox lays out in task/)."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for rel, _ in package_files(code_dir):
-            archive.write(code_dir / rel, rel)
-    return buffer.getvalue()
+    with tempfile.TemporaryDirectory(prefix="package-") as scratch:
+        target = Path(scratch) / "package.zip"
+        write_zip(code_dir, target, prefix="", files=[rel for rel, _ in package_files(code_dir)])
+        return target.read_bytes()
 
 
 def create_pipeline(
