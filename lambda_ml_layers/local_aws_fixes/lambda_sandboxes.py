@@ -80,7 +80,14 @@ class _Pool:
                 return self.idle.pop()
             self.made += 1
         try:
-            sandbox = LambdaSandbox(self.spec, self.layer_zips, self.python, RUNTIMES[self.runtime_name], environment)
+            sandbox = LambdaSandbox(
+                self.spec,
+                self.layer_zips,
+                self.python,
+                RUNTIMES[self.runtime_name],
+                environment,
+                workdir=_scratch / "environments" / uuid.uuid4().hex,
+            )
             sandbox.__enter__()
         except BaseException:
             with self.condition:
@@ -101,9 +108,41 @@ class _Pool:
             environment.sandbox.__exit__(None, None, None)
 
 
+# Every file of this server's sandboxes (code, layers, task/, opt/, tmp/) lives under one folder
+# named by the server's pid: removed at exit, and by the next server if this one was killed first.
+SCRATCH_PREFIX = "local-aws-lambda-"
 _pools: dict[str, _Pool] = {}
 _pools_lock = threading.Lock()
-_scratch = Path(tempfile.mkdtemp(prefix="local-aws-lambda-"))
+_scratch = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-"))
+
+
+def remove_tree(root: Path) -> None:
+    """Delete a tree whose folders were made read-only (task/ and opt/, as Lambda has them):
+    making the folders writable is enough to delete the files in them."""
+    for dirpath, _, _ in os.walk(root):
+        os.chmod(dirpath, 0o755)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale(temp_dir: Path) -> list[Path]:
+    """Remove the scratch folders of servers that are gone (killed before their own cleanup)."""
+    removed = []
+    for folder in temp_dir.glob(f"{SCRATCH_PREFIX}*-*"):
+        pid = folder.name.removeprefix(SCRATCH_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            remove_tree(folder)
+            removed.append(folder)
+    return removed
 
 
 def _close_all() -> None:
@@ -112,7 +151,7 @@ def _close_all() -> None:
         _pools.clear()
     for pool in pools:
         pool.close()
-    shutil.rmtree(_scratch, ignore_errors=True)
+    remove_tree(_scratch)
 
 
 atexit.register(_close_all)
@@ -226,3 +265,4 @@ def apply() -> None:
         return invoke(self, event)
 
     LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
+    sweep_stale(Path(tempfile.gettempdir()))
