@@ -322,17 +322,31 @@ for _task in (layer_usage, prune_layers, cold_starts, invoke_function):
         "batch": "the CSV file to upload and run (default data/sample/transactions.csv)",
         "sandboxes": "sandboxes (processes) per function at once, 1 to 8 (default 1); a Map asks for up to "
         "its MaxConcurrency",
+        "stage": "run the deployed pipeline of this stage: upload to its data bucket, follow the execution it starts",
     }
 )
-def run_pipeline(c: Context, batch: str | None = None, sandboxes: str | None = None) -> None:
-    """Run the template's state machine on one CSV through the sandboxes against a fresh moto server (no deploy)."""
-    from lambda_ml_layers.local.state_machine_runner.local_pipeline import history_lines, pipeline_request, run_batch
+def run_pipeline(c: Context, batch: str | None = None, sandboxes: str | None = None, stage: str | None = None) -> None:
+    """Run the template's state machine on one CSV: the deployed stage's (--stage), else through the
+    sandboxes against a fresh moto server (no deploy)."""
+    if stage is not None:
+        from lambda_ml_layers.deploy.pipeline_run import run_on_stage
+        from lambda_ml_layers.deploy.releases import release_store
+
+        path = Path(batch) if batch else ROOT / "data" / "sample" / "transactions.csv"
+        session = _run(lambda: release_store(ROOT, stage).session)
+        outcome = _run(lambda: run_on_stage(ROOT, session, path))
+        print("\n".join(outcome.lines))
+        if outcome.status != "SUCCEEDED":
+            raise Exit(f"The execution ended {outcome.status} ({outcome.error}); see above.", code=1)
+        return
+    from lambda_ml_layers.local.pipeline_progress import outcome_line
+    from lambda_ml_layers.local.quick_pipeline import pipeline_request, run_batch
 
     request = _run(lambda: pipeline_request(ROOT, batch, sandboxes))
-    result = _run(lambda: run_batch(request))
-    print("\n".join(history_lines(result)))
-    if result.status != "SUCCEEDED":
-        raise Exit(f"The execution failed in state machine terms ({result.error}); see above.", code=1)
+    execution, lines = _run(lambda: run_batch(request))
+    print("\n".join([*lines, outcome_line(execution)]))
+    if execution.status != "SUCCEEDED":
+        raise Exit(f"The execution ended {execution.status} ({execution.error}); see above.", code=1)
 
 
 namespace.add_task(run_pipeline)

@@ -68,9 +68,9 @@ from lambda_ml_layers.local.pipeline_stage import (  # noqa: E402
     function_environment,
     new_bucket,
     s3_created_event,
+    upload_trained_model,
 )
 from lambda_ml_layers.local.sandbox import Invocation, LambdaSandbox  # noqa: E402
-from lambda_ml_layers.local.state_machine_runner.local_pipeline import upload_trained_model  # noqa: E402
 
 TEMPLATE = ROOT / "infra" / "template.yaml"
 SAMPLE = ROOT / "data" / "sample" / "transactions.csv"

@@ -37,14 +37,13 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from pipeline_scale import TEMPLATE, generate  # noqa: E402
 
-from lambda_ml_layers.local.moto_server import MotoServer, moto_server  # noqa: E402
-from lambda_ml_layers.local.pipeline_stage import create_card_history_table, function_environment, s3_created_event  # noqa: E402
-from lambda_ml_layers.local.state_machine_runner.local_pipeline import (  # noqa: E402
-    run_state_machine,
-    sandbox_setup,
+from lambda_ml_layers.local.moto_server import MotoServer  # noqa: E402
+from lambda_ml_layers.local.pipeline_stage import (  # noqa: E402
+    create_card_history_table,
+    s3_created_event,
     upload_trained_model,
 )
-from lambda_ml_layers.local.state_machine_runner.sandbox_invoker import SandboxSetup  # noqa: E402
+from lambda_ml_layers.local.quick_pipeline import LocalPipeline, create_pipeline, pipeline_server, run_execution  # noqa: E402
 
 BATCH = "history/large"
 LATER = "history/later"
@@ -54,14 +53,15 @@ UNREADABLE = b"just,some\ntext\n"
 class Stage:
     """A data bucket and a card-history table of their own, with sandboxes pointed at them."""
 
-    def __init__(self, server: MotoServer, models: str, sandboxes: int) -> None:
+    def __init__(self, server: MotoServer, models: str) -> None:
         self.server = server
         self.s3 = server.client("s3")
         self.bucket = f"history-data-{uuid.uuid4().hex[:10]}"
         self.s3.create_bucket(Bucket=self.bucket)
         self.s3.put_bucket_versioning(Bucket=self.bucket, VersioningConfiguration={"Status": "Enabled"})
         table = create_card_history_table(server, TEMPLATE, prefix="history")
-        self.setup: SandboxSetup = sandbox_setup(ROOT, function_environment(server, models, table), sandboxes)
+        environment = {"MODEL_BUCKET": models, "CARD_HISTORY_TABLE": table}
+        self.pipeline: LocalPipeline = create_pipeline(server, ROOT, environment, prefix=f"h{uuid.uuid4().hex[:6]}")
 
     def upload(self, batch: str, body: bytes) -> dict[str, Any]:
         key = f"incoming/{batch}.csv"
@@ -69,8 +69,7 @@ class Stage:
         return s3_created_event(self.bucket, key, version)
 
     def run(self, batch: str, body: bytes) -> Any:
-        result, _ = run_state_machine(ROOT, self.upload(batch, body), self.setup)
-        return result
+        return run_execution(self.server, self.pipeline, self.upload(batch, body), log=lambda line: None)
 
     def scores(self, batch: str) -> dict[str, str]:
         body = self.s3.get_object(Bucket=self.bucket, Key=f"predictions/{batch}/predictions.csv")["Body"].read()
@@ -96,7 +95,9 @@ def interrupted(stage: Stage, large: bytes, replacement: bytes) -> tuple[Any, An
     event = stage.upload(BATCH, large)
     done: dict[str, Any] = {}
     started = time.perf_counter()
-    worker = threading.Thread(target=lambda: done.update(result=run_state_machine(ROOT, event, stage.setup)[0]))
+    worker = threading.Thread(
+        target=lambda: done.update(result=run_execution(stage.server, stage.pipeline, event, log=lambda line: None))
+    )
     worker.start()
     while worker.is_alive() and not stage.keys(f"chunks/features/{BATCH}/"):
         time.sleep(0.5)
@@ -123,7 +124,7 @@ def main() -> None:
         "batch scores differing | batch outputs |",
         "| --- | --- | ---: | --- | --- | --- | --- |",
     ]
-    with moto_server() as server, tempfile.TemporaryDirectory() as scratch:
+    with pipeline_server(1) as server, tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "generated.csv"
         generate(args.rows + args.later, path)
         large, correction, later = split(path, args.correction, args.later)
@@ -132,10 +133,10 @@ def main() -> None:
         upload_trained_model(server, ROOT, models, Path(scratch) / "model")
         for case, replacement in (("corrected", correction), ("rejected", UNREADABLE)):
             started = time.perf_counter()
-            dirty = Stage(server, models, sandboxes=1)
+            dirty = Stage(server, models)
             old, new, landed = interrupted(dirty, large, replacement)
             assert dirty.run(LATER, later).status == "SUCCEEDED"
-            clean = Stage(server, models, sandboxes=1)
+            clean = Stage(server, models)
             if case == "corrected":
                 assert clean.run(BATCH, correction).status == "SUCCEEDED"
                 batch = differing(dirty.scores(BATCH), clean.scores(BATCH))

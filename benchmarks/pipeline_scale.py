@@ -4,10 +4,11 @@
 
 Needs the built layers (`inv build-layers`) and python3.12. Each size is generated on the fly
 (stdlib `random`, seeded; cards = rows / 40, 30 days; nothing committed), uploaded to a local
-moto server as incoming/scale-<rows>.csv, and run through the template's state machine by the
-local runner (lambda_ml_layers.state_machine_runner): Validate (which splits it by card into
-chunks) -> the Map (FeatureEngineering -> Predictions per chunk, `--sandboxes` at once) -> Merge,
-each function in the project's Lambda-like sandbox (lambda_ml_layers.sandbox: the template's
+moto server as incoming/scale-<rows>.csv, and run through the template's state machine by
+moto's own interpreter in the patched local AWS (lambda_ml_layers.local.quick_pipeline): Validate
+(which splits it by card into chunks) -> the Map (FeatureEngineering -> Predictions per chunk,
+`--sandboxes` at once) -> Merge, each function in the project's Lambda-like sandbox inside the
+server (lambda_ml_layers.local.sandbox: the template's
 MemorySize and Timeout are enforced), with the model trained by lambda_ml_layers.training and the
 template's CardHistoryTable created in moto. Per function: its slowest invocation against its
 Timeout, its peak RSS against its MemorySize (a sandbox serves several chunks, warm, as Lambda
@@ -33,14 +34,19 @@ sys.path.insert(0, str(ROOT))
 
 from lambda_ml_layers.config.template import FunctionSpec, function_specs  # noqa: E402
 from lambda_ml_layers.core.paths import BuildPaths  # noqa: E402
-from lambda_ml_layers.local.moto_server import MotoServer, moto_server  # noqa: E402
-from lambda_ml_layers.local.pipeline_stage import create_card_history_table, function_environment, s3_created_event  # noqa: E402
-from lambda_ml_layers.local.state_machine_runner.local_pipeline import (  # noqa: E402
-    run_state_machine,
-    sandbox_setup,
+from lambda_ml_layers.local.moto_server import MotoServer  # noqa: E402
+from lambda_ml_layers.local.pipeline_progress import report_figures  # noqa: E402
+from lambda_ml_layers.local.pipeline_stage import (  # noqa: E402
+    create_card_history_table,
+    s3_created_event,
     upload_trained_model,
 )
-from lambda_ml_layers.local.state_machine_runner.sandbox_invoker import SandboxSetup  # noqa: E402
+from lambda_ml_layers.local.quick_pipeline import (  # noqa: E402
+    LocalPipeline,
+    create_pipeline,
+    pipeline_server,
+    run_execution,
+)
 
 TEMPLATE = ROOT / "infra" / "template.yaml"
 STAGES = ("DataValidationFunction", "FeatureEngineeringFunction", "PredictionsFunction", "MergeFunction")
@@ -73,7 +79,7 @@ def generate(rows: int, path: Path, seed: int = 10) -> None:
             )
 
 
-def run_size(rows: int, server: MotoServer, specs: dict[str, FunctionSpec], setup: SandboxSetup) -> list[str]:
+def run_size(rows: int, server: MotoServer, specs: dict[str, FunctionSpec], pipeline: LocalPipeline) -> list[str]:
     s3 = server.client("s3")
     bucket = f"scale-data-{uuid.uuid4().hex[:10]}"
     s3.create_bucket(Bucket=bucket)
@@ -85,21 +91,25 @@ def run_size(rows: int, server: MotoServer, specs: dict[str, FunctionSpec], setu
         size_mb = path.stat().st_size / 1e6
         s3.upload_file(str(path), bucket, key)
     version = s3.head_object(Bucket=bucket, Key=key)["VersionId"]
-    result, invoker = run_state_machine(ROOT, s3_created_event(bucket, key, version), setup)
-    validated = next((r.invocation.result for r in invoker.invocations if r.function == STAGES[0]), None) or {}
-    cells = [f"{rows:,}", f"{size_mb:.0f}", str(len(validated.get("chunks") or []))]
+    since = int(time.time() * 1000)
+    result = run_execution(server, pipeline, s3_created_event(bucket, key, version), log=lambda line: None)
+    chunks = sum(1 for e in result.events if e["type"] == "MapIterationStarted")
+    cells = [f"{rows:,}", f"{size_mb:.0f}", str(chunks)]
+    logs = server.client("logs")
     for name in STAGES:
         spec = specs[name]
-        runs = [r.invocation for r in invoker.invocations if r.function == name]
-        if not runs:
+        group = f"/aws/lambda/{pipeline.functions[name]}"
+        try:
+            found = logs.filter_log_events(logGroupName=group, startTime=since, filterPattern="REPORT")["events"]
+        except logs.exceptions.ResourceNotFoundException:
+            found = []
+        calls, longest_ms, total_ms, peak = report_figures([e["message"] for e in found])
+        if not calls:
             cells.append("-")
             continue
-        slowest = max(run.duration_seconds for run in runs)
-        peak = max(run.max_memory_mb for run in runs)
-        each = (
-            f"{slowest:.1f} s of {spec.timeout_s}" if len(runs) == 1 else f"up to {slowest:.1f} s of {spec.timeout_s}"
-        )
-        total = "" if len(runs) == 1 else f" ({len(runs)} chunks, {sum(r.duration_seconds for r in runs):.0f} s in all)"
+        slowest = longest_ms / 1000
+        each = f"{slowest:.1f} s of {spec.timeout_s}" if calls == 1 else f"up to {slowest:.1f} s of {spec.timeout_s}"
+        total = "" if calls == 1 else f" ({calls} chunks, {total_ms / 1000:.0f} s in all)"
         cells.append(f"{each}, {peak:.0f} of {spec.memory_mb} MB{total}")
     if result.status == "SUCCEEDED":
         outcome = f"{result.output.get('status')} in {result.duration_s:.0f} s"
@@ -116,7 +126,7 @@ def environment(server: MotoServer) -> dict[str, str]:
     with tempfile.TemporaryDirectory() as out:
         upload_trained_model(server, ROOT, models, Path(out))
     table = create_card_history_table(server, TEMPLATE, prefix="scale")
-    return function_environment(server, models, table)
+    return {"MODEL_BUCKET": models, "CARD_HISTORY_TABLE": table}
 
 
 def main() -> None:
@@ -132,11 +142,11 @@ def main() -> None:
         "| ---: | ---: | ---: | --- | --- | --- | --- | --- |",
     ]
     print(lines[0], flush=True)
-    with moto_server() as server:
-        setup = sandbox_setup(ROOT, environment(server), args.sandboxes)
+    with pipeline_server(args.sandboxes) as server:
+        pipeline = create_pipeline(server, ROOT, environment(server), prefix="scale")
         for rows in args.rows:
             started = time.perf_counter()
-            line = "| " + " | ".join(run_size(rows, server, specs, setup)) + " |"
+            line = "| " + " | ".join(run_size(rows, server, specs, pipeline)) + " |"
             print(f"{line}  ({time.perf_counter() - started:.0f} s in all)", flush=True)
             lines.append(line)
     target = BuildPaths.of(ROOT).benchmarks / "pipeline_scale.md"

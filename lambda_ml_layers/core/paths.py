@@ -38,6 +38,10 @@ class BuildPaths:
     def tmp(self) -> Path:
         return self.build / "tmp"
 
+    def pipeline_run(self, batch_id: str) -> Path:
+        """build/pipeline-runs/<batch>/: what `inv run-pipeline --stage` downloaded of a batch's outputs."""
+        return self.build / "pipeline-runs" / batch_id
+
     @property
     def published(self) -> Path:
         """build/layers/: every target's published zips (see output_dir)."""

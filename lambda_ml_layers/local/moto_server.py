@@ -42,6 +42,9 @@ DUMMY_CREDENTIALS = {
     "AWS_DEFAULT_REGION": "us-east-1",
 }
 FIXES_MODULE = "lambda_ml_layers.local_aws_fixes"
+STOP_SECONDS = 180
+# Read by the patched server (local_aws_fixes/lambda_sandboxes.py): Lambda sandboxes per function at once.
+SANDBOXES_ENV = "LOCAL_AWS_SANDBOXES"
 
 
 @dataclass
@@ -83,7 +86,10 @@ class MotoServer:
         if self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=10)
+                # On SIGTERM the patched server stops its Lambda sandboxes and deletes their
+                # extracted layers (hundreds of MB each; over a minute on a loaded 2-core machine):
+                # killed sooner, it would leave them in the temporary folder.
+                self.process.wait(timeout=STOP_SECONDS)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
@@ -134,11 +140,17 @@ def server_command(executable: Path | None, port: int, stock: bool) -> list[str]
     return [str(find_tooling_python()), "-m", FIXES_MODULE, *options]
 
 
-def server_environment() -> dict[str, str]:
+def server_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The server's environment: ours, a region (the SAM translator needs one) and the engine
-    importable from the source tree, whatever the current directory."""
+    importable from the source tree, whatever the current directory; then `extra` (settings of
+    local_aws_fixes, e.g. LOCAL_AWS_SANDBOXES)."""
     pythonpath = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    return {**os.environ, "AWS_DEFAULT_REGION": DUMMY_CREDENTIALS["AWS_DEFAULT_REGION"], "PYTHONPATH": pythonpath}
+    return {
+        **os.environ,
+        "AWS_DEFAULT_REGION": DUMMY_CREDENTIALS["AWS_DEFAULT_REGION"],
+        "PYTHONPATH": pythonpath,
+        **(extra or {}),
+    }
 
 
 def free_port() -> int:
@@ -174,11 +186,12 @@ def start_moto_server(
     stock: bool = False,
     log_path: Path | None = None,
     detach: bool = False,
+    environment: dict[str, str] | None = None,
 ) -> MotoServer:
     """Start a moto server on a free port and wait until it answers HTTP: the patched one
     (`local_aws_fixes`) unless `stock` or an `executable` (run like moto_server) is given.
     `log_path` appends its output there (else a temporary file); `detach` puts it in its own
-    session, so a Ctrl-C in the terminal does not stop it."""
+    session, so a Ctrl-C in the terminal does not stop it; `environment` is added to the server's."""
     server_command(executable, 0, stock)  # a missing interpreter or program fails here, once
     last_error: Exception | str | None = None
     for _attempt in range(3):  # another process can take the port between probe and bind
@@ -196,7 +209,7 @@ def start_moto_server(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             cwd=ROOT,
-            env=server_environment(),
+            env=server_environment(environment),
             start_new_session=detach,
         )
         log.close()
@@ -223,8 +236,10 @@ def start_moto_server(
 
 
 @contextlib.contextmanager
-def moto_server(executable: Path | None = None, *, stock: bool = False) -> Iterator[MotoServer]:
-    server = start_moto_server(executable, stock=stock)
+def moto_server(
+    executable: Path | None = None, *, stock: bool = False, environment: dict[str, str] | None = None
+) -> Iterator[MotoServer]:
+    server = start_moto_server(executable, stock=stock, environment=environment)
     try:
         yield server
     finally:

@@ -8,12 +8,15 @@ the environment a sandboxed function gets, and the event EventBridge hands the s
 
 from __future__ import annotations
 
+import json
+import os
 import uuid
 from pathlib import Path
 from typing import Any
 
 from ..config.template import load_template
 from .moto_server import MotoServer
+from .training import TrainRequest, train_model
 
 SAMPLE = Path("data/sample/transactions.csv")  # relative to the project root
 TABLE_SHAPE = ("BillingMode", "AttributeDefinitions", "KeySchema", "LocalSecondaryIndexes")
@@ -55,3 +58,12 @@ def s3_created_event(bucket: str, key: str, version_id: str | None = None) -> di
         "region": "us-east-1",
         "detail": {"version": "0", "bucket": {"name": bucket}, "object": detail_object},
     }
+
+
+def upload_trained_model(server: MotoServer, root: Path, bucket: str, out_dir: Path) -> dict[str, Any]:
+    """`inv train-model --bucket BUCKET` against the server: trained in the layers' python3.12 on the
+    sample, uploaded; the manifest (models/current/model.json) it wrote."""
+    env = {**os.environ, **server.client_env()}
+    train_model(TrainRequest(root=root, bucket=bucket, out_dir=out_dir, env=env), log=lambda line: None)
+    manifest: dict[str, Any] = json.loads((out_dir / "model.json").read_text())
+    return manifest

@@ -60,6 +60,14 @@ Deployed code can be downloaded (`code_locations.py`): GetFunction's Code.Locati
 GetLayerVersion's Content.Location are URLs on this server that return the zip (stock moto
 answers an unreachable amazonaws.com host and `s3://`).
 
+State machines run (`step_functions.py`, patches 12-15): moto's own ASL interpreter is on, a
+stack's state machine is where StartExecution looks, Retry waits are scaled down
+(`$LOCAL_AWS_WAIT_SCALE`), and the interpreter calls Lambda on this server's port. Invoke runs
+the deployed code and layers in the project's sandbox (`lambda_sandboxes.py`, patch 16), so a
+Lambda task, or any invoke, runs what was deployed. An upload starts the pipeline as on AWS
+(`event_delivery.py`, patches 17-18): a stack's bucket sends its events to EventBridge, and a
+rule's state machine target starts an execution.
+
 DynamoDB queries read only their partition (`dynamodb_queries.py`): stock moto scans and sorts
 the whole table for every Query, so a query's time grew with the table (1.6 s at 250,000 items).
 
@@ -121,4 +129,13 @@ def apply() -> None:
     from .dynamodb_queries import apply as apply_dynamodb_queries
 
     apply_dynamodb_queries()
+    from .step_functions import apply as apply_step_functions
+
+    apply_step_functions()
+    from .lambda_sandboxes import apply as apply_lambda_sandboxes
+
+    apply_lambda_sandboxes()
+    from .event_delivery import apply as apply_event_delivery
+
+    apply_event_delivery()
     _applied = True

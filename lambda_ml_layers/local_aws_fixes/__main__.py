@@ -12,6 +12,7 @@ import sys
 
 from ..core.errors import LocalAWSError
 from . import apply
+from .step_functions import serve_on
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -20,9 +21,11 @@ def main(argv: list[str] | None = None) -> None:
     except LocalAWSError as error:  # e.g. another moto version: the message names the fix
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(error.exit_code) from None
+    options = argv if argv is not None else sys.argv[1:]
+    serve_on(options)
     from moto.server import main as moto_server_main
 
-    moto_server_main(argv if argv is not None else sys.argv[1:])
+    moto_server_main(options)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import pytest
 
 from lambda_ml_layers.core.paths import BuildPaths
 from lambda_ml_layers.local.moto_server import MotoServer, moto_server
+from lambda_ml_layers.local.pipeline_stage import s3_created_event, upload_trained_model
 
 pytestmark = pytest.mark.emulator
 
@@ -34,6 +35,7 @@ PREFIX = "lambda-ml-layers-local"
 LAYERS = ("core-data-science", "ml-libraries", "aws-utilities")
 FUNCTIONS = ("data-validation", "feature-engineering", "predictions")
 PLANTED_SECRET = "planted-secret-value-7f3a9c"
+SAMPLE = REPO / "data" / "sample" / "transactions.csv"
 
 
 def copy_checkout(destination: Path) -> Path:
@@ -201,6 +203,62 @@ def test_first_deploy_is_release_1(root: Path, server: MotoServer) -> None:
     # The planted credentials were neither used nor shown nor logged.
     logs = "".join(p.read_text() for p in BuildPaths.of(root).logs.glob("*.jsonl"))
     assert PLANTED_SECRET not in output + logs + local_copy.read_text()
+
+
+def stack_outputs(server: MotoServer) -> dict[str, str]:
+    stack = server.client("cloudformation").describe_stacks(StackName=PREFIX)["Stacks"][0]
+    return {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+
+
+def test_run_pipeline_on_the_stage_refuses_an_odd_name_and_explains_a_rejection(
+    root: Path, server: MotoServer, tmp_path: Path
+) -> None:
+    odd = tmp_path / "two words\n.csv"
+    odd.write_text("transaction_id\n")
+    refused = inv(root, server, "run-pipeline", "--stage", STAGE, "--batch", str(odd))
+    said = refused.stdout + refused.stderr
+    assert refused.returncode == 29 and "Traceback" not in said, said[-3000:]
+    assert "('\\n', ' ')" in said and "e.g. to 'two_words_.csv'" in said
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")  # DataValidation rejects it: no header
+    rejected = inv(root, server, "run-pipeline", "--stage", STAGE, "--batch", str(empty))
+    said = rejected.stdout + rejected.stderr
+    assert rejected.returncode == 1 and "Traceback" not in said, said[-3000:]
+    # Started by the upload (the bucket's EventBridge notification and the template's rule).
+    assert "TaskStateEntered Validate" in said and "FailStateEntered ValidationFailed" in said
+    reason = said.split("REJECTED: ", 1)[1].splitlines()[0]
+    assert "the batch is an empty file" in reason and "reports/empty/validation.json" in reason, reason
+    assert "DataValidationFunction" in said and " MB" in said  # its REPORT figures
+    assert (BuildPaths.of(root).pipeline_run("empty") / "reports" / "empty" / "validation.json").is_file()
+
+
+def test_an_object_created_event_runs_the_deployed_state_machine_to_succeeded(
+    server: MotoServer, tmp_path: Path
+) -> None:
+    outputs = stack_outputs(server)
+    upload_trained_model(server, REPO, outputs["ModelBucketName"], tmp_path)
+    events = server.client("events")
+    rule = next(r["Name"] for r in events.list_rules()["Rules"] if "BatchUploaded" in r["Name"])
+    events.disable_rule(Name=rule)  # only the boto3 execution below runs on this upload
+    try:
+        s3, bucket, key = server.client("s3"), outputs["DataBucketName"], "incoming/boto3-sample.csv"
+        version = s3.put_object(Bucket=bucket, Key=key, Body=SAMPLE.read_bytes())["VersionId"]
+        sfn = server.client("stepfunctions")
+        started = sfn.start_execution(
+            stateMachineArn=outputs["PipelineStateMachineArn"],
+            input=json.dumps(s3_created_event(bucket, key, version)),
+        )
+        deadline = time.monotonic() + 900
+        while (described := sfn.describe_execution(executionArn=started["executionArn"]))["status"] == "RUNNING":
+            assert time.monotonic() < deadline
+            time.sleep(1)
+    finally:
+        events.enable_rule(Name=rule)
+    assert described["status"] == "SUCCEEDED", (described.get("error"), described.get("cause"))
+    assert json.loads(described["output"])["scored_rows"] > 0
+    assert "predictions/boto3-sample/summary.json" in {
+        o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="predictions/")["Contents"]
+    }
 
 
 def test_redeploy_with_nothing_changed_publishes_nothing(root: Path, server: MotoServer) -> None:

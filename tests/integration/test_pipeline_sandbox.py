@@ -43,9 +43,9 @@ from lambda_ml_layers.local.pipeline_stage import (
     function_environment,
     new_bucket,
     s3_created_event,
+    upload_trained_model,
 )
 from lambda_ml_layers.local.sandbox import Invocation, LambdaSandbox
-from lambda_ml_layers.local.state_machine_runner.local_pipeline import upload_trained_model
 from tests.project_factory import REPO
 
 pytestmark = pytest.mark.emulator

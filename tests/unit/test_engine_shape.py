@@ -17,7 +17,9 @@ SERVICES = REPO / "services"
 
 # A folder may import only the folders ranked below it (and itself); folders of one rank never
 # import each other. target_scripts/ run in the target interpreter and import nothing of ours;
-# local_aws_fixes/ runs inside the moto server's own process (`python -m`).
+# local_aws_fixes/ runs inside the moto server's own process (`python -m`); it ranks above deploy/
+# because Lambda invokes there run the deployed code in local/'s sandbox and write the lines
+# deploy/sandbox_logs.py formats (as Lambda writes them).
 RANKS = {
     "target_scripts": 0,
     "core": 1,
@@ -25,10 +27,10 @@ RANKS = {
     "build": 3,
     "checks": 4,
     "local": 4,
-    "local_aws_fixes": 4,
     "deploy": 5,
     "layer_trace": 5,
     "ops": 6,
+    "local_aws_fixes": 6,
     "size_report": 6,
 }
 

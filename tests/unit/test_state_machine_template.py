@@ -11,25 +11,21 @@ import pytest
 import yaml
 
 from lambda_ml_layers.core.errors import StateMachineError
-from lambda_ml_layers.local.state_machine_runner.definition import LAMBDA_INVOKE, check_definition
-from lambda_ml_layers.local.state_machine_runner.failures import StatesFailure
-from lambda_ml_layers.local.state_machine_runner.interpreter import RunOptions, run_execution
-from lambda_ml_layers.local.state_machine_runner.local_pipeline import (
-    PipelineRequest,
-    history_lines,
-    pipeline_request,
-)
-from lambda_ml_layers.local.state_machine_runner.template_definition import load_state_machine
+from lambda_ml_layers.local.quick_pipeline import PipelineRequest, pipeline_request
+from lambda_ml_layers.local.state_machine_definition import load_state_machine
 from tests.project_factory import REPO
 
 TEMPLATE = REPO / "infra" / "template.yaml"
+LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 
 
-def test_the_real_template_resolves_to_function_logical_ids_and_passes_the_check() -> None:
+def test_the_real_template_resolves_to_function_logical_ids_or_their_arns() -> None:
     machine = load_state_machine(TEMPLATE)
     assert machine.substitutions["DataValidationArn"] == "DataValidationFunction"
     assert set(machine.substitutions.values()) <= machine.functions
-    check_definition(machine.definition, machine.functions)
+    arn = "arn:aws:lambda:us-east-1:123456789012:function:local-DataValidationFunction"
+    with_arns = load_state_machine(TEMPLATE, function_refs={"DataValidationFunction": arn})
+    assert with_arns.definition["States"]["Validate"]["Parameters"]["FunctionName"] == arn
     names = []
 
     def walk(scope: dict[str, Any]) -> None:
@@ -123,24 +119,3 @@ def test_run_pipeline_arguments_are_checked_before_anything_starts(tmp_path: Pat
         with pytest.raises(StateMachineError, match="--sandboxes must be a whole number from 1 to 8"):
             pipeline_request(tmp_path, str(batch), bad)
     assert pipeline_request(tmp_path, str(batch), "2") == PipelineRequest(tmp_path, batch.resolve(), 2)
-
-
-def test_history_lines_show_each_state_with_its_time_and_the_outcome() -> None:
-    definition = {
-        "StartAt": "T",
-        "States": {
-            "T": {"Type": "Task", "Resource": "F", "Retry": [{"ErrorEquals": ["E"], "IntervalSeconds": 1}], "End": True}
-        },
-    }
-    calls: list[int] = []
-
-    def invoke(name: str, payload: Any) -> Any:
-        calls.append(1)
-        if len(calls) == 1:
-            raise StatesFailure("E", "once")
-        return {"ok": True}
-
-    lines = history_lines(run_execution(definition, {}, invoke, RunOptions(retry_wait_scale=0)))
-    assert lines[0].split() == ["ended", "at", "took", "state"]
-    assert lines[1].endswith("T retry E") and lines[2].endswith("s  T")
-    assert lines[-1].startswith("SUCCEEDED in ") and lines[-1].endswith('{"ok": true}')

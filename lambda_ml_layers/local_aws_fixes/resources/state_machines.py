@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..step_functions import backend
 from .model_helpers import patch_class, remember_policies, retain_replaced, retained_on_delete, s3_object, unchanged
 
 # --- 5. AWS::StepFunctions::StateMachine ----------------------------------------------------
@@ -20,7 +21,7 @@ from .model_helpers import patch_class, remember_policies, retain_replaced, reta
 
 
 def patch_state_machine() -> None:
-    from moto.stepfunctions.models import StateMachine, stepfunctions_backends
+    from moto.stepfunctions.models import StateMachine
     from moto.stepfunctions.utils import cfn_to_api_tags
 
     original_get_cfn_attribute = StateMachine.get_cfn_attribute
@@ -35,8 +36,8 @@ def patch_state_machine() -> None:
         **kwargs: Any,
     ) -> Any:
         properties = cloudformation_json["Properties"]
-        backend = stepfunctions_backends[account_id][region_name]
-        state_machine = backend.create_state_machine(
+        machines = backend(account_id, region_name)
+        state_machine = machines.create_state_machine(
             properties.get("StateMachineName", resource_name),
             _state_machine_definition(properties, account_id, region_name),
             properties.get("RoleArn", ""),
@@ -58,25 +59,25 @@ def patch_state_machine() -> None:
         if unchanged(original_resource, cloudformation_json):
             return original_resource
         properties = cloudformation_json["Properties"]
-        backend = stepfunctions_backends[account_id][region_name]
+        machines = backend(account_id, region_name)
         name = properties.get("StateMachineName", original_resource.name)
         if name != original_resource.name or properties.get("StateMachineType", "STANDARD") != original_resource.type:
             replacement = create(cls, name, cloudformation_json, account_id, region_name)
             if not retain_replaced(cloudformation_json):
-                backend.delete_state_machine(original_resource.arn)
+                machines.delete_state_machine(original_resource.arn)
             return replacement
-        state_machine = backend.update_state_machine(
+        state_machine = machines.update_state_machine(
             original_resource.arn,
             definition=_state_machine_definition(properties, account_id, region_name),
             role_arn=properties.get("RoleArn", ""),
         )
-        backend.tagger.tag_resource(state_machine.arn, cfn_to_api_tags(properties.get("Tags", [])))
+        machines.tagger.tag_resource(state_machine.arn, cfn_to_api_tags(properties.get("Tags", [])))
         remember_policies(state_machine, cloudformation_json)
         return state_machine
 
     def delete(self: Any, account_id: str, region_name: str) -> None:
         if not retained_on_delete(self):
-            stepfunctions_backends[account_id][region_name].delete_state_machine(self.arn)
+            backend(account_id, region_name).delete_state_machine(self.arn)
 
     def has_cfn_attr(cls: Any, attr: str) -> bool:
         return attr in ("Arn", "Name", "DefinitionString", "RoleArn", "StateMachineName", "Tags")

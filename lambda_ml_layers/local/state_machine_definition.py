@@ -1,22 +1,23 @@
-"""The state machine's definition as infra/template.yaml writes it, ready for the local runner.
+"""The state machine's definition as infra/template.yaml writes it, ready for a local run.
 
 Reads the resource's `Definition` (SAM) or `DefinitionString` (CloudFormation, JSON text) through
 config/template.py's loader, and fills each `${Key}` of DefinitionSubstitutions: a reference to a
-function (`!Ref X.Alias`, `!Ref X`, `!GetAtt X.Arn`) becomes the function's logical id, which is
-what the sandbox invoker runs; a literal or a parameter's Default is used as written. Anything
-else cannot be known without a deploy and is refused, naming the key.
+function (`!Ref X.Alias`, `!Ref X`, `!GetAtt X.Arn`) becomes the function's logical id, or its ARN
+in the moto server the quick run created it in; a literal or a parameter's Default is used as
+written. Anything else cannot be known without a deploy and is refused, naming the key.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ...config.template import FUNCTION_TYPES, load_template
-from ...core.errors import StateMachineError, collect
+from ..config.template import FUNCTION_TYPES, load_template
+from ..core.errors import StateMachineError, collect
 
 STATE_MACHINE = "PipelineStateMachine"
 STATE_MACHINE_TYPES = ("AWS::Serverless::StateMachine", "AWS::StepFunctions::StateMachine")
@@ -30,7 +31,11 @@ class TemplateDefinition:
     substitutions: dict[str, str]  # key -> what it was replaced by
 
 
-def load_state_machine(template_path: Path, logical_id: str = STATE_MACHINE) -> TemplateDefinition:
+def load_state_machine(
+    template_path: Path, logical_id: str = STATE_MACHINE, function_refs: Mapping[str, str] | None = None
+) -> TemplateDefinition:
+    """The definition with its substitutions filled: a function reference becomes the function's
+    logical id, or what `function_refs` maps that id to (its ARN where the function exists)."""
     template = load_template(template_path)
     resources = template["Resources"]
     where = f"{template_path}: {logical_id}"
@@ -48,9 +53,11 @@ def load_state_machine(template_path: Path, logical_id: str = STATE_MACHINE) -> 
         name for name, r in resources.items() if isinstance(r, dict) and r.get("Type") in FUNCTION_TYPES
     )
     definition = _definition(properties, where)
+    refs = function_refs or {}
     substitutions = {
-        key: _substitution(key, value, template, functions, where)
+        key: refs.get(found, found)
         for key, value in (properties.get("DefinitionSubstitutions") or {}).items()
+        for found in [_substitution(key, value, template, functions, where)]
     }
     problems: list[str] = []
     filled = _fill(definition, substitutions, problems)
