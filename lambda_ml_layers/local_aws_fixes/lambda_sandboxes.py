@@ -11,7 +11,7 @@ timeout and variables, plus this server as the endpoint. Sandboxes are reused wa
 configuration; at most `$LOCAL_AWS_SANDBOXES` (default 1) exist per function and further
 invocations wait for one, as reserved concurrency would throttle. A function error or timeout is
 its error document with FunctionError set, as AWS answers. The lines Lambda writes are written
-(deploy/sandbox_logs.py's format) into the function's log group, so REPORT's Duration and Max
+(local/sandbox.py's log_lines) into the function's log group, so REPORT's Duration and Max
 Memory Used are the sandbox's own measurements, without the wait for a free sandbox.
 """
 
@@ -34,9 +34,9 @@ from typing import Any
 from ..config.template import FunctionSpec
 from ..core.interpreters import find_interpreter
 from ..core.runtimes import RUNTIMES
-from ..deploy.sandbox_logs import invocation_lines, log_stream_name
+from ..deploy.sandbox_logs import log_stream_name
 from ..local.moto_server import DUMMY_CREDENTIALS, SANDBOXES_ENV
-from ..local.sandbox import Invocation, LambdaSandbox
+from ..local.sandbox import Invocation, LambdaSandbox, log_lines
 
 
 def sandboxes_per_function(environ: dict[str, str] | os._Environ[str] = os.environ) -> int:
@@ -247,12 +247,7 @@ def invoke(function: Any, event: Any) -> tuple[str, bool, str]:
         invocation = environment.sandbox.invoke(event)
     finally:
         pool.release(environment)
-    request_id = str(uuid.uuid4())
-    _write_lines(
-        function,
-        environment.stream,
-        invocation_lines(request_id, str(function.version), invocation, int(function.memory_size)),
-    )
+    _write_lines(function, environment.stream, log_lines(invocation, str(function.version)))
     if invocation.error is not None:
         return json.dumps(failure_document(invocation)), True, invocation.logs
     return json.dumps(invocation.result), False, invocation.logs
