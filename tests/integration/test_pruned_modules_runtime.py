@@ -1,7 +1,8 @@
 """On Lambda, a handler that reaches a pruned module at run time (as unpickling a model does) logs
 the sandbox's ModulePruned message and fix, not "unexpected ModuleNotFoundError": the pruned layer
 ships its list (python/.pruned-modules/<layer>.json) and services/shared/pruned_modules.py reads it.
-The handler runs in python3.12 on the built zip extracted as Lambda would (sys.path as on Lambda)."""
+The handler runs in python3.12 on the built zip extracted as Lambda would (sys.path as on Lambda), beside
+the real aws-utilities layer every function carries (runtime.py logs through its Powertools)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from lambda_ml_layers.build.pruning.step import pruned_layer_beside
 from lambda_ml_layers.build.target_imports import lambda_sys_path
 from lambda_ml_layers.core.interpreters import find_interpreter
 from lambda_ml_layers.core.runtimes import RUNTIMES
+from tests.integration.test_real_layers import OUTPUT, inv_build
 from tests.project_factory import REPO
 from tests.unit.test_prune_build import PRUNE, build, pruned_project
 
@@ -35,7 +37,14 @@ except ModuleNotFoundError as exc:
 """
 
 
+@pytest.fixture(scope="module", autouse=True)
+def built_layers() -> None:
+    inv_build()  # a no-op when the checkout's layers are built and current
+
+
 def run_on_lambda(opt: Path, missing: str) -> list[dict[str, object]]:
+    with zipfile.ZipFile(OUTPUT / "aws-utilities.zip") as archive:
+        archive.extractall(opt)  # Lambda extracts every layer of the function into /opt
     python = find_interpreter(RUNTIMES["python3.12"])
     paths = [str(REPO / "services" / "predictions"), *lambda_sys_path(opt, RUNTIMES["python3.12"])]
     result = subprocess.run(
