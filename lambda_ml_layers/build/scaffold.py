@@ -174,6 +174,12 @@ def new_layer(
                 "Fix: check each package's name and version on PyPI (a wheel for "
                 f"{runtime} {arch} must exist), or the output above. Nothing was scaffolded."
             ) from None
+        if not (folder / "requirements.txt").exists():  # nox skips a session whose Python is missing, with exit 0
+            raise LockError(
+                f"`{LOCK_COMMAND}` wrote no layers/{name}/requirements.txt (nox skips the session when it finds no "
+                f"Python {runtime.removeprefix('python')}). Fix: make that interpreter available (pyenv, "
+                f"docs/troubleshooting.md), then scaffold again. Nothing was scaffolded."
+            )
     say(
         f"Scaffolded layers/{name}/ (layer.toml, requirements.in, requirements.txt, smoke_test.py) and "
         f"{layer_logical_id(name)} in {TEMPLATE}."

@@ -93,7 +93,12 @@ def test_new_function_refuses_bad_requests_and_writes_nothing(
 def test_new_layer_scaffolds_its_files_and_template_resource(project: Path) -> None:
     before = load_template(project / "infra" / "template.yaml")
     locked: list[Path] = []
-    new_layer(NewLayer(project, "gbm-libraries", ("lightgbm", "xgboost-cpu"), ("ml-libraries",)), locked.append, quiet)
+
+    def lock(root: Path) -> None:
+        locked.append(root)
+        write_lock(root / "layers" / "gbm-libraries")
+
+    new_layer(NewLayer(project, "gbm-libraries", ("lightgbm", "xgboost-cpu"), ("ml-libraries",)), lock, quiet)
 
     assert locked == [project]
     layer = load_project(project).layer("gbm-libraries")
@@ -151,6 +156,13 @@ def test_a_failed_lock_leaves_the_project_as_it_was(project: Path) -> None:
     assert "No matching distribution found for lightgbmx" in str(raised.value)
     assert snapshot(project) == before
     assert not (project / "layers" / "gbm").exists()
+
+
+def test_a_lock_session_that_writes_no_lock_is_a_failure(project: Path) -> None:
+    before = snapshot(project)
+    with pytest.raises(LockError, match=r"wrote no layers/gbm/requirements\.txt"):
+        new_layer(NewLayer(project, "gbm", ("lightgbm",), ()), lambda root: None, quiet)  # nox: "session skipped"
+    assert snapshot(project) == before
 
 
 def test_an_interrupted_function_scaffold_leaves_nothing(project: Path) -> None:
