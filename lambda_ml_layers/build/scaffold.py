@@ -184,7 +184,8 @@ def new_layer(
         f"Scaffolded layers/{name}/ (layer.toml, requirements.in, requirements.txt, smoke_test.py) and "
         f"{layer_logical_id(name)} in {TEMPLATE}."
     )
-    say(f"Next: inv build-layers --layer {name}; inv new-function NAME --layers {','.join([*request.base, name])}")
+    below = [layer.name for layer in build_order(project, list(request.base))]  # bases of bases too
+    say(f"Next: inv build-layers --layer {name}; inv new-function NAME --layers {','.join([*below, name])}")
 
 
 def resource_at_end(text: str, block: str) -> str:
