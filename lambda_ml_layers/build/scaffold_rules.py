@@ -150,7 +150,9 @@ def layer_files(name: str, packages: Sequence[str], base: Sequence[str]) -> Laye
         "budget_mb = 250\n"
         + (f"# Packages these layers provide are not installed again here.\nbase_layers = [{bases}]\n" if base else "")
         + "\n[build]\n"
-        'docstrings = "strip"\n'
+        '# Docstrings are kept: stripping them ("strip") saves a little, but packages that read their own\n'
+        "# __doc__ at import fail (lightgbm: AttributeError on None); try it, and the build's verify says.\n"
+        'docstrings = "keep"\n'
     )
     requirements_in = "".join(f"{p}\n" for p in packages)
     imports = "".join(f'    "{Requirement(p).name}": "{import_name(p)}",\n' for p in packages)

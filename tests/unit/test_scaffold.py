@@ -103,6 +103,7 @@ def test_new_layer_scaffolds_its_files_and_template_resource(project: Path) -> N
     assert locked == [project]
     layer = load_project(project).layer("gbm-libraries")
     assert layer.base_layers == ("ml-libraries",)
+    assert layer.docstrings == "keep"  # lightgbm reads its own __doc__ at import
     assert layer.requirements_in.read_text() == "lightgbm\nxgboost-cpu\n"
     smoke = (layer.folder / "smoke_test.py").read_text()
     assert '"xgboost-cpu": "xgboost"' in smoke and '"lightgbm": "lightgbm"' in smoke
