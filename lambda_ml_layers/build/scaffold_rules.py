@@ -330,6 +330,8 @@ def function_resources(
             f"      CodeUri: ../services/{name}/\n      Handler: {name}.handler.lambda_handler\n"
             f"      Timeout: {timeout_s}\n      Layers:\n{layers}"
             f"      AutoPublishCodeSha256: !Ref {stem}{SHA_PARAMETER}\n"
+            # A cap on the share of the account's concurrency one function can take (checkov CKV_AWS_115).
+            "      ReservedConcurrentExecutions: 10\n"
             f"      Environment:\n        Variables:\n          POWERTOOLS_SERVICE_NAME: {kebab}\n",
             f"  {stem}LogGroup:\n    Type: AWS::Logs::LogGroup\n{log_meta}"
             "    DeletionPolicy: Delete\n    UpdateReplacePolicy: Delete\n    Properties:\n"

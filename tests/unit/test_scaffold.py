@@ -60,6 +60,7 @@ def test_new_function_scaffolds_its_package_lock_and_template_resources(project:
     assert spec.handler == "scoring.handler.lambda_handler" and spec.code_dir == project / "services" / "scoring"
     props = after["Resources"]["ScoringFunction"]["Properties"]
     assert props["AutoPublishCodeSha256"] == {"Ref": "ScoringLayersSha256"}
+    assert props["ReservedConcurrentExecutions"] == 10  # the deploy's checkov gate refuses a function without
     assert "ScoringLayersSha256" in after["Parameters"]
     assert {"ScoringFunctionArn", "ScoringAliasArn"} <= set(after["Outputs"])
     alarms = {k for k, r in after["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm" and "Scoring" in k}
