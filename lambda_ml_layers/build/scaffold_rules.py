@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import keyword
 import re
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -184,8 +185,11 @@ class FunctionFiles:
 def function_files(name: str, layer_ids: Sequence[str], modules: Sequence[str]) -> FunctionFiles:
     logical = camel(name)
     imports = "".join(f"    import {m}  # noqa: F401\n" for m in modules) or "    pass\n"
-    handler = f'''"""{logical} handler (layers: {", ".join(layer_ids)}), scaffolded by `inv new-function`.
+    # Wrapped: five layer names would pass ruff's line length.
+    layers_line = textwrap.fill(f"Layers: {', '.join(layer_ids)}.", 96)
+    handler = f'''"""{logical} handler, scaffolded by `inv new-function`.
 
+{layers_line}
 Event: whatever its caller sends. It answers the deploy's smoke event after its init (every layer
 import) has run; replace the body of `lambda_handler` with the function's job.
 """

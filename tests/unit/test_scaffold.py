@@ -186,3 +186,12 @@ def test_the_template_edit_parses_with_every_original_resource_unchanged() -> No
     assert parse_template(edited) == {"A": {"x": 1, "z": 3}, "B": {"y": 2}}
     assert edited.index("z: 3") < edited.index("# about B")
     assert parse_template(append_to_section(text, "C", "  w: 4\n"))["C"] == {"w": 4}
+
+
+def test_the_scaffolded_handler_fits_the_line_length_with_five_layers() -> None:
+    from lambda_ml_layers.build.scaffold_rules import function_files
+
+    ids = ["CoreDataScienceLayer", "MLLibrariesLayer", "GbmLibrariesLayer", "AWSUtilitiesLayer", "ArrowLayer"]
+    handler = function_files("gbm_scoring", ids, ["numpy"]).handler
+    assert max(len(line) for line in handler.splitlines()) <= 120  # ruff's limit in pyproject.toml
+    assert "ArrowLayer" in handler
