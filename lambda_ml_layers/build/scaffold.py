@@ -4,6 +4,7 @@ written all or nothing (a failure, or Ctrl-C, leaves the project as it was)."""
 from __future__ import annotations
 
 import contextlib
+import difflib
 import os
 import shutil
 import sys
@@ -138,8 +139,10 @@ def new_layer(
     problems += package_problems(request.packages)
     for base in request.base:
         if base not in project.layer_names:
+            close = difflib.get_close_matches(base, project.layer_names, n=1)
+            hint = f" Perhaps you meant {close[0]!r}?" if close else ""
             problems.append(
-                f"--base {base!r} is no layer (layers: {', '.join(project.layer_names)}). Fix: name one of them."
+                f"--base {base!r} is no layer (layers: {', '.join(project.layer_names)}).{hint} Fix: name one of them."
             )
     collect(problems, ConfigError, f"Cannot scaffold layer {name!r}:")
     folder = root / "layers" / name

@@ -3,6 +3,7 @@ rendered. Pure: names and text in, text or problems out (build/scaffold.py does 
 
 from __future__ import annotations
 
+import difflib
 import keyword
 import re
 import textwrap
@@ -116,9 +117,11 @@ def function_layer_problems(wanted: Sequence[str], known: Sequence[str], bases: 
     problems = []
     for layer in wanted:
         if layer not in known:
+            close = difflib.get_close_matches(layer, known, n=1)
+            hint = f" Perhaps you meant {close[0]!r}?" if close else ""
             problems.append(
                 f"--layers names {layer!r}, which is no layer of infra/template.yaml "
-                f"(known: {', '.join(known) or 'none'}). Fix: correct the name, or add it with `inv new-layer`."
+                f"(known: {', '.join(known) or 'none'}).{hint} Fix: correct the name, or add it with `inv new-layer`."
             )
     for layer in wanted:
         for base in bases.get(layer, []):

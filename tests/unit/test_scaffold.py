@@ -77,6 +77,7 @@ def test_new_function_scaffolds_its_package_lock_and_template_resources(project:
         ("Scoring", ("core-data-science",), "not allowed"),
         ("shared", ("core-data-science",), "services/shared/ exists already"),
         ("scoring", ("gbm-libraries",), "'gbm-libraries', which is no layer of infra/template.yaml"),
+        ("scoring", ("core-data-sciense",), "Perhaps you meant 'core-data-science'?"),
         ("scoring", ("ml-libraries",), "Fix: add core-data-science to --layers"),
         ("scoring", (), "Name the function's layers"),
     ],
@@ -129,7 +130,7 @@ def test_new_layer_scaffolds_its_files_and_template_resource(project: Path) -> N
     [
         ("ml-libraries", ("lightgbm",), (), "layers/ml-libraries/ exists already"),
         ("GBM", ("lightgbm",), (), "not allowed"),
-        ("gbm", ("lightgbm",), ("ml-libaries",), "--base 'ml-libaries' is no layer"),
+        ("gbm", ("lightgbm",), ("ml-libaries",), "Perhaps you meant 'ml-libraries'?"),
         ("gbm", ("light gbm!",), (), "not a requirement pip understands"),
         ("gbm", (), (), "Name at least one package"),
     ],
