@@ -136,6 +136,13 @@ def integration(session: nox.Session) -> None:
     session.run(HERE, "-m", "pytest", "tests/integration", *workers, "--durations=15", *session.posargs)
 
 
+@nox.session(venv_backend="none")
+def scaffold_walkthrough(session: nox.Session) -> None:
+    """docs/new-layer-and-function.md followed in a temp copy (`inv new-layer`, `inv new-function`, build,
+    layer-modules, trace, template_lint, layer_tests, a sandbox run); 23 minutes, so not in -t ci."""
+    session.run(HERE, "-m", "pytest", "tests/scaffold", *session.posargs)
+
+
 @nox.session(python=["3.11", "3.12", "3.13"], tags=["ci"])
 def layer_tests(session: nox.Session) -> None:
     """Each built layer zip, in its runtime's Python, against an unstripped install of its lock:

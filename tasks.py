@@ -108,6 +108,39 @@ def trace_layers(c: Context, check: bool = False) -> None:
 namespace.add_task(trace_layers)
 
 
+# --- Scaffold (issue 23): a new layer or function --------------------------------------
+
+
+@task(
+    iterable=["package", "base"],
+    help={
+        "package": "a package the layer provides, as pip names it (repeat for more): --package lightgbm",
+        "base": "a layer this one is built on (its packages are not installed again); repeat for more",
+    },
+)
+def new_layer(c: Context, name: str, package: list[str] | None = None, base: list[str] | None = None) -> None:
+    """Scaffold layers/NAME (layer.toml, requirements.in, hashed lock, smoke test) and its template resource."""
+    from lambda_ml_layers.build.scaffold import NewLayer
+    from lambda_ml_layers.build.scaffold import new_layer as scaffold
+
+    request = NewLayer(root=ROOT, name=name, packages=tuple(package or ()), base=tuple(base or ()))
+    _run(lambda: scaffold(request), interrupted="Interrupted: nothing was scaffolded.")
+
+
+@task(help={"layers": "the layers the function uses, by folder name, comma-separated: core-data-science,aws-utilities"})
+def new_function(c: Context, name: str, layers: str = "") -> None:
+    """Scaffold services/NAME (handler, shared links, lock) and its function, log group and alarms in the template."""
+    from lambda_ml_layers.build.scaffold import NewFunction
+    from lambda_ml_layers.build.scaffold import new_function as scaffold
+
+    request = NewFunction(root=ROOT, name=name, layers=tuple(x.strip() for x in layers.split(",") if x.strip()))
+    _run(lambda: scaffold(request), interrupted="Interrupted: nothing was scaffolded.")
+
+
+namespace.add_task(new_layer)
+namespace.add_task(new_function)
+
+
 # --- Pipeline (issue 3): train the model ----------------------------------------------
 
 

@@ -2,6 +2,9 @@
 
 diff.py     the rules: what changed per layer and package, and why (pure)
 render.py   the comparison as a table, JSON or Markdown (pure)
-treemap.py  the picture: a self-contained HTML treemap per layer and function bars (pure)
-command.py  the edges: read the reports (file or stage), write the picture
+contents.py what is inside each package (subpackages, bundled libraries, data files) and each
+            function's layers, for the picture (pure)
+treemap.py  the picture: a self-contained HTML treemap per layer, nested ones inside packages and
+            function bars stacked by layer (pure)
+command.py  the edges: read the reports (file or stage), the built zips and the template; write the picture
 """

@@ -5,14 +5,17 @@ the text to print."""
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
 
-from ..core.errors import SizeReportError
+from ..config.template import function_specs
+from ..core.errors import ConfigError, SizeReportError
 from ..core.paths import BuildPaths
+from .contents import layer_contents
 from .diff import compare
 from .render import FORMATS, render
 from .treemap import html_page
@@ -119,6 +122,33 @@ def previous_build(paths: BuildPaths, current: dict[str, Any]) -> tuple[dict[str
     return report, f"the previous build ({path.relative_to(paths.build.parent)})"
 
 
+def built_contents(paths: BuildPaths, current: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Each layer's packages split into parts, from today's built zips (a layer whose zip is not at
+    hand, or not a zip, is left out of the nested picture; the rest of the report still stands)."""
+    runtime, arch = current.get("runtime"), current.get("arch")
+    if not isinstance(runtime, str) or not isinstance(arch, str):
+        return {}
+    contents = {}
+    for layer in current.get("layers", []):
+        path = paths.output_dir(runtime, arch) / f"{layer['name']}.zip"
+        try:
+            with zipfile.ZipFile(path) as archive:
+                entries = [(info.filename, info.file_size) for info in archive.infolist() if not info.is_dir()]
+        except (OSError, zipfile.BadZipFile):
+            continue
+        contents[layer["name"]] = layer_contents(entries)
+    return contents
+
+
+def function_layers(root: Path) -> dict[str, list[str]]:
+    """Each function's layers in the template's order (empty when the template cannot be read: the
+    bars then show the layers as one segment)."""
+    try:
+        return {spec.name: list(spec.layers) for spec in function_specs(root / "infra" / "template.yaml")}
+    except (ConfigError, OSError):
+        return {}
+
+
 def write_atomically(path: Path, text: str) -> None:
     """A reader never sees half a page; a failure keeps the previous one."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -143,5 +173,6 @@ def size_report(request: SizeReportRequest) -> SizeReport:
     else:
         base, label = previous_build(paths, current)
     diff = compare(current, base, label)
-    write_atomically(paths.size_report_html, html_page(current, base, diff))
+    page = html_page(current, base, diff, built_contents(paths, current), function_layers(request.root))
+    write_atomically(paths.size_report_html, page)
     return SizeReport(render(diff, request.fmt), paths.size_report_html)

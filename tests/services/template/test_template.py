@@ -18,20 +18,34 @@ import pytest
 from samcli.yamlhelper import yaml_parse
 from samtranslator.translator.transform import transform
 
+from lambda_ml_layers.config.project import base_layers_of, load_project
 from lambda_ml_layers.config.stages import load_stage
 from lambda_ml_layers.core.paths import BuildPaths
 
 ROOT = Path(__file__).resolve().parents[3]
 TEMPLATE = ROOT / "infra" / "template.yaml"
 CORE, ML, AWS = "CoreDataScienceLayer", "MLLibrariesLayer", "AWSUtilitiesLayer"
-LAYER_DIRS = {CORE: "core-data-science", ML: "ml-libraries", AWS: "aws-utilities"}
-# The project plan: DataValidation and Merge use core + aws; the other two use all three.
-WIRING = {
-    "DataValidationFunction": [CORE, AWS],
-    "FeatureEngineeringFunction": [CORE, ML, AWS],
-    "PredictionsFunction": [CORE, ML, AWS],
-    "MergeFunction": [CORE, AWS],
-}
+
+
+def _wiring() -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Layer logical id -> its folder under layers/, and function -> its layers, read from the
+    template itself (the one source of which function uses which layers), so a layer or function
+    added by `inv new-layer` / `inv new-function` is checked like the others."""
+    found = yaml_parse(TEMPLATE.read_text())["Resources"]
+    layer_dirs = {
+        logical_id: Path(r["Properties"]["ContentUri"]).name.removesuffix(".zip")
+        for logical_id, r in found.items()
+        if r["Type"] == "AWS::Serverless::LayerVersion"
+    }
+    wiring = {
+        logical_id: [item.get("Ref") for item in r["Properties"].get("Layers", [])]
+        for logical_id, r in found.items()
+        if r["Type"] == "AWS::Serverless::Function"
+    }
+    return layer_dirs, wiring
+
+
+LAYER_DIRS, WIRING = _wiring()
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +57,28 @@ def resources(template: dict[str, Any]) -> dict[str, Any]:
     return template["Resources"]
 
 
-def test_function_layer_wiring_matches_the_plan(template: dict[str, Any]) -> None:
+def test_the_pipeline_functions_keep_the_project_plan() -> None:
+    # The project plan: DataValidation and Merge use core + aws; the other two use all three.
+    assert {CORE, ML, AWS} <= set(LAYER_DIRS)
+    assert {f: WIRING.get(f) for f in ("DataValidationFunction", "FeatureEngineeringFunction")} == {
+        "DataValidationFunction": [CORE, AWS],
+        "FeatureEngineeringFunction": [CORE, ML, AWS],
+    }
+    assert WIRING.get("PredictionsFunction") == [CORE, ML, AWS] and WIRING.get("MergeFunction") == [CORE, AWS]
+
+
+def test_function_layer_wiring_fits_the_layers_base_layers() -> None:
+    """Every function lists template layers by !Ref, at most five, each after the layers it is built
+    on (Lambda extracts them in order) and never without them."""
+    project = load_project(ROOT)
+    by_dir = {directory: logical_id for logical_id, directory in LAYER_DIRS.items()}
+    assert WIRING, "the template defines no functions"
     for function, layers in WIRING.items():
-        wired = [ref["Ref"] for ref in resources(template)[function]["Properties"]["Layers"]]
-        assert wired == layers, function
+        assert layers and all(layer in LAYER_DIRS for layer in layers), (function, layers)
+        assert len(layers) <= 5, function
+        for position, layer in enumerate(layers):
+            for base in base_layers_of(project, project.layer(LAYER_DIRS[layer])):
+                assert by_dir[base.name] in layers[:position], (function, layer, base.name)
 
 
 def test_layers_declare_exactly_what_is_built(template: dict[str, Any]) -> None:
