@@ -8,7 +8,6 @@ and folds what they did into a `LayerBuild`. Nothing here writes where builds ar
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import time
@@ -38,9 +37,8 @@ from .pip_runner import install_for_target
 from .pruning.contract import MAX_SHOWN, PrunedLayer, explain_missing
 from .pruning.import_holes import check_import_holes
 from .pruning.step import run_prune
-from ..core.runtimes import ARCHES
 from .shared_libraries import share_duplicate_libraries
-from .shared_objects import strip_shared_objects
+from .shared_objects import check_target_machine, strip_shared_objects
 from ..config.strip_rules import plan_strip, unmatched_rules
 from .target_imports import check_layer
 
@@ -106,11 +104,12 @@ def verify(
     pruned: list[PrunedLayer] | None = None,
 ) -> tuple[StepResult, bool]:
     """Extract the base layers and this one as Lambda would into /opt, then import everything.
-    Returns the step and whether the check ran (on another arch it cannot; the step warns so).
+    Returns the step and whether the check ran (without a target interpreter it cannot; the step
+    warns why). For another arch the interpreter runs under qemu (core/toolchains.py).
     A module missing because `pruned` layers removed it fails with the [prune] line to change."""
-    machine = os.uname().machine
-    if ARCHES[ctx.arch] != machine:
-        why = f"{ctx.arch} binaries cannot run on this {machine} host, so no import was checked"
+    python = ctx.toolchain.python
+    if python is None:
+        why = "; ".join(ctx.toolchain.missing) or f"no {ctx.arch} interpreter of {ctx.runtime.name} here"
         return StepResult("verify", notes=(why,), warnings=(f"not verified: {why}",)), False
     opt = stage / "opt"
     for base in base_layers_of(ctx.project, layer):
@@ -122,7 +121,7 @@ def verify(
         for name, package in ctx.locks[source.name].packages.items()
     }
     clients = list(layer.aws_services or ())
-    outcome = check_layer(ctx.python, opt, ctx.runtime, modules, versions, clients=clients)
+    outcome = check_layer(python, opt, ctx.runtime, modules, versions, clients=clients)
     fixes = {m: fix for m, e in outcome.import_failures.items() if (fix := explain_missing(e, pruned or []))}
     if fixes:
         shown = sorted(fixes)[:MAX_SHOWN]
@@ -153,6 +152,7 @@ def verify(
             + (_CLIENT_FIX if outcome.client_failures else "")
         )
     made = f", {len(clients)} boto3 clients created" if clients else ""
+    made += f" (under qemu, {ctx.toolchain.machine})" if ctx.toolchain.emulated else ""
     return StepResult(
         "verify", notes=(f"{len(modules)} modules imported, {len(versions)} versions match the lock{made}",)
     ), True
@@ -195,12 +195,13 @@ def build_fresh(ctx: BuildContext, layer: LayerConfig, key: str, wait_for_base: 
             steps.append(pruned.step)
             modules = sorted({*modules, *pruned.prove})
         ctx.check_cancel()
+        check_target_machine(site, ctx.toolchain, name)
         if layer.strip_shared_objects:
             ctx.say(Notice.step(name, "stripping shared objects"))
-            steps.append(strip_shared_objects(site, ctx.python, ctx.arch))
+            steps.append(strip_shared_objects(site, ctx.toolchain))
         ctx.check_cancel()
         ctx.say(Notice.step(name, "sharing duplicate libraries"))
-        steps.append(share_duplicate_libraries(site, ctx.python, ctx.arch, ctx.runtime.glibc))
+        steps.append(share_duplicate_libraries(site, ctx.toolchain.python, ctx.arch, ctx.runtime.glibc))
         ctx.check_cancel()
         ctx.say(Notice.step(name, "compiling bytecode", layer.bytecode))
         steps.append(compile_bytecode(site, ctx.python, layer.bytecode, "/opt/python", layer.docstrings))

@@ -14,17 +14,15 @@ file, so every tool that lays a layer out (verify, sandbox, layer tests) would n
 from __future__ import annotations
 
 import hashlib
-import platform
 import shutil
 import tempfile
 from pathlib import Path
 
 from ..core.command_runner import call
-from .elf_needed import needed_names, rename_needed
 from ..core.errors import VerifyError
 from ..core.layer_tree import StepResult, walk_files
+from .elf_needed import needed_names, rename_needed
 from .library_sharing import Library, SharingPlan, glibc_version, plan_sharing, users_of
-from ..core.runtimes import ARCHES
 from .shared_objects import is_shared_object
 from .target_imports import run_each
 
@@ -122,10 +120,8 @@ def _restore(site: Path, plan: SharingPlan, backup: Path) -> None:
 
 def share_duplicate_libraries(site: Path, python: str | None, arch: str, target_glibc: tuple[int, int]) -> StepResult:
     """Share what library_sharing.py allows; keep it only if every user of a kept copy loads."""
-    host = platform.machine()
-    if ARCHES[arch] != host or python is None:
-        why = f"target arch {arch} cannot be loaded on this {host} machine" if python else "no target interpreter"
-        return StepResult(STEP, notes=(f"duplicate libraries not looked at: {why}",))
+    if python is None:  # core/toolchains.py names what is missing for this arch (the strip step says it)
+        return StepResult(STEP, notes=(f"duplicate libraries not looked at: no {arch} interpreter to load them",))
     if shutil.which("readelf") is None or shutil.which("nm") is None:
         return StepResult(STEP, warnings=("duplicate libraries not shared: needs binutils (readelf, nm)",))
     plan, needed, unreadable = measure(site, target_glibc)

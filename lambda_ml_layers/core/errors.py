@@ -142,6 +142,13 @@ class StateMachineError(LayerToolError):
     exit_code = 29
 
 
+class NotVerified(LayerToolError):
+    """Layers built, but their imports could not be checked on this machine (no interpreter of the
+    target's arch and runtime, even under qemu): nothing published unless --accept-unverified."""
+
+    exit_code = 31
+
+
 class BuildInterrupted(LayerToolError):
     exit_code = 130
 
