@@ -26,6 +26,8 @@ from .elf_needed import SHT_SYMTAB, section_kinds
 from .target_imports import run_each
 
 NEEDED = re.compile(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]")
+# How the step names a library it restored; checks/zip_binaries.py reads these notes back.
+KEPT_UNSTRIPPED = "kept unstripped "
 # e_machine values of the ELF header, by the machine names wheels and Lambda use.
 ELF_MACHINES = {62: "x86_64", 183: "aarch64", 3: "i386", 40: "arm"}
 
@@ -125,7 +127,7 @@ def strip_shared_objects(site: Path, toolchain: Toolchain) -> StepResult:
     # A restore is the safety net working (scipy's bundled OpenBLAS breaks under any strip), so
     # it is a note: the library ships as installed, and the layer is only that much larger.
     restored = tuple(
-        f"kept unstripped {p.relative_to(site)} ({before[p] / 1e6:.1f} MB): "
+        f"{KEPT_UNSTRIPPED}{p.relative_to(site)} ({before[p] / 1e6:.1f} MB): "
         + (
             f"it does not load as installed either: {never[p]}"
             if p in never
