@@ -121,7 +121,9 @@ def verify(
         for name, package in ctx.locks[source.name].packages.items()
     }
     clients = list(layer.aws_services or ())
-    outcome = check_layer(python, opt, ctx.runtime, modules, versions, clients=clients)
+    # Under qemu every import runs emulated, several times slower than native: the same check, more time.
+    timeout = 1800 if ctx.toolchain.emulated else 600
+    outcome = check_layer(python, opt, ctx.runtime, modules, versions, timeout=timeout, clients=clients)
     fixes = {m: fix for m, e in outcome.import_failures.items() if (fix := explain_missing(e, pruned or []))}
     if fixes:
         shown = sorted(fixes)[:MAX_SHOWN]
