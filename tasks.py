@@ -39,6 +39,8 @@ def _run(action: Callable[[], Any], interrupted: str = "Interrupted. What was le
         "headroom-mb": "MB to keep free under Lambda's 262,144,000-byte limit per function, 0 to 262.144 (default 5)",
         "find-links": "install only from this folder of wheels, with no index (offline builds)",
         "root": "the project folder (default: this repository)",
+        "accept-unverified": "publish layers whose imports could not be checked here (e.g. arm64 python3.12: "
+        "no arm64 interpreter of that version); without it such a build exits 31 and publishes nothing",
     },
 )
 def build_layers(
@@ -51,6 +53,7 @@ def build_layers(
     headroom_mb: str | None = None,
     find_links: str | None = None,
     root: str | None = None,
+    accept_unverified: bool = False,
 ) -> None:
     """Build every layer from its lock: install for Lambda, strip, verify, zip, size-gate, report."""
     from lambda_ml_layers.build.build_layers import BuildRequest
@@ -67,6 +70,7 @@ def build_layers(
         force=force,
         headroom_bytes=headroom_bytes,
         find_links=Path(find_links).resolve() if find_links else None,
+        accept_unverified=accept_unverified,
     )
     from lambda_ml_layers.build.scheduler import INTERRUPTED
 

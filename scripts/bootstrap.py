@@ -17,6 +17,15 @@
 4. Installs Debian's chromium when it is missing and this runs as root with apt-get: the
    size report's picture is tested in a real headless browser. Otherwise it says how to get
    one; only that test needs it (it skips without it, but fails in CI).
+5. For arm64 (Graviton) layers built on this x86_64 machine: Debian's aarch64 binutils (strip,
+   readelf) and qemu-user-static, and arm64 interpreters unpacked into sysroots under
+   build/toolchains/arm64/ (bookworm's python3.11, trixie's python3.13 with trixie's own libc),
+   each run through a wrapper `build/toolchains/arm64/bin/pythonX.Y` (qemu-aarch64 -L SYSROOT).
+   Debian's packages are fetched with a private apt configuration for arm64, so the host's
+   apt sources, architectures and installed packages are left as they were. No arm64 CPython
+   3.12 is reachable from Debian, PyPI or npm (npm's portable-python downloads from GitHub at
+   install time), so python3.12 arm64 layers build unstripped and unverified, and say so. Skipped, saying why, when not
+   root or without apt-get; never fatal.
 Standard library only: it runs before anything is installed.
 """
 
@@ -39,6 +48,14 @@ VENVS = (
     (ROOT / ".venv-checkov", ROOT / "requirements" / "checkov.txt", ()),
 )
 RUNTIME_VERSIONS = ("3.11", "3.12", "3.13")
+ARM64_PACKAGES = ("binutils-aarch64-linux-gnu", "qemu-user-static")
+# The engine looks for the wrappers here (lambda_ml_layers/core/toolchains.py says the same).
+ARM64_DIR = ROOT / "build" / "toolchains" / "arm64"
+# (suite, python version): Debian suites with an arm64 CPython of a Lambda runtime's version.
+# libstdc++6: manylinux wheels (numpy, scipy, pandas) link to the system's, as Lambda's has one.
+ARM64_SYSROOTS = (("bookworm", "3.11"), ("trixie", "3.13"))
+ARM64_EXTRA = ("libstdc++6",)
+DEBIAN_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 REQUIRED = "3.12"  # the default runtime in layers/defaults.toml
 
 
@@ -171,6 +188,154 @@ def setup_runtime_client() -> None:
         say("could not install awslambdaric for the sandbox now (see above); the sandbox tries again on first use.")
 
 
+def apt_install(packages: tuple[str, ...], env: dict[str, str]) -> None:
+    install = ["apt-get", "install", "-y", "--no-install-recommends", *packages]
+    # A fresh machine's package lists may be empty or stale: update once and retry.
+    if subprocess.run(install, env=env).returncode != 0:
+        subprocess.run(["apt-get", "update"], env=env, check=True)
+        subprocess.run(install, env=env, check=True)
+
+
+def private_apt(suite: str) -> list[str]:
+    """apt-get options for an arm64-only view of one Debian suite, all state under build/: the host's
+    sources, dpkg architectures and installed packages are neither read nor changed."""
+    root = ARM64_DIR / f"apt-{suite}"
+    for sub in ("lists/partial", "archives/partial", "etc/sources.list.d", "etc/preferences.d"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    (root / "status").touch()
+    (root / "etc" / "sources.list").write_text(
+        f"deb [arch=arm64 signed-by={DEBIAN_KEYRING}] http://deb.debian.org/debian {suite} main\n"
+    )
+    return [
+        "-o", "APT::Architecture=arm64",
+        "-o", "APT::Architectures::=arm64",
+        "-o", f"Dir::Etc={root / 'etc'}",
+        "-o", f"Dir::Etc::SourceList={root / 'etc' / 'sources.list'}",
+        "-o", f"Dir::Etc::SourceParts={root / 'etc' / 'sources.list.d'}",
+        "-o", f"Dir::Etc::Parts={root / 'etc'}/apt.conf.d",
+        "-o", f"Dir::Etc::PreferencesParts={root / 'etc' / 'preferences.d'}",
+        "-o", f"Dir::State::Lists={root / 'lists'}",
+        "-o", f"Dir::State::status={root / 'status'}",
+        "-o", f"Dir::Cache={root}",
+        "-o", f"Dir::Cache::Archives={root / 'archives'}",
+        "-o", "Debug::NoLocking=1",
+    ]  # fmt: skip
+
+
+def qemu_command() -> str | None:
+    return shutil.which("qemu-aarch64-static") or shutil.which("qemu-aarch64")
+
+
+def arm64_python_works(wrapper: Path, version: str) -> bool:
+    if not wrapper.exists():
+        return False
+    result = subprocess.run(
+        [str(wrapper), "-I", "-c", "import platform, sys; print(platform.machine(), '%d.%d' % sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+    )
+    return result.returncode == 0 and result.stdout.split() == ["aarch64", version]
+
+
+def compile_stdlib(sysroot: Path, version: str, wrapper: Path) -> None:
+    """Debian ships the standard library without bytecode (its postinst compiles it): without it,
+    every import under qemu compiles from source, ten times slower than native, and a layer's
+    import check runs out of time. The host's pythonX.Y writes the same bytecode, far faster."""
+    stdlib = sysroot / "usr" / "lib" / f"python{version}"
+    marker = sysroot / ".stdlib-compiled"  # not __pycache__: running the interpreter makes that
+    if marker.exists():
+        return
+    compiler = shutil.which(f"python{version}") if works(f"python{version}", version) else None
+    say(f"arm64 python{version}: compiling its standard library's bytecode ({compiler or 'under qemu'})")
+    subprocess.run(
+        [compiler or str(wrapper), "-m", "compileall", "-q", "-j0", "-x", "lib2to3|test", str(stdlib)],
+        stdout=subprocess.DEVNULL,
+        check=False,  # a file that does not compile (a test fixture) stays source, as Debian's would
+    )
+    marker.touch()
+
+
+def setup_arm64_sysroot(suite: str, version: str, qemu: str, env: dict[str, str]) -> None:
+    wrapper = ARM64_DIR / "bin" / f"python{version}"
+    sysroot = ARM64_DIR / suite
+    if arm64_python_works(wrapper, version):
+        compile_stdlib(sysroot, version, wrapper)
+        say(f"arm64 python{version}: {wrapper} (Debian {suite}, under qemu)")
+        return
+    options = private_apt(suite)
+    say(f"arm64 python{version}: fetching Debian {suite}'s arm64 python{version} into {sysroot.relative_to(ROOT)}")
+    subprocess.run(["apt-get", *options, "update"], env=env, check=True, stdout=subprocess.DEVNULL)
+    archives = ARM64_DIR / f"apt-{suite}" / "archives"
+    for old in archives.glob("*.deb"):
+        old.unlink()
+    # --download-only with an empty status: apt's own resolver names every dependency; nothing is installed.
+    subprocess.run(
+        ["apt-get", *options, "install", "--download-only", "-y", "--no-install-recommends",
+         f"python{version}", *ARM64_EXTRA],
+        env=env, check=True, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    shutil.rmtree(sysroot, ignore_errors=True)
+    sysroot.mkdir(parents=True)
+    # Merged /usr, as Debian lays it out: the loader's path in every arm64 binary is /lib/ld-linux-aarch64.so.1.
+    (sysroot / "usr" / "lib").mkdir(parents=True)
+    (sysroot / "usr" / "bin").mkdir()
+    for link in ("lib", "bin", "sbin"):
+        target = "usr/lib" if link == "lib" else f"usr/{link}"
+        (sysroot / "usr" / link).mkdir(exist_ok=True)
+        (sysroot / link).symlink_to(target)
+    for deb in sorted(archives.glob("*.deb")):
+        subprocess.run(["dpkg", "-x", str(deb), str(sysroot)], check=True)
+        deb.unlink()  # unpacked: the sysroot is what runs
+    wrapper.parent.mkdir(parents=True, exist_ok=True)
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f"# Debian {suite}'s arm64 python{version} under qemu, with its own libc (written by scripts/bootstrap.py).\n"
+        f'exec {qemu} -L "{sysroot}" "{sysroot}/usr/bin/python{version}" "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    if not arm64_python_works(wrapper, version):
+        raise OSError(f"{wrapper} does not run an aarch64 Python {version}")
+    compile_stdlib(sysroot, version, wrapper)
+    say(f"arm64 python{version}: {wrapper} (Debian {suite}, under qemu)")
+
+
+def setup_arm64() -> None:
+    """What arm64 layers need on this x86_64 machine; never fatal: without it they build unverified."""
+    have_tools = shutil.which("aarch64-linux-gnu-strip") and qemu_command()
+    root_with_apt = os.geteuid() == 0 and shutil.which("apt-get") is not None and shutil.which("dpkg") is not None
+    if not root_with_apt:
+        why = "not root" if os.geteuid() != 0 else "no apt-get/dpkg"
+        if not have_tools:
+            say(
+                f"arm64: not set up here ({why}). arm64 layers then build unstripped and unverified: install "
+                f"{' and '.join(ARM64_PACKAGES)} (Debian/Ubuntu: `sudo apt-get install {' '.join(ARM64_PACKAGES)}`), "
+                "then run this again as root to unpack the arm64 interpreters."
+            )
+        else:
+            say(f"arm64: interpreters not unpacked ({why}): run this again as root with apt-get to add them.")
+        return
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    try:
+        if not have_tools:
+            say(f"arm64: installing {' '.join(ARM64_PACKAGES)} (apt-get install -y)")
+            apt_install(ARM64_PACKAGES, env)
+        qemu = qemu_command()
+        if qemu is None:
+            raise OSError("qemu-user-static is installed but neither qemu-aarch64-static nor qemu-aarch64 is on PATH")
+        for suite, version in ARM64_SYSROOTS:
+            setup_arm64_sysroot(suite, version, qemu, env)
+    except (subprocess.CalledProcessError, OSError) as exc:
+        say(
+            f"arm64: setting it up failed ({exc}); see apt's message above. arm64 layers will build "
+            "unverified (and a build then exits 'not verified' unless --accept-unverified)."
+        )
+        return
+    say(
+        "arm64 python3.12: no arm64 CPython 3.12 is reachable here (Debian has 3.11 and 3.13, PyPI and npm "
+        "none that installs offline); python3.12 arm64 layers build unstripped and unverified, and say so."
+    )
+
+
 def main() -> int:
     if sys.version_info < (3, 11):  # noqa: UP036 - this script runs before anything checks the version
         say(f"needs Python 3.11 or newer to run the tooling; this is {sys.version.split()[0]}.")
@@ -184,6 +349,7 @@ def main() -> int:
         return 1
     setup_runtime_client()
     setup_chromium()
+    setup_arm64()
     if not setup_interpreters():
         say(f"python{REQUIRED} is required for the default build; install it and run this again.")
         return 1

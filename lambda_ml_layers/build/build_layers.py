@@ -23,8 +23,9 @@ from .gates import apply_gates, check_function_packages, locks_at_hand
 from ..core.build_lock import exclusive_build
 from ..config.cuda_wheels import cuda_warnings
 from ..config.project import LayerConfig, ProjectConfig, build_order, load_project
-from ..core.errors import BuildInterrupted, ConfigError, SizeGateError
+from ..core.errors import BuildInterrupted, ConfigError, NotVerified, SizeGateError
 from ..core.interpreters import find_interpreter, interpreter_version
+from ..core.toolchains import find_toolchain
 from .layer_contents import load_locks
 from ..config.locks import LayerLock
 from ..core.notices import Notice
@@ -49,6 +50,7 @@ class BuildRequest:
     force: bool = False
     headroom_bytes: int = 5 * MB
     find_links: Path | None = None  # install only from this folder of wheels (offline builds, tests)
+    accept_unverified: bool = False  # publish layers whose imports could not be checked on this machine
 
 
 def resolve_target(project: ProjectConfig, runtime: str | None, arch: str | None) -> tuple[Runtime, str]:
@@ -97,13 +99,14 @@ def build_layers(request: BuildRequest) -> dict[str, Any]:
                     progress=progress,
                     force=request.force,
                     find_links=request.find_links,
+                    toolchain=find_toolchain(runtime, arch),
                 )
                 keys = _cache_keys(ctx, layers, locks)
                 try:
                     results = run_builds(ctx, layers, keys, request.jobs)
                 finally:
                     shutil.rmtree(paths.tmp, ignore_errors=True)
-            return _gate_report_publish(ctx, results, request.headroom_bytes)
+            return _gate_report_publish(ctx, results, request.headroom_bytes, request.accept_unverified)
     except KeyboardInterrupt:
         raise BuildInterrupted(INTERRUPTED) from None
     except OSError as exc:  # the lock, staging, the gates' reads, publishing: a write fault is the user's to fix
@@ -113,9 +116,12 @@ def build_layers(request: BuildRequest) -> dict[str, Any]:
         raise failure from None
 
 
-def _gate_report_publish(ctx: BuildContext, results: dict[str, LayerBuild], headroom: int) -> dict[str, Any]:
+def _gate_report_publish(
+    ctx: BuildContext, results: dict[str, LayerBuild], headroom: int, accept_unverified: bool = False
+) -> dict[str, Any]:
     """Gate this build's layers (with the still-valid published ones it did not rebuild), print the
-    report, then publish everything, or, if a gate failed, nothing but the failed build's report."""
+    report, then publish everything, or, if a gate failed or a layer could not be verified (and that
+    was not accepted), nothing but the failed build's report."""
     project, paths, runtime, arch = ctx.project, ctx.paths, ctx.runtime.name, ctx.arch
     output_dir = paths.output_dir(runtime, arch)
     check_function_imports(project, results)  # a pruned layer must still hold what each function imports
@@ -143,6 +149,17 @@ def _gate_report_publish(ctx: BuildContext, results: dict[str, LayerBuild], head
             f"Size gates failed, so nothing was published: {output_dir.relative_to(project.root)} and the reports "
             f"are as the last good build left them; this build's report is {failed.relative_to(project.root)}. "
             f"Every offender:\n" + "\n".join(f"  - {f}" for f in gates.failures)
+        )
+    unverified = [build for build in builds if not build.verified]
+    if unverified and not accept_unverified:
+        failed = keep_failed_report(paths, runtime, arch, report_json)
+        raise NotVerified(
+            f"Not verified, so nothing was published: {len(unverified)} layer(s) for {runtime}/{arch} could not "
+            f"be import-checked on this machine; {output_dir.relative_to(project.root)} is as the last good build "
+            f"left it, and this build's report is {failed.relative_to(project.root)}.\n"
+            + "\n".join(f"  - {build.name}: {build.verification}" for build in unverified)
+            + f"\n  Fix: build for a runtime this machine can verify {arch} for (see the reason above), or pass "
+            f"--accept-unverified to publish them unchecked (the report then says verified: false)."
         )
     is_default = (runtime, arch) == (project.default_runtime, project.default_arch)
     publish_build(paths, runtime, arch, builds, (report_json, report_md), is_default, stale)

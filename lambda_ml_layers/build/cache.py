@@ -16,6 +16,8 @@ from typing import Any
 
 from ..config.project import LayerConfig, ProjectConfig, base_layers_of
 from ..core.layer_zip import sha256_of
+from ..core.runtimes import RUNTIMES
+from ..core.toolchains import find_toolchain
 from ..config.locks import LayerLock
 from ..core.write_errors import naming
 
@@ -40,12 +42,12 @@ _NOT_IN_ZIP = ("folder", "description", "allowed_import_failures", "upstream_tes
 
 
 @cache
-def toolchain() -> dict[str, str | bool]:
-    """What the build machine brings that shapes the zip: its arch decides whether shared
-    objects can be stripped and verified, and binutils whether they are stripped at all."""
+def toolchain(runtime: str, arch: str) -> dict[str, str | bool]:
+    """What the build machine brings that shapes the zip: the target's strip and interpreter
+    (native or under qemu) decide whether shared objects are stripped and verified at all."""
     return {
         "machine": platform.machine(),
-        "strip": shutil.which("strip") is not None,
+        "target": find_toolchain(RUNTIMES[runtime], arch).describe(),
         "readelf": shutil.which("readelf") is not None,
     }
 
@@ -70,7 +72,7 @@ def layer_key(
         config.pop(key)
     material = {
         "engine": engine_version(),
-        "toolchain": toolchain(),
+        "toolchain": toolchain(runtime, arch),
         "offline_wheels": offline_wheels,
         "config": config,
         "lock": lock_text,

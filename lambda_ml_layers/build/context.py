@@ -14,6 +14,7 @@ from ..core.notices import Notice
 from ..core.paths import BuildPaths
 from ..core.progress import BuildProgress
 from ..core.runtimes import Runtime
+from ..core.toolchains import Toolchain
 
 
 @dataclass
@@ -21,13 +22,14 @@ class BuildContext:
     project: ProjectConfig
     runtime: Runtime
     arch: str
-    python: str
+    python: str  # the host's interpreter of the runtime's version: bytecode, pruning's host-side checks
     interpreter_version: str
     locks: dict[str, LayerLock]
     paths: BuildPaths
     progress: BuildProgress
     force: bool
     find_links: Path | None
+    toolchain: Toolchain  # the target's strip and interpreter (native, or under qemu)
     cancel: threading.Event = field(default_factory=threading.Event)
 
     def say(self, notice: Notice) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+SHT_SYMTAB = 2
 SHT_DYNAMIC = 6
 SHT_DYNSYM = 11
 SHT_GNU_VERDEF = 0x6FFFFFFD
@@ -60,6 +61,11 @@ def _sections(data: bytes) -> list[Section]:
         _, kind, _, _, offset, size, link, info, _, _ = struct.unpack_from("<IIQQQQIIQQ", data, base)
         sections.append(Section(kind, offset, size, link, info))
     return sections
+
+
+def section_kinds(data: bytes) -> list[int]:
+    """The sh_type of each section (SHT_SYMTAB present: the file still has its symbol table)."""
+    return [section.kind for section in _sections(data)]
 
 
 def _version_references(data: bytes, section: Section, need: bool) -> tuple[list[int], list[int]]:

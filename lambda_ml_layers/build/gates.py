@@ -61,6 +61,13 @@ def layer_facts(build: LayerBuild, project: ProjectConfig) -> LayerFacts:
         runtimes=(build.runtime,),
         arch=build.arch,
         base_layers=tuple(base.name for base in base_layers_of(project, project.layer(build.name))),
+        not_stripped="; ".join(
+            warning.removeprefix("not stripped: ")
+            for step in build.steps
+            if step.get("step") == "shared-objects"
+            for warning in step.get("warnings", [])
+            if warning.startswith("not stripped: ")
+        ),
     )
 
 

@@ -1,5 +1,9 @@
 """Strip symbols from shared objects, then prove each still loads; restore any that does not.
 
+For the layer's target architecture: its binutils strip and an interpreter of the runtime's version
+for that architecture (core/toolchains.py: native, or under qemu for arm64 on x86_64). Without
+either, nothing is stripped and the step says which tool is missing and why.
+
 Every ELF shared object is stripped, those with an RPATH or RUNPATH (edited by patchelf:
 auditwheel, delocate) included: almost all of them strip and load fine. The exception is
 what `strip` corrupts ("ELF load command address/offset not page-aligned": scipy's bundled
@@ -8,19 +12,24 @@ OpenBLAS, with GNU strip and llvm-strip alike), which the load check catches and
 
 from __future__ import annotations
 
-import platform
 import re
 import shutil
+import struct
 import tempfile
 from pathlib import Path
 
 from ..core.command_runner import call
-from ..core.errors import LayerToolError
+from ..core.errors import LayerToolError, VerifyError
 from ..core.layer_tree import StepResult, walk_files
-from ..core.runtimes import ARCHES
+from ..core.toolchains import Toolchain
+from .elf_needed import SHT_SYMTAB, section_kinds
 from .target_imports import run_each
 
 NEEDED = re.compile(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]")
+# How the step names a library it restored; checks/zip_binaries.py reads these notes back.
+KEPT_UNSTRIPPED = "kept unstripped "
+# e_machine values of the ELF header, by the machine names wheels and Lambda use.
+ELF_MACHINES = {62: "x86_64", 183: "aarch64", 3: "i386", 40: "arm"}
 
 
 def is_shared_object(rel: str) -> bool:
@@ -40,21 +49,48 @@ def needed_libraries(path: Path, error: type[LayerToolError] = LayerToolError) -
     return tuple(NEEDED.findall(result.output))
 
 
-def strip_shared_objects(site: Path, python: str | None, arch: str) -> StepResult:
-    """Strip what is safe to strip and keep only what still loads. `python` None: cannot verify."""
-    host = platform.machine()
-    if ARCHES[arch] != host:
-        return StepResult(
-            "shared-objects",
-            warnings=(
-                f"not stripped: target arch {arch} differs from this {host} machine, so a "
-                f"stripped library could not be loaded to verify it",
-            ),
+def elf_machine(path: Path) -> str:
+    """The machine an ELF file is built for (its e_machine), e.g. x86_64 or aarch64."""
+    with path.open("rb") as handle:
+        header = handle.read(20)
+    (number,) = struct.unpack_from("<H" if header[5] == 1 else ">H", header, 18)
+    return ELF_MACHINES.get(number, f"e_machine {number}")
+
+
+def has_symbol_table(path: Path) -> bool:
+    """True while the file keeps its .symtab, the section `strip --strip-unneeded` removes."""
+    try:
+        return SHT_SYMTAB in section_kinds(path.read_bytes())
+    except ValueError:  # 32-bit, big-endian, no section headers: nothing this step strips
+        return False
+
+
+def foreign_objects(site: Path, machine: str) -> list[str]:
+    """Shared objects of the layer built for another machine than the target's: `rel (machine)`."""
+    objects = [(rel, site / rel) for rel, _ in walk_files(site) if is_shared_object(rel)]
+    return [f"{rel} ({found})" for rel, path in objects if is_elf(path) and (found := elf_machine(path)) != machine]
+
+
+def check_target_machine(site: Path, toolchain: Toolchain, layer: str) -> None:
+    """A wheel for the wrong machine (a mislabelled tag, a vendored binary) would only fail on Lambda."""
+    foreign = foreign_objects(site, toolchain.machine)
+    if foreign:
+        shown = "\n".join(f"    {entry}" for entry in foreign[:10])
+        more = f"\n    ... and {len(foreign) - 10} more" if len(foreign) > 10 else ""
+        raise VerifyError(
+            f"Layer {layer} is for {toolchain.arch} ({toolchain.machine}), but {len(foreign)} of its shared "
+            f"objects are built for another machine, so it was not written:\n{shown}{more}\n"
+            f"  Fix: find the package that ships them (the path names it) and pin a release whose "
+            f"{toolchain.machine} wheel is built for {toolchain.machine}, or exclude the package from the layer."
         )
-    if python is None or shutil.which("strip") is None or shutil.which("readelf") is None:
-        return StepResult(
-            "shared-objects", warnings=("not stripped: needs binutils (strip, readelf) and the target interpreter",)
-        )
+
+
+def strip_shared_objects(site: Path, toolchain: Toolchain) -> StepResult:
+    """Strip what is safe to strip and keep only what still loads, with the target's own tools."""
+    if toolchain.strip is None or toolchain.python is None or shutil.which("readelf") is None:
+        missing = toolchain.missing or ("needs binutils (strip, readelf) and the target interpreter",)
+        return StepResult("shared-objects", warnings=tuple(f"not stripped: {why}" for why in missing))
+    strip, python = toolchain.strip, toolchain.python
     candidates = [site / rel for rel, _ in walk_files(site) if is_shared_object(rel)]
     to_strip = [p for p in candidates if is_elf(p)]
     before = {p: p.stat().st_size for p in to_strip}
@@ -62,14 +98,14 @@ def strip_shared_objects(site: Path, python: str | None, arch: str) -> StepResul
         backups = {p: Path(backup_dir) / str(index) for index, p in enumerate(to_strip)}
         for path, backup in backups.items():
             shutil.copy2(path, backup)
-        failures = _strip_and_load(to_strip, python, Path(backup_dir))
+        failures = _strip_and_load(to_strip, strip, python, Path(backup_dir))
         for path in failures:
             shutil.copy2(backups[path], path)
         # A library fails to load when one it needs (from the same layer) broke, though it would
         # strip fine itself: each is tried again alone, next to the restored originals.
         retried = []
         for path in sorted(failures):
-            if _strip_and_load([path], python, Path(backup_dir)):
+            if _strip_and_load([path], strip, python, Path(backup_dir)):
                 shutil.copy2(backups[path], path)  # at once: a later retry may need it
             else:
                 retried.append(path)
@@ -91,7 +127,7 @@ def strip_shared_objects(site: Path, python: str | None, arch: str) -> StepResul
     # A restore is the safety net working (scipy's bundled OpenBLAS breaks under any strip), so
     # it is a note: the library ships as installed, and the layer is only that much larger.
     restored = tuple(
-        f"kept unstripped {p.relative_to(site)} ({before[p] / 1e6:.1f} MB): "
+        f"{KEPT_UNSTRIPPED}{p.relative_to(site)} ({before[p] / 1e6:.1f} MB): "
         + (
             f"it does not load as installed either: {never[p]}"
             if p in never
@@ -102,13 +138,13 @@ def strip_shared_objects(site: Path, python: str | None, arch: str) -> StepResul
     return StepResult("shared-objects", bytes_removed=saved, notes=(note, *restored))
 
 
-def _strip_and_load(paths: list[Path], python: str, workdir: Path) -> dict[Path, str]:
+def _strip_and_load(paths: list[Path], strip: str, python: str, workdir: Path) -> dict[Path, str]:
     """Strip each of `paths` in place and load them in the target interpreter: path -> why it
     failed (strip refused it, or it no longer loads). The caller restores those."""
     failures: dict[Path, str] = {}
     for path in paths:
         # error=None: a library strip refuses is restored by the caller and named in the notes.
-        stripped = call(["strip", "--strip-unneeded", str(path)], error=None)
+        stripped = call([strip, "--strip-unneeded", str(path)], error=None)
         if stripped.returncode != 0:
             failures[path] = f"strip failed (exit {stripped.returncode}): {stripped.tail(2)}"
     failures.update(_load([p for p in paths if p not in failures], python, workdir))

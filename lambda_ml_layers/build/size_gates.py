@@ -18,6 +18,7 @@ class LayerFacts:
     runtimes: tuple[str, ...]
     arch: str
     base_layers: tuple[str, ...] = ()  # every layer below this one, in extraction order
+    not_stripped: str = ""  # why its shared objects were left unstripped (a missing tool), if they were
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,15 @@ def layer_budget_failures(layers: list[LayerFacts], known: dict[str, LayerFacts]
                 f"packages out of layers/{layer.name}/requirements.in, or exclude the dependency that pulls "
                 f"them (a CUDA-only wheel often: see {EXCLUDE_HOWTO}), or split the layer so no function "
                 f"needs all of it."
+            )
+        elif layer.unzipped_bytes > layer.budget_bytes and layer.not_stripped:
+            over = layer.unzipped_bytes - layer.budget_bytes
+            # Unstripped libraries are the cause then, not the rules: a bigger budget would hide it.
+            failures.append(
+                f"layer {layer.name}: {layer.unzipped_bytes:,} bytes unzipped, {over:,} over its budget of "
+                f"{layer.budget_bytes:,}, with its shared objects not stripped on this machine: "
+                f"{layer.not_stripped}. Fix that first (stripping saves about a tenth of a compiled "
+                f"layer), then build again."
             )
         elif layer.unzipped_bytes > layer.budget_bytes:
             over = layer.unzipped_bytes - layer.budget_bytes

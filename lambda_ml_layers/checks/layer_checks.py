@@ -33,7 +33,8 @@ from ..core.errors import LayerTestFailed
 from ..core.layer_tree import module_name, read_distributions
 from ..core.layer_zip import extract
 from ..core.paths import BuildPaths
-from ..core.runtimes import RUNTIMES, Runtime, python_lib_dir
+from ..core.runtimes import ARCHES, RUNTIMES, Runtime, python_lib_dir
+from ..core.toolchains import find_toolchain
 from ..target_scripts import script as target_script
 from ..target_scripts import traced
 from .layer_test_plan import build_command, layer_test_plan
@@ -117,7 +118,11 @@ def test_layer(
     pip_cache: Path,
     say: Callable[[str], None] = print,
     find_links: Path | None = None,
+    host_python: str | None = None,
 ) -> LayerTestResult:
+    """`host_python` (set when `python` runs under qemu): a native interpreter of the same version
+    that compiles the unstripped install's bytecode first, as pip would have, so the emulated
+    imports do not each compile from source (several times slower than native)."""
     result = LayerTestResult(layer.name, runtime.name, arch)
     chain = build_order(project, [layer.name])  # bases first, then the layer
     locks = load_locks(project, chain)
@@ -130,6 +135,9 @@ def test_layer(
         reference_site = work / "reference" / "python"
         packages = {name: p for c in chain for name, p in locks[c.name].packages.items()}
         install_for_target(list(packages.values()), reference_site, runtime, arch, pip_cache, find_links)
+        if host_python is not None:
+            # error=None: a file that does not compile is left as source; its import then says why.
+            call([host_python, "-m", "compileall", "-q", "-j0", str(reference_site)], error=None)
         own = {package.name for package in packages_to_install(project, locks, layer)}
         own_files = [f for dist in read_distributions(reference_site) if dist.name in own for f in dist.files]
         modules = modules_of(own_files)
@@ -183,8 +191,10 @@ def run_layer_tests(
     say: Callable[[str], None] = print,
     find_links: Path | None = None,
     ci: bool = False,
+    arch: str | None = None,
 ) -> list[LayerTestResult]:
-    """Test every layer zip built for this runtime (any arch this machine can run), bases first.
+    """Test every layer zip built for this runtime and `arch` (None: this machine's), bases first.
+    `python` runs this machine's arch; another arch's zips run in its interpreter under qemu.
 
     Raises LayerTestFailed naming every failure at once: a layer the template deploys on this
     runtime without a zip, an unreadable zip, a failed import, version or smoke check.
@@ -192,20 +202,27 @@ def run_layer_tests(
     """
     runtime = RUNTIMES[runtime_name]
     paths = BuildPaths.of(project.root)
-    plan = layer_test_plan(project, runtime_name, os.uname().machine, ci)
+    host = os.uname().machine
+    plan = layer_test_plan(project, runtime_name, host, ci, arch)
     for note in plan.notes:
         say(note)
     results = []
-    for arch, name in plan.runs:
-        output_dir = paths.output_dir(runtime_name, arch)
+    for run_arch, name in plan.runs:
+        output_dir = paths.output_dir(runtime_name, run_arch)
+        # The plan only runs an arch whose interpreter exists here (layer_test_plan.arch_runs_here).
+        runner = python if ARCHES[run_arch] == host else find_toolchain(runtime, run_arch).python or python
+        if runner != python:
+            say(f"{name} ({runtime_name}, {run_arch}): running in {runner} (under qemu; slower than native)")
         try:
+            layer = project.layer(name)
+            host_python = python if runner != python else None
             result = test_layer(
-                project, project.layer(name), runtime, arch, python, output_dir, paths.pip_cache, say, find_links
+                project, layer, runtime, run_arch, runner, output_dir, paths.pip_cache, say, find_links, host_python
             )
         except LayerTestFailed as exc:
-            result = LayerTestResult(name, runtime_name, arch, failures=[str(exc)])
+            result = LayerTestResult(name, runtime_name, run_arch, failures=[str(exc)])
         say(
-            f"{name} ({runtime_name}, {arch}): {result.modules_checked} modules import unstripped; "
+            f"{name} ({runtime_name}, {run_arch}): {result.modules_checked} modules import unstripped; "
             f"{result.removed_on_purpose} removed on purpose by strip rules, "
             + (f"{result.pruned_on_purpose} pruned on purpose by [prune], " if result.pruned_on_purpose else "")
             + f"{result.allowed_failures} allowed "

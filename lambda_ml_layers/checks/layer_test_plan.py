@@ -8,14 +8,15 @@ in CI the project's default runtime (layers/defaults.toml) may not.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..config.project import ProjectConfig, build_order
 from ..config.template import TemplateLayer, load_template, template_layers
 from ..core.paths import BuildPaths
-from ..core.runtimes import ARCHES
+from ..core.runtimes import ARCHES, RUNTIMES
+from ..core.toolchains import find_toolchain
 
 TEMPLATE = Path("infra/template.yaml")
 
@@ -33,6 +34,18 @@ def build_command(runtime: str, arch: str) -> str:
     return f"inv build-layers --runtime {runtime} --arch {arch}"
 
 
+def test_command(runtime: str, arch: str) -> str:
+    return f"nox -s layer_tests-{runtime.removeprefix('python')} -- --arch {arch}"
+
+
+def arch_runs_here(runtime: str, arch: str, host_machine: str) -> str | None:
+    """None when `arch`'s code runs on this machine (natively, or under qemu), else why not."""
+    if ARCHES[arch] == host_machine:
+        return None
+    toolchain = find_toolchain(RUNTIMES[runtime], arch, host_machine)
+    return None if toolchain.python else "; ".join(toolchain.missing)
+
+
 def deployed_on(layers: Iterable[TemplateLayer], runtime: str) -> dict[str, set[str]]:
     """arch -> layer folder names the template deploys on this runtime."""
     deployed: dict[str, set[str]] = {}
@@ -48,26 +61,31 @@ def plan_layer_tests(
     order: list[str],
     deployed: dict[str, set[str]],
     built: dict[str, set[str]],
-    host_machine: str,
+    selected: Mapping[str, str | None],
     paths: BuildPaths,
     required_when_nothing_deployed: dict[str, set[str]] | None = None,
 ) -> LayerTestPlan:
     """Pure: the zips to test, the zips that must exist and do not, and whether skipping is allowed.
 
-    `deployed` and `built` map arch -> layer names; `required_when_nothing_deployed` (CI: the
-    default target's layers) counts as deployed when the template deploys nothing on `runtime`.
+    `deployed` and `built` map arch -> layer names; `selected` maps each arch this run tests to
+    None, or to why its code cannot run here; `required_when_nothing_deployed` (CI: the default
+    target's layers) counts as deployed when the template deploys nothing on `runtime`.
     """
     must = deployed if any(deployed.values()) else (required_when_nothing_deployed or {})
     runs: list[tuple[str, str]] = []
     missing: list[str] = []
     notes: list[str] = []
-    for arch, machine in ARCHES.items():
+    for arch in ARCHES:
         wanted, present = must.get(arch, set()), built.get(arch, set())
         if not wanted and not present:
             continue
-        if machine != host_machine:
-            where = paths.output_dir(runtime, arch)
-            notes.append(f"{where}: {arch} layers cannot run on this {host_machine} machine; not tested")
+        where = paths.output_dir(runtime, arch)
+        if arch not in selected:
+            notes.append(f"{where}: {arch} layers are tested by `{test_command(runtime, arch)}`; not tested here")
+            continue
+        cannot = selected[arch]
+        if cannot is not None:
+            notes.append(f"{where}: {arch} layers cannot run here ({cannot}); not tested")
             continue
         ordered = [name for name in order if name in wanted | present]
         ordered += sorted((wanted | present) - set(order))
@@ -103,11 +121,17 @@ def built_layers(paths: BuildPaths, runtime: str) -> dict[str, set[str]]:
     return found
 
 
-def layer_test_plan(project: ProjectConfig, runtime: str, host_machine: str, ci: bool) -> LayerTestPlan:
-    """Read the template and build/ once, then apply the rule (plan_layer_tests)."""
+def layer_test_plan(
+    project: ProjectConfig, runtime: str, host_machine: str, ci: bool, arch: str | None = None
+) -> LayerTestPlan:
+    """Read the template and build/ once, then apply the rule (plan_layer_tests) to `arch`'s zips
+    (None: this machine's arch)."""
+    if arch is None:
+        arch = next((name for name, machine in ARCHES.items() if machine == host_machine), project.default_arch)
+    selected = {arch: arch_runs_here(runtime, arch, host_machine)}
     template = project.root / TEMPLATE
     deployed = deployed_on(template_layers(load_template(template)).values(), runtime) if template.exists() else {}
     order = [layer.name for layer in build_order(project)]
     required = {project.default_arch: set(order)} if ci and runtime == project.default_runtime else None
     paths = BuildPaths.of(project.root)
-    return plan_layer_tests(runtime, order, deployed, built_layers(paths, runtime), host_machine, paths, required)
+    return plan_layer_tests(runtime, order, deployed, built_layers(paths, runtime), selected, paths, required)

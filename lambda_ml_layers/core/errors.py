@@ -148,6 +148,13 @@ class FunctionFailed(LayerToolError):
     exit_code = 30
 
 
+class NotVerified(LayerToolError):
+    """Layers built, but their imports could not be checked on this machine (no interpreter of the
+    target's arch and runtime, even under qemu): nothing published unless --accept-unverified."""
+
+    exit_code = 31
+
+
 class BuildInterrupted(LayerToolError):
     exit_code = 130
 

@@ -27,12 +27,14 @@ from lambda_ml_layers.core.errors import (
 )
 from lambda_ml_layers.core.interpreters import find_interpreter
 from lambda_ml_layers.core.layer_tree import StepResult
-from lambda_ml_layers.core.runtimes import LAMBDA_UNZIPPED_LIMIT
+from lambda_ml_layers.core.runtimes import LAMBDA_UNZIPPED_LIMIT, RUNTIMES
+from lambda_ml_layers.core.toolchains import find_toolchain
 from lambda_ml_layers.size_report.command import SizeReportRequest, size_report
 from tests.project_factory import (
     HOST_ARCH,
     HOST_MACHINE,
     OTHER_ARCH,
+    UNVERIFIABLE,
     TinyProject,
     make_wheel,
     resolution_text,
@@ -155,14 +157,14 @@ def test_unknown_runtime_is_a_config_error(tmp_path: Path) -> None:
 
 def test_a_build_for_an_arch_this_machine_cannot_run_warns_that_verification_was_skipped(tmp_path: Path) -> None:
     project = tiny_project(tmp_path)
-    report = build(project, arch=OTHER_ARCH)
+    report = build(project, arch=OTHER_ARCH, accept_unverified=True)
     [layer] = report["layers"]
     assert layer["verified"] is False
-    skipped = f"not verified: {OTHER_ARCH} binaries cannot run on this"
+    skipped = f"not verified: {UNVERIFIABLE}"
     warnings = [n for n in report["notices"] if n["kind"] == "warning"]
     assert [n["layer"] for n in warnings if n["message"].startswith(skipped)] == ["tinylayer"]
     assert project.output_zip("tinylayer", arch=OTHER_ARCH).exists()
-    again = build(project, arch=OTHER_ARCH)  # from the cache: the warning comes with it
+    again = build(project, arch=OTHER_ARCH, accept_unverified=True)  # from the cache: the warning comes with it
     assert again["layers"][0]["cache_hit"] is True
     assert again["notices"] == report["notices"]
     assert build(project)["layers"][0]["verified"] is True  # this machine's arch is verified
@@ -321,7 +323,7 @@ def test_each_target_keeps_its_own_report(tmp_path: Path) -> None:
     project = tiny_project(tmp_path)
     build(project)
     default = project.published_files()
-    build(project, arch=OTHER_ARCH)
+    build(project, arch=OTHER_ARCH, accept_unverified=True)
     after = project.published_files()
     assert {name: after[name] for name in default} == default  # the default target's files untouched
     other = json.loads(project.report(arch=OTHER_ARCH).read_text())
@@ -368,12 +370,12 @@ def test_two_failing_layers_are_each_reported_with_their_own_error_and_code(tmp_
 
 def test_step_warnings_are_a_field_of_the_step_not_read_from_its_notes(tmp_path: Path) -> None:
     project = tiny_project(tmp_path)
-    report = build(project, arch=OTHER_ARCH)
+    report = build(project, arch=OTHER_ARCH, accept_unverified=True)
     steps = {step["step"]: step for step in report["layers"][0]["steps"]}
-    not_stripped = f"not stripped: target arch {OTHER_ARCH} differs from this {HOST_MACHINE} machine"
-    assert [w[: len(not_stripped)] for w in steps["shared-objects"]["warnings"]] == [not_stripped]
+    missing = find_toolchain(RUNTIMES["python3.12"], OTHER_ARCH).missing
+    assert steps["shared-objects"]["warnings"] == [f"not stripped: {why}" for why in missing]
     assert steps["shared-objects"]["notes"] == []
-    assert steps["verify"]["warnings"][0].startswith(f"not verified: {OTHER_ARCH} binaries cannot run")
+    assert steps["verify"]["warnings"] == [f"not verified: {UNVERIFIABLE}"]
     assert steps["strip"]["warnings"] == []
     warnings = [n["message"] for n in report["notices"] if n["kind"] == "warning" and n["layer"] == "tinylayer"]
     assert warnings == steps["shared-objects"]["warnings"] + steps["verify"]["warnings"]

@@ -11,8 +11,16 @@ from pathlib import Path
 import pytest
 
 from lambda_ml_layers.build.build_layers import BuildRequest, build_layers
-from lambda_ml_layers.core.errors import SizeGateError
-from tests.project_factory import OTHER_ARCH, TinyProject, make_wheel, resolution_text, tiny_project, write_layer
+from lambda_ml_layers.core.errors import NotVerified, SizeGateError
+from tests.project_factory import (
+    OTHER_ARCH,
+    UNVERIFIABLE,
+    TinyProject,
+    make_wheel,
+    resolution_text,
+    tiny_project,
+    write_layer,
+)
 
 
 def build(project: TinyProject, **options: object) -> dict:
@@ -75,17 +83,17 @@ def test_progress_and_report_agree_on_a_layer_that_could_not_be_verified(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     project = tiny_project(tmp_path)
-    report = build(project, arch=OTHER_ARCH)
+    report = build(project, arch=OTHER_ARCH, accept_unverified=True)
     progress = progress_lines(capsys.readouterr().err)
     [layer] = report["layers"]
     assert layer["verified"] is False
-    assert layer["verification"].startswith(f"not verified: {OTHER_ARCH} binaries cannot run on this")
+    assert layer["verification"] == f"not verified: {UNVERIFIABLE}"
     assert not re.search(r"\[tinylayer\] verified", progress)
-    assert f"[tinylayer] not verified ({OTHER_ARCH} binaries cannot run on this" in progress
+    assert f"[tinylayer] not verified ({UNVERIFIABLE[:40]}" in progress
     assert f"[tinylayer] built (0.0 MB unzipped; {layer['verification']})" in progress
     saved = json.loads(project.report(arch=OTHER_ARCH).read_text())
     assert saved["layers"][0]["verification"] == layer["verification"]
-    build(project, arch=OTHER_ARCH)  # from the cache: the same words
+    build(project, arch=OTHER_ARCH, accept_unverified=True)  # from the cache: the same words
     assert f"[tinylayer] cached (unchanged inputs; {layer['verification']})" in progress_lines(capsys.readouterr().err)
 
 
@@ -97,3 +105,26 @@ def test_progress_and_report_agree_on_a_verified_layer(tmp_path: Path, capsys: p
     assert layer["verification"] == "verified"
     assert "[tinylayer] verified" in progress
     assert "[tinylayer] built (0.0 MB unzipped; verified)" in progress
+
+
+def test_a_build_that_could_not_be_verified_publishes_nothing_and_exits_not_verified(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """python3.12 for the other arch: no interpreter of it exists here, even under qemu (arm64 has
+    none for 3.12). It used to publish `verified: false` and exit 0."""
+    project = tiny_project(tmp_path)
+    build(project)
+    before = project.published_files()
+    with pytest.raises(NotVerified) as error:
+        build(project, arch=OTHER_ARCH)
+    assert error.value.exit_code == 31
+    message = str(error.value)
+    assert f"tinylayer: not verified: {UNVERIFIABLE}" in message
+    assert "--accept-unverified" in message
+    assert project.published_files() == before
+    assert not project.output_zip("tinylayer", arch=OTHER_ARCH).exists()
+    failed = json.loads(project.paths.failed_report("python3.12", OTHER_ARCH).read_text())
+    assert failed["layers"][0]["verified"] is False
+    assert f"[tinylayer] not verified ({UNVERIFIABLE[:40]}" in progress_lines(capsys.readouterr().err)
+    build(project, arch=OTHER_ARCH, accept_unverified=True)  # accepted: published, and the report says so
+    assert json.loads(project.report(arch=OTHER_ARCH).read_text())["layers"][0]["verified"] is False

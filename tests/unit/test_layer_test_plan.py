@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lambda_ml_layers.checks.layer_test_plan import deployed_on, plan_layer_tests
+from lambda_ml_layers.checks.layer_test_plan import arch_runs_here, deployed_on, plan_layer_tests
 from lambda_ml_layers.config.template import TemplateLayer
 from lambda_ml_layers.core.paths import BuildPaths
 
@@ -15,7 +15,8 @@ DEPLOYED = {"x86_64": set(ORDER)}
 
 
 def plan(built: dict[str, set[str]], deployed: dict[str, set[str]] = DEPLOYED, **kwargs: object):  # type: ignore[no-untyped-def]
-    return plan_layer_tests("python3.12", ORDER, deployed, built, "x86_64", PATHS, **kwargs)  # type: ignore[arg-type]
+    selected = kwargs.pop("selected", {"x86_64": None})
+    return plan_layer_tests("python3.12", ORDER, deployed, built, selected, PATHS, **kwargs)  # type: ignore[arg-type]
 
 
 def test_everything_built_is_tested_bases_first() -> None:
@@ -58,10 +59,28 @@ def test_built_layers_nobody_deploys_are_still_tested() -> None:
     assert result.runs == (("x86_64", "aws-utilities"),)
 
 
-def test_an_arch_this_machine_cannot_run_is_a_note_not_a_pass() -> None:
+def test_an_arch_not_asked_for_is_a_note_naming_the_command_that_tests_it() -> None:
     result = plan({"arm64": set(ORDER)}, deployed={"arm64": set(ORDER)})
     assert result.runs == () and result.missing == () and result.skip is None
-    assert "arm64 layers cannot run on this x86_64 machine; not tested" in result.notes[0]
+    assert "arm64 layers are tested by `nox -s layer_tests-3.12 -- --arch arm64`; not tested here" in result.notes[0]
+
+
+def test_an_arch_whose_code_cannot_run_here_is_a_note_with_the_reason_not_a_pass() -> None:
+    why = "no arm64 Python 3.12 to run under qemu here"
+    result = plan({"arm64": set(ORDER)}, deployed={"arm64": set(ORDER)}, selected={"arm64": why})
+    assert result.runs == () and result.missing == () and result.skip is None
+    assert f"arm64 layers cannot run here ({why}); not tested" in result.notes[0]
+
+
+def test_arm64_asked_for_and_runnable_under_qemu_is_tested_and_its_missing_zips_fail() -> None:
+    result = plan({"arm64": {"core-data-science"}}, deployed={"arm64": set(ORDER)}, selected={"arm64": None})
+    assert result.runs == (("arm64", "core-data-science"),)
+    assert [m.split(":")[0] for m in result.missing] == ["ml-libraries", "aws-utilities"]
+
+
+def test_arm64_runs_here_only_with_an_arm64_interpreter_of_that_version() -> None:
+    assert arch_runs_here("python3.12", "x86_64", "x86_64") is None
+    assert "no arm64 CPython 3.12" in (arch_runs_here("python3.12", "arm64", "x86_64") or "")
 
 
 def test_deployed_on_reads_runtime_and_arch_from_the_template_layers() -> None:

@@ -11,14 +11,25 @@ from pathlib import Path
 
 import pytest
 
-from lambda_ml_layers.build.shared_objects import is_elf, strip_shared_objects
-from lambda_ml_layers.core.runtimes import ARCHES
+from lambda_ml_layers.build.shared_objects import (
+    check_target_machine,
+    elf_machine,
+    has_symbol_table,
+    is_elf,
+    strip_shared_objects,
+)
+from lambda_ml_layers.core.errors import VerifyError
+from lambda_ml_layers.core.runtimes import ARCHES, RUNTIMES
+from lambda_ml_layers.core.toolchains import Toolchain, find_toolchain
 
 pytestmark = pytest.mark.skipif(
     shutil.which("cc") is None or shutil.which("strip") is None or shutil.which("readelf") is None,
     reason="needs a C compiler and binutils",
 )
 ARCH = next(arch for arch, machine in ARCHES.items() if machine == platform.machine())
+NATIVE = Toolchain(ARCH, platform.machine(), shutil.which("strip"), sys.executable, emulated=False)
+# arm64 on this machine: Debian's aarch64 binutils and trixie's arm64 python3.13 under qemu (bootstrap).
+ARM64 = find_toolchain(RUNTIMES["python3.13"], "arm64")
 
 # A library that refuses to run once its symbol table is gone, as scipy's bundled OpenBLAS does
 # once stripped (there "ELF load command address/offset not page-aligned"): its constructor reads
@@ -70,7 +81,7 @@ def test_a_library_with_a_runpath_is_stripped_and_one_that_breaks_is_restored_al
     assert "(RUNPATH)" in subprocess.run(["readelf", "-d", str(user)], capture_output=True, text=True).stdout
     assert has_symtab(user)
 
-    step = strip_shared_objects(tmp_path / "site", sys.executable, ARCH)
+    step = strip_shared_objects(tmp_path / "site", NATIVE)
 
     assert not has_symtab(user)  # stripped, though it has a RUNPATH and its dependency broke
     assert fragile.read_bytes() == original  # restored as installed
@@ -96,9 +107,79 @@ def test_a_library_that_does_not_load_as_installed_is_not_blamed_on_the_strip(tm
     gone.unlink()  # what it links to is not in the layer: a plugin for a library Lambda lacks
     original = plugin.read_bytes()
 
-    step = strip_shared_objects(tmp_path / "site", sys.executable, ARCH)
+    step = strip_shared_objects(tmp_path / "site", NATIVE)
 
     assert plugin.read_bytes() == original
     assert step.notes[0] == "0 stripped"
     assert step.notes[1].startswith("kept unstripped pkg.libs/libplugin.so (0.0 MB): it does not load as installed")
     assert "libgone.so" in step.notes[1]
+
+
+AARCH64_FUNCTION = ".text\n.global answer\n.type answer, %function\nanswer:\n    mov w0, #42\n    ret\n"
+
+
+def assemble_aarch64(out: Path, *link: str) -> None:
+    """A real aarch64 shared object, built with Debian's aarch64 binutils (no cross compiler needed)."""
+    source, obj = out.with_suffix(".s"), out.with_suffix(".o")
+    source.write_text(AARCH64_FUNCTION)
+    subprocess.run(["aarch64-linux-gnu-as", "-o", str(obj), str(source)], check=True)
+    subprocess.run(
+        ["aarch64-linux-gnu-ld", "-shared", f"-soname={out.name}", "-o", str(out), str(obj), *link], check=True
+    )
+    source.unlink()
+    obj.unlink()
+
+
+needs_arm64 = pytest.mark.skipif(
+    ARM64.python is None or ARM64.strip is None or shutil.which("aarch64-linux-gnu-as") is None,
+    reason=f"needs the arm64 toolchain of scripts/bootstrap.py: {'; '.join(ARM64.missing)}",
+)
+
+
+@needs_arm64
+def test_arm64_objects_are_stripped_with_aarch64_binutils_and_load_checked_under_qemu(tmp_path: Path) -> None:
+    libs = tmp_path / "site" / "pkg.libs"
+    libs.mkdir(parents=True)
+    fine = libs / "libanswer.so"
+    assemble_aarch64(fine)
+    # One that links to a library the layer lacks: it cannot load as installed, so it is kept as it is.
+    gone = libs / "libgone.so"
+    assemble_aarch64(gone)
+    plugin = libs / "libplugin.so"
+    assemble_aarch64(plugin, f"-L{libs}", "-lgone")
+    gone.unlink()
+    assert elf_machine(fine) == "aarch64" and has_symbol_table(fine) and has_symbol_table(plugin)
+
+    step = strip_shared_objects(tmp_path / "site", ARM64)
+
+    # A host interpreter could load neither: "1 stripped" means qemu's arm64 python loaded it stripped.
+    assert step.notes[0] == "1 stripped"
+    assert not has_symbol_table(fine)
+    assert has_symbol_table(plugin)
+    assert step.notes[1].startswith("kept unstripped pkg.libs/libplugin.so")
+    assert "it does not load as installed either: OSError: libgone.so: cannot open" in step.notes[1]
+    assert step.warnings == ()
+
+
+def test_without_the_target_tools_nothing_is_stripped_and_the_step_says_which_is_missing(tmp_path: Path) -> None:
+    lib = tmp_path / "site" / "libx.so"
+    lib.parent.mkdir()
+    compile_library("int x(void) { return 1; }\n", lib)
+    original = lib.read_bytes()
+    toolchain = Toolchain("arm64", "aarch64", "aarch64-linux-gnu-strip", None, True, ("no arm64 Python 3.12 here",))
+    step = strip_shared_objects(tmp_path / "site", toolchain)
+    assert step.warnings == ("not stripped: no arm64 Python 3.12 here",)
+    assert lib.read_bytes() == original
+
+
+def test_a_shared_object_for_another_machine_fails_the_layer(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    (site / "pkg").mkdir(parents=True)
+    compile_library("int x(void) { return 1; }\n", site / "pkg" / "_native.so")  # built for this machine
+    other = next(arch for arch in ARCHES if arch != ARCH)
+    toolchain = Toolchain(other, ARCHES[other], None, None, emulated=True)
+    with pytest.raises(VerifyError) as error:
+        check_target_machine(site, toolchain, "core")
+    assert f"Layer core is for {other} ({ARCHES[other]}), but 1 of its shared objects" in str(error.value)
+    assert f"pkg/_native.so ({platform.machine()})" in str(error.value)
+    check_target_machine(site, NATIVE, "core")  # the right machine: no complaint

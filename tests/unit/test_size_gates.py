@@ -102,3 +102,13 @@ def test_a_function_whose_layers_alone_pass_the_limit_is_told_no_code_fits() -> 
     assert "Its layers alone are over Lambda's limit" in failure
     [near] = function_failures([fn(("a",), code=125 * MB)], {"a": layer("a", 140 * MB)}, 0)
     assert "layers alone" not in near
+
+
+def test_a_layer_over_budget_with_unstripped_objects_names_the_missing_tool_not_the_rules() -> None:
+    over = LayerFacts("ml", 122_600_000, 100 * MB, {}, {"scikit-learn": 28 * MB}, ("python3.13",), "arm64")
+    unstripped = LayerFacts(**{**over.__dict__, "not_stripped": "no aarch64-linux-gnu-strip on PATH"})
+    [plain] = layer_budget_failures([over])
+    [message] = layer_budget_failures([unstripped])
+    assert "add strip rules" in plain
+    assert "not stripped on this machine: no aarch64-linux-gnu-strip on PATH" in message
+    assert "add strip rules" not in message and "raise budget_mb" not in message

@@ -1,0 +1,84 @@
+"""The tools that strip and check a layer for its target architecture on this machine.
+
+On a machine of the target's own architecture: binutils' `strip` and the runtime's own interpreter.
+For another architecture (arm64 layers built on x86_64): that architecture's binutils
+(`aarch64-linux-gnu-strip`, Debian's binutils-aarch64-linux-gnu) and an interpreter of the runtime's
+version for that architecture, run under qemu: scripts/bootstrap.py unpacks Debian's into sysroots
+under build/toolchains/<arch>/ with one wrapper script per version (bin/pythonX.Y), so everything that
+runs "the target interpreter" runs it the same way. A missing piece is not an error here: it is
+named in `missing`, with its fix, and the steps that need it report what they could not do.
+"""
+
+from __future__ import annotations
+
+import platform
+import shutil
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from .interpreters import ENGINE_REPO, find_interpreter, interpreter_info
+from .runtimes import ARCHES, Runtime
+
+# Where scripts/bootstrap.py writes the emulated interpreters' wrappers (it spells the same path).
+TOOLCHAINS = ENGINE_REPO / "build" / "toolchains"
+# binutils' prefix for a machine's cross tools, as Debian names them.
+CROSS_PREFIX = {"aarch64": "aarch64-linux-gnu-", "x86_64": "x86_64-linux-gnu-"}
+BOOTSTRAP = "python3 scripts/bootstrap.py"
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    arch: str  # Lambda's name: x86_64 or arm64
+    machine: str  # the ELF machine of the target: x86_64 or aarch64
+    strip: str | None  # the binutils strip that understands the target's ELF files
+    python: str | None  # runs code as the target's runtime would: the native interpreter, or a qemu wrapper
+    emulated: bool  # `python` runs under qemu: loads and imports are real, timings are not comparable
+    missing: tuple[str, ...] = ()  # what is absent (strip, python), each with why it matters and its fix
+
+    def describe(self) -> str:
+        """For cache keys and reports: which tools decided what the layer became."""
+        strip = Path(self.strip).name if self.strip else "-"
+        python = Path(self.python).name if self.python else "-"
+        return f"{self.arch}: strip={strip} python={python} emulated={self.emulated}"
+
+
+def emulated_interpreter(runtime: Runtime, machine: str) -> Path:
+    """The wrapper bootstrap writes for an interpreter of another machine (it may not exist)."""
+    arch = next(name for name, m in ARCHES.items() if m == machine)
+    return TOOLCHAINS / arch / "bin" / f"python{runtime.version}"
+
+
+@cache
+def find_toolchain(runtime: Runtime, arch: str, host: str | None = None) -> Toolchain:
+    """The target's tools on this machine (`host`: its machine name, platform.machine() when None)."""
+    host = host or platform.machine()
+    machine = ARCHES[arch]
+    if machine == host:
+        return Toolchain(arch, machine, shutil.which("strip"), find_interpreter(runtime), emulated=False)
+    missing = []
+    strip_name = CROSS_PREFIX.get(machine, f"{machine}-linux-gnu-") + "strip"
+    strip = shutil.which(strip_name)
+    if strip is None:
+        missing.append(
+            f"no {strip_name} on PATH, so shared objects are not stripped: run `{BOOTSTRAP}` as root "
+            f"(it installs Debian's binutils-{machine.replace('_', '-')}-linux-gnu)"
+        )
+    wrapper = emulated_interpreter(runtime, machine)
+    info = interpreter_info(str(wrapper)) if wrapper.exists() else []
+    python = str(wrapper) if info and info[1] == runtime.version else None
+    if python is None:
+        why = (
+            f"{wrapper} does not run (rerun `{BOOTSTRAP}` as root)"
+            if wrapper.exists()
+            else f"no {arch} Python {runtime.version} to run under qemu here ({_how_to_get(runtime, machine)})"
+        )
+        missing.append(f"{why}, so shared objects cannot be load-checked and no import can be verified")
+    return Toolchain(arch, machine, strip, python, emulated=True, missing=tuple(missing))
+
+
+def _how_to_get(runtime: Runtime, machine: str) -> str:
+    if machine == "aarch64" and runtime.version == "3.12":
+        # Looked for: Debian has 3.11 (bookworm) and 3.13 (trixie); PyPI and npm have none that installs offline.
+        return "no arm64 CPython 3.12 is available from this machine's package registries; build for 3.11 or 3.13"
+    return f"`{BOOTSTRAP}` as root unpacks Debian's"

@@ -1,0 +1,52 @@
+"""The published-zip check: every shared object is for the zip's machine and stripped, bar the
+ones the build kept unstripped and said why."""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from lambda_ml_layers.checks.zip_binaries import binary_problems, kept_on_purpose
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("cc") is None or shutil.which("strip") is None, reason="needs a C compiler and binutils"
+)
+HOST = platform.machine()
+
+
+def library(site: Path, rel: str, stripped: bool) -> None:
+    path = site / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    source = path.with_suffix(".c")
+    source.write_text("int f(void) { return 1; }\n")
+    subprocess.run(["cc", "-g", "-shared", "-fPIC", "-o", str(path), str(source)], check=True)
+    source.unlink()
+    if stripped:
+        subprocess.run(["strip", "--strip-unneeded", str(path)], check=True)
+
+
+def test_unstripped_objects_fail_unless_the_build_kept_them_on_purpose(tmp_path: Path) -> None:
+    library(tmp_path, "pkg/_done.so", stripped=True)
+    library(tmp_path, "pkg/_missed.so", stripped=False)
+    library(tmp_path, "pkg.libs/libkept.so", stripped=False)
+    (tmp_path / "pkg" / "libscript.so").write_text("INPUT(-lc)\n")  # a linker script: not ELF, not checked
+    report = {
+        "steps": [
+            {"step": "shared-objects", "notes": ["2 stripped", "kept unstripped pkg.libs/libkept.so (0.0 MB): it no"]}
+        ]
+    }
+    kept = kept_on_purpose(report)
+    assert kept == {"pkg.libs/libkept.so"}
+    assert binary_problems(tmp_path, HOST, kept) == [
+        "pkg/_missed.so: not stripped (it still has its .symtab), and the build did not say why"
+    ]
+
+
+def test_an_object_for_another_machine_fails_stripped_or_not(tmp_path: Path) -> None:
+    library(tmp_path, "pkg/_native.so", stripped=True)
+    other = "aarch64" if HOST != "aarch64" else "x86_64"
+    assert binary_problems(tmp_path, other, set()) == [f"pkg/_native.so: built for {HOST}, not {other}"]
