@@ -117,13 +117,13 @@ namespace.add_task(trace_layers)
         "'local' needs AWS_ENDPOINT_URL pointing at a moto server)",
         "bucket": "upload to this bucket instead of the stage's lambda-ml-layers-<stage>-models-<account>",
         "out": "where to write model.joblib, model.json and model.joblib.sha256 (default build/model)",
-        "data": "the training CSV (default data/sample/transactions.csv)",
+        "data": "the training CSV (default: about 270,000 generated rows, written once to build/data/)",
     },
 )
 def train_model(
     c: Context, stage: str | None = None, bucket: str | None = None, out: str | None = None, data: str | None = None
 ) -> None:
-    """Train the model on data/sample in python3.12 with the layers' packages; print metrics vs a baseline."""
+    """Train the model on ~270k generated rows in python3.12 with the layers' packages; print metrics vs a baseline."""
     from lambda_ml_layers.local.training import TrainRequest
     from lambda_ml_layers.local.training import train_model as run_training
 

@@ -2,6 +2,11 @@
 
     python data/generate_transactions.py            # rewrites data/sample/transactions.csv
     python data/generate_transactions.py --check    # exit 1 if the committed sample differs
+    python data/generate_transactions.py --cards 10000 --seed 11 --out build/data/big.csv
+
+The sample is 120 cards over 61 days (3,233 rows); `--cards` scales the same story to any size
+(about 27 rows a card: 10,000 cards make some 270,000 rows), and `--seed` gives an independent
+draw of it (the model is trained on one seed and judged on another: benchmarks/flag_rate.py).
 
 Why synthetic: no public fraud data set ships inside a package the layers carry, and a
 generator with a fixed seed is reproducible byte for byte on any Python (it uses only
@@ -19,6 +24,7 @@ import argparse
 import csv
 import io
 import math
+import os
 import random
 import sys
 from dataclasses import dataclass
@@ -124,22 +130,23 @@ def _daytime(rng: random.Random, day: datetime, night_bias: float) -> datetime:
     return day + timedelta(hours=hour, minutes=rng.randint(0, 59), seconds=rng.randint(0, 59))
 
 
-def generate(seed: int = SEED) -> list[dict[str, object]]:
-    """Every transaction, sorted by time, with ids assigned in that order."""
+def generate(seed: int = SEED, cards: int = N_CARDS, days: int = DAYS) -> list[dict[str, object]]:
+    """Every transaction, sorted by time, with ids assigned in that order. The defaults make the
+    committed sample; the random draws happen in the same order for any size."""
     rng = random.Random(seed)
-    cards = [
+    card_list = [
         Card(
-            card_id=f"card_{i:04d}",
+            card_id=f"card_{i:04d}",  # 4 digits in the sample; more for larger sets
             typical_amount=rng.lognormvariate(math.log(35), 0.5),
             daily_rate=rng.uniform(0.15, 0.7),
             online_share=rng.uniform(0.05, 0.4),
-            compromised_on=rng.randint(10, DAYS - 3) if rng.random() < 0.14 else None,
+            compromised_on=rng.randint(10, days - 3) if rng.random() < 0.14 else None,
         )
-        for i in range(1, N_CARDS + 1)
+        for i in range(1, cards + 1)
     ]
     rows: list[dict[str, object]] = []
-    for card in cards:
-        for day_index in range(DAYS):
+    for card in card_list:
+        for day_index in range(days):
             day = START + timedelta(days=day_index)
             for _ in range(_poisson(rng, card.daily_rate)):
                 rows.append({"card_id": card.card_id, **_legit(rng, card, _daytime(rng, day, 0.04))})
@@ -186,18 +193,32 @@ def to_csv(rows: list[dict[str, object]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="compare with the committed sample")
+    parser.add_argument("--cards", type=int, default=N_CARDS, help=f"how many cards (default {N_CARDS})")
+    parser.add_argument("--days", type=int, default=DAYS, help=f"how many days from {START:%Y-%m-%d} (default {DAYS})")
+    parser.add_argument("--seed", type=int, default=SEED, help=f"the random seed (default {SEED})")
+    parser.add_argument("--out", type=Path, default=SAMPLE, help="where to write the CSV (default: the sample)")
     args = parser.parse_args(argv)
-    text = to_csv(generate())
+    if args.cards < 1 or args.days < 13:
+        # 13: a compromise day is drawn between day 10 and three days before the end.
+        parser.error(f"--cards must be at least 1 and --days at least 13 (got {args.cards} and {args.days})")
+    text = to_csv(generate(args.seed, args.cards, args.days))
     if args.check:
         if not SAMPLE.exists() or SAMPLE.read_text() != text:
             print(f"{SAMPLE} differs from the generator's output; rerun without --check.")
             return 1
         print(f"{SAMPLE} matches the generator (seed {SEED}).")
         return 0
-    SAMPLE.parent.mkdir(parents=True, exist_ok=True)
-    SAMPLE.write_text(text)
-    print(f"wrote {SAMPLE}: {text.count(chr(10)) - 1} rows")
+    write_atomically(args.out, text)
+    print(f"wrote {args.out}: {text.count(chr(10)) - 1} rows")
     return 0
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """A temporary file beside the target, renamed over it: an interrupted run leaves the old file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")  # two runs at once write apart
+    partial.write_text(text)
+    os.replace(partial, path)
 
 
 if __name__ == "__main__":

@@ -108,7 +108,8 @@ def trace_training(target: TraceTarget, layers: list[str], server: MotoServer, b
     extract_layers(target, layers, opt)
     trainer = target.root / TRAINER
     first = [str(trainer.parent), *lambda_sys_path(opt, target.runtime)]
-    args = ["--data", str(target.root / SAMPLE), "--out", str(work / "model"), "--bucket", bucket]
+    # --cache none: a reused model would skip training, and the trace would miss what training imports.
+    args = ["--data", str(target.root / SAMPLE), "--out", str(work / "model"), "--bucket", bucket, "--cache", "none"]
     command = [target.python, "-I", "-S", "-B", *traced(records, opt, first), str(trainer), *args]
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(work), "LANG": "C.UTF-8", **server.client_env()}
     # error=None: a failed training is this run's failure, explained with the trainer's last lines.

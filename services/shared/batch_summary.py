@@ -1,6 +1,7 @@
 """What a batch's summary.json (the "done" marker) says beyond the scores: the rows of the upload
 and where they went, and transactions that arrived out of time order. Predictions writes it for a
 batch of one chunk, Merge for a split batch (adding up the chunks' parts): one wording for both.
+Also the batch's flag rate, the metric Merge emits once per batch (the FlagRate alarms watch it).
 Linked into the predictions and merge packages.
 """
 
@@ -13,6 +14,20 @@ from typing import Any
 ROW_COUNTS = ("uploaded_rows", "scored_rows", "quarantined_rows", "quarantine_key")
 # Later batches named at most (card_history.MAX_NAMED_BATCHES names as many per chunk).
 MAX_NAMED_BATCHES = 20
+# The per-batch metric (namespace runtime.METRICS_NAMESPACE) that infra/template.yaml's
+# FlagRateHighAlarm and FlagRateLowAlarm watch, in percent of the batch's scored rows.
+FLAG_RATE_METRIC = "FlagRate"
+# Below this many scored rows chance alone leaves the alarm band: at a 4% rate, 200 rows flag
+# between 1.5% and 6.5% one time in twenty; 1,000 rows between 2.8% and 5.2%.
+FLAG_RATE_MIN_ROWS = 1000
+
+
+def flag_rate_percent(flagged: int, scored: int) -> float | None:
+    """The batch's flag rate in percent, for the FlagRate metric; None for a batch too small for
+    its rate to say anything about the model or the data (FLAG_RATE_MIN_ROWS)."""
+    if scored < FLAG_RATE_MIN_ROWS:
+        return None
+    return round(100 * flagged / scored, 4)
 
 
 def row_counts(upload: object, scored: int) -> dict[str, Any]:

@@ -19,6 +19,7 @@ IN_THE_CHECKOUT = {
     "test_layer_trace.py",
     "test_state_machine_runner.py",
     "test_pruned_contract.py",
+    "test_model_flag_rate.py",
 }
 
 

@@ -83,6 +83,12 @@ def test_deploy_says_where_alarms_go_and_subscribes_it(stage: dict[str, Any], se
     init_alarms = {a["MetricName"]: a for a in alarms if a["Namespace"] == "LambdaMLLayers/InitDuration"}
     assert set(init_alarms) == {f"{PREFIX}-{f}" for f in FUNCTIONS}
     assert all(a["Threshold"] == 4000 and a["ExtendedStatistic"] == "p95" for a in init_alarms.values())
+    # The flag-rate band deployed from the template's parameter defaults (half and twice ~4%).
+    flag_rate = {a["Statistic"]: a for a in alarms if a["MetricName"] == "FlagRate"}
+    assert {s: (a["Threshold"], a["ComparisonOperator"]) for s, a in flag_rate.items()} == {
+        "Maximum": (8, "GreaterThanThreshold"),
+        "Minimum": (2, "LessThanThreshold"),
+    }
     logs = server.client("logs")
     for function in FUNCTIONS:
         (metric_filter,) = logs.describe_metric_filters(logGroupName=f"/aws/lambda/{PREFIX}-{function}")[

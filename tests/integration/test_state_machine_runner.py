@@ -110,6 +110,14 @@ def test_the_templates_state_machine_scores_the_sample_batch_through_the_sandbox
     assert tuple(summary[name] for name in counts) == expected_counts == tuple(result.output[name] for name in counts)
     predictions = s3.get_object(Bucket=bucket, Key=f"predictions/{batch}/predictions.csv")["Body"].read().decode()
     assert len(predictions.splitlines()) - 1 == summary["rows"]  # the chunks merged into the batch's one file
+    # The batch's flag rate, emitted once by Merge as an EMF point (what the FlagRate alarms watch).
+    merge_group = f"/aws/lambda/{pipeline.functions['MergeFunction']}"
+    merge_logs = server.client("logs").filter_log_events(logGroupName=merge_group)["events"]
+    points = [json.loads(e["message"]) for e in merge_logs if e["message"].startswith('{"_aws"')]
+    [rate] = [point for point in points if "FlagRate" in point]
+    assert rate["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "LambdaMLPipeline"
+    assert (rate["function_name"], rate["service"]) == ("Merge", "merge")
+    assert rate["FlagRate"] == round(100 * summary["flagged"] / summary["rows"], 4) > 0
 
 
 def test_a_rejected_upload_ends_in_the_templates_fail_state_with_its_report(

@@ -91,6 +91,59 @@ def test_committed_sample_matches_its_generator() -> None:
     assert result.returncode == 0, result.stdout
 
 
+def test_the_threshold_flags_as_many_rows_as_there_are_frauds() -> None:
+    y = np.array([0, 0, 1, 0, 1, 0, 0, 0, 0, 0])
+    p = np.array([0.01, 0.2, 0.9, 0.3, 0.25, 0.02, 0.03, 0.04, 0.05, 0.06])
+    threshold = trainer.break_even_threshold(y, p)
+    assert threshold == 0.3 and int((p >= threshold).sum()) == int(y.sum()) == 2
+    with pytest.raises(ValueError, match="no positive rows"):
+        trainer.break_even_threshold(np.zeros(3, dtype=int), np.array([0.1, 0.2, 0.3]))
+
+
+def test_days_split_in_time_order_into_fit_threshold_and_test() -> None:
+    days = pd.date_range("2024-03-01", periods=61, freq="D", tz="UTC")
+    frame = pd.DataFrame({"timestamp": days.repeat(2)})
+    fit, threshold, test = trainer.split_by_time(frame)
+    assert len(fit) + len(threshold) + len(test) == len(frame)
+    assert fit["timestamp"].max() < threshold["timestamp"].min()
+    assert threshold["timestamp"].max() < test["timestamp"].min()
+    assert (fit["timestamp"].nunique(), threshold["timestamp"].nunique(), test["timestamp"].nunique()) == (45, 8, 8)
+
+
+def test_the_manifest_records_the_chosen_threshold_and_the_expected_flag_rate(
+    trained_model: tuple[Path, dict[str, Any]],
+) -> None:
+    _, manifest = trained_model
+    metrics = manifest["metrics"]
+    assert manifest["threshold"] == metrics["threshold"] != 0.5  # chosen on the threshold days, not fixed
+    assert manifest["expected_flag_rate"] == metrics["calibration"]["flag_rate"] > 0
+    assert metrics["train_rows"] > metrics["threshold_rows"] > 0 and metrics["test_rows"] > 0
+    # Judged on days that chose nothing: its flag rate is measured, not forced to the true rate.
+    assert 0.5 <= manifest["expected_flag_rate"] / metrics["test_positive_rate"] <= 2
+
+
+def test_the_same_inputs_reuse_the_cached_model_and_other_inputs_do_not(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    common = ["--data", str(trainer_sample()), "--cache", str(tmp_path / "cache"), "--max-iter", "60"]
+    assert trainer.main([*common, "--out", str(tmp_path / "first")]) == 0
+    assert "trained in" in capsys.readouterr().out
+    assert trainer.main([*common, "--out", str(tmp_path / "second")]) == 0
+    second = capsys.readouterr().out
+    assert "reusing the model trained at" in second and "trained in" not in second
+    for name in ("model.joblib", "model.json"):
+        assert (tmp_path / "first" / name).read_bytes() == (tmp_path / "second" / name).read_bytes()
+    assert "threshold" in second and "calibration" in second  # the metrics are printed either way
+
+    changed = tmp_path / "changed.csv"
+    changed.write_text(trainer_sample().read_text().replace(",17.46,", ",17.47,", 1))
+    key = trainer.inputs_sha256(trainer_sample(), 60)
+    assert trainer.inputs_sha256(changed, 60) != key != trainer.inputs_sha256(trainer_sample(), 200)
+    assert trainer.cached_model(tmp_path / "cache" / key[:16], key) is not None
+    (tmp_path / "cache" / key[:16] / "model.joblib").write_bytes(b"truncated")
+    assert trainer.cached_model(tmp_path / "cache" / key[:16], key) is None  # a damaged copy is not reused
+
+
 def test_model_bucket_name_is_the_templates() -> None:
     template = (ROOT / "infra" / "template.yaml").read_text()
     assert "BucketName: !Sub lambda-ml-layers-${Stage}-models-${AWS::AccountId}" in template

@@ -6,6 +6,7 @@ Predictions on every chunk. Joins the chunks' validated rows, features and predi
 validated/<batch>/valid_rows.csv, features/<batch>/features.csv and predictions/<batch>/predictions.csv
 inside S3 (concat.py), then writes predictions/<batch>/summary.json last, naming the upload
 revision, exactly the outputs a small batch gets; then removes the chunk objects.
+Emits the batch's flag rate (batch_summary.FLAG_RATE_METRIC), once per batch whatever its chunks.
 
 A batch of one chunk has those outputs from Predictions already: Merge only checks that its
 summary is this run's. A run a newer upload replaced publishes nothing ("superseded").
@@ -18,7 +19,7 @@ import os
 from typing import Any
 
 from .batch_runs import fetch, require_latest, require_same_run, run_source
-from .batch_summary import out_of_order, row_counts
+from .batch_summary import FLAG_RATE_METRIC, flag_rate_percent, out_of_order, row_counts
 from .chunks import ChunkKeys, chunk_keys
 from .runtime import (
     ArtifactError,
@@ -28,6 +29,7 @@ from .runtime import (
     Outputs,
     Superseded,
     checked_batch_id,
+    emit_metric,
     lambda_entry,
     layer_imports,
     require_fields,
@@ -69,7 +71,13 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
         summary = _merge(bucket, keys, chunks, run, event.get("upload"))
         _remove_chunks(bucket, chunks)
         merged = True
-    logger.info(f"batch {keys.batch_id} merged", chunks=len(chunks), rows=summary["rows"], merged=merged)
+    rate = flag_rate_percent(int(summary["flagged"]), int(summary["rows"]))
+    logger.info(
+        f"batch {keys.batch_id} merged", chunks=len(chunks), rows=summary["rows"], merged=merged, flag_rate=rate
+    )
+    if rate is not None:
+        # Here, not in Predictions: Merge sees every batch exactly once, split or not.
+        emit_metric(logger.service, FLAG_RATE_METRIC, rate, unit="Percent", function_name=FUNCTION)
     return {
         "status": "ok",
         "bucket": bucket,

@@ -8,6 +8,7 @@ ContentUri paths are swapped for S3 URIs first, as `sam package` would do.
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 from pathlib import Path
@@ -245,6 +246,48 @@ def test_alarms_cover_errors_throttles_duration_and_init_duration_for_every_func
         (metric_filter,) = [f for f in filters if f["LogGroupName"] == {"Ref": log_group}]
         assert metric_filter["MetricTransformations"][0]["MetricName"] == {"Ref": function}
         assert "Init" in metric_filter["FilterPattern"] and "REPORT" in metric_filter["FilterPattern"]
+
+
+# Merge's per-batch FlagRate point (services/shared/batch_summary.py; tests/services/test_flag_rate.py
+# checks the handler emits exactly these).
+FLAG_RATE = {"Namespace": "LambdaMLPipeline", "MetricName": "FlagRate"}
+FLAG_RATE_DIMENSIONS = [{"Name": "function_name", "Value": "Merge"}, {"Name": "service", "Value": "merge"}]
+
+
+def test_flag_rate_alarms_fire_when_one_batch_leaves_the_band(template: dict[str, Any]) -> None:
+    high, low = (resources(template)[f"FlagRate{side}Alarm"]["Properties"] for side in ("High", "Low"))
+    for alarm, statistic, threshold, comparison in (
+        (high, "Maximum", "FlagRateHighPercent", "GreaterThanThreshold"),
+        (low, "Minimum", "FlagRateLowPercent", "LessThanThreshold"),
+    ):
+        assert {k: alarm[k] for k in FLAG_RATE} == FLAG_RATE
+        assert alarm["Dimensions"] == FLAG_RATE_DIMENSIONS
+        assert (alarm["Statistic"], alarm["Threshold"], alarm["ComparisonOperator"]) == (
+            statistic,
+            {"Ref": threshold},
+            comparison,
+        )
+        assert alarm["EvaluationPeriods"] == 1 and alarm["TreatMissingData"] == "notBreaching"
+        assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+        assert "docs/operations.md" in alarm["AlarmDescription"]
+    parameters = template["Parameters"]
+    low_default, high_default = (parameters[f"FlagRate{side}Percent"]["Default"] for side in ("Low", "High"))
+    assert 0 < low_default < high_default <= 100
+    assert high_default == 4 * low_default  # half and twice one expected rate
+
+
+def test_the_dashboard_shows_the_flag_rate_against_the_alarm_band(template: dict[str, Any]) -> None:
+    body, names = resources(template)["PipelineDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    values = {**{name: f"<{name}>" for name in names}, "FlagRateHighPercent": 8, "FlagRateLowPercent": 2}
+    text = re.sub(r"\$\{([A-Za-z:]+)\}", lambda m: str(values.get(m.group(1), f"<{m.group(1)}>")), body)
+    widgets = json.loads(text)["widgets"]
+    [widget] = [w for w in widgets if any("FlagRate" in metric for metric in w["properties"]["metrics"])]
+    metrics = widget["properties"]["metrics"]
+    selected = ["LambdaMLPipeline", "FlagRate", "function_name", "Merge", "service", "merge"]
+    assert [m[:6] for m in metrics] == [selected, selected]
+    assert {m[6]["stat"] for m in metrics} == {"Maximum", "Minimum"}
+    band = {line["label"]: line["value"] for line in widget["properties"]["annotations"]["horizontal"]}
+    assert band == {"FlagRateHighAlarm": 8, "FlagRateLowAlarm": 2}  # drawn from the same parameters
 
 
 def test_alarm_topic_subscriber_comes_from_the_stage(template: dict[str, Any]) -> None:
