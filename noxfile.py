@@ -133,7 +133,19 @@ def integration(session: nox.Session) -> None:
     # Two workers: most of the time goes to waiting on sam, moto and target interpreters, so two
     # modules side by side nearly halve the wall time even on two cores (groups: tests/integration/conftest.py).
     workers = ["-n", "2"] if not session.posargs else []
-    session.run(HERE, "-m", "pytest", "tests/integration", *workers, "--durations=15", *session.posargs)
+    slow = [f"--ignore={path}" for path in SLOW_INTEGRATION]
+    session.run(HERE, "-m", "pytest", "tests/integration", *workers, *slow, "--durations=15", *session.posargs)
+
+
+# Integration tests of minutes, each in a session of its own, outside `nox -t ci`.
+SLOW_INTEGRATION = ("tests/integration/test_history_100k.py",)
+
+
+@nox.session(venv_backend="none")
+def history_100k(session: nox.Session) -> None:
+    """Issue 21 at size: a correction and a rejection landing during a 100k-row upload's fan-out,
+    through the template's state machine on the local emulator, against a clean stage."""
+    session.run(HERE, "-m", "pytest", "tests/integration/test_history_100k.py", "--durations=5", *session.posargs)
 
 
 @nox.session(venv_backend="none")
