@@ -119,9 +119,10 @@ def ok(result: subprocess.CompletedProcess[str]) -> str:
 
 
 def history(root: Path, server: MotoServer) -> list[dict[str, Any]]:
-    data: list[dict[str, Any]] = json.loads(
-        ok(inv(root, server, "releases", "--stage", STAGE, "--json")).split("\nLog:")[0]
-    )
+    """The good records as `inv releases --json` prints them (problems and drift go to stderr)."""
+    result = inv(root, server, "releases", "--stage", STAGE, "--json")
+    ok(result)
+    data: list[dict[str, Any]] = json.loads(result.stdout)
     return data
 
 
@@ -275,9 +276,9 @@ def test_a_drifted_live_alias_is_named_and_fails_verification(root: Path, server
     current = client.get_alias(FunctionName=name, Name="live")["FunctionVersion"]
     old = str(int(current) - 2)
     assert client.get_function_configuration(FunctionName=name, Qualifier=old)["MemorySize"] == 1769
-    client.update_alias(FunctionName=name, Name="live", FunctionVersion=old)
     latest = history(root, server)[-1]["number"]
     drifted = f"DataValidationFunction: the stage runs version {old}, code "
+    client.update_alias(FunctionName=name, Name="live", FunctionVersion=old)
     try:
         # `inv releases` and the deploy itself say that the stage does not run its latest record.
         listed = ok(inv(root, server, "releases", "--stage", STAGE))
