@@ -165,6 +165,12 @@ def _arch_option(session: nox.Session) -> str | None:
     return None
 
 
+@nox.session(venv_backend="none")
+def deploy_race(session: nox.Session) -> None:
+    """Two checkouts deploying the local stage at once against one emulator (slow: not in -t ci)."""
+    session.run(HERE, "-m", "pytest", "tests/race", "--durations=5", *session.posargs)
+
+
 @nox.session(python=["3.11", "3.12", "3.13"], tags=["ci"])
 def layer_tests(session: nox.Session) -> None:
     """Each built layer zip, in its runtime's Python, against an unstripped install of its lock:

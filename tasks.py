@@ -229,9 +229,9 @@ def releases(c: Context, stage: str, json: bool = False) -> None:
     from dataclasses import asdict
 
     from lambda_ml_layers.deploy.release_history import release_table
-    from lambda_ml_layers.deploy.releases import read_history
+    from lambda_ml_layers.deploy.releases import read_releases
 
-    history = _run(lambda: read_history(ROOT, stage))
+    history, drift = _run(lambda: read_releases(ROOT, stage))
     if json:
         print(json_module.dumps([asdict(r) for r in history.releases], indent=2))
         for problem in history.problems():
@@ -240,6 +240,8 @@ def releases(c: Context, stage: str, json: bool = False) -> None:
         print(f"Stage {stage!r} has no releases yet. Deploy with `inv deploy --stage {stage}`.")
     else:
         print(release_table(history))
+    if drift:
+        print(drift, file=sys.stderr if json else sys.stdout)
 
 
 @task(help={"stop": "stop the running emulator (the local stage's state goes with it)"})

@@ -17,11 +17,14 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
-from ..core.errors import LocalAWSError
+from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
+
+from ..core.errors import LayerToolError, LocalAWSError
 from ..core.paths import BuildPaths
 from ..local.moto_server import probe, reachable, start_moto_server
 from ..local.process_identity import PROC, ProcessIdentity, boot_id, process_identity
@@ -114,9 +117,10 @@ def _not_answering(paths: BuildPaths, running: ProcessIdentity, endpoint: object
     )
 
 
-def emulator_endpoint(paths: BuildPaths, start: bool, say: Callable[[str], None]) -> str:
+def emulator_endpoint(paths: BuildPaths, start: bool, say: Callable[[str], None], needed_by: str | None = None) -> str:
     """The local stage's endpoint: $LAMBDA_ML_LAYERS_LOCAL_AWS, else the running emulator of
-    build/local-aws.json, else (when `start`) a new one."""
+    build/local-aws.json, else (when `start`) a new one. `needed_by` names the command and stage
+    in the refusal when there is none."""
     configured = os.environ.get(ENDPOINT_VARIABLE)
     if configured:
         if not reachable(configured):
@@ -144,9 +148,18 @@ def emulator_endpoint(paths: BuildPaths, start: bool, say: Callable[[str], None]
                 f"{paths.local_aws_state} and run again."
             )
     if not start:
+        if recorded is None:
+            raise LocalAWSError(
+                f"No local AWS emulator is running ({paths.local_aws_state} names none that answers), so "
+                f"{needed_by or 'the local stage'} has nothing to read. Fix: `inv local-aws` starts one "
+                "(`inv deploy --stage local` also starts one)."
+            )
+        # The stage lived in that emulator: say so, rather than read an empty new one as "no releases".
         raise LocalAWSError(
-            f"No local AWS emulator is running ({paths.local_aws_state} names none that answers). "
-            "Fix: `inv local-aws` starts one (a deploy to the local stage also starts one)."
+            f"The local AWS emulator of {paths.local_aws_state} is gone ({recorded.said}), and with it the "
+            f"local stage's stack and release history, so {needed_by or 'this command'} has nothing to read. "
+            f"Fix: see why in its log ({state.get('log') if state else paths.logs / 'local-aws.log'}); then "
+            "`inv deploy --stage local` starts a new, empty emulator and deploys release 1."
         )
     if recorded:
         say(
@@ -230,3 +243,25 @@ def emulator_failure(paths: BuildPaths, endpoint: str, command: str) -> str | No
         f"release history) died with it. Fix: see why in its log ({log}); then `inv deploy --stage local` starts a "
         "new, empty emulator and deploys release 1."
     )
+
+
+def dead_emulator(paths: BuildPaths, endpoint: str | None, command: str) -> LocalAWSError | None:
+    """The error for a failed `command` whose emulated stage's emulator (at `endpoint`) died or
+    stopped answering; None for a real stage or a live emulator (the failure is the command's own)."""
+    died = emulator_failure(paths, endpoint, command) if endpoint else None
+    return LocalAWSError(died) if died else None
+
+
+@contextmanager
+def emulator_guard(paths: BuildPaths, endpoint: str | None, command: str) -> Iterator[None]:
+    """Any failure of the block on an emulated stage whose emulator died: exit 8 naming the stage
+    and the fix, never a connection error's traceback or another command's exit code."""
+    try:
+        yield
+    except (ClientError, BotoCoreError, LayerToolError) as exc:
+        if isinstance(exc, LocalAWSError):
+            raise
+        died = dead_emulator(paths, endpoint, command)
+        if died is not None:
+            raise died from None
+        raise

@@ -81,19 +81,3 @@ def new_release(
         restores=restores,
         note=note,
     )
-
-
-def differences(state: StackState, release: Release) -> list[str]:
-    """How the running stage differs from a release (code and layers of each live alias)."""
-    problems = []
-    for logical, recorded in release.functions.items():
-        running = state.functions.get(logical)
-        if running is None:
-            problems.append(f"{logical} is gone")
-        elif list(running.layers) != recorded["layers"]:
-            problems.append(
-                f"{logical} runs layers {list(running.layers)}, release {release.number} has {recorded['layers']}"
-            )
-        elif recorded.get("code_sha256") and running.configuration.get("CodeSha256") != recorded["code_sha256"]:
-            problems.append(f"{logical} runs other code than release {release.number}")
-    return problems

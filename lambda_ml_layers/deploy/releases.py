@@ -17,23 +17,33 @@ lock, no gates) shows the good ones and names the bad or missing ones.
 from __future__ import annotations
 
 import json
+import os
 import shutil
-from collections.abc import Callable
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError  # type: ignore[import-untyped]
+from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
 
 from ..config.stages import load_stage
-from ..core.errors import ReleaseError
+from ..core.errors import ReleaseError, StageBusy
 from ..core.paths import BuildPaths
-from .local_emulator import emulator_endpoint
+from ..local.process_identity import process_identity
+from .deployed_state import read_stack
+from .drift import drift_message
+from .local_emulator import emulator_endpoint, emulator_guard
 from .release_history import RECORD_NAME, History, Release, assemble_history, template_sha256
 from .stage_session import StageSession
 
 SAM_MANAGED_STACK = "aws-sam-cli-managed-default"
 CLAIM_ATTEMPTS = 10
+# How S3 (and moto) refuse a PutObject with If-None-Match: * when the key is taken.
+ALREADY_THERE = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
+LEASE_NAME = "lease.json"  # outside RECORD_NAME: the history ignores it
 
 
 def deployment_bucket(session: StageSession) -> str | None:
@@ -168,7 +178,7 @@ class ReleaseStore:
                 Metadata={"caller-arn": release.caller_arn, "git-commit": release.git_commit},
             )
         except ClientError as exc:
-            if _code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+            if _code(exc) in ALREADY_THERE:
                 return False
             raise
         return True
@@ -230,7 +240,7 @@ class ReleaseStore:
                 IfNoneMatch="*",
             )
         except ClientError as exc:
-            if _code(exc) not in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+            if _code(exc) not in ALREADY_THERE:
                 raise
             raise ReleaseError(
                 f"s3://{self.bucket}/{self._key(number)} was written by another command after this one claimed "
@@ -240,6 +250,60 @@ class ReleaseStore:
             ) from None
         self.history()
         return claimed
+
+    @contextmanager
+    def lease(self, command: str, caller_arn: str) -> Iterator[None]:
+        """One command changes the stage at a time, whichever checkout or machine it runs from:
+        `lease.json` beside the records, written only if absent (If-None-Match, as a number is
+        claimed) and deleted when the command ends. A holder that is gone (this machine's pid, no
+        longer that process: SIGKILL) is replaced; any other is named in the refusal. Before the
+        first deploy there is no bucket, and CloudFormation refuses a second creation of the stack."""
+        if self.bucket is None:
+            yield
+            return
+        key = f"{self.prefix}{LEASE_NAME}"
+        me = process_identity(os.getpid())
+        holder = {
+            "command": command,
+            "caller_arn": caller_arn,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "start_ticks": me.start_ticks if me else None,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        s3 = self.session.client("s3")
+        for attempt in range(2):
+            try:
+                s3.put_object(Bucket=self.bucket, Key=key, Body=json.dumps(holder).encode(), IfNoneMatch="*")
+                break
+            except ClientError as exc:
+                if _code(exc) not in ALREADY_THERE:
+                    raise
+            other = self._lease_holder(key)
+            if attempt == 0 and other is not None and _holder_gone(other):
+                s3.delete_object(Bucket=self.bucket, Key=key)
+                continue
+            raise StageBusy(
+                f"Stage {self.session.stage.name!r} is busy: {_describe(other)} is changing it (s3://{self.bucket}/"
+                f"{key}). Two changes of one stage at once could leave it on neither release; nothing was "
+                f"uploaded. Fix: wait for it to finish and run again; if that command is gone for good (its "
+                f"machine died), delete that object, check `inv releases --stage {self.session.stage.name}`, "
+                "then run again."
+            )
+        try:
+            yield
+        finally:
+            # Never hides how the command ended: a lease left behind names a process that is gone.
+            with suppress(ClientError, BotoCoreError):
+                s3.delete_object(Bucket=self.bucket, Key=key)
+
+    def _lease_holder(self, key: str) -> dict[str, Any] | None:
+        try:
+            body = self.session.client("s3").get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            data = json.loads(body)
+        except (ClientError, json.JSONDecodeError, UnicodeDecodeError):
+            return None
+        return data if isinstance(data, dict) else None
 
     def _mirror_copies(self) -> dict[int, Path]:
         copies = {}
@@ -263,20 +327,44 @@ class ReleaseStore:
         partial.replace(self.mirror)
 
 
+def _holder_gone(holder: dict[str, Any]) -> bool:
+    """Whether a lease's holder ran on this machine and has ended (its pid gone or another process)."""
+    pid = holder.get("pid")
+    if holder.get("host") != socket.gethostname() or not isinstance(pid, int) or isinstance(pid, bool):
+        return False
+    running = process_identity(pid)
+    return running is None or running.start_ticks != holder.get("start_ticks")
+
+
+def _describe(holder: dict[str, Any] | None) -> str:
+    if holder is None:
+        return "another command"
+    return (
+        f"`{holder.get('command', '?')}` of {holder.get('caller_arn', '?')} (host {holder.get('host', '?')}, "
+        f"pid {holder.get('pid', '?')}, started {holder.get('started', '?')})"
+    )
+
+
 def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
-def release_store(root: Path, stage_name: str) -> ReleaseStore:
+def release_store(root: Path, stage_name: str, command: str = "inv releases") -> ReleaseStore:
     """The stage's release history, to read (no lock, no gates; the local stage's emulator must run)."""
     stage = load_stage(root, stage_name)
     paths = BuildPaths.of(root)
-    endpoint = emulator_endpoint(paths, start=False, say=print) if stage.emulated else None
+    needed_by = f"`{command} --stage {stage.name}`"
+    endpoint = emulator_endpoint(paths, start=False, say=print, needed_by=needed_by) if stage.emulated else None
     session = StageSession(stage, endpoint)
-    session.caller()
+    with emulator_guard(paths, endpoint, needed_by.strip("`")):
+        session.caller()
     return ReleaseStore(session, paths.releases(stage.name))
 
 
-def read_history(root: Path, stage_name: str) -> History:
-    """The stage's release history (read-only: no lock, no gates)."""
-    return release_store(root, stage_name).history()
+def read_releases(root: Path, stage_name: str) -> tuple[History, str | None]:
+    """The stage's release history and, when the stage does not run what its latest record says,
+    what it runs instead (read-only: no lock, no gates)."""
+    store = release_store(root, stage_name)
+    with emulator_guard(BuildPaths.of(root), store.session.endpoint_url, f"inv releases --stage {stage_name}"):
+        history = store.history()
+        return history, drift_message(store.session.stage.name, read_stack(store.session), history)

@@ -1,9 +1,14 @@
-"""After a failed or interrupted change: verify the stage and bring it back to a recorded release."""
+"""Move a stage from its recorded release to a target: the one procedure of deploy, rollback and
+restore. sam deploy, verify, record; on a failed sam deploy or failed checks, and on Ctrl-C or
+SIGTERM, the stage is brought back to the release it was on, and that is recorded too."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from ..core.errors import DeployFailed, ReleaseError, VerificationFailed
 from .deploy_template import pin_layers, write_template
@@ -17,15 +22,39 @@ from .deployed_state import (
     read_stack,
     stack_status,
 )
+from .drift import drift
 from .layer_versions import missing_versions
 from .live_config import SETTINGS, IntendedFunction, intended_functions
 from .release_history import Release
-from .release_records import deployed_template, differences, new_release
+from .release_records import deployed_template, new_release
 from .sam_cli import deploy_command, run_deploy
 from .smoke import smoke_run
 from .stage_context import StageContext
 
 SETTLE_SECONDS = 1800
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a command moves a stage: what sam deploy gets, what each live version must then run,
+    and what the release that records it says."""
+
+    kind: str  # "deploy", "rollback" or "restore": the record's kind
+    name: str  # "the build", "release 3": for the step names and messages
+    template_path: Path
+    parameters: dict[str, str]
+    expected: Callable[[StackState], dict[str, IntendedFunction]]
+    source: str  # where `expected` comes from, for the verify line
+    says: str  # how a difference names it: "template says", "release 3 says"
+    layers: Callable[[StackState], dict[str, dict[str, str]]]  # the record's layers
+    build_report: dict[str, Any] | None
+    restores: int | None = None
+    note: str = ""
+
+    @property
+    def change(self) -> str:
+        """The change, as messages name it: "deploy", "rollback to release 3"."""
+        return self.kind if self.kind == "deploy" else f"{self.kind} to {self.name}"
 
 
 def verify(
@@ -51,17 +80,80 @@ def not_compared(notes: list[str]) -> str:
     return f"; {len(notes)} value(s) not compared, listed above" if notes else ""
 
 
-def deploy_failed(
-    ctx: StageContext, current: Release | None, status: str | None, returncode: int, tail: str, started: float
+def move_stage(
+    ctx: StageContext, target: Target, current: Release | None, confirm: bool, execute: bool = True
+) -> tuple[Release | None, list[str]]:
+    """sam deploy of `target`, verify, record: the release the stage ends on (None after a dry run:
+    the change set shown, nothing executed) and the values that could not be compared. A failure or
+    an interrupt brings the stage back to `current` and records that; a restore itself, being that
+    way back, only says what went wrong."""
+    try:
+        return _move(ctx, target, current, confirm, execute)
+    except KeyboardInterrupt:
+        if target.kind != "restore":  # a restore runs inside the recovery of the command that needed it
+            # From sam deploy to the record, CloudFormation may go on without us.
+            recover_from_interrupt(ctx, current)
+        raise
+
+
+def _move(
+    ctx: StageContext, target: Target, current: Release | None, confirm: bool, execute: bool
+) -> tuple[Release | None, list[str]]:
+    started = time.time()
+    command = deploy_command(ctx.sam, ctx.root, ctx.stage, target.template_path, target.parameters, confirm, execute)
+    step = "sam deploy" if target.kind == "deploy" else f"sam deploy of {target.name}"
+    with ctx.log.step(step):
+        result = run_deploy(command, ctx.session.environment(), target.template_path.parent, ctx.log.output, confirm)
+    if not execute:
+        ctx.log.say("Dry run: the change set above was not executed; the stage is unchanged.")
+        return None, []
+    status = stack_status(ctx.session)
+    if not deployed_ok(result.returncode, status):
+        _deploy_failed(ctx, target, current, status, result.returncode, result.tail(), started)
+    with ctx.log.step("verify the stage" if target.kind == "deploy" else f"verify {target.name}"):
+        state, problems, notes = verify(ctx, target.expected, target.source, target.says)
+    if problems:
+        _verification_failed(ctx, target, current, problems)
+    deployed = deployed_template(ctx.session)
+    release = new_release(
+        ctx,
+        ctx.store.history().next_number,
+        target.kind,
+        state,
+        target.layers(state),
+        dict(target.parameters),
+        deployed,
+        target.restores,
+        target.note,
+    )
+    unchanged = current is not None and (release.template_sha256, release.parameters) == (
+        current.template_sha256,
+        current.parameters,
+    )
+    if target.kind == "deploy" and current is not None and unchanged and not drift(state, current):
+        ctx.log.say(f"Nothing changed: stage {ctx.stage.name!r} stays on release {current.number}.")
+        return current, notes
+    with ctx.log.step(f"record release {release.number}"):
+        return ctx.store.record(release, deployed, target.build_report, ctx.log.say), notes
+
+
+def _deploy_failed(
+    ctx: StageContext,
+    target: Target,
+    current: Release | None,
+    status: str | None,
+    returncode: int,
+    tail: str,
+    started: float,
 ) -> None:
     events = failure_events(ctx.session, started)
     ctx.log.event("stack_events", events=events, status=status, sam_exit=returncode)
     cause = explain_events(events) if events else f"sam deploy exited {returncode}:\n{tail}"
-    state = read_stack(ctx.session)
-    where = _where_is_stage(ctx, current, state, status)
-    raise DeployFailed(
-        f"The deploy of stage {ctx.stage.name!r} failed (stack {status or 'not created'}):\n{cause}\n{where}"
-    )
+    stack = f"stack {status or 'not created'}"
+    if target.kind == "restore":
+        raise DeployFailed(f"Returning stage {ctx.stage.name!r} to {target.name} failed ({stack}):\n{cause}")
+    where = _where_is_stage(ctx, current, read_stack(ctx.session), status)
+    raise DeployFailed(f"The {target.change} of stage {ctx.stage.name!r} failed ({stack}):\n{cause}\n{where}")
 
 
 def _where_is_stage(ctx: StageContext, current: Release | None, state: StackState, status: str | None) -> str:
@@ -71,26 +163,28 @@ def _where_is_stage(ctx: StageContext, current: Release | None, state: StackStat
             f"Stage {ctx.stage.name!r} has no earlier release to return to (stack {status or 'not created'}). "
             "Fix the cause and deploy again."
         )
-    problems = differences(state, current)
+    problems = drift(state, current)
     if not problems:
         return (
             f"Stage {ctx.stage.name!r} is still on release {current.number} "
             "(checked: every live alias runs its code and layers)."
         )
     ctx.log.say(f"The stage is not on release {current.number} ({'; '.join(problems)}); restoring it.")
-    restored = redeploy_release(ctx, current, "restore", f"after a failed deploy: {'; '.join(problems)}")
+    restored = redeploy_release(ctx, current, "restore", f"after a failed change: {'; '.join(problems)}")
     return (
         f"Stage {ctx.stage.name!r} was restored to release {current.number}'s code and layers "
         f"(recorded as release {restored.number})."
     )
 
 
-def verification_failed(
-    ctx: StageContext, current: Release | None, problems: list[str], change: str = "deploy"
-) -> None:
-    """The `change` (a deploy, a rollback) failed its checks: return the stage to `current`, record it."""
+def _verification_failed(ctx: StageContext, target: Target, current: Release | None, problems: list[str]) -> None:
+    """The change failed its checks: return the stage to `current`, record it (a restore only says so)."""
     listed = "\n".join(f"  - {p}" for p in problems)
     ctx.log.event("verification_failed", problems=problems)
+    if target.kind == "restore":
+        raise VerificationFailed(
+            f"Stage {ctx.stage.name!r} was returned to {target.name} but does not pass its checks:\n{listed}"
+        )
     if current is None:
         raise VerificationFailed(
             f"The first deploy of stage {ctx.stage.name!r} did not pass its checks, and there is no earlier release "
@@ -100,7 +194,7 @@ def verification_failed(
     ctx.log.say(f"Post-deploy checks failed:\n{listed}\nRestoring release {current.number}.")
     restored = redeploy_release(ctx, current, "restore", "after failed post-deploy checks: " + "; ".join(problems))
     raise VerificationFailed(
-        f"The {change} of stage {ctx.stage.name!r} failed its post-deploy checks:\n{listed}\n"
+        f"The {target.change} of stage {ctx.stage.name!r} failed its post-deploy checks:\n{listed}\n"
         f"Rolled back to release {current.number} (verified; recorded as release {restored.number})."
     )
 
@@ -108,7 +202,9 @@ def verification_failed(
 def recover_from_interrupt(ctx: StageContext, current: Release | None) -> None:
     """Ctrl-C or SIGTERM during sam deploy (of a deploy or a rollback) or its checks: CloudFormation
     goes on without us; wait for it, then make sure the stage ends on a recorded release."""
-    ctx.log.say("Interrupted: waiting for CloudFormation to finish what it started (Ctrl-C again to stop waiting)...")
+    ctx.log.say(
+        "Interrupted: waiting for CloudFormation to finish what it started (Ctrl-C or SIGTERM again to stop waiting)..."
+    )
     try:
         status = _settle(ctx)
         state = read_stack(ctx.session)
@@ -131,17 +227,9 @@ def _settle(ctx: StageContext) -> str | None:
     return status
 
 
-def redeploy_release(
-    ctx: StageContext,
-    target: Release,
-    kind: str,
-    note: str,
-    confirm: bool = False,
-    restore_to: Release | None = None,
-) -> Release:
-    """Deploy a recorded release again: its exact template and parameters, every layer pinned to
-    the version ARN it recorded, so nothing is published but (maybe) function versions. With
-    `restore_to`, failed checks return the stage to that release, as after a failed deploy."""
+def release_target(ctx: StageContext, target: Release, kind: str, note: str) -> Target:
+    """A recorded release as a target: its exact template and parameters, every layer pinned to the
+    version ARN it recorded, so nothing is published but (maybe) function versions."""
     missing = missing_versions(ctx.session.client("lambda"), [layer["arn"] for layer in target.layers.values()])
     if missing:
         raise ReleaseError(
@@ -150,21 +238,8 @@ def redeploy_release(
         )
     template = ctx.store.template(target)
     pinned = {layer["logical_id"]: layer["arn"] for layer in target.layers.values()}
-    derived = pin_layers(template, pinned)
     work = ctx.paths.deploy_dir(ctx.stage.name)
-    template_path = write_template(derived, work / f"release-{target.number}.json")
-    started = time.time()
-    command = deploy_command(ctx.sam, ctx.root, ctx.stage, template_path, target.parameters, confirm, True)
-    with ctx.log.step(f"sam deploy of release {target.number}"):
-        result = run_deploy(command, ctx.session.environment(), work, ctx.log.output, confirm)
-    status = stack_status(ctx.session)
-    if not deployed_ok(result.returncode, status):
-        events = failure_events(ctx.session, started)
-        ctx.log.event("stack_events", events=events, status=status, sam_exit=result.returncode)
-        raise DeployFailed(
-            f"Returning stage {ctx.stage.name!r} to release {target.number} failed (stack {status}):\n"
-            + (explain_events(events) or result.tail())
-        )
+    template_path = write_template(pin_layers(template, pinned), work / f"release-{target.number}.json")
     recorded = {logical: list(function["layers"]) for logical, function in target.functions.items()}
     code = {logical: str(function.get("code_sha256", "")) for logical, function in target.functions.items()}
 
@@ -172,31 +247,23 @@ def redeploy_release(
         resources = {logical_id: physical for logical_id, (_kind, physical) in state.resources.items()}
         return intended_functions(template, target.parameters, resources, recorded, code)
 
-    with ctx.log.step(f"verify release {target.number}"):
-        state, problems, _notes = verify(
-            ctx,
-            expected,
-            f"release {target.number}'s recorded template, layers and code",
-            f"release {target.number} says",
-        )
-    if problems and restore_to is not None:
-        verification_failed(ctx, restore_to, problems, f"{kind} to release {target.number}")
-    if problems:
-        raise VerificationFailed(
-            f"Stage {ctx.stage.name!r} was returned to release {target.number} but does not pass its checks:\n"
-            + "\n".join(f"  - {p}" for p in problems)
-        )
-    deployed = deployed_template(ctx.session)
-    release = new_release(
-        ctx,
-        ctx.store.history().next_number,
-        kind,
-        state,
-        dict(target.layers),
-        dict(target.parameters),
-        deployed,
-        target.number,
-        note,
+    return Target(
+        kind=kind,
+        name=f"release {target.number}",
+        template_path=template_path,
+        parameters=dict(target.parameters),
+        expected=expected,
+        source=f"release {target.number}'s recorded template, layers and code",
+        says=f"release {target.number} says",
+        layers=lambda _state: dict(target.layers),
+        build_report=ctx.store.build_report(target),
+        restores=target.number,
+        note=note,
     )
-    with ctx.log.step(f"record release {release.number}"):
-        return ctx.store.record(release, deployed, ctx.store.build_report(target), ctx.log.say)
+
+
+def redeploy_release(ctx: StageContext, target: Release, kind: str, note: str) -> Release:
+    """Put the stage back on a recorded release (a restore: a failure is only reported)."""
+    release, _notes = move_stage(ctx, release_target(ctx, target, kind, note), None, False)
+    assert release is not None
+    return release

@@ -8,7 +8,7 @@ from pathlib import Path
 from ..config.stages import load_stage
 from ..core.errors import ReleaseError
 from .release_history import Release
-from .restore import recover_from_interrupt, redeploy_release
+from .restore import move_stage, not_compared, release_target
 from .stage_context import StageContext, confirm_policy, read_checked_history, with_stage
 
 
@@ -46,20 +46,15 @@ def rollback(request: RollbackRequest) -> Release:
         target = ctx.store.get(number, history)
         latest = unknown.number if unknown else current.number
         ctx.log.say(f"Rolling stage {stage.name!r} back from release {latest} to release {target.number}.")
-        try:
-            release = redeploy_release(
-                ctx, target, "rollback", f"inv rollback --to {target.number}", confirm, restore_to=current
-            )
-        except KeyboardInterrupt:
-            # As for a deploy: CloudFormation may go on without us between sam deploy and the record.
-            recover_from_interrupt(ctx, current)
-            raise
+        note = f"inv rollback --to {target.number}"
+        release, notes = move_stage(ctx, release_target(ctx, target, "rollback", note), current, confirm)
+        assert release is not None
         ctx.log.say(
             f"Stage {stage.name!r} is on release {release.number}: "
-            f"release {target.number}'s code and layers (verified)."
+            f"release {target.number}'s code and layers (verified{not_compared(notes)})."
         )
         return release
 
-    result = with_stage(request.root, stage, "rollback", lambda log, sam: None, work)
+    result = with_stage(request.root, stage, "rollback", lambda log, sam: None, work, start_emulator=False)
     assert result is not None
     return result

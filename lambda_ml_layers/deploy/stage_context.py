@@ -13,11 +13,12 @@ from types import FrameType
 from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
 
 from ..config.stages import Stage
-from ..core.errors import DeployFailed, DeployGateError, LocalAWSError, ReleaseError, VerificationFailed
+from ..core.errors import DeployFailed, DeployGateError, ReleaseError, VerificationFailed
 from ..core.paths import BuildPaths
 from .deploy_log import DeployLog
-from .deployed_state import stack_status
-from .local_emulator import emulator_endpoint, emulator_failure
+from .deployed_state import read_stack, stack_status
+from .drift import drift_message
+from .local_emulator import dead_emulator, emulator_endpoint
 from .release_history import History, Release
 from .releases import ReleaseStore
 from .sam_cli import find_sam
@@ -39,9 +40,13 @@ class StageContext:
     sam: Path
 
 
-def open_stage(root: Path, stage: Stage, log: DeployLog) -> tuple[StageSession, Caller, ReleaseStore]:
+def open_stage(
+    root: Path, stage: Stage, log: DeployLog, command: str, start: bool
+) -> tuple[StageSession, Caller, ReleaseStore]:
+    """Reach the stage (`start`: an emulated stage's emulator is started when none runs)."""
     paths = BuildPaths.of(root)
-    endpoint = emulator_endpoint(paths, start=True, say=log.say) if stage.emulated else None
+    needed_by = f"`inv {command} --stage {stage.name}`"
+    endpoint = emulator_endpoint(paths, start=start, say=log.say, needed_by=needed_by) if stage.emulated else None
     session = StageSession(stage, endpoint)
     with log.step(f"credentials and region for stage {stage.name}"):
         caller = session.caller()
@@ -52,10 +57,15 @@ def open_stage(root: Path, stage: Stage, log: DeployLog) -> tuple[StageSession, 
 
 
 def read_checked_history(ctx: StageContext) -> History:
-    """The stage's history, each bad or missing record said out loud before anything changes."""
+    """The stage's history, each bad or missing record, and what runs if that is not what the
+    latest record says, said out loud before anything changes."""
     history = ctx.store.history()
     for problem in history.problems():
         ctx.log.say(f"Warning: {problem}")
+    drifted = drift_message(ctx.stage.name, read_stack(ctx.session), history)
+    if drifted:
+        ctx.log.event("drift", message=drifted)
+        ctx.log.say(f"Warning: {drifted}")
     return history
 
 
@@ -96,8 +106,11 @@ def with_stage(
     command: str,
     gates: Callable[[DeployLog, Path], None],
     work: Callable[[StageContext], Release | None],
+    start_emulator: bool = True,
 ) -> Release | None:
-    """Lock the stage, run the gates, reach the stage, do the work; everything logged."""
+    """Lock the stage, run the gates, reach the stage, do the work; everything logged. Only a
+    command that can start a stage from nothing (a deploy) starts an emulated stage's emulator:
+    any other would find a new, empty one and miss that the stage died with the old."""
     paths = BuildPaths.of(root)
     with sigterm_as_interrupt():
         log = DeployLog(paths.logs, command, stage.name)
@@ -107,14 +120,15 @@ def with_stage(
             with stage_lock(lock, stage.name, f"inv {command} --stage {stage.name}"):
                 sam = find_sam(root)  # before the gates: a missing tool is refused at once
                 gates(log, sam)
-                session, caller, store = open_stage(root, stage, log)
-                return work(StageContext(root, stage, paths, log, session, caller, store, sam))
+                session, caller, store = open_stage(root, stage, log, command, start_emulator)
+                with store.lease(f"inv {command} --stage {stage.name}", caller.arn):
+                    return work(StageContext(root, stage, paths, log, session, caller, store, sam))
         except (ClientError, BotoCoreError, DeployFailed, VerificationFailed, ReleaseError) as exc:
             # A dead or paused emulator shows up as any of these; say so instead of blaming the deploy.
             endpoint = session.endpoint_url if session is not None else None
-            if endpoint and (died := emulator_failure(paths, endpoint, f"inv {command} --stage {stage.name}")):
-                log.event("failed", error=died)
-                raise LocalAWSError(died) from None
+            if (died := dead_emulator(paths, endpoint, f"inv {command} --stage {stage.name}")) is not None:
+                log.event("failed", error=str(died))
+                raise died from None
             if not isinstance(exc, (ClientError, BotoCoreError)):
                 log.event("failed", error=str(exc) or type(exc).__name__)
                 raise

@@ -96,7 +96,7 @@ def cold_starts(
     root: Path, stage_name: str, since_seconds: int, warn: Callable[[str], None] = warn
 ) -> list[VersionColdStarts]:
     """Init durations per function version; a bad release record is named (its versions show no release)."""
-    opened = open_stage(root, stage_name)
+    opened = open_stage(root, stage_name, "inv cold-starts")
     figures = read_benchmark(opened.paths.cold_start_figures)
     since_ms = int((time.time() - since_seconds) * 1000)
     rows = []
@@ -128,7 +128,7 @@ def cold_starts(
                     )
                 )
     except (ClientError, BotoCoreError) as exc:
-        raise aws_failure(opened.stage, "reading the functions' REPORT lines", exc) from None
+        raise aws_failure(opened, "inv cold-starts", "reading the functions' REPORT lines", exc) from None
     return rows
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
 
 from ..core.errors import ConfigError, OperationsError
+from ..deploy.local_emulator import dead_emulator
 from ..deploy.release_history import History
 from ..deploy.stage_lock import stage_lock
 from .layer_usage_rules import Decision, Usage, prune_decisions, usages
@@ -36,8 +37,8 @@ def usage_lines(found: list[Usage]) -> list[str]:
 
 def layer_usage(root: Path, stage_name: str, warn: Callable[[str], None] = warn) -> list[Usage]:
     """Each version's users; a bad release record is named (what it referenced is then not listed)."""
-    opened = open_stage(root, stage_name)
-    inventory = read_inventory(opened)
+    opened = open_stage(root, stage_name, "inv layer-usage")
+    inventory = read_inventory(opened, "inv layer-usage")
     for problem in inventory.history.problems():
         warn(problem)
     return usages(inventory.versions, inventory.functions, inventory.aliases, inventory.releases)
@@ -74,11 +75,11 @@ def prune_layers(
             f"--keep must be at least 1, not {keep}: the newest version of each layer is what the next "
             "deploy reuses when the layer is unchanged."
         )
-    opened = open_stage(root, stage_name)
+    opened = open_stage(root, stage_name, "inv prune-layers")
     lock = opened.paths.deploy_dir(opened.stage.name).with_suffix(".lock")
     command = f"inv prune-layers --stage {stage_name} --keep {keep}"
     with stage_lock(lock, opened.stage.name, command):
-        inventory = read_inventory(opened)
+        inventory = read_inventory(opened, "inv prune-layers")
         refuse_unreadable_records(inventory.history, command)
         found = usages(inventory.versions, inventory.functions, inventory.aliases, inventory.releases)
         decisions = prune_decisions(found, keep)
@@ -96,6 +97,9 @@ def prune_layers(
                 except (ClientError, BotoCoreError) as exc:
                     for line in decision_lines(done, False):
                         say(line)
+                    died = dead_emulator(opened.paths, opened.session.endpoint_url, command)
+                    if died is not None:
+                        raise died from None
                     v = decision.usage.version
                     raise OperationsError(
                         f"Deleting {v.arn} failed: {exc}\nThe versions listed above as deleted are gone; the "

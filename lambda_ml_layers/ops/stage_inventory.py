@@ -12,10 +12,11 @@ from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[impor
 
 from ..config.stages import Stage
 from ..config.template import load_template
-from ..core.errors import OperationsError
+from ..core.errors import LayerToolError, OperationsError
 from ..core.paths import BuildPaths
 from ..deploy.deploy_template import layer_uses, template_parameters
 from ..deploy.layer_versions import split_layer_arn
+from ..deploy.local_emulator import dead_emulator
 from ..deploy.release_history import History, Release
 from ..deploy.releases import ReleaseStore, release_store
 from ..deploy.stage_session import StageSession
@@ -45,8 +46,8 @@ class OpenStage:
         return BuildPaths.of(self.root)
 
 
-def open_stage(root: Path, stage_name: str) -> OpenStage:
-    return OpenStage(root, release_store(root, stage_name))
+def open_stage(root: Path, stage_name: str, command: str) -> OpenStage:
+    return OpenStage(root, release_store(root, stage_name, command))
 
 
 def warn(line: str) -> None:
@@ -54,7 +55,13 @@ def warn(line: str) -> None:
     print(f"Warning: {line}", file=sys.stderr)
 
 
-def aws_failure(stage: Stage, what: str, exc: Exception) -> OperationsError:
+def aws_failure(opened: OpenStage, command: str, what: str, exc: Exception) -> LayerToolError:
+    """A failed AWS call of `command`: the emulator's death when that is the cause (exit 8), else
+    the call's own error."""
+    died = dead_emulator(opened.paths, opened.session.endpoint_url, f"{command} --stage {opened.stage.name}")
+    if died is not None:
+        return died
+    stage = opened.stage
     return OperationsError(
         f"Stage {stage.name!r} ({stage.region}): {what} failed: {exc}\n"
         "Fix: check the stage's credentials and permissions (lambda:List*, lambda:GetLayerVersion, "
@@ -137,7 +144,7 @@ class Inventory:
     history: History  # with the records that could not be read, whose references are unknown
 
 
-def read_inventory(opened: OpenStage) -> Inventory:
+def read_inventory(opened: OpenStage, command: str) -> Inventory:
     try:
         history = opened.store.history()
         recorded = list(history.releases)
@@ -149,7 +156,7 @@ def read_inventory(opened: OpenStage) -> Inventory:
         names = sorted({f.function for f in functions})
         return Inventory(versions, functions, aliases(client, names), recorded_releases(recorded), history)
     except (ClientError, BotoCoreError) as exc:
-        raise aws_failure(opened.stage, "reading the layer versions, functions and releases", exc) from None
+        raise aws_failure(opened, command, "reading the layer versions, functions and releases", exc) from None
 
 
 def delete_layer_version(lambda_client: Any, version: LayerVersion) -> None:

@@ -78,9 +78,11 @@ def checked_report(data: Any, where: str, fix: str) -> dict[str, Any]:
 def stage_base(root: Path, stage_name: str) -> tuple[dict[str, Any] | None, str]:
     """The build report stored with the stage's current release, and how to name it.
     A stage without releases gives None: the comparison is then against nothing, and says so."""
-    from ..deploy.releases import release_store  # the deploy side pulls in boto3
+    # The deploy side pulls in boto3.
+    from ..deploy.local_emulator import dead_emulator
+    from ..deploy.releases import release_store
 
-    store = release_store(root, stage_name)
+    store = release_store(root, stage_name, "inv size-report")
     try:
         history = store.history()
         current = history.current
@@ -90,6 +92,9 @@ def stage_base(root: Path, stage_name: str) -> tuple[dict[str, Any] | None, str]
             return None, f"nothing (stage {stage_name} has no release yet)"
         report = store.build_report(current)
     except (ClientError, BotoCoreError) as exc:
+        died = dead_emulator(BuildPaths.of(root), store.session.endpoint_url, f"inv size-report --stage {stage_name}")
+        if died is not None:
+            raise died from None
         raise SizeReportError(
             f"Reading stage {stage_name!r}'s release history failed: {exc}. Fix: check the stage's credentials "
             f"and `inv releases --stage {stage_name}`."

@@ -121,9 +121,10 @@ def ok(result: subprocess.CompletedProcess[str]) -> str:
 
 
 def history(root: Path, server: MotoServer) -> list[dict[str, Any]]:
-    data: list[dict[str, Any]] = json.loads(
-        ok(inv(root, server, "releases", "--stage", STAGE, "--json")).split("\nLog:")[0]
-    )
+    """The good records as `inv releases --json` prints them (problems and drift go to stderr)."""
+    result = inv(root, server, "releases", "--stage", STAGE, "--json")
+    ok(result)
+    data: list[dict[str, Any]] = json.loads(result.stdout)
     return data
 
 
@@ -333,11 +334,20 @@ def test_a_drifted_live_alias_is_named_and_fails_verification(root: Path, server
     current = client.get_alias(FunctionName=name, Name="live")["FunctionVersion"]
     old = str(int(current) - 2)
     assert client.get_function_configuration(FunctionName=name, Qualifier=old)["MemorySize"] == 1769
+    latest = history(root, server)[-1]["number"]
+    drifted = f"DataValidationFunction: the stage runs version {old}, code "
     client.update_alias(FunctionName=name, Name="live", FunctionVersion=old)
     try:
+        # `inv releases` and the deploy itself say that the stage does not run its latest record.
+        listed = ok(inv(root, server, "releases", "--stage", STAGE))
         result = inv(root, server, "deploy", "--stage", STAGE)
     finally:
         client.update_alias(FunctionName=name, Name="live", FunctionVersion=current)
+    for said in (listed, result.stdout + result.stderr):
+        assert f"Drift: stage {STAGE!r} does not run its latest recorded release {latest} " in said, said[-4000:]
+        assert drifted in said and f"its history says version {current}, code " in said
+        assert f"Fix: `inv rollback --stage {STAGE} --to {latest}`" in said
+    assert "Drift:" not in ok(inv(root, server, "releases", "--stage", STAGE))  # the alias is back
     output = result.stdout + result.stderr
     assert result.returncode == 14, output[-4000:]
     assert "Traceback" not in output and "(verified)" not in output
@@ -512,6 +522,36 @@ def test_a_rollback_failing_its_checks_restores_the_release_it_left(root: Path, 
     assert "Traceback" not in output and f"Rolled back to release {before['number']}" in output
     newest = history(root, server)[-1]
     assert newest["kind"] == "restore" and newest["restores"] == before["number"], newest
+    assert_live_runs_the_current_release(root, server)
+
+
+def test_a_rollback_whose_sam_deploy_fails_restores_the_release_it_left(root: Path, server: MotoServer) -> None:
+    def add_bucket(good: str) -> str:
+        """A second data bucket with a fixed name, which only this release has."""
+        start, end = good.index("  DataBucket:\n"), good.index("\n  ModelBucket:")
+        extra = good[start:end].replace("  DataBucket:\n", "  ArchiveBucket:\n", 1)
+        extra = extra.replace(
+            "BucketName: !Sub lambda-ml-layers-${Stage}-data-${AWS::AccountId}", "BucketName: rollback-archive"
+        )
+        return good[:end] + "\n" + extra + good[end:]
+
+    with edited((root / "infra" / "template.yaml", add_bucket)):
+        ok(inv(root, server, "deploy", "--stage", STAGE))
+    with_bucket = history(root, server)[-1]
+    ok(inv(root, server, "deploy", "--stage", STAGE))  # the bucket goes again
+    before = history(root, server)[-1]
+    assert before["number"] == with_bucket["number"] + 1
+    # The name is taken (the bucket retained by its DeletionPolicy, or someone took it): returning to the
+    # release with that bucket fails in CloudFormation.
+    s3 = server.client("s3")
+    if "rollback-archive" not in {bucket["Name"] for bucket in s3.list_buckets()["Buckets"]}:
+        s3.create_bucket(Bucket="rollback-archive")
+    result = inv(root, server, "rollback", "--stage", STAGE, "--to", str(with_bucket["number"]), "--yes")
+    output = result.stdout + result.stderr
+    assert result.returncode == 13, output[-4000:]
+    assert "ArchiveBucket" in output and "Traceback" not in output
+    assert f"The rollback to release {with_bucket['number']} of stage {STAGE!r} failed" in output, output[-4000:]
+    assert_says_where_the_stage_is(output, before, history(root, server))
     assert_live_runs_the_current_release(root, server)
 
 

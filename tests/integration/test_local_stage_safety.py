@@ -21,8 +21,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import BotoCoreError  # type: ignore[import-untyped]
 
+from lambda_ml_layers.core.errors import LocalAWSError
 from lambda_ml_layers.core.paths import BuildPaths
+from lambda_ml_layers.deploy.local_emulator import emulator_guard
+from lambda_ml_layers.deploy.releases import release_store
 from lambda_ml_layers.local.moto_server import MotoServer, moto_server
 from lambda_ml_layers.local.process_identity import process_identity
 from tests.integration.test_deploy_local import PLANTED_SECRET, copy_checkout
@@ -217,3 +221,53 @@ def test_an_emulator_killed_mid_deploy_is_named_as_the_cause(tmp_path: Path) -> 
     assert process.returncode == 8, output[-4000:]
     assert "`inv deploy --stage local` stopped: the local emulator died" in output, output[-4000:]
     assert "has ended" in output and "Traceback" not in output
+
+
+def test_every_command_reading_a_stage_names_its_dead_emulator(tmp_path: Path) -> None:
+    """`inv releases`, `inv rollback` and the ops commands against an emulator that was killed:
+    exit 8 naming the command, the stage and the fix; rollback never starts a new, empty
+    emulator and reads it as a stage without releases."""
+    root = small_checkout(tmp_path / "checkout")
+    report = BuildPaths.of(root).default_report
+    report.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(BuildPaths.of(REPO).default_report, report)  # size-report reads today's build first
+    state_file = BuildPaths.of(root).local_aws_state
+    try:
+        refused(inv(root, "local-aws"), 0, "Local AWS emulator started at")
+        state = json.loads(state_file.read_text())
+        os.kill(state["pid"], signal.SIGKILL)
+        for _ in range(50):
+            if process_identity(state["pid"]) is None:
+                break
+            time.sleep(0.1)
+        for command in (
+            ("releases", "--stage", "local"),
+            ("rollback", "--stage", "local", "--yes"),
+            ("layer-usage", "--stage", "local"),
+            ("cold-starts", "--stage", "local"),
+            ("prune-layers", "--stage", "local", "--keep", "1"),
+            ("size-report", "--stage", "local"),
+        ):
+            said = f"`inv {command[0]} --stage local` has nothing to read"
+            refused(inv(root, *command), 8, "is gone (pid", said, "Fix:", "`inv deploy --stage local`")
+            assert json.loads(state_file.read_text()) == state  # no new, empty emulator started
+    finally:
+        stop_recorded_emulator(root)
+
+
+def test_an_emulator_dying_while_the_history_is_read_is_exit_8_not_a_connection_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = small_checkout(tmp_path / "checkout")
+    with moto_server() as running:
+        monkeypatch.setenv("LAMBDA_ML_LAYERS_LOCAL_AWS", running.endpoint_url)
+        store = release_store(root, "local")
+    # The emulator is gone between reaching the stage and reading it: botocore's error, unguarded.
+    with pytest.raises(BotoCoreError):
+        store.history()
+    with (
+        pytest.raises(LocalAWSError, match=r"`inv releases --stage local` stopped: the local emulator died") as raised,
+        emulator_guard(BuildPaths.of(root), store.session.endpoint_url, "inv releases --stage local"),
+    ):
+        store.history()
+    assert raised.value.exit_code == 8 and "Fix:" in str(raised.value)

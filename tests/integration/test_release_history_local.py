@@ -15,6 +15,8 @@ server over HTTP, the real `sam deploy`), in order on one stage:
 from __future__ import annotations
 
 import json
+import os
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -25,6 +27,7 @@ import pytest
 from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
 from lambda_ml_layers.config.stages import load_stage
+from lambda_ml_layers.core.errors import StageBusy
 from lambda_ml_layers.deploy.releases import ReleaseStore
 from lambda_ml_layers.deploy.stage_session import StageSession
 from lambda_ml_layers.local.moto_server import MotoServer, moto_server
@@ -238,3 +241,25 @@ def test_a_deleted_latest_record_is_noticed_and_its_number_never_reused(root: Pa
     output = ok(inv(root, server, "rollback", "--stage", STAGE, "--to", "1"))
     assert f"Stage 'local' is on release {latest + 1}: release 1's code and layers (verified)." in output
     assert history(root, server)[-1]["number"] == latest + 1
+
+
+def test_one_command_at_a_time_holds_the_stage_across_checkouts(root: Path, server: MotoServer, tmp_path: Path) -> None:
+    first, second = operator(root, server, tmp_path / "a"), operator(root, server, tmp_path / "b")
+    with first.lease("inv deploy --stage local", "arn:aws:iam::123456789012:user/first"):
+        with (
+            pytest.raises(StageBusy) as refused,
+            second.lease("inv rollback --stage local", "arn:aws:iam::123456789012:user/second"),
+        ):
+            pytest.fail("two commands held the stage at once")
+        said = str(refused.value)
+        assert "`inv deploy --stage local` of arn:aws:iam::123456789012:user/first" in said
+        assert f"pid {os.getpid()}," in said and f"{RECORDS}lease.json" in said and refused.value.exit_code == 15
+    with second.lease("inv rollback --stage local", "arn:aws:iam::123456789012:user/second"):
+        pass  # released by the first when it ended
+    # A lease whose holder ended without releasing it (SIGKILL) is taken over, not a lock for ever:
+    # here a pid above the kernel's pid_max, so no process has it.
+    body = {"command": "inv deploy --stage local", "host": socket.gethostname(), "pid": 2**22 + 1, "start_ticks": 1}
+    put(server, "lease.json", json.dumps(body).encode())
+    with second.lease("inv deploy --stage local", "arn:aws:iam::123456789012:user/second"):
+        assert json.loads(read(server, "lease.json"))["caller_arn"].endswith("user/second")
+    assert "lease.json" not in str(server.client("s3").list_objects_v2(Bucket=bucket(server), Prefix=RECORDS))
