@@ -146,6 +146,19 @@ def test_memory_over_the_functions_figure_is_an_error(tmp_path: Path) -> None:
     assert result.max_memory_mb > 128
 
 
+def test_max_memory_is_the_functions_own_not_its_starters(tmp_path: Path) -> None:
+    # The moto server starts sandboxes while holding hundreds of MB; Linux carries ru_maxrss across
+    # fork and exec, so only the runtime's own VmHWM says what the function used.
+    held = bytearray(300 * 1024 * 1024)
+    held[::4096] = b"x" * len(held[::4096])
+    with sandbox(tmp_path, memory=1024) as box:
+        small = box.invoke({"n": 1})
+        large = box.invoke({"allocate_mb": 200})
+    assert small.ok and large.ok, small.error or large.error
+    assert small.max_memory_mb < 150 < large.max_memory_mb < 300, (small.max_memory_mb, large.max_memory_mb)
+    del held
+
+
 @pytest.mark.parametrize("layers", [1, 2])
 def test_extracted_bytes_count_task_and_every_layer(tmp_path: Path, layers: int) -> None:
     zips = [layer_zip(tmp_path, f"l{i}", {f"m{i}.py": "x" * 1000}) for i in range(layers)]
