@@ -15,6 +15,9 @@ the kept one. Only copies in one folder are shared: dependents find bundled libr
 their own RPATH, which names that folder. The kept name is written in place of the old one,
 so it must be no longer (elf_needed.py). The build step (shared_libraries.py) proves the
 result by loading every dependent, and undoes it if any fails.
+
+Byte-identical copies under other names (no auditwheel hash; pyarrow's libarrow_python.so and
+.so.2600) need no rename: only the names nothing looks for go (`plan_identical`).
 """
 
 from __future__ import annotations

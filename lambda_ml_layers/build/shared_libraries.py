@@ -6,6 +6,10 @@ then loads, in the target interpreter, every shared object that loads a kept lib
 directly or through another. If any fails to load, every file is put back as it was and the
 step warns: a layer is never shipped with a sharing that was not proven.
 
+Then byte-identical copies of one shared object under several names (pyarrow's
+libarrow_python.so, .so.2600, .so.2600.1.0): the names nothing can look for are deleted
+(library_sharing.plan_identical says which stay), proven and undone the same way.
+
 Why not symlinks: AWS documents no symlink support for layer archives, SAM CLI flattens or
 follows them (aws-sam-cli #477, #878), and Python's zipfile extracts a link as a small text
 file, so every tool that lays a layer out (verify, sandbox, layer tests) would need to know.
