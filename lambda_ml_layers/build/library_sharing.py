@@ -15,6 +15,9 @@ the kept one. Only copies in one folder are shared: dependents find bundled libr
 their own RPATH, which names that folder. The kept name is written in place of the old one,
 so it must be no longer (elf_needed.py). The build step (shared_libraries.py) proves the
 result by loading every dependent, and undoes it if any fails.
+
+Byte-identical copies under other names (no auditwheel hash; pyarrow's libarrow_python.so and
+.so.2600) need no rename: only the names nothing looks for go (`plan_identical`).
 """
 
 from __future__ import annotations
@@ -166,12 +169,85 @@ def identical_groups(files: dict[str, tuple[int, str]]) -> list[tuple[tuple[str,
     return sorted(found, key=lambda group: (-(len(group[0]) - 1) * group[1], group[0]))
 
 
-def identical_note(names: tuple[str, ...], size: int) -> str:
-    """Why byte-identical copies stay, with what they cost: a layer zip has no safe way to hold one
-    file under several names (see shared_libraries.py: symlinks are not documented for layers, and
-    Python's zipfile, SAM CLI and the project's own extract do not make them links)."""
+# A Python extension module's file name carries its ABI tag: `_lib.cpython-312-x86_64-linux-gnu.so`, `x.abi3.so`.
+_EXTENSION_TAG = re.compile(r"\.(cpython-[^.]+|abi3|pypy[^.]*)\.so$")
+
+
+def has_extension_tag(rel: str) -> bool:
+    return _EXTENSION_TAG.search(rel) is not None
+
+
+@dataclass(frozen=True)
+class IdenticalGroup:
+    """Byte-identical shared objects, and which names must stay, each with why (the rest may go)."""
+
+    names: tuple[str, ...]  # sorted rels
+    size: int  # of one copy
+    kept: tuple[tuple[str, str], ...]  # (rel, why it must stay)
+
+    @property
+    def dropped(self) -> tuple[str, ...]:
+        """Nothing when no name is known to be used: then which one is loaded is unknown, so all stay."""
+        if not self.kept:
+            return ()
+        kept = {rel for rel, _ in self.kept}
+        return tuple(rel for rel in self.names if rel not in kept)
+
+    def note(self) -> str:
+        if self.dropped:
+            kept = "; ".join(f"{rel} ({why})" for rel, why in self.kept)
+            return (
+                f"identical bytes: removed {', '.join(self.dropped)} ({self.size:,} bytes each, "
+                f"{len(self.dropped) * self.size:,} bytes in all); kept {kept}"
+            )
+        if self.kept:
+            why = "every name is in use: " + "; ".join(f"{rel} ({reason})" for rel, reason in self.kept)
+        else:
+            why = (
+                "none of the names is in a DT_NEEDED, the SONAME, an extension module or named in the .py "
+                "sources, so which one is loaded is unknown"
+            )
+        return identical_note(self.names, self.size, why)
+
+
+def plan_identical(
+    groups: list[tuple[tuple[str, ...], int]],
+    sonames: dict[tuple[str, ...], str | None],
+    needed: frozenset[str],
+    extensions: frozenset[str],
+    in_sources: frozenset[str],
+) -> tuple[IdenticalGroup, ...]:
+    """Which names of each identical group stay (pure). A name stays if the loader may look for it
+    (some ELF file's DT_NEEDED names it, or it is the SONAME), Python may import it (`extensions`:
+    rels of extension modules), or the package may dlopen it by name (`in_sources`: basenames found
+    as strings in the .py files, e.g. ctypes.CDLL("libfoo.so")). Files in other folders that share a
+    name stay too: the rule is on names, not on which folder a loader searches."""
+    plans = []
+    for names, size in groups:
+        soname = sonames.get(names)
+        kept = []
+        for rel in names:
+            name = PurePosixPath(rel).name
+            reasons = [
+                why
+                for why, applies in (
+                    ("in a DT_NEEDED", name in needed),
+                    ("its SONAME", name == soname),
+                    ("an extension module", rel in extensions),
+                    ("named in the .py sources", name in in_sources),
+                )
+                if applies
+            ]
+            if reasons:
+                kept.append((rel, ", ".join(reasons)))
+        plans.append(IdenticalGroup(names, size, tuple(kept)))
+    return tuple(plans)
+
+
+def identical_note(names: tuple[str, ...], size: int, why: str) -> str:
+    """Byte-identical copies that all stay, with what they cost and why they stay."""
     extra = (len(names) - 1) * size
     return (
         f"identical bytes, kept as {len(names)} files: {', '.join(names)} ({size:,} bytes each; {extra:,} bytes in "
-        f"the extra copies). Not shared: a layer zip cannot safely hold one file under several names."
+        f"the extra copies). Not shared: {why}."
     )

@@ -6,6 +6,10 @@ then loads, in the target interpreter, every shared object that loads a kept lib
 directly or through another. If any fails to load, every file is put back as it was and the
 step warns: a layer is never shipped with a sharing that was not proven.
 
+Then byte-identical copies of one shared object under several names (pyarrow's
+libarrow_python.so, .so.2600, .so.2600.1.0): the names nothing can look for are deleted
+(library_sharing.plan_identical says which stay), proven and undone the same way.
+
 Why not symlinks: AWS documents no symlink support for layer archives, SAM CLI flattens or
 follows them (aws-sam-cli #477, #878), and Python's zipfile extracts a link as a small text
 file, so every tool that lays a layer out (verify, sandbox, layer tests) would need to know.
@@ -13,12 +17,13 @@ file, so every tool that lays a layer out (verify, sandbox, layer tests) would n
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
+import re
 import shutil
 import tempfile
 from collections import Counter
-from pathlib import Path
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
 
 from ..core.command_runner import call
 from ..core.errors import VerifyError
@@ -28,8 +33,10 @@ from .library_sharing import (
     Library,
     SharingPlan,
     glibc_version,
+    has_extension_tag,
     identical_groups,
     identical_note,
+    plan_identical,
     plan_sharing,
     users_of,
 )
@@ -56,14 +63,25 @@ def _readelf(path: Path, option: str) -> str:
     return binutils("readelf", option, "-W", str(path))
 
 
+def soname_of(path: Path) -> str | None:
+    return next(
+        (line.split("[", 1)[1].rstrip("]") for line in _readelf(path, "-d").splitlines() if "(SONAME)" in line),
+        None,
+    )
+
+
+def exports_py_init(path: Path) -> bool:
+    """Python imports `name.so` (no ABI tag) as module `name` only if it exports PyInit_name."""
+    wanted = "PyInit_" + path.name.split(".", 1)[0]
+    symbols = binutils("nm", "-D", "--defined-only", str(path)).splitlines()
+    return any(line.split()[-1] == wanted for line in symbols if line.split())
+
+
 def library_facts(site: Path, rel: str) -> Library:
     """One bundled library, measured: SONAME, DT_NEEDED, exported symbol versions, glibc needed."""
     path = site / rel
     data = path.read_bytes()
-    soname = next(
-        (line.split("[", 1)[1].rstrip("]") for line in _readelf(path, "-d").splitlines() if "(SONAME)" in line),
-        path.name,
-    )
+    soname = soname_of(path) or path.name
     versions = _readelf(path, "-V").split("Version needs section", 1)
     needs = versions[1] if len(versions) == 2 else ""
     glibc = [v for v in (glibc_version(word) for word in needs.split()) if v is not None]
@@ -110,10 +128,8 @@ def _touched(plan: SharingPlan) -> list[str]:
     return sorted({rel for share in plan.shares for rel in (share.dropped.rel, *share.rewrites)})
 
 
-def _apply(site: Path, plan: SharingPlan, backup: Path) -> None:
-    """Back up every file the plan touches, then rename DT_NEEDED entries and delete the copies."""
-    for index, rel in enumerate(_touched(plan)):
-        shutil.copy2(site / rel, backup / str(index))
+def _apply(site: Path, plan: SharingPlan) -> None:
+    """Rename DT_NEEDED entries and delete the copies."""
     for share in plan.shares:
         for rel in share.rewrites:
             path = site / rel
@@ -122,21 +138,116 @@ def _apply(site: Path, plan: SharingPlan, backup: Path) -> None:
         (site / share.dropped.rel).unlink()
 
 
-def _restore(site: Path, plan: SharingPlan, backup: Path) -> None:
+def _restore(site: Path, touched: list[str], backup: Path) -> None:
     """Put back every file backed up (all of them, unless backing up itself failed part way)."""
-    for index, rel in enumerate(_touched(plan)):
+    for index, rel in enumerate(touched):
         if (backup / str(index)).exists():
             shutil.copy2(backup / str(index), site / rel)
 
 
+def prove_or_undo(
+    site: Path, python: str, touched: list[str], edit: Callable[[], None], users: list[str]
+) -> str | None:
+    """Back up `touched`, run `edit`, then load every one of `users` in the target interpreter. None
+    when all load; otherwise every touched file is put back as it was and the reason is returned."""
+    with tempfile.TemporaryDirectory(prefix="share-libraries-") as backup_dir:
+        backup = Path(backup_dir)
+        try:
+            for index, rel in enumerate(touched):
+                shutil.copy2(site / rel, backup / str(index))
+            edit()
+            loaded = run_each(python, "load-library", [str(site / rel) for rel in users], backup)
+        except ValueError as exc:  # elf_needed refused an edit: change nothing rather than part
+            _restore(site, touched, backup)
+            return str(exc)
+        except BaseException:
+            _restore(site, touched, backup)  # Ctrl-C or a failure mid-way: nothing unproven stays
+            raise
+        failures = {path: error for path, error in loaded.items() if error is not None}
+        if failures:
+            _restore(site, touched, backup)
+            first, error = sorted(failures.items())[0]
+            return (
+                f"put back as they were: {len(failures)} of {len(users)} users failed to load, "
+                f"first {Path(first).relative_to(site)}: {error}"
+            )
+    return None
+
+
 def share_duplicate_libraries(site: Path, python: str | None, arch: str, target_glibc: tuple[int, int]) -> StepResult:
     """Share what library_sharing.py allows (keeping it only if every user of a kept copy loads), then
-    name the byte-identical shared objects that are left, with their bytes."""
+    remove the byte-identical copies of a shared object that nothing can be looking for."""
     step = _share(site, python, arch, target_glibc)
-    identical = [identical_note(names, size) for names, size in identical_groups(shared_object_digests(site))]
-    if identical and step.notes == (NOTHING_SHARED,):
-        return dataclasses.replace(step, notes=tuple(identical))
-    return dataclasses.replace(step, notes=(*step.notes, *identical))
+    identical = _remove_identical(site, python)
+    notes = step.notes if step.notes != (NOTHING_SHARED,) or not identical.notes else ()
+    return StepResult(
+        STEP,
+        files_removed=step.files_removed + identical.files_removed,
+        bytes_removed=step.bytes_removed + identical.bytes_removed,
+        notes=(*notes, *identical.notes),
+        warnings=(*step.warnings, *identical.warnings),
+    )
+
+
+def names_in_sources(site: Path, names: set[str]) -> frozenset[str]:
+    """Which of `names` appear as a whole file name in some .py file of the layer (a package that
+    dlopens a library by name: ctypes.CDLL("libfoo.so")). Whole: "libfoo.so.1" does not count as
+    naming "libfoo.so". The whole layer is searched, not one package: that can only keep more."""
+    patterns = {name: re.compile(rb"(?<![\w.-])" + re.escape(name.encode()) + rb"(?![\w.-])") for name in names}
+    found: set[str] = set()
+    for rel, _ in walk_files(site):
+        if not rel.endswith(".py") or len(found) == len(patterns):
+            continue
+        text = (site / rel).read_bytes()
+        found |= {name for name, pattern in patterns.items() if name not in found and pattern.search(text)}
+    return frozenset(found)
+
+
+def _remove_identical(site: Path, python: str | None) -> StepResult:
+    groups = identical_groups(shared_object_digests(site))
+    if not groups:
+        return StepResult(STEP)
+    listed = [identical_note(names, size, "{}") for names, size in groups]
+    if python is None or shutil.which("readelf") is None or shutil.which("nm") is None:
+        # _share has already said what is missing; the copies are only listed
+        return StepResult(STEP, notes=tuple(n.format("nothing could be loaded to prove it") for n in listed))
+    needed, unreadable = needed_by_file(site, [rel for rel, _ in walk_files(site) if is_shared_object(rel)])
+    if unreadable:
+        why = f"the DT_NEEDED of {', '.join(unreadable[:3])} could not be read, so a user may be missed"
+        return StepResult(STEP, notes=tuple(n.format(why) for n in listed))
+    candidates = [rel for names, _ in groups for rel in names]
+    plans = plan_identical(
+        groups,
+        {names: soname_of(site / names[0]) for names, _ in groups},
+        frozenset(PurePosixPath(name).name for names in needed.values() for name in names),
+        frozenset(rel for rel in candidates if has_extension_tag(rel) or exports_py_init(site / rel)),
+        names_in_sources(site, {PurePosixPath(rel).name for rel in candidates}),
+    )
+    dropped = sorted(rel for plan in plans for rel in plan.dropped)
+    if not dropped:
+        return StepResult(STEP, notes=tuple(plan.note() for plan in plans))
+    kept = {rel for plan in plans if plan.dropped for rel, _ in plan.kept}
+    remaining = {rel: names for rel, names in needed.items() if rel not in dropped}
+    users = sorted(kept | set(users_of(kept, remaining)))
+
+    def remove() -> None:
+        for rel in dropped:
+            (site / rel).unlink()
+
+    failed = prove_or_undo(site, python, dropped, remove, users)
+    if failed is not None:
+        left = tuple(identical_note(plan.names, plan.size, "their removal was undone") for plan in plans)
+        return StepResult(STEP, notes=left, warnings=(f"identical copies not removed: {failed}",))
+    proof = (
+        f"{len(users)} shared objects (the kept identical copies and all that load them) loaded in the target "
+        "interpreter"
+    )
+    return StepResult(
+        STEP,
+        files_removed=len(dropped),
+        bytes_removed=sum(len(plan.dropped) * plan.size for plan in plans),
+        notes=(*(plan.note() for plan in plans), proof),
+    )
 
 
 def shared_object_digests(site: Path) -> dict[str, tuple[int, str]]:
@@ -163,29 +274,9 @@ def _share(site: Path, python: str | None, arch: str, target_glibc: tuple[int, i
         return StepResult(STEP, notes=plan.refusals, warnings=(why,))
     kept = {share.kept.rel for share in plan.shares}
     users = sorted(kept | set(users_of(kept, needed_after(plan, needed))))
-    with tempfile.TemporaryDirectory(prefix="share-libraries-") as backup_dir:
-        backup = Path(backup_dir)
-        try:
-            _apply(site, plan, backup)
-            loaded = run_each(python, "load-library", [str(site / rel) for rel in users], backup)
-        except ValueError as exc:  # elf_needed refused an edit: share nothing rather than part
-            _restore(site, plan, backup)
-            return StepResult(STEP, notes=plan.refusals, warnings=(f"duplicate libraries not shared: {exc}",))
-        except BaseException:
-            _restore(site, plan, backup)  # Ctrl-C or a failure mid-way: nothing unproven stays
-            raise
-        failures = {path: error for path, error in loaded.items() if error is not None}
-        if failures:
-            _restore(site, plan, backup)
-            first, error = sorted(failures.items())[0]
-            return StepResult(
-                STEP,
-                notes=plan.refusals,
-                warnings=(
-                    f"duplicate libraries not shared (put back as they were): {len(failures)} of {len(users)} "
-                    f"users failed to load, first {Path(first).relative_to(site)}: {error}",
-                ),
-            )
+    failed = prove_or_undo(site, python, _touched(plan), lambda: _apply(site, plan), users)
+    if failed is not None:
+        return StepResult(STEP, notes=plan.refusals, warnings=(f"duplicate libraries not shared: {failed}",))
     notes = tuple(share.describe() for share in plan.shares)
     proof = f"{len(users)} shared objects (the kept libraries and all that load them) loaded in the target interpreter"
     return StepResult(

@@ -12,7 +12,14 @@ from pathlib import Path
 import pytest
 
 from lambda_ml_layers.build.elf_needed import needed_names, rename_needed
-from lambda_ml_layers.build.library_sharing import Library, identical_groups, identical_note, plan_sharing, users_of
+from lambda_ml_layers.build.library_sharing import (
+    Library,
+    identical_groups,
+    identical_note,
+    plan_identical,
+    plan_sharing,
+    users_of,
+)
 from lambda_ml_layers.build.shared_libraries import measure, share_duplicate_libraries
 
 needs_cc = pytest.mark.skipif(
@@ -265,13 +272,13 @@ def test_identical_copies_are_grouped_largest_waste_first() -> None:
         ),
         (("pkg/small.so", "pkg/small_copy.so"), 10),
     ]
-    assert "7,000 bytes each; 14,000 bytes in the extra copies" in identical_note(*groups[0])
+    assert "7,000 bytes each; 14,000 bytes in the extra copies" in identical_note(*groups[0], "why")
 
 
 @needs_cc
-def test_byte_identical_libraries_outside_libs_folders_are_reported_with_their_bytes(tmp_path: Path) -> None:
-    # The issue's pyarrow case: one library under three names (no auditwheel hash); the build said
-    # "no duplicate bundled libraries". Any real ELF library serves as the copies.
+def test_identical_copies_no_name_of_which_is_used_all_stay_and_are_reported(tmp_path: Path) -> None:
+    # The issue's pyarrow shape without what makes a name safe to keep: no SONAME, no DT_NEEDED on any
+    # of them. Which one something loads is then unknown, so none goes. Any real ELF library serves.
     site = tmp_path / "python"
     (site / "pyarrow").mkdir(parents=True)
     real = next(Path(sys.base_prefix, "lib").glob("python3*/lib-dynload/_json*.so"))
@@ -284,6 +291,99 @@ def test_byte_identical_libraries_outside_libs_folders_are_reported_with_their_b
     assert snapshot(site) == before and step.files_removed == 0
     assert step.notes == (
         f"identical bytes, kept as 3 files: {', '.join(f'pyarrow/{n}' for n in names)} ({size:,} bytes each; "
-        f"{2 * size:,} bytes in the extra copies). Not shared: a layer zip cannot safely hold one file under "
-        f"several names.",
+        f"{2 * size:,} bytes in the extra copies). Not shared: none of the names is in a DT_NEEDED, the SONAME, "
+        f"an extension module or named in the .py sources, so which one is loaded is unknown.",
     )
+
+
+def test_a_name_stays_if_the_loader_python_or_the_sources_may_look_for_it() -> None:
+    group = (
+        "pkg/_mod.so",  # exports PyInit__mod: Python imports it
+        "pkg/libz.so",  # unused: goes
+        "pkg/libz.so.1",  # the SONAME
+        "pkg/libz.so.1.2",  # named in a .py file
+        "pkg/x.abi3.so",  # an extension module by its tag
+        "pkg/y.cpython-312-x86_64-linux-gnu.so",
+        "vendor/libz.so.1.0",  # another folder, in a DT_NEEDED there
+    )
+    unused = (("other/a.so", "other/b.so"), 5)
+    plans = plan_identical(
+        [(group, 100), unused],
+        {group: "libz.so.1", unused[0]: None},
+        needed=frozenset({"libz.so.1.0", "libc.so.6"}),
+        extensions=frozenset({"pkg/_mod.so", "pkg/x.abi3.so", "pkg/y.cpython-312-x86_64-linux-gnu.so"}),
+        in_sources=frozenset({"libz.so.1.2"}),
+    )
+    assert plans[0].dropped == ("pkg/libz.so",)
+    assert dict(plans[0].kept) == {
+        "pkg/_mod.so": "an extension module",
+        "pkg/libz.so.1": "its SONAME",
+        "pkg/libz.so.1.2": "named in the .py sources",
+        "pkg/x.abi3.so": "an extension module",
+        "pkg/y.cpython-312-x86_64-linux-gnu.so": "an extension module",
+        "vendor/libz.so.1.0": "in a DT_NEEDED",
+    }
+    assert plans[0].note().startswith("identical bytes: removed pkg/libz.so (100 bytes each, 100 bytes in all)")
+    assert plans[1].dropped == () and "which one is loaded is unknown" in plans[1].note()
+
+
+def make_identical(tmp_path: Path, kept_extra_need: str | None = None) -> Path:
+    """pkg/libfoo.so.1 (SONAME, needed by pkg/_user.so) and three byte-identical copies: libfoo.so
+    (nothing names it), libfoo.so.1.0.0 (pkg/__init__.py dlopens it by name) and one that Python
+    imports (an ABI tag)."""
+    site = tmp_path / "python"
+    pkg = site / "pkg"
+    pkg.mkdir(parents=True)
+    extra: list[str] = []
+    if kept_extra_need:  # a dependency that will be missing at load time
+        build = tmp_path / "cc"
+        build.mkdir()
+        cc(build / kept_extra_need, "int gone(void) { return 1; }", f"-Wl,-soname,{kept_extra_need}")
+        extra = ["-Wl,--no-as-needed", f"-L{build}", f"-l:{kept_extra_need}"]
+    cc(pkg / "libfoo.so.1", "int foo_value(void) { return 7; }", "-Wl,-soname,libfoo.so.1", *extra)
+    for name in ("libfoo.so", "libfoo.so.1.0.0", "foo.abi3.so"):
+        shutil.copy(pkg / "libfoo.so.1", pkg / name)
+    cc(
+        pkg / "_user.so",
+        "int foo_value(void); int user_value(void) { return foo_value() + 1; }",
+        f"-L{pkg}",
+        "-l:libfoo.so.1",
+        "-Wl,-rpath,$ORIGIN",
+    )
+    (pkg / "__init__.py").write_text(
+        'import ctypes, os\n_lib = ctypes.CDLL(os.path.join(os.path.dirname(__file__), "libfoo.so.1.0.0"))\n'
+    )
+    return site
+
+
+@needs_cc
+def test_an_identical_copy_nothing_names_is_removed_and_the_named_ones_stay_and_load(tmp_path: Path) -> None:
+    site = make_identical(tmp_path)
+    pkg = site / "pkg"
+    size = (pkg / "libfoo.so").stat().st_size
+    step = share_duplicate_libraries(site, sys.executable, "x86_64", AL2023)
+    assert step.warnings == ()
+    assert (step.files_removed, step.bytes_removed) == (1, size)
+    assert not (pkg / "libfoo.so").exists()
+    assert all((pkg / name).exists() for name in ("libfoo.so.1", "libfoo.so.1.0.0", "foo.abi3.so", "_user.so"))
+    assert step.notes[0] == (
+        f"identical bytes: removed pkg/libfoo.so ({size:,} bytes each, {size:,} bytes in all); kept pkg/foo.abi3.so "
+        f"(an extension module); pkg/libfoo.so.1 (in a DT_NEEDED, its SONAME); pkg/libfoo.so.1.0.0 (named in the .py "
+        f"sources)"
+    )
+    # proven on the kept copies and the one that loads libfoo.so.1
+    assert step.notes[1].startswith("4 shared objects")
+    assert ctypes.CDLL(str(pkg / "_user.so")).user_value() == 8
+    again = share_duplicate_libraries(site, sys.executable, "x86_64", AL2023)
+    assert again.files_removed == 0 and "Not shared: every name is in use" in again.notes[0]
+
+
+@needs_cc
+def test_an_identical_copy_removal_whose_users_fail_to_load_is_undone(tmp_path: Path) -> None:
+    site = make_identical(tmp_path, kept_extra_need="libmissing.so.1")
+    before = snapshot(site)
+    step = share_duplicate_libraries(site, sys.executable, "x86_64", AL2023)
+    assert (step.files_removed, step.bytes_removed) == (0, 0)
+    assert snapshot(site) == before
+    assert step.warnings[0].startswith("identical copies not removed: put back as they were")
+    assert "libmissing.so.1" in step.warnings[0]
