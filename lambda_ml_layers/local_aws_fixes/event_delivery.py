@@ -56,10 +56,16 @@ def _patch_buckets() -> None:
         return with_events(bucket, cloudformation_json, account_id, region_name)
 
     def update_with_events(
-        cls: Any, original_resource: Any, new_resource_name: str, cloudformation_json: Any, *args: Any
+        cls: Any,
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
     ) -> Any:
-        bucket = update(cls, original_resource, new_resource_name, cloudformation_json, *args)
-        return with_events(bucket, cloudformation_json, *args)
+        # moto's stack update calls this with keyword arguments only (cloudformation/parsing.py).
+        bucket = update(cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name)
+        return with_events(bucket, cloudformation_json, account_id, region_name)
 
     FakeBucket.create_from_cloudformation_json = classmethod(create_with_events)  # type: ignore[method-assign,assignment,arg-type]
     FakeBucket.update_from_cloudformation_json = classmethod(update_with_events)  # type: ignore[method-assign,assignment]
