@@ -138,14 +138,16 @@ def integration(session: nox.Session) -> None:
 
 
 # Integration tests of minutes, each in a session of its own, outside `nox -t ci`.
-SLOW_INTEGRATION = ("tests/integration/test_history_100k.py",)
+HISTORY_TESTS = ("tests/integration/test_history_state_machine.py", "tests/integration/test_history_100k.py")
+SLOW_INTEGRATION = HISTORY_TESTS
 
 
 @nox.session(venv_backend="none")
-def history_100k(session: nox.Session) -> None:
-    """Issue 21 at size: a correction and a rejection landing during a 100k-row upload's fan-out,
-    through the template's state machine on the local emulator, against a clean stage."""
-    session.run(HERE, "-m", "pytest", "tests/integration/test_history_100k.py", "--durations=5", *session.posargs)
+def history(session: nox.Session) -> None:
+    """Card history after re-uploads, through the template's state machine on the local emulator, each
+    case against a clean stage: a correction, a superseded fan-out and a rejection at a few thousand
+    rows, then a correction and a rejection landing during a 100k-row fan-out (about 20 minutes)."""
+    session.run(HERE, "-m", "pytest", *HISTORY_TESTS, "--durations=5", *session.posargs)
 
 
 @nox.session(venv_backend="none")

@@ -2,7 +2,7 @@
 and a rejection, each landing while a 100k-row upload's Map is running (its first chunk has
 recorded its cards), leave the card history, the batch's outputs and its summary consistent with
 a clean stage that only ever saw the final uploads. Minutes: not in `nox -t ci`; run it with
-`nox -s history_100k` (test_history_state_machine.py runs the same cases small in CI).
+`nox -s history` (with test_history_state_machine.py, the same cases small).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 is an execution of PipelineStateMachine on moto's own Step Functions interpreter, every Lambda task
 run in the project's sandbox (quick_pipeline), and the scores afterwards are compared with a clean
 stage's, one that only ever saw the final uploads: 0 may differ. Small on purpose (4,000 generated
-rows, 100 cards): tests/integration/test_history_100k.py runs the fan-out case at 100k rows.
+rows, 100 cards; `nox -s history`, outside CI): test_history_100k.py runs the fan-out case at 100k rows.
 """
 
 from __future__ import annotations
