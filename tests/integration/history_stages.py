@@ -17,11 +17,22 @@ from typing import Any
 from benchmarks.history_reuploads import BATCH, LATER, UNREADABLE, interrupted, split
 from lambda_ml_layers.local.moto_server import MotoServer
 from lambda_ml_layers.local.pipeline_progress import Execution
-from lambda_ml_layers.local.pipeline_stage import create_card_history_table, s3_created_event
+from lambda_ml_layers.local.pipeline_stage import create_card_history_table, s3_created_event, upload_trained_model
 from lambda_ml_layers.local.quick_pipeline import LocalPipeline, create_pipeline, run_execution
+from tests.integration.test_pipeline_sandbox import build_layers
 from tests.project_factory import REPO
 
-__all__ = ["BATCH", "LATER", "UNREADABLE", "Stage", "differing_scores", "generated", "interrupted", "split", "without"]
+__all__ = [
+    "BATCH",
+    "LATER",
+    "UNREADABLE",
+    "Stage",
+    "differing_scores",
+    "generated_uploads",
+    "interrupted",
+    "model_bucket",
+    "without",
+]
 
 TEMPLATE = REPO / "infra" / "template.yaml"
 
@@ -81,8 +92,20 @@ def without(body: bytes, every: int) -> bytes:
     return "".join([header, *kept]).encode()
 
 
-def generated(rows: int, path: Path) -> Path:
+def model_bucket(server: MotoServer, out_dir: Path) -> str:
+    """The layers built and the shipped model trained, uploaded to a new bucket of `server`."""
+    build_layers()
+    bucket = f"it-history-models-{uuid.uuid4().hex[:10]}"
+    server.client("s3").create_bucket(Bucket=bucket)
+    upload_trained_model(server, REPO, bucket, out_dir)
+    return bucket
+
+
+def generated_uploads(rows: int, correction: int, later_rows: int, folder: Path) -> tuple[bytes, bytes, bytes]:
+    """One time-ordered generated file cut into the batch (`rows`), its last `correction` rows as a
+    correction, and a later batch of the same cards (`later_rows`)."""
     from benchmarks.pipeline_scale import generate
 
-    generate(rows, path)
-    return path
+    path = folder / "generated.csv"
+    generate(rows + later_rows, path)
+    return split(path, correction, later_rows)

@@ -7,13 +7,11 @@ a clean stage that only ever saw the final uploads. Minutes: not in `nox -t ci`;
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from lambda_ml_layers.local.moto_server import MotoServer
-from lambda_ml_layers.local.pipeline_stage import upload_trained_model
 from lambda_ml_layers.local.quick_pipeline import pipeline_server
 from tests.integration.history_stages import (
     BATCH,
@@ -21,12 +19,10 @@ from tests.integration.history_stages import (
     UNREADABLE,
     Stage,
     differing_scores,
-    generated,
+    generated_uploads,
     interrupted,
-    split,
+    model_bucket,
 )
-from tests.integration.test_pipeline_sandbox import build_layers
-from tests.project_factory import REPO
 
 pytestmark = pytest.mark.emulator
 
@@ -41,17 +37,12 @@ def server() -> Iterator[MotoServer]:
 
 @pytest.fixture(scope="module")
 def models(server: MotoServer, tmp_path_factory: pytest.TempPathFactory) -> str:
-    build_layers()
-    bucket = f"it-history-models-{uuid.uuid4().hex[:10]}"
-    server.client("s3").create_bucket(Bucket=bucket)
-    upload_trained_model(server, REPO, bucket, tmp_path_factory.mktemp("model"))
-    return bucket
+    return model_bucket(server, tmp_path_factory.mktemp("model"))
 
 
 @pytest.fixture(scope="module")
 def uploads(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, bytes, bytes]:
-    path = generated(ROWS + LATER_ROWS, tmp_path_factory.mktemp("data") / "generated.csv")
-    return split(path, CORRECTION, LATER_ROWS)
+    return generated_uploads(ROWS, CORRECTION, LATER_ROWS, tmp_path_factory.mktemp("data"))
 
 
 def registered(stage: Stage) -> str:

@@ -7,14 +7,11 @@ rows, 100 cards; `nox -s history`, outside CI): test_history_100k.py runs the fa
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from lambda_ml_layers.local.moto_server import MotoServer
-from lambda_ml_layers.local.pipeline_stage import upload_trained_model
 from lambda_ml_layers.local.quick_pipeline import pipeline_server
 from tests.integration.history_stages import (
     BATCH,
@@ -22,13 +19,11 @@ from tests.integration.history_stages import (
     UNREADABLE,
     Stage,
     differing_scores,
-    generated,
+    generated_uploads,
     interrupted,
-    split,
+    model_bucket,
     without,
 )
-from tests.integration.test_pipeline_sandbox import build_layers
-from tests.project_factory import REPO
 
 pytestmark = pytest.mark.emulator
 
@@ -43,19 +38,14 @@ def server() -> Iterator[MotoServer]:
 
 @pytest.fixture(scope="module")
 def models(server: MotoServer, tmp_path_factory: pytest.TempPathFactory) -> str:
-    build_layers()
-    bucket = f"it-history-models-{uuid.uuid4().hex[:10]}"
-    server.client("s3").create_bucket(Bucket=bucket)
-    upload_trained_model(server, REPO, bucket, tmp_path_factory.mktemp("model"))
-    return bucket
+    return model_bucket(server, tmp_path_factory.mktemp("model"))
 
 
 @pytest.fixture(scope="module")
 def uploads(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, bytes, bytes]:
     """One time-ordered generated file: the batch (3,000 rows), its last 600 rows as a correction,
     and a later batch of the same cards (1,000 rows)."""
-    path = generated(ROWS + LATER_ROWS, tmp_path_factory.mktemp("data") / "generated.csv")
-    return split(Path(path), CORRECTION, LATER_ROWS)
+    return generated_uploads(ROWS, CORRECTION, LATER_ROWS, tmp_path_factory.mktemp("data"))
 
 
 def test_a_corrected_reupload_that_drops_rows_scores_as_if_only_the_correction_came(

@@ -35,6 +35,7 @@ from tests.integration.test_deploy_local import (
     PREFIX,
     copy_checkout,
     function_versions,
+    history,
     inv,
     live_layers,
     ok,
@@ -80,14 +81,6 @@ def failed(result: Any, code: int) -> str:
     assert result.returncode == code, output[-6000:]
     assert "Traceback" not in output
     return output
-
-
-def history(root: Path, server: MotoServer) -> list[dict[str, Any]]:
-    """The good records as `inv releases --json` prints them (problems go to stderr)."""
-    result = inv(root, server, "releases", "--stage", STAGE, "--json")
-    ok(result)
-    data: list[dict[str, Any]] = json.loads(result.stdout)
-    return data
 
 
 def stage_state(server: MotoServer) -> tuple[Any, ...]:
