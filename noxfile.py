@@ -133,13 +133,12 @@ def integration(session: nox.Session) -> None:
     # Two workers: most of the time goes to waiting on sam, moto and target interpreters, so two
     # modules side by side nearly halve the wall time even on two cores (groups: tests/integration/conftest.py).
     workers = ["-n", "2"] if not session.posargs else []
-    slow = [f"--ignore={path}" for path in SLOW_INTEGRATION]
+    slow = [f"--ignore={path}" for path in HISTORY_TESTS]
     session.run(HERE, "-m", "pytest", "tests/integration", *workers, *slow, "--durations=15", *session.posargs)
 
 
 # Integration tests of minutes, each in a session of its own, outside `nox -t ci`.
 HISTORY_TESTS = ("tests/integration/test_history_state_machine.py", "tests/integration/test_history_100k.py")
-SLOW_INTEGRATION = HISTORY_TESTS
 
 
 @nox.session(venv_backend="none")

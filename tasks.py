@@ -370,8 +370,9 @@ def run_pipeline(c: Context, batch: str | None = None, sandboxes: str | None = N
     if stage is not None:
         from lambda_ml_layers.deploy.pipeline_run import run_on_stage
         from lambda_ml_layers.deploy.releases import release_store
+        from lambda_ml_layers.local.pipeline_stage import SAMPLE
 
-        path = Path(batch) if batch else ROOT / "data" / "sample" / "transactions.csv"
+        path = Path(batch) if batch else ROOT / SAMPLE
         session = _run(lambda: release_store(ROOT, stage).session)
         outcome = _run(lambda: run_on_stage(ROOT, session, path))
         print("\n".join(outcome.lines))

@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from pipeline_scale import TEMPLATE, generate  # noqa: E402
 
 from lambda_ml_layers.local.moto_server import MotoServer  # noqa: E402
+from lambda_ml_layers.local.pipeline_progress import Execution  # noqa: E402
 from lambda_ml_layers.local.pipeline_stage import (  # noqa: E402
     create_card_history_table,
     s3_created_event,
@@ -51,24 +52,25 @@ UNREADABLE = b"just,some\ntext\n"
 
 
 class Stage:
-    """A data bucket and a card-history table of their own, with sandboxes pointed at them."""
+    """A data bucket and a card-history table of their own, with the template's functions
+    (`environment` added to theirs) and state machine pointed at them."""
 
-    def __init__(self, server: MotoServer, models: str) -> None:
+    def __init__(self, server: MotoServer, models: str, environment: dict[str, str] | None = None) -> None:
         self.server = server
         self.s3 = server.client("s3")
         self.bucket = f"history-data-{uuid.uuid4().hex[:10]}"
         self.s3.create_bucket(Bucket=self.bucket)
         self.s3.put_bucket_versioning(Bucket=self.bucket, VersioningConfiguration={"Status": "Enabled"})
-        table = create_card_history_table(server, TEMPLATE, prefix="history")
-        environment = {"MODEL_BUCKET": models, "CARD_HISTORY_TABLE": table}
-        self.pipeline: LocalPipeline = create_pipeline(server, ROOT, environment, prefix=f"h{uuid.uuid4().hex[:6]}")
+        self.table = create_card_history_table(server, TEMPLATE, prefix="history")
+        variables = {"MODEL_BUCKET": models, "CARD_HISTORY_TABLE": self.table, **(environment or {})}
+        self.pipeline: LocalPipeline = create_pipeline(server, ROOT, variables, prefix=f"h{uuid.uuid4().hex[:6]}")
 
     def upload(self, batch: str, body: bytes) -> dict[str, Any]:
         key = f"incoming/{batch}.csv"
         version = self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)["VersionId"]
         return s3_created_event(self.bucket, key, version)
 
-    def run(self, batch: str, body: bytes) -> Any:
+    def run(self, batch: str, body: bytes) -> Execution:
         return run_execution(self.server, self.pipeline, self.upload(batch, body), log=lambda line: None)
 
     def scores(self, batch: str) -> dict[str, str]:

@@ -93,7 +93,7 @@ class ReleaseStore:
             found = RECORD_NAME.fullmatch(key.removeprefix(self.prefix))
             if found and not found.group(2):
                 bodies[key] = s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-        copies = {n: path for n, path in self._mirror_copies().items()}
+        copies = self._mirror_copies()
         history = assemble_history(self.prefix, keys, bodies, self.stack, self.bucket, copies)
         self._mirror(history)
         return history

@@ -8,8 +8,6 @@ the project's Lambda-like sandbox, so the check still covers what was deployed.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import shutil
 import tempfile
@@ -23,7 +21,7 @@ from ..core.interpreters import find_interpreter
 from ..core.runtimes import RUNTIMES, Runtime
 from ..local.sandbox import LambdaSandbox, smoke_event
 from .deployed_state import ALIAS, FunctionState
-from .layer_versions import get_version
+from .layer_versions import code_sha256, get_version
 from .sandbox_logs import write_invocation_logs
 from .stage_session import StageSession
 
@@ -48,15 +46,6 @@ def _download(url: str, destination: Path) -> Path:
     with urllib.request.urlopen(url, timeout=120) as response, destination.open("wb") as out:
         shutil.copyfileobj(response, out)
     return destination
-
-
-def code_sha256(path: Path) -> str:
-    """Lambda's CodeSha256: the base64 of the zip's sha256."""
-    digest = hashlib.sha256()
-    with path.open("rb") as data:
-        for block in iter(lambda: data.read(1 << 20), b""):
-            digest.update(block)
-    return base64.b64encode(digest.digest()).decode()
 
 
 def digest_problems(what: str, path: Path, expected: object) -> list[str]:

@@ -24,7 +24,7 @@ from ..core.layer_zip import write_zip
 from ..core.paths import BuildPaths
 from .moto_server import SANDBOXES_ENV, MotoServer, moto_server
 from .pipeline_progress import Execution, follow, function_lines
-from .pipeline_stage import create_card_history_table, new_bucket, s3_created_event, upload_trained_model
+from .pipeline_stage import SAMPLE, create_card_history_table, new_bucket, s3_created_event, upload_trained_model
 from .state_machine_definition import load_state_machine
 
 TEMPLATE = Path("infra/template.yaml")
@@ -62,10 +62,7 @@ def create_pipeline(
     template = root / TEMPLATE
     specs = function_specs(template)
     layers_dir = BuildPaths.of(root).output_dir(RUNTIME, ARCH)
-    missing = sorted(
-        {f"{spec.name}: {zip_path}" for spec in specs for zip_path in layer_zips(spec, layers_dir)}
-        - {f"{spec.name}: {p}" for spec in specs for p in layer_zips(spec, layers_dir) if p.is_file()}
-    )
+    missing = sorted({f"{spec.name}: {p}" for spec in specs for p in layer_zips(spec, layers_dir) if not p.is_file()})
     collect(missing, StateMachineError, "Layer zips the functions need are not built. Fix: inv build-layers.")
     s3, lambda_client = server.client("s3"), server.client("lambda")
     role = server.client("iam").create_role(RoleName=f"local-{uuid.uuid4().hex[:8]}", AssumeRolePolicyDocument="{}")
@@ -130,7 +127,7 @@ class PipelineRequest:
 
 def pipeline_request(root: Path, batch: str | None, sandboxes: str | None) -> PipelineRequest:
     """`inv run-pipeline`'s arguments, checked: an existing file, 1 to MAX_SANDBOXES sandboxes."""
-    path = Path(batch).resolve() if batch else root / "data" / "sample" / "transactions.csv"
+    path = Path(batch).resolve() if batch else root / SAMPLE
     if not path.is_file():
         raise StateMachineError(f"--batch {batch}: no such file ({path}). Fix: give the path of a CSV file to upload.")
     try:

@@ -96,12 +96,12 @@ def invoke_built(root: Path, logical_id: str, event: Any) -> InvokeResult:
 
 def invoke_deployed(root: Path, stage_name: str, logical_id: str, event: Any) -> InvokeResult:
     template_function(root, logical_id)  # an unknown name fails before the stage is read
-    stage = open_stage(root, stage_name, "invoke")
+    stage = open_stage(root, stage_name, "inv invoke")
     session = stage.session
     try:
         function = read_stack(session).functions.get(logical_id)
     except (BotoCoreError, ClientError) as exc:
-        raise aws_failure(stage, "invoke", "reading the stack", exc) from None
+        raise aws_failure(stage, "inv invoke", "reading the stack", exc) from None
     if function is None or not function.version:
         raise OperationsError(
             f"Stage {stage_name!r} has no {logical_id} with a {ALIAS!r} alias (stack {stage.stage.stack_name}).\n"
@@ -112,7 +112,7 @@ def invoke_deployed(root: Path, stage_name: str, logical_id: str, event: Any) ->
         try:
             deployed = download_deployed(session, function, runtime, Path(scratch))
         except (BotoCoreError, ClientError, OSError) as exc:
-            raise aws_failure(stage, "invoke", f"downloading {function.name}:{function.version}", exc) from None
+            raise aws_failure(stage, "inv invoke", f"downloading {function.name}:{function.version}", exc) from None
         if deployed.problems:
             raise OperationsError(
                 f"Stage {stage_name!r}: what was downloaded is not what the {ALIAS!r} alias runs:\n"

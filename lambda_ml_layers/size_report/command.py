@@ -15,6 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[impor
 from ..config.template import function_specs
 from ..core.errors import ConfigError, SizeReportError
 from ..core.paths import BuildPaths
+from ..layer_trace.attribution import zip_files
 from .contents import layer_contents
 from .diff import compare
 from .render import FORMATS, render
@@ -137,8 +138,7 @@ def built_contents(paths: BuildPaths, current: dict[str, Any]) -> dict[str, list
     for layer in current.get("layers", []):
         path = paths.output_dir(runtime, arch) / f"{layer['name']}.zip"
         try:
-            with zipfile.ZipFile(path) as archive:
-                entries = [(info.filename, info.file_size) for info in archive.infolist() if not info.is_dir()]
+            entries = zip_files(path)
         except (OSError, zipfile.BadZipFile):
             continue
         contents[layer["name"]] = layer_contents(entries)

@@ -9,6 +9,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from ..build.library_sharing import has_extension_tag
+
 KINDS = ("code", "extension", "library", "data", "metadata")
 KIND_NAMES = {
     "code": "Python code",
@@ -18,9 +20,6 @@ KIND_NAMES = {
     "metadata": "package metadata",
 }
 _SITE = re.compile(r"^python/(lib/python3\.\d+/site-packages/)?")
-# A Python extension module carries its ABI tag (`_flapack.cpython-312-x86_64-linux-gnu.so`,
-# `x.abi3.so`); any other shared object is a library some extension loads.
-_EXTENSION = re.compile(r"\.(cpython-[^.]+|abi3|pypy[^.]*)\.so$")
 _SHARED = re.compile(r"\.so(\.\d+)*$")
 # Parts smaller than this share of their layer are drawn together, so the picture stays readable.
 SMALL_SHARE = 0.002
@@ -31,7 +30,7 @@ def kind_of(path: str) -> str:
     if ".dist-info/" in path or ".egg-info/" in path:
         return "metadata"
     if _SHARED.search(name):
-        tagged = _EXTENSION.search(name) is not None
+        tagged = has_extension_tag(name)  # else a library some extension loads
         return "library" if ".libs/" in path or (not tagged and name.startswith("lib")) else "extension"
     if name.endswith((".py", ".pyc")):
         return "code"

@@ -7,18 +7,16 @@ benchmark's (benchmarks/history_reuploads.py), so the test and the measurement r
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import uuid
 from pathlib import Path
 from typing import Any
 
+from benchmarks import history_reuploads
 from benchmarks.history_reuploads import BATCH, LATER, UNREADABLE, interrupted, split
 from lambda_ml_layers.local.moto_server import MotoServer
 from lambda_ml_layers.local.pipeline_progress import Execution
-from lambda_ml_layers.local.pipeline_stage import create_card_history_table, s3_created_event, upload_trained_model
-from lambda_ml_layers.local.quick_pipeline import LocalPipeline, create_pipeline, run_execution
+from lambda_ml_layers.local.pipeline_stage import upload_trained_model
 from tests.integration.test_pipeline_sandbox import build_layers
 from tests.project_factory import REPO
 
@@ -34,46 +32,17 @@ __all__ = [
     "without",
 ]
 
-TEMPLATE = REPO / "infra" / "template.yaml"
 
-
-class Stage:
-    """A data bucket and a card-history table of their own, with the template's functions
-    (`environment` added to theirs) and state machine pointed at them."""
-
-    def __init__(self, server: MotoServer, models: str, environment: dict[str, str] | None = None) -> None:
-        self.server = server
-        self.s3 = server.client("s3")
-        self.bucket = f"it-history-{uuid.uuid4().hex[:10]}"
-        self.s3.create_bucket(Bucket=self.bucket)
-        self.s3.put_bucket_versioning(Bucket=self.bucket, VersioningConfiguration={"Status": "Enabled"})
-        self.table = create_card_history_table(server, TEMPLATE, prefix="it-history")
-        variables = {"MODEL_BUCKET": models, "CARD_HISTORY_TABLE": self.table, **(environment or {})}
-        self.pipeline: LocalPipeline = create_pipeline(server, REPO, variables, prefix=f"h{uuid.uuid4().hex[:6]}")
-
-    def upload(self, batch: str, body: bytes) -> dict[str, Any]:
-        key = f"incoming/{batch}.csv"
-        version = self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)["VersionId"]
-        return s3_created_event(self.bucket, key, version)
-
-    def run(self, batch: str, body: bytes) -> Execution:
-        return run_execution(self.server, self.pipeline, self.upload(batch, body), log=lambda line: None)
+class Stage(history_reuploads.Stage):
+    """The benchmark's stage, with the checks the tests make of it."""
 
     def succeed(self, batch: str, body: bytes) -> Execution:
         result = self.run(batch, body)
         assert result.status == "SUCCEEDED", f"{batch}: {result.status} {result.error}: {result.cause}"
         return result
 
-    def scores(self, batch: str) -> dict[str, str]:
-        body = self.s3.get_object(Bucket=self.bucket, Key=f"predictions/{batch}/predictions.csv")["Body"].read()
-        return {row["transaction_id"]: row["fraud_score"] for row in csv.DictReader(io.StringIO(body.decode()))}
-
     def read_json(self, key: str) -> Any:
         return json.loads(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
-
-    def keys(self, prefix: str) -> list[str]:
-        answer = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=prefix)
-        return [o["Key"] for o in answer.get("Contents", [])]
 
 
 def differing_scores(dirty: dict[str, str], clean: dict[str, str]) -> int:
