@@ -160,13 +160,9 @@ def setup_chromium() -> None:
         )
         return
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "chromium"]
     say("chromium: not found; installing Debian's (apt-get install -y chromium)")
     try:
-        # A fresh machine's package lists may be empty or stale: update once and retry.
-        if subprocess.run(install, env=env).returncode != 0:
-            subprocess.run(["apt-get", "update"], env=env, check=True)
-            subprocess.run(install, env=env, check=True)
+        apt_install(("chromium",), env)
     except (subprocess.CalledProcessError, OSError) as exc:
         say(
             f"chromium: installing it failed ({exc}); see apt's message above. The browser test will skip (fail in CI)."
@@ -188,8 +184,8 @@ def setup_runtime_client() -> None:
         say("could not install awslambdaric for the sandbox now (see above); the sandbox tries again on first use.")
 
 
-def apt_install(packages: tuple[str, ...], env: dict[str, str]) -> None:
-    install = ["apt-get", "install", "-y", "--no-install-recommends", *packages]
+def apt_install(packages: tuple[str, ...], env: dict[str, str], *options: str) -> None:
+    install = ["apt-get", "install", "-y", *options, *packages]
     # A fresh machine's package lists may be empty or stale: update once and retry.
     if subprocess.run(install, env=env).returncode != 0:
         subprocess.run(["apt-get", "update"], env=env, check=True)
@@ -318,7 +314,7 @@ def setup_arm64() -> None:
     try:
         if not have_tools:
             say(f"arm64: installing {' '.join(ARM64_PACKAGES)} (apt-get install -y)")
-            apt_install(ARM64_PACKAGES, env)
+            apt_install(ARM64_PACKAGES, env, "--no-install-recommends")
         qemu = qemu_command()
         if qemu is None:
             raise OSError("qemu-user-static is installed but neither qemu-aarch64-static nor qemu-aarch64 is on PATH")

@@ -18,6 +18,7 @@ from ..config.locks import LayerLock
 from ..core.notices import Notice
 from ..config.template import function_specs, template_functions, template_layer_failures, unknown_layer_problems
 from .size_gates import FunctionTotal, LayerFacts, function_failures, function_totals, layer_budget_failures
+from .shared_objects import NOT_STRIPPED
 
 TEMPLATE = Path("infra/template.yaml")
 
@@ -62,11 +63,11 @@ def layer_facts(build: LayerBuild, project: ProjectConfig) -> LayerFacts:
         arch=build.arch,
         base_layers=tuple(base.name for base in base_layers_of(project, project.layer(build.name))),
         not_stripped="; ".join(
-            warning.removeprefix("not stripped: ")
+            warning.removeprefix(NOT_STRIPPED)
             for step in build.steps
             if step.get("step") == "shared-objects"
             for warning in step.get("warnings", [])
-            if warning.startswith("not stripped: ")
+            if warning.startswith(NOT_STRIPPED)
         ),
     )
 

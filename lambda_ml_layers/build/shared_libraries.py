@@ -207,14 +207,14 @@ def _remove_identical(site: Path, python: str | None) -> StepResult:
     groups = identical_groups(shared_object_digests(site))
     if not groups:
         return StepResult(STEP)
-    listed = [identical_note(names, size, "{}") for names, size in groups]
     if python is None or shutil.which("readelf") is None or shutil.which("nm") is None:
         # _share has already said what is missing; the copies are only listed
-        return StepResult(STEP, notes=tuple(n.format("nothing could be loaded to prove it") for n in listed))
+        why = "nothing could be loaded to prove it"
+        return StepResult(STEP, notes=tuple(identical_note(names, size, why) for names, size in groups))
     needed, unreadable = needed_by_file(site, [rel for rel, _ in walk_files(site) if is_shared_object(rel)])
     if unreadable:
         why = f"the DT_NEEDED of {', '.join(unreadable[:3])} could not be read, so a user may be missed"
-        return StepResult(STEP, notes=tuple(n.format(why) for n in listed))
+        return StepResult(STEP, notes=tuple(identical_note(names, size, why) for names, size in groups))
     candidates = [rel for names, _ in groups for rel in names]
     plans = plan_identical(
         groups,

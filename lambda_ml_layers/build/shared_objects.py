@@ -28,6 +28,7 @@ from .target_imports import run_each
 NEEDED = re.compile(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]")
 # How the step names a library it restored; checks/zip_binaries.py reads these notes back.
 KEPT_UNSTRIPPED = "kept unstripped "
+NOT_STRIPPED = "not stripped: "  # gates.py reads the cause back from this warning
 # e_machine values of the ELF header, by the machine names wheels and Lambda use.
 ELF_MACHINES = {62: "x86_64", 183: "aarch64", 3: "i386", 40: "arm"}
 
@@ -89,7 +90,7 @@ def strip_shared_objects(site: Path, toolchain: Toolchain) -> StepResult:
     """Strip what is safe to strip and keep only what still loads, with the target's own tools."""
     if toolchain.strip is None or toolchain.python is None or shutil.which("readelf") is None:
         missing = toolchain.missing or ("needs binutils (strip, readelf) and the target interpreter",)
-        return StepResult("shared-objects", warnings=tuple(f"not stripped: {why}" for why in missing))
+        return StepResult("shared-objects", warnings=tuple(NOT_STRIPPED + why for why in missing))
     strip, python = toolchain.strip, toolchain.python
     candidates = [site / rel for rel, _ in walk_files(site) if is_shared_object(rel)]
     to_strip = [p for p in candidates if is_elf(p)]
