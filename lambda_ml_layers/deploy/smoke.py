@@ -15,11 +15,12 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..config.template import FunctionSpec
 from ..core.interpreters import find_interpreter
 from ..core.runtimes import RUNTIMES, Runtime
-from ..local.sandbox import LambdaSandbox, smoke_event
+from ..local.sandbox import Invocation, LambdaSandbox, smoke_event
 from .deployed_state import ALIAS, FunctionState
 from .layer_versions import code_sha256, get_version
 from .sandbox_logs import write_invocation_logs
@@ -93,24 +94,32 @@ def download_deployed(session: StageSession, function: FunctionState, runtime: R
     return DeployedCode(spec, layer_zips, problems)
 
 
+def run_deployed(
+    session: StageSession, function: FunctionState, runtime: Runtime, event: Any
+) -> Invocation | list[str]:
+    """`event` run in a sandbox on the code and layers the function's alias runs, as downloaded from
+    the stage; the digest problems instead when what came is not what the alias runs."""
+    with tempfile.TemporaryDirectory(prefix="deployed-") as scratch:
+        deployed = download_deployed(session, function, runtime, Path(scratch))
+        if deployed.problems:
+            return deployed.problems
+        python = find_interpreter(runtime)
+        with LambdaSandbox(deployed.spec, deployed.layer_zips, python, runtime, session_env(session)) as sandbox:
+            return sandbox.invoke(event)
+
+
 def smoke_sandbox(session: StageSession, function: FunctionState) -> str | None:
     config = function.configuration
     runtime = RUNTIMES.get(str(config.get("Runtime")))
     if runtime is None:
         return f"{function.logical_id}: runtime {config.get('Runtime')!r} is not one the sandbox runs"
-    with tempfile.TemporaryDirectory(prefix="smoke-") as scratch:
-        deployed = download_deployed(session, function, runtime, Path(scratch))
-        if deployed.problems:
-            return f"{function.logical_id}: " + "; ".join(deployed.problems)
-        sandbox = LambdaSandbox(
-            deployed.spec, deployed.layer_zips, find_interpreter(runtime), runtime, environment=session_env(session)
-        )
-        with sandbox:
-            invocation = sandbox.invoke(smoke_event())
-        # Lambda would log this run (REPORT line, Init Duration): so does the stage's emulator.
-        write_invocation_logs(session.client("logs"), function.name, function.version, invocation)
-        error = invocation.error and f"{invocation.error.get('errorType')}: {invocation.error.get('errorMessage')}"
-        return _failure(function, invocation.result, error)
+    invocation = run_deployed(session, function, runtime, smoke_event())
+    if isinstance(invocation, list):
+        return f"{function.logical_id}: " + "; ".join(invocation)
+    # Lambda would log this run (REPORT line, Init Duration): so does the stage's emulator.
+    write_invocation_logs(session.client("logs"), function.name, function.version, invocation)
+    error = invocation.error and f"{invocation.error.get('errorType')}: {invocation.error.get('errorMessage')}"
+    return _failure(function, invocation.result, error)
 
 
 def session_env(session: StageSession) -> dict[str, str]:

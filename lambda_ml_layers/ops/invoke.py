@@ -10,7 +10,6 @@ with the stage's endpoint and credentials, as the deploy's smoke run does.
 from __future__ import annotations
 
 import json
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from ..core.interpreters import find_interpreter
 from ..core.paths import BuildPaths
 from ..core.runtimes import RUNTIMES, Runtime
 from ..deploy.deployed_state import ALIAS, read_stack
-from ..deploy.smoke import download_deployed, session_env
+from ..deploy.smoke import run_deployed
 from ..local.sandbox import Invocation, LambdaSandbox, log_lines, smoke_event
 from .stage_inventory import TEMPLATE, aws_failure, open_stage
 
@@ -108,22 +107,16 @@ def invoke_deployed(root: Path, stage_name: str, logical_id: str, event: Any) ->
             f"  Fix: `inv deploy --stage {stage_name}`, or invoke today's build without --stage."
         )
     runtime = _runtime(str(function.configuration.get("Runtime")), f"{stage_name} {function.name}:{function.version}")
-    with tempfile.TemporaryDirectory(prefix="invoke-") as scratch:
-        try:
-            deployed = download_deployed(session, function, runtime, Path(scratch))
-        except (BotoCoreError, ClientError, OSError) as exc:
-            raise aws_failure(stage, "inv invoke", f"downloading {function.name}:{function.version}", exc) from None
-        if deployed.problems:
-            raise OperationsError(
-                f"Stage {stage_name!r}: what was downloaded is not what the {ALIAS!r} alias runs:\n"
-                + "\n".join(f"  - {problem}" for problem in deployed.problems)
-                + "\n  Fix: run it again; if it persists, redeploy the stage."
-            )
-        sandbox = LambdaSandbox(
-            deployed.spec, deployed.layer_zips, find_interpreter(runtime), runtime, session_env(session)
+    try:
+        invocation = run_deployed(session, function, runtime, event)
+    except (BotoCoreError, ClientError, OSError) as exc:
+        raise aws_failure(stage, "inv invoke", f"downloading {function.name}:{function.version}", exc) from None
+    if isinstance(invocation, list):
+        raise OperationsError(
+            f"Stage {stage_name!r}: what was downloaded is not what the {ALIAS!r} alias runs:\n"
+            + "\n".join(f"  - {problem}" for problem in invocation)
+            + "\n  Fix: run it again; if it persists, redeploy the stage."
         )
-        with sandbox:
-            invocation = sandbox.invoke(event)
     where = f"stage {stage_name}: {function.name}:{function.version} ({ALIAS})"
     return InvokeResult(logical_id, where, function.version, invocation)
 
