@@ -153,6 +153,24 @@ def test_no_service_package_has_an_import_loop() -> None:
     assert problems == []
 
 
+def test_shared_service_modules_import_only_each_other() -> None:
+    """services/shared sits below the functions: each function package links its modules in, so a
+    shared module that imported a function's own module would break every other function."""
+    shared = SERVICES / "shared"
+    own = {p.stem for p in shared.glob("*.py")}
+    functions = {p.name for p in SERVICES.glob("*/*") if (p / "__init__.py").is_file()}
+    problems = []
+    for path in sorted(shared.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                targets = [node.module] if node.module else [alias.name for alias in node.names]
+                problems += [f"{path.name} imports .{t}" for t in targets if t.split(".")[0] not in own]
+            elif isinstance(node, ast.ImportFrom | ast.Import):
+                names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+                problems += [f"{path.name} imports {n}" for n in names if n.split(".")[0] in functions]
+    assert problems == []
+
+
 def test_the_loop_finder_sees_a_loop_through_two_folders() -> None:
     """The checks above can fail: a loop that only shows at folder level is found."""
     graph = {"p.a.x": {"p.b.y"}, "p.b.y": set(), "p.b.z": {"p.a.w"}, "p.a.w": set()}
