@@ -8,6 +8,10 @@ Every ELF shared object is stripped, those with an RPATH or RUNPATH (edited by p
 auditwheel, delocate) included: almost all of them strip and load fine. The exception is
 what `strip` corrupts ("ELF load command address/offset not page-aligned": scipy's bundled
 OpenBLAS, with GNU strip and llvm-strip alike), which the load check catches and restores.
+
+Then every one that loads is re-laid out for 4 KiB pages (elf_layout.py: the 64 KiB padding of
+manylinux aarch64 wheels removed, addresses and contents unchanged), under the same load check:
+one that no longer loads re-laid out goes back to its stripped (or installed) form.
 """
 
 from __future__ import annotations
@@ -16,12 +20,15 @@ import re
 import shutil
 import struct
 import tempfile
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from ..core.command_runner import call
 from ..core.errors import LayerToolError, VerifyError
 from ..core.layer_tree import StepResult, walk_files
 from ..core.toolchains import Toolchain
+from .elf_layout import relayout
 from .elf_needed import SHT_SYMTAB, section_kinds
 from .target_imports import run_each
 
@@ -29,6 +36,7 @@ NEEDED = re.compile(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]")
 # How the step names a library it restored; checks/zip_binaries.py reads these notes back.
 KEPT_UNSTRIPPED = "kept unstripped "
 NOT_STRIPPED = "not stripped: "  # gates.py reads the cause back from this warning
+KEPT_LAYOUT = "kept at its 64 KiB page layout "
 # e_machine values of the ELF header, by the machine names wheels and Lambda use.
 ELF_MACHINES = {62: "x86_64", 183: "aarch64", 3: "i386", 40: "arm"}
 
@@ -86,8 +94,9 @@ def check_target_machine(site: Path, toolchain: Toolchain, layer: str) -> None:
         )
 
 
-def strip_shared_objects(site: Path, toolchain: Toolchain) -> StepResult:
-    """Strip what is safe to strip and keep only what still loads, with the target's own tools."""
+def strip_shared_objects(site: Path, toolchain: Toolchain, relayout_pages: bool = True) -> StepResult:
+    """Strip what is safe to strip and keep only what still loads, with the target's own tools; then
+    (relayout_pages) remove the 64 KiB page padding from what loads re-laid out for 4 KiB pages."""
     if toolchain.strip is None or toolchain.python is None or shutil.which("readelf") is None:
         missing = toolchain.missing or ("needs binutils (strip, readelf) and the target interpreter",)
         return StepResult("shared-objects", warnings=tuple(NOT_STRIPPED + why for why in missing))
@@ -96,34 +105,24 @@ def strip_shared_objects(site: Path, toolchain: Toolchain) -> StepResult:
     to_strip = [p for p in candidates if is_elf(p)]
     before = {p: p.stat().st_size for p in to_strip}
     with tempfile.TemporaryDirectory(prefix="so-backup-") as backup_dir:
-        backups = {p: Path(backup_dir) / str(index) for index, p in enumerate(to_strip)}
-        for path, backup in backups.items():
-            shutil.copy2(path, backup)
-        failures = _strip_and_load(to_strip, strip, python, Path(backup_dir))
-        for path in failures:
-            shutil.copy2(backups[path], path)
-        # A library fails to load when one it needs (from the same layer) broke, though it would
-        # strip fine itself: each is tried again alone, next to the restored originals.
-        retried = []
-        for path in sorted(failures):
-            if _strip_and_load([path], strip, python, Path(backup_dir)):
-                shutil.copy2(backups[path], path)  # at once: a later retry may need it
-            else:
-                retried.append(path)
-        if retried:
-            # They were loaded next to unstripped neighbours: prove the final set together.
-            for path in retried:
-                del failures[path]
-            late = _load([p for p in to_strip if p not in failures], python, Path(backup_dir))
-            for path, error in late.items():
-                failures[path] = error
-                shutil.copy2(backups[path], path)
-        # What does not load as installed either (a plugin for a library Lambda lacks) was never
-        # the strip's doing: said so, rather than blamed on the strip.
-        never = _load(sorted(failures), python, Path(backup_dir)) if failures else {}
+        failures, never = _change_keeping_loadable(to_strip, partial(_strip, strip), python, Path(backup_dir))
+    stripped = {p: p.stat().st_size for p in to_strip}
+    relaid: list[Path] = []
+    relaid_failures: dict[Path, str] = {}
+    if relayout_pages:
+        # Restored originals too: scipy's OpenBLAS, which no strip leaves loadable, loads re-laid out.
+        relaid = [p for p in to_strip if p not in never and relayout(p.read_bytes()).data is not None]
+        with tempfile.TemporaryDirectory(prefix="so-relayout-") as backup_dir:
+            relaid_failures, _ = _change_keeping_loadable(relaid, _relayout, python, Path(backup_dir))
     saved = sum(before[p] - p.stat().st_size for p in to_strip)
+    relaid_saved = sum(stripped[p] - p.stat().st_size for p in relaid)
     note = f"{len(to_strip) - len(failures)} stripped" + (
         f", {len(candidates) - len(to_strip)} not ELF (left alone)" if len(candidates) > len(to_strip) else ""
+    )
+    relaid_note = (
+        f"{len(relaid) - len(relaid_failures)} re-laid out to 4 KiB pages, {relaid_saved / 1e6:.1f} MB"
+        if relayout_pages
+        else "not re-laid out to 4 KiB pages ([build] relayout_shared_objects = false)"
     )
     # A restore is the safety net working (scipy's bundled OpenBLAS breaks under any strip), so
     # it is a note: the library ships as installed, and the layer is only that much larger.
@@ -136,18 +135,71 @@ def strip_shared_objects(site: Path, toolchain: Toolchain) -> StepResult:
         ).replace(f"{site}/", "")
         for p, msg in sorted(failures.items())
     )
-    return StepResult("shared-objects", bytes_removed=saved, notes=(note, *restored))
+    kept_layout = tuple(
+        f"{KEPT_LAYOUT}{p.relative_to(site)}: it no longer loaded re-laid out: {msg}".replace(f"{site}/", "")
+        for p, msg in sorted(relaid_failures.items())
+    )
+    return StepResult("shared-objects", bytes_removed=saved, notes=(note, *restored, relaid_note, *kept_layout))
 
 
-def _strip_and_load(paths: list[Path], strip: str, python: str, workdir: Path) -> dict[Path, str]:
-    """Strip each of `paths` in place and load them in the target interpreter: path -> why it
-    failed (strip refused it, or it no longer loads). The caller restores those."""
+def _strip(strip: str, path: Path) -> str | None:
+    # error=None: a library strip refuses is restored by the caller and named in the notes.
+    stripped = call([strip, "--strip-unneeded", str(path)], error=None)
+    return None if stripped.returncode == 0 else f"strip failed (exit {stripped.returncode}): {stripped.tail(2)}"
+
+
+def _relayout(path: Path) -> str | None:
+    result = relayout(path.read_bytes())
+    if result.data is None:
+        return result.reason
+    path.write_bytes(result.data)
+    return None
+
+
+def _change_keeping_loadable(
+    paths: list[Path], change: Callable[[Path], str | None], python: str, backup_dir: Path
+) -> tuple[dict[Path, str], dict[Path, str]]:
+    """Apply `change` to each of `paths` in place (it returns why it could not, or None), then load
+    them all in the target interpreter and restore each that fails. Returns (path -> why it was
+    restored, path -> why it does not load as it was either)."""
+    backups = {p: backup_dir / str(index) for index, p in enumerate(paths)}
+    for path, backup in backups.items():
+        shutil.copy2(path, backup)
+    failures = _change_and_load(paths, change, python, backup_dir)
+    for path in failures:
+        shutil.copy2(backups[path], path)
+    # A library fails to load when one it needs (from the same layer) broke, though it would
+    # take the change fine itself: each is tried again alone, next to the restored originals.
+    retried = []
+    for path in sorted(failures):
+        if _change_and_load([path], change, python, backup_dir):
+            shutil.copy2(backups[path], path)  # at once: a later retry may need it
+        else:
+            retried.append(path)
+    if retried:
+        # They were loaded next to unchanged neighbours: prove the final set together.
+        for path in retried:
+            del failures[path]
+        late = _load([p for p in paths if p not in failures], python, backup_dir)
+        for path, error in late.items():
+            failures[path] = error
+            shutil.copy2(backups[path], path)
+    # What does not load as it was either (a plugin for a library Lambda lacks) was never the
+    # change's doing: said so, rather than blamed on the change.
+    never = _load(sorted(failures), python, backup_dir) if failures else {}
+    return failures, never
+
+
+def _change_and_load(
+    paths: list[Path], change: Callable[[Path], str | None], python: str, workdir: Path
+) -> dict[Path, str]:
+    """Change each of `paths` in place and load them in the target interpreter: path -> why it
+    failed (the change refused it, or it no longer loads). The caller restores those."""
     failures: dict[Path, str] = {}
     for path in paths:
-        # error=None: a library strip refuses is restored by the caller and named in the notes.
-        stripped = call([strip, "--strip-unneeded", str(path)], error=None)
-        if stripped.returncode != 0:
-            failures[path] = f"strip failed (exit {stripped.returncode}): {stripped.tail(2)}"
+        refused = change(path)
+        if refused is not None:
+            failures[path] = refused
     failures.update(_load([p for p in paths if p not in failures], python, workdir))
     return failures
 
