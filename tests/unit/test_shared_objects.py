@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from lambda_ml_layers.build.elf_layout import load_problems
 from lambda_ml_layers.build.shared_objects import (
     check_target_machine,
     elf_machine,
@@ -158,6 +159,9 @@ def test_arm64_objects_are_stripped_with_aarch64_binutils_and_load_checked_under
     assert has_symbol_table(plugin)
     assert step.notes[1].startswith("kept unstripped pkg.libs/libplugin.so")
     assert "it does not load as installed either: OSError: libgone.so: cannot open" in step.notes[1]
+    # aarch64 ld pads to 64 KiB pages: re-laid out, it still loaded in qemu's arm64 python.
+    assert step.notes[2].startswith("1 re-laid out to 4 KiB pages")
+    assert fine.stat().st_size < 65536
     assert step.warnings == ()
 
 
@@ -183,3 +187,55 @@ def test_a_shared_object_for_another_machine_fails_the_layer(tmp_path: Path) -> 
     assert f"Layer core is for {other} ({ARCHES[other]}), but 1 of its shared objects" in str(error.value)
     assert f"pkg/_native.so ({platform.machine()})" in str(error.value)
     check_target_machine(site, NATIVE, "core")  # the right machine: no complaint
+
+
+# A library that needs its 64 KiB page padding: its constructor aborts the process when its own
+# file is shorter than 64 KiB, which only the re-laid-out form is (a stand-in for any object the
+# re-layout would break, caught by the same load check as a broken strip).
+NEEDS_PADDING = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+int padded_value(void) { return 42; }
+__attribute__((constructor)) static void check_size(void) {
+    Dl_info info;
+    struct stat st;
+    dladdr((void *)padded_value, &info);
+    if (stat(info.dli_fname, &st) != 0 || st.st_size < 65536) abort();
+}
+"""
+PADDED = "-Wl,-z,max-page-size=0x10000"
+
+
+def test_objects_linked_for_64k_pages_are_re_laid_out_and_one_that_no_longer_loads_stays_stripped(
+    tmp_path: Path,
+) -> None:
+    site = tmp_path / "site" / "pkg"
+    site.mkdir(parents=True)
+    fine = site / "_fine.so"
+    compile_library("int fine_value(void) { return 1; }\n", fine, PADDED)
+    needs = site / "_needs_padding.so"
+    compile_library(NEEDS_PADDING, needs, PADDED)
+    stripped_only = tmp_path / "stripped.so"
+    shutil.copy2(needs, stripped_only)
+    subprocess.run(["strip", "--strip-unneeded", str(stripped_only)], check=True)
+
+    step = strip_shared_objects(tmp_path / "site", NATIVE)
+
+    assert step.notes[0] == "2 stripped"
+    assert step.notes[1].startswith("1 re-laid out to 4 KiB pages, 0.")
+    assert step.notes[2].startswith("kept at its 64 KiB page layout pkg/_needs_padding.so: it no longer loaded")
+    assert needs.read_bytes() == stripped_only.read_bytes()  # back to its stripped form, not the original
+    assert fine.stat().st_size < 65536 and not load_problems(fine.read_bytes())
+    assert step.bytes_removed > 2 * 65536  # the strip's saving and the padding's
+
+
+def test_with_relayout_off_the_padding_stays(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    lib = site / "_fine.so"
+    compile_library("int fine_value(void) { return 1; }\n", lib, PADDED)
+    step = strip_shared_objects(site, NATIVE, relayout_pages=False)
+    assert step.notes[1] == "not re-laid out to 4 KiB pages ([build] relayout_shared_objects = false)"
+    assert lib.stat().st_size > 65536
