@@ -20,7 +20,6 @@ from ..core.runtimes import RUNTIMES
 from ..core.toolchains import find_toolchain
 from ..config.locks import LayerLock
 from ..core.write_errors import naming
-from .shared_objects import load_checker
 
 ENGINE_DIR = Path(__file__).resolve().parents[1]
 # What decides a zip's bytes: the build's own folder (pruning/ included), what it reads and runs on
@@ -46,14 +45,10 @@ _NOT_IN_ZIP = ("folder", "description", "allowed_import_failures", "upstream_tes
 def toolchain(runtime: str, arch: str) -> dict[str, str | bool]:
     """What the build machine brings that shapes the zip: the target's strip and interpreter
     (native or under qemu) decide whether shared objects are stripped and verified at all."""
-    target = find_toolchain(RUNTIMES[runtime], arch)
-    checker = load_checker(target)
     return {
         "machine": platform.machine(),
-        "target": target.describe(),
+        "target": find_toolchain(RUNTIMES[runtime], arch).describe(),
         "readelf": shutil.which("readelf") is not None,
-        # Without the runtime's own interpreter, another version's load-checks the shared objects.
-        "load_checker": Path(checker[0]).name if checker else "-",
     }
 
 

@@ -27,8 +27,7 @@ from pathlib import Path
 from ..core.command_runner import call
 from ..core.errors import LayerToolError, VerifyError
 from ..core.layer_tree import StepResult, walk_files
-from ..core.runtimes import RUNTIMES
-from ..core.toolchains import Toolchain, find_toolchain
+from ..core.toolchains import Toolchain
 from .elf_layout import relayout
 from .elf_needed import SHT_SYMTAB, section_kinds
 from .target_imports import run_each
@@ -95,31 +94,13 @@ def check_target_machine(site: Path, toolchain: Toolchain, layer: str) -> None:
         )
 
 
-def load_checker(toolchain: Toolchain) -> tuple[str, str] | None:
-    """(interpreter, note) that load-checks the target's shared objects: the runtime's own, else one of
-    another Python version for the same machine (newest first; note says which and why). Loading a
-    library (ctypes.CDLL) needs the machine's dynamic loader, not the runtime's Python version, so it
-    proves a strip or re-layout as well; imports still need the runtime's own, and stay unverified."""
-    if toolchain.python is not None:
-        return toolchain.python, ""
-    for runtime in sorted(RUNTIMES.values(), key=lambda r: tuple(map(int, r.version.split("."))), reverse=True):
-        other = find_toolchain(runtime, toolchain.arch)
-        if other.python is not None:
-            return other.python, (
-                f"loaded in {toolchain.arch} python{runtime.version} (none of the runtime's version here): "
-                f"a load needs {toolchain.machine}'s dynamic loader, not the runtime's Python"
-            )
-    return None
-
-
 def strip_shared_objects(site: Path, toolchain: Toolchain, relayout_pages: bool = True) -> StepResult:
     """Strip what is safe to strip and keep only what still loads, with the target's own tools; then
     (relayout_pages) remove the 64 KiB page padding from what loads re-laid out for 4 KiB pages."""
-    checker = load_checker(toolchain)
-    if toolchain.strip is None or checker is None or shutil.which("readelf") is None:
+    if toolchain.strip is None or toolchain.python is None or shutil.which("readelf") is None:
         missing = toolchain.missing or ("needs binutils (strip, readelf) and the target interpreter",)
         return StepResult("shared-objects", warnings=tuple(NOT_STRIPPED + why for why in missing))
-    strip, (python, loaded_in) = toolchain.strip, checker
+    strip, python = toolchain.strip, toolchain.python
     candidates = [site / rel for rel, _ in walk_files(site) if is_shared_object(rel)]
     to_strip = [p for p in candidates if is_elf(p)]
     before = {p: p.stat().st_size for p in to_strip}
@@ -158,10 +139,7 @@ def strip_shared_objects(site: Path, toolchain: Toolchain, relayout_pages: bool 
         f"{KEPT_LAYOUT}{p.relative_to(site)}: it no longer loaded re-laid out: {msg}".replace(f"{site}/", "")
         for p, msg in sorted(relaid_failures.items())
     )
-    checked = (loaded_in,) if loaded_in else ()
-    return StepResult(
-        "shared-objects", bytes_removed=saved, notes=(note, *restored, relaid_note, *kept_layout, *checked)
-    )
+    return StepResult("shared-objects", bytes_removed=saved, notes=(note, *restored, relaid_note, *kept_layout))
 
 
 def _strip(strip: str, path: Path) -> str | None:
