@@ -11,13 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from lambda_ml_layers.build.elf_layout import load_problems
+from lambda_ml_layers.build.elf_layout import EHDR, PHDR, PT_LOAD, load_problems
 from lambda_ml_layers.build.shared_objects import (
+    LoaderTrace,
     check_target_machine,
     elf_machine,
     has_symbol_table,
     is_elf,
+    loader_check,
+    loader_refusal,
+    loader_regression,
     strip_shared_objects,
+    trace_with_loader,
 )
 from lambda_ml_layers.core.errors import VerifyError
 from lambda_ml_layers.core.runtimes import ARCHES, RUNTIMES
@@ -31,6 +36,8 @@ ARCH = next(arch for arch, machine in ARCHES.items() if machine == platform.mach
 NATIVE = Toolchain(ARCH, platform.machine(), shutil.which("strip"), sys.executable, emulated=False)
 # arm64 on this machine: Debian's aarch64 binutils and trixie's arm64 python3.13 under qemu (bootstrap).
 ARM64 = find_toolchain(RUNTIMES["python3.13"], "arm64")
+# arm64 python3.12: no interpreter of that version anywhere here, so the sysroot's dynamic loader checks.
+ARM64_312 = find_toolchain(RUNTIMES["python3.12"], "arm64")
 
 # A library that refuses to run once its symbol table is gone, as scipy's bundled OpenBLAS does
 # once stripped (there "ELF load command address/offset not page-aligned"): its constructor reads
@@ -119,10 +126,10 @@ def test_a_library_that_does_not_load_as_installed_is_not_blamed_on_the_strip(tm
 AARCH64_FUNCTION = ".text\n.global answer\n.type answer, %function\nanswer:\n    mov w0, #42\n    ret\n"
 
 
-def assemble_aarch64(out: Path, *link: str) -> None:
+def assemble_aarch64(out: Path, *link: str, code: str = AARCH64_FUNCTION) -> None:
     """A real aarch64 shared object, built with Debian's aarch64 binutils (no cross compiler needed)."""
     source, obj = out.with_suffix(".s"), out.with_suffix(".o")
-    source.write_text(AARCH64_FUNCTION)
+    source.write_text(code)
     subprocess.run(["aarch64-linux-gnu-as", "-o", str(obj), str(source)], check=True)
     subprocess.run(
         ["aarch64-linux-gnu-ld", "-shared", f"-soname={out.name}", "-o", str(out), str(obj), *link], check=True
@@ -239,3 +246,108 @@ def test_with_relayout_off_the_padding_stays(tmp_path: Path) -> None:
     step = strip_shared_objects(site, NATIVE, relayout_pages=False)
     assert step.notes[1] == "not re-laid out to 4 KiB pages ([build] relayout_shared_objects = false)"
     assert lib.stat().st_size > 65536
+
+
+# What the aarch64 loader prints for an extension module (LD_TRACE_LOADED_OBJECTS, LD_BIND_NOW, LD_WARN).
+TRACED = "\tlibc.so.6 => /lib/aarch64-linux-gnu/libc.so.6 (0x00000055028a0000)\n"
+MODULE = "_sosfilt.cpython-312-aarch64-linux-gnu.so"
+UNBOUND = f"undefined symbol: PyExc_ValueError\t(./{MODULE})\nundefined symbol: _Py_FalseStruct\t(./{MODULE})\n"
+
+
+def test_an_extension_modules_own_unbound_py_symbols_are_no_regression() -> None:
+    before = LoaderTrace.parse(0, TRACED, UNBOUND)
+    assert loader_regression(before, LoaderTrace.parse(0, TRACED, UNBOUND)) is None
+    assert loader_refusal(before) is None  # unbound Py* symbols: the interpreter provides them
+
+
+def test_an_object_the_loader_no_longer_maps_or_binds_is_a_regression() -> None:
+    before = LoaderTrace.parse(0, TRACED, UNBOUND)
+    broken = LoaderTrace.parse(
+        127,
+        "",
+        f"./{MODULE}: error while loading shared libraries: ./{MODULE}: "
+        "ELF load command address/offset not page-aligned\n",
+    )
+    assert loader_regression(before, broken) == (
+        f"the dynamic loader no longer maps it (exit 127): ./{MODULE}: error while loading shared libraries: "
+        f"./{MODULE}: ELF load command address/offset not page-aligned"
+    )
+    unbound = LoaderTrace.parse(0, TRACED, UNBOUND + f"undefined symbol: cblas_dgemm\t(./{MODULE})\n")
+    assert loader_regression(before, unbound) == (
+        f"the dynamic loader reports what it did not before: undefined symbol: cblas_dgemm\t(./{MODULE})"
+    )
+    lost = LoaderTrace.parse(0, TRACED + "\tlibgfortran-e1b7dfc8.so.5.0.0 => not found\n", UNBOUND)
+    assert loader_regression(before, lost) == (
+        "the dynamic loader reports what it did not before: libgfortran-e1b7dfc8.so.5.0.0 => not found"
+    )
+    assert loader_refusal(lost) == "the dynamic loader does not find libgfortran-e1b7dfc8.so.5.0.0 => not found"
+
+
+def test_an_object_that_never_mapped_is_no_regression_but_is_refused_as_installed() -> None:
+    refused = LoaderTrace.parse(127, "", "x.so: error while loading shared libraries: x.so: bad ELF\n")
+    assert loader_regression(refused, refused) is None
+    assert (
+        loader_refusal(refused)
+        == "the dynamic loader does not map it (exit 127): x.so: error while loading shared libraries: x.so: bad ELF"
+    )
+
+
+def misalign_first_load(path: Path) -> None:
+    """Move the first PT_LOAD's file offset off its address modulo any page size, as a broken
+    strip or patchelf leaves scipy's OpenBLAS: the kernel's and the loader's mmap then refuse it."""
+    data = bytearray(path.read_bytes())
+    header = EHDR.unpack_from(data)
+    phoff, phentsize, phnum = header[5], header[9], header[10]
+    for index in range(phnum):
+        fields = list(PHDR.unpack_from(data, phoff + index * phentsize))
+        if fields[0] == PT_LOAD:
+            fields[2] += 16  # p_offset
+            PHDR.pack_into(data, phoff + index * phentsize, *fields)
+            break
+    path.write_bytes(bytes(data))
+
+
+needs_arm64_loader = pytest.mark.skipif(
+    not ARM64_312.loader or shutil.which("aarch64-linux-gnu-as") is None,
+    reason=f"needs the arm64 sysroot and qemu of scripts/bootstrap.py: {'; '.join(ARM64_312.missing)}",
+)
+
+
+@needs_arm64_loader
+def test_the_arm64_loader_under_qemu_fails_a_misaligned_object_and_passes_a_stripped_one(tmp_path: Path) -> None:
+    good, bad = tmp_path / "libgood.so", tmp_path / "libbad.so"
+    assemble_aarch64(good)
+    assemble_aarch64(bad)
+    check = loader_check(ARM64_312.loader, [good, bad])
+    subprocess.run(["aarch64-linux-gnu-strip", "--strip-unneeded", str(good)], check=True)
+    misalign_first_load(bad)
+
+    failed = check.changed([good, bad], tmp_path)
+
+    assert list(failed) == [bad]
+    assert failed[bad].startswith("the dynamic loader no longer maps it (exit 127)")
+    assert "ELF load command address/offset not " in failed[bad]
+    assert check.as_installed([good], tmp_path) == {}
+    assert check.as_installed([bad], tmp_path) == {bad: failed[bad].replace("no longer maps", "does not map")}
+
+
+@needs_arm64_loader
+def test_without_an_arm64_python_312_the_strip_step_load_checks_with_the_loader(tmp_path: Path) -> None:
+    assert ARM64_312.python is None and ARM64_312.strip is not None
+    libs = tmp_path / "site" / "pkg.libs"
+    libs.mkdir(parents=True)
+    fine = libs / "libanswer.so"
+    assemble_aarch64(fine)
+    # An extension module's Py* symbols come from the interpreter: unbound here before and after.
+    module = libs / "_module.so"
+    assemble_aarch64(module, code=AARCH64_FUNCTION + ".global raise_it\nraise_it:\n    b PyErr_SetString\n")
+    assert f"undefined symbol: PyErr_SetString\t({module})" in trace_with_loader(ARM64_312.loader, module).problems
+
+    step = strip_shared_objects(tmp_path / "site", ARM64_312)
+
+    assert step.notes[0] == "2 stripped"
+    assert not has_symbol_table(fine) and not has_symbol_table(module)
+    assert step.notes[1].startswith("load-checked with the arm64 dynamic loader (bookworm sysroot, under qemu)")
+    assert "no arm64 Python 3.12" in step.notes[1] and "no import is verified" in step.notes[1]
+    assert step.notes[2].startswith("2 re-laid out to 4 KiB pages")
+    assert step.warnings == ()
