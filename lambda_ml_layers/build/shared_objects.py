@@ -209,9 +209,9 @@ def strip_shared_objects(site: Path, toolchain: Toolchain, relayout_pages: bool 
 def _loader_note(toolchain: Toolchain) -> str:
     sysroot = Path(toolchain.loader[-1]).parent.parent.name
     return (
-        f"load-checked with the {toolchain.arch} dynamic loader ({sysroot} sysroot, under qemu), not in an "
-        f"interpreter: each still maps and binds what it did as installed, but no import is verified: "
-        + "; ".join(toolchain.missing)
+        f"load-checked with the {toolchain.arch} dynamic loader ({sysroot} sysroot, under qemu) instead of an "
+        f"interpreter (each still maps and binds what it did as installed); why, and what that leaves "
+        f"unverified: " + "; ".join(toolchain.missing)
     )
 
 
