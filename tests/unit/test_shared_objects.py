@@ -347,7 +347,44 @@ def test_without_an_arm64_python_312_the_strip_step_load_checks_with_the_loader(
 
     assert step.notes[0] == "2 stripped"
     assert not has_symbol_table(fine) and not has_symbol_table(module)
-    assert step.notes[1].startswith("load-checked with the arm64 dynamic loader (bookworm sysroot, under qemu)")
+    assert step.notes[1].startswith("load-checked with the arm64 dynamic loader (")
     assert "no arm64 Python 3.12" in step.notes[1] and "no import can be verified" in step.notes[1]
     assert step.notes[2].startswith("2 re-laid out to 4 KiB pages")
     assert step.warnings == ()
+
+
+@needs_arm64_loader
+def test_the_loader_check_restores_what_a_strip_broke_and_strips_its_user_alone(tmp_path: Path) -> None:
+    # A strip that leaves libbroken.so as GNU strip leaves scipy's OpenBLAS: its PT_LOAD off its page.
+    repo = Path(__file__).resolve().parents[2]
+    breaker = tmp_path / "strip"
+    breaker.write_text(
+        f'#!/bin/sh\naarch64-linux-gnu-strip "$@" || exit $?\n'
+        f'case "$2" in *libbroken.so) PYTHONPATH="{repo}" exec "{sys.executable}" -c '
+        f'"import sys, tests.unit.test_shared_objects as t; t.misalign_first_load(t.Path(sys.argv[1]))" "$2";; esac\n'
+    )
+    breaker.chmod(0o755)
+    libs = tmp_path / "site" / "pkg.libs"
+    libs.mkdir(parents=True)
+    broken = libs / "libbroken.so"
+    assemble_aarch64(broken)
+    original = broken.read_bytes()
+    user = libs / "libuser.so"
+    assemble_aarch64(user, f"-L{libs}", "-lbroken", "-rpath=$ORIGIN", code=AARCH64_FUNCTION.replace("answer", "ask"))
+    toolchain = Toolchain("arm64", "aarch64", str(breaker), None, True, ARM64_312.missing, ARM64_312.loader)
+
+    step = strip_shared_objects(tmp_path / "site", toolchain, relayout_pages=False)
+
+    assert broken.read_bytes() == original  # restored as installed
+    assert not has_symbol_table(user)  # it failed beside the broken one, then passed alone
+    assert step.notes[0] == "1 stripped"
+    assert step.notes[2].startswith(
+        "kept unstripped pkg.libs/libbroken.so (0.1 MB): it no longer loaded once stripped: "
+    )
+    assert "the dynamic loader no longer maps it (exit 127)" in step.notes[2]
+
+
+@needs_arm64_loader
+def test_the_loader_changes_python_312s_cache_key_only() -> None:
+    assert ARM64_312.describe().endswith("/ld-linux-aarch64.so.1") and " loader=" in ARM64_312.describe()
+    assert "loader" not in ARM64.describe()  # 3.13 has its interpreter: its builds are unchanged
