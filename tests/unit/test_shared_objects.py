@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lambda_ml_layers.build.elf_layout import EHDR, PHDR, PT_LOAD, load_problems
+from lambda_ml_layers.build.elf_layout import load_problems
 from lambda_ml_layers.build.shared_objects import (
     LoaderTrace,
     check_target_machine,
@@ -292,19 +292,29 @@ def test_an_object_that_never_mapped_is_no_regression_but_is_refused_as_installe
     )
 
 
+# Moves the first PT_LOAD's file offset off its address modulo any page size, as a broken strip or
+# patchelf leaves scipy's OpenBLAS: the loader's mmap then refuses it. A script: a strip runs it too.
+MISALIGN = """
+import sys
+from pathlib import Path
+from lambda_ml_layers.build.elf_layout import EHDR, PHDR, PT_LOAD
+path = Path(sys.argv[1])
+data = bytearray(path.read_bytes())
+header = EHDR.unpack_from(data)
+phoff, phentsize, phnum = header[5], header[9], header[10]
+for at in range(phoff, phoff + phnum * phentsize, phentsize):
+    fields = list(PHDR.unpack_from(data, at))
+    if fields[0] == PT_LOAD:
+        fields[2] += 16  # p_offset
+        PHDR.pack_into(data, at, *fields)
+        break
+path.write_bytes(bytes(data))
+"""
+REPO = Path(__file__).resolve().parents[2]
+
+
 def misalign_first_load(path: Path) -> None:
-    """Move the first PT_LOAD's file offset off its address modulo any page size, as a broken
-    strip or patchelf leaves scipy's OpenBLAS: the kernel's and the loader's mmap then refuse it."""
-    data = bytearray(path.read_bytes())
-    header = EHDR.unpack_from(data)
-    phoff, phentsize, phnum = header[5], header[9], header[10]
-    for index in range(phnum):
-        fields = list(PHDR.unpack_from(data, phoff + index * phentsize))
-        if fields[0] == PT_LOAD:
-            fields[2] += 16  # p_offset
-            PHDR.pack_into(data, phoff + index * phentsize, *fields)
-            break
-    path.write_bytes(bytes(data))
+    subprocess.run([sys.executable, "-c", MISALIGN, str(path)], check=True, cwd=REPO)
 
 
 needs_arm64_loader = pytest.mark.skipif(
@@ -356,12 +366,12 @@ def test_without_an_arm64_python_312_the_strip_step_load_checks_with_the_loader(
 @needs_arm64_loader
 def test_the_loader_check_restores_what_a_strip_broke_and_strips_its_user_alone(tmp_path: Path) -> None:
     # A strip that leaves libbroken.so as GNU strip leaves scipy's OpenBLAS: its PT_LOAD off its page.
-    repo = Path(__file__).resolve().parents[2]
+    (tmp_path / "misalign.py").write_text(MISALIGN)
     breaker = tmp_path / "strip"
     breaker.write_text(
-        f'#!/bin/sh\naarch64-linux-gnu-strip "$@" || exit $?\n'
-        f'case "$2" in *libbroken.so) PYTHONPATH="{repo}" exec "{sys.executable}" -c '
-        f'"import sys, tests.unit.test_shared_objects as t; t.misalign_first_load(t.Path(sys.argv[1]))" "$2";; esac\n'
+        '#!/bin/sh\naarch64-linux-gnu-strip "$@" || exit $?\n'
+        f'case "$2" in *libbroken.so) PYTHONPATH="{REPO}" exec "{sys.executable}" "{tmp_path}/misalign.py" "$2"'
+        ";; esac\n"
     )
     breaker.chmod(0o755)
     libs = tmp_path / "site" / "pkg.libs"
