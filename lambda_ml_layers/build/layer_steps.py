@@ -219,7 +219,7 @@ def build_fresh(ctx: BuildContext, layer: LayerConfig, key: str, wait_for_base: 
         check_target_machine(site, ctx.toolchain, name)
         if layer.strip_shared_objects:
             ctx.say(Notice.step(name, "stripping shared objects"))
-            steps.append(strip_shared_objects(site, ctx.toolchain))
+            steps.append(strip_shared_objects(site, ctx.toolchain, layer.relayout_shared_objects))
         ctx.check_cancel()
         ctx.say(Notice.step(name, "sharing duplicate libraries"))
         steps.append(share_duplicate_libraries(site, ctx.toolchain.python, ctx.arch, ctx.runtime.glibc))

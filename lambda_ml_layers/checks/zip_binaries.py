@@ -1,4 +1,5 @@
-"""Every shared object in a published zip is built for the zip's architecture and stripped.
+"""Every shared object in a published zip is built for the zip's architecture, stripped, and
+loadable with Lambda's 4 KiB pages (each PT_LOAD's offset and address agree modulo 4096).
 
 Checked on the zips themselves, after the build, so it holds whatever wrote them: a wheel for
 the wrong machine, or a strip that did not happen (no aarch64 binutils on the build machine),
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..build.elf_layout import load_problems
 from ..build.shared_objects import KEPT_UNSTRIPPED, elf_machine, has_symbol_table, is_elf, is_shared_object
 from ..core.errors import LayerTestFailed
 from ..core.layer_tree import walk_files
@@ -31,8 +33,8 @@ def kept_on_purpose(layer_report: dict[str, Any]) -> set[str]:
 
 
 def binary_problems(site: Path, machine: str, kept: set[str]) -> list[str]:
-    """Pure over an extracted python/ folder: each shared object for another machine, or unstripped
-    without the build having said why."""
+    """Pure over an extracted python/ folder: each shared object for another machine, unstripped
+    without the build having said why, or laid out so that the loader would refuse it."""
     problems = []
     for rel, _ in walk_files(site):
         path = site / rel
@@ -43,6 +45,7 @@ def binary_problems(site: Path, machine: str, kept: set[str]) -> list[str]:
             problems.append(f"{rel}: built for {found}, not {machine}")
         elif has_symbol_table(path) and rel not in kept:
             problems.append(f"{rel}: not stripped (it still has its .symtab), and the build did not say why")
+        problems += [f"{rel}: would not load with 4 KiB pages: {why}" for why in load_problems(path.read_bytes())]
     return problems
 
 
@@ -66,6 +69,8 @@ def check_zip_binaries(
         raise LayerTestFailed(
             f"Shared objects in {paths.output_dir(runtime, arch)} that Lambda's {arch} would reject or that "
             f"were left unstripped:\n" + "\n".join(problems) + "\n  Fix: run `python3 scripts/bootstrap.py` as "
-            f"root (aarch64 binutils and qemu for arm64), then `{build_command(runtime, arch)} --force`."
+            f"root (aarch64 binutils and qemu for arm64), then `{build_command(runtime, arch)} --force`; "
+            f"one that would not load with 4 KiB pages and stays so is edited by no build step (the wheel "
+            f"ships it so): pin another release of its package."
         )
     return checked

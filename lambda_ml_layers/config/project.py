@@ -36,6 +36,7 @@ class LayerConfig:
     bytecode: str
     docstrings: str  # "keep", or "strip": compiled without docstrings, asserts kept
     strip_shared_objects: bool
+    relayout_shared_objects: bool  # remove 64 KiB page padding (build/elf_layout.py)
     strip_rules: tuple[StripRule, ...]
     protect: tuple[str, ...]
     aws_services: tuple[str, ...] | None  # None: leave the AWS SDK's data untouched
@@ -149,6 +150,7 @@ def _layer_config(
         bytecode=build.get("bytecode", "sourceless"),
         docstrings=build.get("docstrings", "keep"),
         strip_shared_objects=bool(build.get("strip_shared_objects", True)),
+        relayout_shared_objects=bool(build.get("relayout_shared_objects", True)),
         strip_rules=default_rules + rules.strip_rules(strip, where, problems),
         protect=protect,
         aws_services=rules.kept_services(aws_sdk, where, problems),

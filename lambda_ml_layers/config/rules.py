@@ -21,7 +21,7 @@ DOCSTRING_OPTIONS = ("keep", "strip")
 
 BUILD_KEYS = ("runtime", "arch", "bytecode", "strip_shared_objects")
 # May be left out of defaults.toml: the default is written beside the setting's check.
-OPTIONAL_BUILD_KEYS = ("docstrings",)
+OPTIONAL_BUILD_KEYS = ("docstrings", "relayout_shared_objects")
 RULE_KEYS = {"name", "why", "directories", "files", "paths", "keep"}
 STRIP_KEYS = {"protect", "rules"}
 DEFAULTS_KEYS = {"build", "strip"}
@@ -135,8 +135,9 @@ def build_settings(
         problems.append(
             f"{where} [build]: bytecode {merged['bytecode']!r} is not one of {', '.join(BYTECODE_POLICIES)}."
         )
-    if "strip_shared_objects" in present and not isinstance(merged["strip_shared_objects"], bool):
-        problems.append(f"{where} [build]: strip_shared_objects must be true or false.")
+    for key in ("strip_shared_objects", "relayout_shared_objects"):
+        if key in present and not isinstance(merged[key], bool):
+            problems.append(f"{where} [build]: {key} must be true or false.")
     problems += docstring_problems(merged, present, where)
     return merged
 

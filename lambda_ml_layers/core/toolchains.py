@@ -5,7 +5,9 @@ For another architecture (arm64 layers built on x86_64): that architecture's bin
 (`aarch64-linux-gnu-strip`, Debian's binutils-aarch64-linux-gnu) and an interpreter of the runtime's
 version for that architecture, run under qemu: scripts/bootstrap.py unpacks Debian's into sysroots
 under build/toolchains/<arch>/ with one wrapper script per version (bin/pythonX.Y), so everything that
-runs "the target interpreter" runs it the same way. A missing piece is not an error here: it is
+runs "the target interpreter" runs it the same way. Where no interpreter of the runtime's version
+exists (arm64 Python 3.12), the sysroot's own dynamic loader under qemu (`loader`) can still tell
+whether a shared object maps and links, though not whether it imports. A missing piece is not an error here: it is
 named in `missing`, with its fix, and the steps that need it report what they could not do.
 """
 
@@ -25,6 +27,11 @@ TOOLCHAINS = ENGINE_REPO / "build" / "toolchains"
 # binutils' prefix for a machine's cross tools, as Debian names them.
 CROSS_PREFIX = {"aarch64": "aarch64-linux-gnu-", "x86_64": "x86_64-linux-gnu-"}
 BOOTSTRAP = "python3 scripts/bootstrap.py"
+# The Debian sysroots bootstrap unpacks, oldest glibc first: bookworm's 2.36 is the closest to
+# Lambda's python3.12 (Amazon Linux 2023, glibc 2.34).
+SYSROOTS = ("bookworm", "trixie")
+# The dynamic loader's name in a sysroot's /lib, by machine (the arches bootstrap unpacks sysroots for).
+LOADERS = {"aarch64": "ld-linux-aarch64.so.1"}
 
 
 @dataclass(frozen=True)
@@ -35,12 +42,17 @@ class Toolchain:
     python: str | None  # runs code as the target's runtime would: the native interpreter, or a qemu wrapper
     emulated: bool  # `python` runs under qemu: loads and imports are real, timings are not comparable
     missing: tuple[str, ...] = ()  # what is absent (strip, python), each with why it matters and its fix
+    # A command prefix running the target's dynamic loader (qemu -L SYSROOT SYSROOT/lib/ld-*.so.1);
+    # () when absent. Only sought where `python` is missing: the interpreter's check is the stronger.
+    loader: tuple[str, ...] = ()
 
     def describe(self) -> str:
         """For cache keys and reports: which tools decided what the layer became."""
         strip = Path(self.strip).name if self.strip else "-"
         python = Path(self.python).name if self.python else "-"
-        return f"{self.arch}: strip={strip} python={python} emulated={self.emulated}"
+        found = Path(self.loader[-1]) if self.loader else None
+        loader = f" loader={found.parent.parent.name}/{found.name}" if found else ""
+        return f"{self.arch}: strip={strip} python={python} emulated={self.emulated}{loader}"
 
 
 def emulated_interpreter(runtime: Runtime, machine: str) -> Path:
@@ -67,14 +79,42 @@ def find_toolchain(runtime: Runtime, arch: str, host: str | None = None) -> Tool
     wrapper = emulated_interpreter(runtime, machine)
     info = interpreter_info(str(wrapper)) if wrapper.exists() else []
     python = str(wrapper) if info and info[1] == runtime.version else None
+    loader: tuple[str, ...] = ()
     if python is None:
         why = (
             f"{wrapper} does not run (rerun `{BOOTSTRAP}` as root)"
             if wrapper.exists()
             else f"no {arch} Python {runtime.version} to run under qemu here ({_how_to_get(runtime, machine)})"
         )
-        missing.append(f"{why}, so shared objects cannot be load-checked and no import can be verified")
-    return Toolchain(arch, machine, strip, python, emulated=True, missing=tuple(missing))
+        loader = find_loader(machine)
+        if loader:
+            missing.append(
+                f"{why}, so no import can be verified (shared objects are load-checked with the {arch} "
+                f"dynamic loader instead: it maps and links them, it does not import them)"
+            )
+        else:
+            missing.append(
+                f"{why}, so no import can be verified; and no {arch} dynamic loader to run under qemu-{machine}-static "
+                f"(run `{BOOTSTRAP}` as root: it installs qemu-user-static and unpacks the sysroots), so shared "
+                f"objects cannot be load-checked either"
+            )
+    return Toolchain(arch, machine, strip, python, emulated=True, missing=tuple(missing), loader=loader)
+
+
+def find_loader(machine: str) -> tuple[str, ...]:
+    """qemu running the dynamic loader of a sysroot bootstrap unpacked, oldest glibc first (the
+    closest to Lambda's), or () when there is none. Only a static qemu: the loader is steered by
+    LD_* variables, which would steer a dynamically linked qemu's own loader too."""
+    qemu = shutil.which(f"qemu-{machine}-static")
+    arch = next(name for name, m in ARCHES.items() if m == machine)
+    loader_name = LOADERS.get(machine)
+    if qemu is None or loader_name is None:
+        return ()
+    for suite in SYSROOTS:
+        sysroot = TOOLCHAINS / arch / suite
+        if (sysroot / "lib" / loader_name).exists():
+            return (qemu, "-L", str(sysroot), str(sysroot / "lib" / loader_name))
+    return ()
 
 
 def _how_to_get(runtime: Runtime, machine: str) -> str:

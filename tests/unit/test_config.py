@@ -250,3 +250,14 @@ def test_the_template_names_layers_as_the_name_rule_assumes() -> None:
         layer_name = template["Resources"][layer.logical_id]["Properties"]["LayerName"]
         expected = LAYER_NAME_PREFIX.format(stage="${Stage}") + layer.layer_name
         assert layer_name == {"Fn::Sub": expected}, layer.logical_id
+
+
+def test_relayout_shared_objects_is_on_by_default_and_a_layer_may_turn_it_off(tmp_path: Path) -> None:
+    project = tiny_project(tmp_path, layer_toml="budget_mb = 10\n[build]\nrelayout_shared_objects = false\n")
+    assert [layer.relayout_shared_objects for layer in load_project(project.root).layers] == [False]
+    default = tiny_project(tmp_path / "default")
+    assert [layer.relayout_shared_objects for layer in load_project(default.root).layers] == [True]
+    wrong = tiny_project(tmp_path / "wrong", layer_toml='budget_mb = 10\n[build]\nrelayout_shared_objects = "no"\n')
+    with pytest.raises(ConfigError) as error:
+        load_project(wrong.root)
+    assert "[build]: relayout_shared_objects must be true or false." in str(error.value)

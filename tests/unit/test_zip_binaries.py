@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import platform
 import shutil
+import struct
 import subprocess
 from pathlib import Path
 
@@ -50,3 +51,21 @@ def test_an_object_for_another_machine_fails_stripped_or_not(tmp_path: Path) -> 
     library(tmp_path, "pkg/_native.so", stripped=True)
     other = "aarch64" if HOST != "aarch64" else "x86_64"
     assert binary_problems(tmp_path, other, set()) == [f"pkg/_native.so: built for {HOST}, not {other}"]
+
+
+def test_an_object_whose_load_offset_and_address_disagree_modulo_4k_fails(tmp_path: Path) -> None:
+    library(tmp_path, "pkg/_fine.so", stripped=True)
+    library(tmp_path, "pkg/_broken.so", stripped=True)
+    broken = tmp_path / "pkg" / "_broken.so"
+    data = bytearray(broken.read_bytes())
+    (phoff,) = struct.unpack_from("<Q", data, 0x20)
+    (phnum,) = struct.unpack_from("<H", data, 0x38)
+    loads = [phoff + i * 56 for i in range(phnum) if struct.unpack_from("<I", data, phoff + i * 56)[0] == 1]
+    # What a careless ELF editor leaves: the second load's offset moved without its address.
+    (offset,) = struct.unpack_from("<Q", data, loads[1] + 8)
+    struct.pack_into("<Q", data, loads[1] + 8, offset + 0x10)
+    broken.write_bytes(bytes(data))
+    assert binary_problems(tmp_path, HOST, set()) == [
+        f"pkg/_broken.so: would not load with 4 KiB pages: PT_LOAD {(loads[1] - phoff) // 56}: p_offset "
+        f"{offset + 0x10:#x} and p_vaddr {struct.unpack_from('<Q', data, loads[1] + 16)[0]:#x} differ modulo 0x1000"
+    ]
