@@ -80,7 +80,7 @@ def target_interpreter(runtime: Runtime, arch: str) -> tuple[str, bool]:
     if toolchain.python is None:
         raise InterpreterMissing(
             # The interpreter's reason is the last one find_toolchain names.
-            f"A {arch} {runtime.name} function cannot run in the sandbox here: {toolchain.missing[-1]}.\n"
+            f"The sandbox cannot run a {runtime.name} function on {arch} here: {toolchain.missing[-1]}.\n"
             f'  Fix: run it on a runtime this machine has for {arch} (docs/deploying.md, "arm64").'
         )
     return toolchain.python, toolchain.emulated
