@@ -22,7 +22,7 @@ from typing import Any
 from ..core.errors import ConfigError, DeployGateError
 from ..core.runtimes import ARCHES, RUNTIMES
 from ..core.toml_files import read_toml
-from .template import ARCH_PARAMETER, RUNTIME_PARAMETER, function_specs, load_template, template_layers
+from .template import ARCH_PARAMETER, RUNTIME_PARAMETER, load_template, specs_of, template_layers
 
 SAMCONFIG = Path("infra/samconfig.toml")
 STAGES = Path("infra/stages.toml")
@@ -322,18 +322,21 @@ def _target_problems(stage: Stage, template: dict[str, Any], where: str) -> list
     return problems
 
 
-def stage_target(root: Path, stage: Stage, default: tuple[str, str]) -> tuple[str, str]:
+def stage_target(
+    root: Path, stage: Stage, default: tuple[str, str], template: dict[str, Any] | None = None
+) -> tuple[str, str]:
     """(runtime, arch) the stage's functions and layers run on: the template's Runtime,
     Architectures and CompatibleRuntimes/Architectures with the stage's parameter_overrides
-    filled in. `default` when the template deploys nothing. One target per stage: the layers are
-    built, and uploaded, for one Python minor and one architecture."""
+    filled in (`template`: infra/template.yaml already read). `default` when the template deploys
+    nothing. One target per stage: the layers are built, and uploaded, for one Python minor and one
+    architecture."""
     where = f"{root / SAMCONFIG} [{stage.name}.deploy.parameters]"
     path = root / TEMPLATE
-    template = load_template(path)
+    template = load_template(path) if template is None else template
     problems = _target_problems(stage, template, where)
     if problems:
         raise ConfigError("\n".join(problems))
-    targets = {(spec.runtime, spec.arch) for spec in function_specs(path, stage.parameters)}
+    targets = {(spec.runtime, spec.arch) for spec in specs_of(template, path, stage.parameters)}
     for layer in template_layers(template, stage.parameters).values():
         targets |= {(str(runtime), str(arch)) for runtime in layer.runtimes for arch in layer.arches}
     if not targets:
@@ -359,6 +362,7 @@ def stage_target(root: Path, stage: Stage, default: tuple[str, str]) -> tuple[st
 def stage_targets(root: Path, default: tuple[str, str]) -> dict[tuple[str, str], list[str]]:
     """Every (runtime, arch) some stage of samconfig.toml deploys, with the stages that need it."""
     needed: dict[tuple[str, str], list[str]] = {}
+    template = load_template(root / TEMPLATE)
     for name in stage_names(root):
-        needed.setdefault(stage_target(root, load_stage(root, name), default), []).append(name)
+        needed.setdefault(stage_target(root, load_stage(root, name), default, template), []).append(name)
     return needed

@@ -203,7 +203,11 @@ def _literal(value: Any, template: dict[str, Any], where: str, parameters: Mappi
 def function_specs(path: Path, parameters: Mapping[str, str] | None = None) -> list[FunctionSpec]:
     """Every function in the template with its layers (by layer folder name), in order; parameter
     Refs (Runtime, Architectures, ...) read as `parameters` gives them, else their Defaults."""
-    template = load_template(path)
+    return specs_of(load_template(path), path, parameters)
+
+
+def specs_of(template: dict[str, Any], path: Path, parameters: Mapping[str, str] | None = None) -> list[FunctionSpec]:
+    """function_specs of a template already read from `path`."""
     layers = template_layers(template, parameters)
     defaults = template.get("Globals", {}).get("Function", {})
     specs = []

@@ -37,7 +37,7 @@ def project(tmp_path: Path, local_overrides: str = LOCAL_ARM64) -> Path:
     """The repository's infra/ and layers/ (the real template, stages and layer settings), with the
     local stage's parameter_overrides replaced."""
     root = tmp_path / "project"
-    for folder in ("infra", "layers", "services"):
+    for folder in ("infra", "layers"):
         shutil.copytree(REPO / folder, root / folder, symlinks=True)
     samconfig = root / "infra" / "samconfig.toml"
     text = samconfig.read_text()
