@@ -33,8 +33,8 @@ class DeployRequest:
     interactive: bool = False  # a person at a terminal can answer the question
 
 
-def build_target(ctx: StageContext, plan: DeployPlan) -> Target:
-    """The build the gates just made, as the target of a deploy."""
+def build_target(ctx: StageContext, plan: DeployPlan, runtime: str, arch: str) -> Target:
+    """The build the gates just made (for the stage's runtime and arch), as the target of a deploy."""
 
     def layers(state: StackState) -> dict[str, dict[str, str]]:
         arns = layer_arns(plan.pinned, plan.layer_folders, state)
@@ -52,7 +52,7 @@ def build_target(ctx: StageContext, plan: DeployPlan) -> Target:
         source="the template and the build",
         says="template says",
         layers=layers,
-        build_report=build_report(ctx.paths),
+        build_report=build_report(ctx.paths, runtime, arch),
     )
 
 
@@ -112,7 +112,9 @@ def deploy(request: DeployRequest) -> Release | None:
             check_stage_models(project, ctx.session, layers_dir)
         with ctx.log.step(f"deploy template ({runtime}/{arch} layers from {layers_dir.relative_to(ctx.root)})"):
             plan = plan_deploy(ctx, layers_dir)
-        release, notes = move_stage(ctx, build_target(ctx, plan), history.current, confirm, not request.dry_run)
+        release, notes = move_stage(
+            ctx, build_target(ctx, plan, runtime, arch), history.current, confirm, not request.dry_run
+        )
         if release is not None and release is not history.current:
             ctx.log.say(f"Stage {stage.name!r} is on release {release.number} (verified{not_compared(notes)}).")
         return release
