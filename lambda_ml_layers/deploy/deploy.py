@@ -76,6 +76,7 @@ def unverifiable_problem(stage: Stage, runtime: str, toolchain: Toolchain, verif
 
 
 def refuse_unverifiable(stage: Stage, runtime: str, arch: str) -> None:
+    """NotVerified (exit 31) for a stage whose runtime and arch have no interpreter here, even under qemu."""
     toolchain = find_toolchain(RUNTIMES[runtime], arch)
     if toolchain.python is None:
         verifiable = [name for name, known in RUNTIMES.items() if find_toolchain(known, arch).python is not None]
