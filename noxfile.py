@@ -133,7 +133,7 @@ def integration(session: nox.Session) -> None:
     # Two workers: most of the time goes to waiting on sam, moto and target interpreters, so two
     # modules side by side nearly halve the wall time even on two cores (groups: tests/integration/conftest.py).
     workers = ["-n", "2"] if not session.posargs else []
-    slow = [f"--ignore={path}" for path in HISTORY_TESTS]
+    slow = [f"--ignore={path}" for path in (*HISTORY_TESTS, ARM64_STAGE_TESTS)]
     session.run(HERE, "-m", "pytest", "tests/integration", *workers, *slow, "--durations=15", *session.posargs)
 
 
@@ -147,6 +147,16 @@ def history(session: nox.Session) -> None:
     case against a clean stage: a correction, a superseded fan-out and a rejection at a few thousand
     rows, then a correction and a rejection landing during a 100k-row fan-out (about 20 minutes)."""
     session.run(HERE, "-m", "pytest", *HISTORY_TESTS, "--durations=5", *session.posargs)
+
+
+ARM64_STAGE_TESTS = "tests/integration/test_arm64_stage.py"
+
+
+@nox.session(venv_backend="none")
+def arm64_stage(session: nox.Session) -> None:
+    """The local stage set to arm64 + python3.13 in a copy: `inv deploy` builds the arm64 layers, deploys
+    them to the emulator and passes its smoke run under qemu; arm64 python3.12 is refused (exit 31)."""
+    session.run(HERE, "-m", "pytest", ARM64_STAGE_TESTS, "--durations=5", "-s", *session.posargs)
 
 
 @nox.session(venv_backend="none")

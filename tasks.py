@@ -31,8 +31,9 @@ def _run(action: Callable[[], Any], interrupted: str = "Interrupted. What was le
     auto_shortflags=False,
     iterable=["layer"],
     help={
-        "runtime": "python3.11, python3.12 or python3.13 (default from layers/defaults.toml)",
-        "arch": "x86_64 or arm64 (default from layers/defaults.toml)",
+        "runtime": "python3.11, python3.12 or python3.13 (without --runtime and --arch: each runtime/arch a stage "
+        "deploys on, its PythonRuntime/Architecture in infra/samconfig.toml; the other from layers/defaults.toml)",
+        "arch": "x86_64 or arm64 (see --runtime for the default)",
         "layer": "build only this layer (and its base layers); repeat for more",
         "jobs": "layers built at once, 1 to 32 (default 2)",
         "force": "ignore the build cache and build again",
@@ -56,8 +57,7 @@ def build_layers(
     accept_unverified: bool = False,
 ) -> None:
     """Build every layer from its lock: install for Lambda, strip, verify, zip, size-gate, report."""
-    from lambda_ml_layers.build.build_layers import BuildRequest
-    from lambda_ml_layers.build.build_layers import build_layers as run_build
+    from lambda_ml_layers.build.build_layers import BuildRequest, build_stage_targets
     from lambda_ml_layers.core.options import parse_build_options
 
     jobs_count, headroom_bytes = _run(lambda: parse_build_options(jobs, headroom_mb))
@@ -74,7 +74,7 @@ def build_layers(
     )
     from lambda_ml_layers.build.scheduler import INTERRUPTED
 
-    _run(lambda: run_build(request), interrupted=INTERRUPTED)
+    _run(lambda: build_stage_targets(request), interrupted=INTERRUPTED)
 
 
 namespace = Collection(build_layers)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import shutil
 import sys
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from .gates import apply_gates, check_function_packages, locks_at_hand
 from ..core.build_lock import exclusive_build
 from ..config.cuda_wheels import cuda_warnings
 from ..config.project import LayerConfig, ProjectConfig, build_order, load_project
+from ..config.stages import SAMCONFIG, TEMPLATE, stage_targets
 from ..core.errors import BuildInterrupted, ConfigError, NotVerified, SizeGateError
 from ..core.interpreters import find_interpreter, interpreter_version
 from ..core.toolchains import find_toolchain
@@ -66,6 +68,29 @@ def resolve_target(project: ProjectConfig, runtime: str | None, arch: str | None
     if problems:
         raise ConfigError("\n".join(problems))
     return RUNTIMES[runtime], arch
+
+
+def needed_targets(root: Path, project: ProjectConfig) -> dict[tuple[str, str], list[str]]:
+    """(runtime, arch) -> the stages that deploy on it; the project's default target alone (needed
+    by no stage) when there are no stages or no template to read them from."""
+    default = (project.default_runtime, project.default_arch)
+    if not (root / SAMCONFIG).exists() or not (root / TEMPLATE).exists():
+        return {default: []}
+    return stage_targets(root, default)
+
+
+def build_stage_targets(request: BuildRequest, say: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """`inv build-layers`: the given --runtime/--arch target, or without them every target a stage
+    deploys on (infra/samconfig.toml's PythonRuntime and Architecture per stage), one build each."""
+    if request.runtime is not None or request.arch is not None:
+        return [build_layers(request)]
+    needed = needed_targets(request.root, load_project(request.root))
+    reports = []
+    for (runtime, arch), stages in sorted(needed.items()):
+        who = f"stage{'s' if len(stages) > 1 else ''} {', '.join(stages)}" if stages else "the default target"
+        say(f"Building {runtime}/{arch}: needed by {who}.")
+        reports.append(build_layers(replace(request, runtime=runtime, arch=arch)))
+    return reports
 
 
 def _cache_keys(ctx: BuildContext, layers: list[LayerConfig], locks: dict[str, LayerLock]) -> dict[str, str]:

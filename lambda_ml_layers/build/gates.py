@@ -16,7 +16,14 @@ from .function_deps import check_function_requirements
 from .layer_contents import load_locks
 from ..config.locks import LayerLock
 from ..core.notices import Notice
-from ..config.template import function_specs, template_functions, template_layer_failures, unknown_layer_problems
+from ..config.template import (
+    function_specs,
+    load_template,
+    target_parameters,
+    template_functions,
+    template_layer_failures,
+    unknown_layer_problems,
+)
 from .size_gates import FunctionTotal, LayerFacts, function_failures, function_totals, layer_budget_failures
 from .shared_objects import NOT_STRIPPED
 
@@ -99,7 +106,9 @@ def apply_gates(
     known = {name: layer_facts(build, project) for name, build in {**published, **results}.items()}
     outcome = GateOutcome(failures=layer_budget_failures([known[name] for name in results], known))
     template = project.root / TEMPLATE
-    functions = template_functions(template) if template.exists() else []
+    # A stage may put the template on this build's target (its PythonRuntime/Architecture).
+    target = target_parameters(load_template(template), runtime, arch) if template.exists() else {}
+    functions = template_functions(template, target) if template.exists() else []
     deployed = sorted({f"{fn.runtime}/{fn.arch}" for fn in functions})
     if functions and deployed != [f"{runtime}/{arch}"]:
         # Layers for another target are fine on their own; the template cannot use them.
@@ -112,7 +121,7 @@ def apply_gates(
     elif functions:
         outcome.totals = function_totals(functions, known, headroom)
         outcome.failures += function_failures(functions, known, headroom)
-        outcome.failures += template_layer_failures(template, runtime, arch, output_dir)
+        outcome.failures += template_layer_failures(template, runtime, arch, output_dir, target)
     else:
         outcome.notices.append(
             Notice.notice(f"{TEMPLATE} not found: only the layer budgets were checked, no function totals.")

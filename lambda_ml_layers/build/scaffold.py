@@ -17,7 +17,14 @@ from packaging.requirements import Requirement
 
 from ..config.locks import LOCK_COMMAND, parse_requirements_in
 from ..config.project import base_layers_of, build_order, layer_folders, load_project
-from ..config.template import load_template, parse_template, template_layers
+from ..config.template import (
+    ARCH_PARAMETER,
+    RUNTIME_PARAMETER,
+    load_template,
+    parameter_value,
+    parse_template,
+    template_layers,
+)
 from ..core.command_runner import call
 from ..core.errors import ConfigError, LockError, collect
 from ..core.paths import BuildPaths
@@ -123,9 +130,21 @@ def _edit_template(path: Path, edit: Callable[[str], str], added: dict[str, list
 
 
 def _function_defaults(template: dict[str, Any]) -> tuple[str, str]:
+    """The functions' default runtime and arch, parameter Refs read as their Defaults."""
     defaults = template.get("Globals", {}).get("Function", {})
     arches = defaults.get("Architectures", ["x86_64"])
-    return str(defaults.get("Runtime", "python3.12")), str(arches[0])
+    runtime = parameter_value(defaults.get("Runtime", "python3.12"), template)
+    return str(runtime), str(parameter_value(arches[0], template))
+
+
+def _layer_target_text(template: dict[str, Any], runtime: str, arch: str) -> tuple[str, str]:
+    """What the new layer declares as its runtime and arch: the stage's parameters where the
+    template has them (so the layer follows a stage onto arm64), else the literal values."""
+    declared = template.get("Parameters", {})
+    return (
+        f"!Ref {RUNTIME_PARAMETER}" if RUNTIME_PARAMETER in declared else runtime,
+        f"!Ref {ARCH_PARAMETER}" if ARCH_PARAMETER in declared else arch,
+    )
 
 
 def new_layer(
@@ -150,7 +169,9 @@ def new_layer(
     built = BuildPaths.of(root).output_dir(runtime, arch) / f"{name}.zip"
     files = layer_files(name, request.packages, request.base)
     description = ", ".join(Requirement(p).name for p in request.packages)
-    resource = layer_resource(name, description, os.path.relpath(built, template_path.parent), runtime, arch)
+    resource = layer_resource(
+        name, description, os.path.relpath(built, template_path.parent), *_layer_target_text(template, runtime, arch)
+    )
     last_layer = list(template_layers(template))[-1:]
 
     def edit(text: str) -> str:

@@ -5,7 +5,10 @@ and where a stage's alarms go: `alarms_to`, subscribed by the template to the st
 Where a stage runs is never a default: each stage's section of stages.toml must say `emulated = true`
 (the local emulator, dummy credentials) or `emulated = false` (a real AWS account). A missing file,
 section or line is an error, so a lost line cannot turn the emulator's stage into a real account's.
-Stage and stack names are checked here, before any of them becomes a path under build/ or a stack."""
+Stage and stack names are checked here, before any of them becomes a path under build/ or a stack.
+
+A stage's target (Python runtime and architecture) is the template's PythonRuntime and Architecture
+parameters as its parameter_overrides set them (their Defaults otherwise): `stage_target`."""
 
 from __future__ import annotations
 
@@ -17,10 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import ConfigError, DeployGateError
+from ..core.runtimes import ARCHES, RUNTIMES
 from ..core.toml_files import read_toml
+from .template import ARCH_PARAMETER, RUNTIME_PARAMETER, load_template, specs_of, template_layers
 
 SAMCONFIG = Path("infra/samconfig.toml")
 STAGES = Path("infra/stages.toml")
+TEMPLATE = Path("infra/template.yaml")
 SMOKE_MODES = ("invoke", "sandbox")
 # The stage every doc and message sends people to for a rehearsal without an account.
 EMULATED_ONLY = ("local",)
@@ -292,3 +298,71 @@ def refuse_unrouted_alarms(stage: Stage) -> None:
             f'Fix: set alarms_to in {STAGES} [{stage.name}] to an e-mail address (alarms_to = "ops@example.com") '
             'or an https:// endpoint (alarms_to = "https://alerts.example.com/hook"). Nothing was uploaded.'
         )
+
+
+def _target_problems(stage: Stage, template: dict[str, Any], where: str) -> list[str]:
+    """The stage's PythonRuntime/Architecture values the template or this tool cannot take."""
+    problems = []
+    known = {RUNTIME_PARAMETER: tuple(RUNTIMES), ARCH_PARAMETER: tuple(ARCHES)}
+    for name, ours in known.items():
+        if name not in stage.parameters:
+            continue
+        value = stage.parameters[name]
+        declared = template.get("Parameters", {}).get(name)
+        if not isinstance(declared, dict):
+            problems.append(
+                f"{where}: parameter_overrides sets {name}={value}, but {TEMPLATE} declares no {name} parameter. "
+                f"Fix: remove it, or restore the parameter in {TEMPLATE}."
+            )
+            continue
+        allowed = tuple(str(v) for v in declared.get("AllowedValues", ours))
+        if value not in allowed or value not in ours:
+            choices = ", ".join(v for v in allowed if v in ours)
+            problems.append(f"{where}: parameter_overrides {name}={value} is not one of {choices}. Fix: use one.")
+    return problems
+
+
+def stage_target(
+    root: Path, stage: Stage, default: tuple[str, str], template: dict[str, Any] | None = None
+) -> tuple[str, str]:
+    """(runtime, arch) the stage's functions and layers run on: the template's Runtime,
+    Architectures and CompatibleRuntimes/Architectures with the stage's parameter_overrides
+    filled in (`template`: infra/template.yaml already read). `default` when the template deploys
+    nothing. One target per stage: the layers are built, and uploaded, for one Python minor and one
+    architecture."""
+    where = f"{root / SAMCONFIG} [{stage.name}.deploy.parameters]"
+    path = root / TEMPLATE
+    template = load_template(path) if template is None else template
+    problems = _target_problems(stage, template, where)
+    if problems:
+        raise ConfigError("\n".join(problems))
+    targets = {(spec.runtime, spec.arch) for spec in specs_of(template, path, stage.parameters)}
+    for layer in template_layers(template, stage.parameters).values():
+        targets |= {(str(runtime), str(arch)) for runtime in layer.runtimes for arch in layer.arches}
+    if not targets:
+        return default
+    shown = ", ".join(f"{runtime}/{arch}" for runtime, arch in sorted(targets))
+    if len(targets) > 1:
+        raise ConfigError(
+            f"{path}: stage {stage.name!r} would run on {shown}, but its layers are built for one runtime and one "
+            f"architecture. Fix: give every function and layer Runtime: !Ref {RUNTIME_PARAMETER} and "
+            f"Architectures: [!Ref {ARCH_PARAMETER}] (CompatibleRuntimes/CompatibleArchitectures for layers), and "
+            f"choose the stage's in {where}."
+        )
+    ((runtime, arch),) = targets
+    if runtime not in RUNTIMES or arch not in ARCHES:
+        raise ConfigError(
+            f"{path}: stage {stage.name!r} would run on {shown}, which this tool does not build (runtimes "
+            f"{', '.join(RUNTIMES)}; architectures {', '.join(ARCHES)}). Fix: set {RUNTIME_PARAMETER} and "
+            f"{ARCH_PARAMETER} in {where}."
+        )
+    return runtime, arch
+
+
+def stage_targets(root: Path, default: tuple[str, str]) -> dict[tuple[str, str], list[str]]:
+    """Every (runtime, arch) some stage of samconfig.toml deploys, with the stages that need it."""
+    needed: dict[tuple[str, str], list[str]] = {}
+    template = load_template(root / TEMPLATE)
+    for name in stage_names(root):
+        needed.setdefault(stage_target(root, load_stage(root, name), default, template), []).append(name)
+    return needed

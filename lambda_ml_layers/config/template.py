@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,10 @@ from ..core.layer_tree import walk_files
 
 FUNCTION_TYPES = ("AWS::Serverless::Function",)
 LAYER_TYPES = ("AWS::Serverless::LayerVersion",)
+# The template parameters a stage sets (samconfig's parameter_overrides) to choose the Python
+# runtime and architecture of its functions and layers; their Defaults are the build's default target.
+RUNTIME_PARAMETER = "PythonRuntime"
+ARCH_PARAMETER = "Architecture"
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,28 @@ def load_template(path: Path) -> dict[str, Any]:
     return data
 
 
-def template_layers(template: dict[str, Any]) -> dict[str, TemplateLayer]:
+def parameter_value(value: Any, template: dict[str, Any], parameters: Mapping[str, str] | None = None) -> Any:
+    """`value` with a `!Ref Parameter` read as the stage's value of it (`parameters`), else its
+    Default; anything else is returned as it is."""
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        name = value["Ref"]
+        if parameters is not None and name in parameters:
+            return parameters[name]
+        declared = template.get("Parameters", {}).get(name, {})
+        if isinstance(declared, dict) and "Default" in declared:
+            return declared["Default"]
+    return value
+
+
+def _values(value: Any, template: dict[str, Any], parameters: Mapping[str, str] | None) -> tuple[Any, ...]:
+    """A list property (CompatibleRuntimes, Architectures, ...), each item's parameter Ref resolved."""
+    items = value if isinstance(value, list) else [value]
+    return tuple(parameter_value(item, template, parameters) for item in items)
+
+
+def template_layers(template: dict[str, Any], parameters: Mapping[str, str] | None = None) -> dict[str, TemplateLayer]:
+    """The template's layers, CompatibleRuntimes/Architectures resolved for `parameters` (a stage's
+    values; the parameters' Defaults for the rest)."""
     layers = {}
     for logical_id, resource in template["Resources"].items():
         if resource.get("Type") not in LAYER_TYPES:
@@ -84,10 +110,18 @@ def template_layers(template: dict[str, Any]) -> dict[str, TemplateLayer]:
             logical_id=logical_id,
             layer_name=name,
             content_uri=uri if isinstance(uri, str) else "",
-            runtimes=tuple(props.get("CompatibleRuntimes", [])),
-            arches=tuple(props.get("CompatibleArchitectures", ["x86_64"])),
+            runtimes=_values(props.get("CompatibleRuntimes", []), template, parameters),
+            arches=_values(props.get("CompatibleArchitectures", ["x86_64"]), template, parameters),
         )
     return layers
+
+
+def target_parameters(template: dict[str, Any], runtime: str, arch: str) -> dict[str, str]:
+    """The values of the runtime and architecture parameters the template declares that put it on
+    (runtime, arch): what a build for that target checks the functions with."""
+    declared = template.get("Parameters", {})
+    wanted = {RUNTIME_PARAMETER: runtime, ARCH_PARAMETER: arch}
+    return {name: value for name, value in wanted.items() if name in declared}
 
 
 def unknown_layer_problems(path: Path, known: list[str]) -> list[str]:
@@ -151,13 +185,13 @@ class FunctionSpec:
         return FunctionFacts(self.name, self.runtime, self.arch, self.layers, code_bytes)
 
 
-def _literal(value: Any, template: dict[str, Any], where: str) -> Any:
-    """A property's value, with `!Ref Parameter` read as the parameter's Default (what the
-    build and the sandbox assume); other intrinsics cannot be known before deploy."""
-    if isinstance(value, dict) and set(value) == {"Ref"}:
-        parameter = template.get("Parameters", {}).get(value["Ref"], {})
-        if "Default" in parameter:
-            return parameter["Default"]
+def _literal(value: Any, template: dict[str, Any], where: str, parameters: Mapping[str, str] | None = None) -> Any:
+    """A property's value, with `!Ref Parameter` read as the stage's value (`parameters`), else the
+    parameter's Default (what the build and the sandbox assume); other intrinsics cannot be known
+    before deploy."""
+    value = parameter_value(value, template, parameters)
+    if isinstance(value, list):
+        return [_literal(item, template, where, parameters) for item in value]
     if isinstance(value, dict):
         raise ConfigError(
             f"{where} is {value!r}; the build needs a value it can read before deploying: a literal, or "
@@ -166,10 +200,15 @@ def _literal(value: Any, template: dict[str, Any], where: str) -> Any:
     return value
 
 
-def function_specs(path: Path) -> list[FunctionSpec]:
-    """Every function in the template with its layers (by layer folder name), in order."""
-    template = load_template(path)
-    layers = template_layers(template)
+def function_specs(path: Path, parameters: Mapping[str, str] | None = None) -> list[FunctionSpec]:
+    """Every function in the template with its layers (by layer folder name), in order; parameter
+    Refs (Runtime, Architectures, ...) read as `parameters` gives them, else their Defaults."""
+    return specs_of(load_template(path), path, parameters)
+
+
+def specs_of(template: dict[str, Any], path: Path, parameters: Mapping[str, str] | None = None) -> list[FunctionSpec]:
+    """function_specs of a template already read from `path`."""
+    layers = template_layers(template, parameters)
     defaults = template.get("Globals", {}).get("Function", {})
     specs = []
     for logical_id, resource in template["Resources"].items():
@@ -179,7 +218,7 @@ def function_specs(path: Path) -> list[FunctionSpec]:
         props = {**defaults, **own}
 
         def prop(key: str, default: Any, logical_id: str = logical_id, props: dict[str, Any] = props) -> Any:
-            return _literal(props.get(key, default), template, f"{path}: {logical_id} {key}")
+            return _literal(props.get(key, default), template, f"{path}: {logical_id} {key}", parameters)
 
         names = []
         for item in props.get("Layers", []):
@@ -221,17 +260,25 @@ def function_specs(path: Path) -> list[FunctionSpec]:
     return specs
 
 
-def template_functions(path: Path) -> list[FunctionFacts]:
-    return [spec.facts for spec in function_specs(path)]
+def template_functions(path: Path, parameters: Mapping[str, str] | None = None) -> list[FunctionFacts]:
+    return [spec.facts for spec in function_specs(path, parameters)]
 
 
-def template_layer_failures(path: Path, runtime: str, arch: str, output_dir: Path) -> list[str]:
+def template_layer_failures(
+    path: Path, runtime: str, arch: str, output_dir: Path, parameters: Mapping[str, str] | None = None
+) -> list[str]:
     """A layer with compiled extensions works on one Python minor version and one arch only, so
-    the template must declare exactly what was built; listing more is a silent mistake."""
+    the template must declare exactly what was built (for the target `parameters` choose); listing
+    more is a silent mistake. ContentUri names the zip of the parameters' Defaults (`inv deploy`
+    points each layer at its stage's target's zip of the same name), so its folder is checked only
+    on that target."""
     failures = []
-    for layer in template_layers(load_template(path)).values():
+    template = load_template(path)
+    defaults = template_layers(template)
+    for layer in template_layers(template, parameters).values():
         expected = (output_dir / f"{layer.layer_name}.zip").resolve()
-        if (path.parent / layer.content_uri).resolve() != expected:
+        on_defaults = defaults[layer.logical_id].runtimes == (runtime,) and defaults[layer.logical_id].arches == (arch,)
+        if on_defaults and (path.parent / layer.content_uri).resolve() != expected:
             failures.append(
                 f"{path}: {layer.logical_id} ContentUri {layer.content_uri!r} is not the zip this build wrote "
                 f"for {runtime}/{arch}. Fix: ContentUri: {os.path.relpath(expected, path.parent)}."

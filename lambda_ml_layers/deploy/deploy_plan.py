@@ -39,12 +39,14 @@ class DeployPlan:
     function_code: dict[str, str]  # function logical id -> CodeSha256 of the package it uploads
 
 
-def plan_deploy(ctx: StageContext) -> DeployPlan:
+def plan_deploy(ctx: StageContext, layers_dir: Path) -> DeployPlan:
+    """The deploy template of the stage, its layers taken from `layers_dir` (the build of the
+    stage's runtime and architecture)."""
     template_path = ctx.root / TEMPLATE
     template = load_template(template_path)
     parameters = template_parameters(template, {**ctx.stage.parameters, **alarm_parameters(ctx.stage)})
     ctx.log.say(f"    {alarm_destination(ctx.stage)}")
-    uses = layer_uses(template, template_path.parent, parameters)
+    uses = layer_uses(template, layers_dir, parameters)
     shas = {logical_id: sha256_of(use.zip_path) for logical_id, use in uses.items()}
     work = ctx.paths.deploy_dir(ctx.stage.name)
     function_zips = write_function_zips(template, template_path.parent, work / "functions")

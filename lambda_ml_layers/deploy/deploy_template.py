@@ -69,7 +69,10 @@ def template_parameters(template: dict[str, Any], overrides: dict[str, str]) -> 
     return values
 
 
-def layer_uses(template: dict[str, Any], template_dir: Path, parameters: dict[str, str]) -> dict[str, TemplateLayerUse]:
+def layer_uses(template: dict[str, Any], layers_dir: Path, parameters: dict[str, str]) -> dict[str, TemplateLayerUse]:
+    """The template's layers, each at the zip of its ContentUri's name in `layers_dir`: the stage's
+    build (BuildPaths.output_dir of its runtime and arch), whatever target ContentUri's own folder is for, so an
+    arm64 stage never uploads the x86_64 zips the template's defaults point at."""
     uses = {}
     for logical_id, resource in template["Resources"].items():
         if resource.get("Type") not in LAYER_TYPES:
@@ -78,7 +81,7 @@ def layer_uses(template: dict[str, Any], template_dir: Path, parameters: dict[st
         uri = props.get("ContentUri")
         if not isinstance(uri, str) or not uri.endswith(".zip"):
             raise ConfigError(f"{logical_id} ContentUri must be the built layer zip, not {uri!r}.")
-        zip_path = (template_dir / uri).resolve()
+        zip_path = (layers_dir / Path(uri).name).resolve()
         uses[logical_id] = TemplateLayerUse(
             logical_id=logical_id,
             folder=zip_path.name.removesuffix(".zip"),

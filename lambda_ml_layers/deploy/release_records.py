@@ -24,11 +24,11 @@ def _git(root: Path) -> tuple[str, bool]:
     return commit, bool(status.output.strip()) if status.returncode == 0 else True
 
 
-def build_report(paths: BuildPaths) -> dict[str, Any] | None:
-    """The report of the build the deploy gates just made (the default target's, which the template
-    points at), stored with the release for `inv size-report`; a release is recorded even without it."""
+def build_report(paths: BuildPaths, runtime: str, arch: str) -> dict[str, Any] | None:
+    """The report of the build the deploy gates just made (the stage's runtime and arch), stored
+    with the release for `inv size-report`; a release is recorded even without it."""
     try:
-        data = json.loads(paths.default_report.read_text())
+        data = json.loads(paths.report(runtime, arch).read_text())
     except (OSError, json.JSONDecodeError):
         return None
     return data if isinstance(data, dict) else None

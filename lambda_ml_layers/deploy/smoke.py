@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config.template import FunctionSpec
-from ..core.interpreters import find_interpreter
 from ..core.runtimes import RUNTIMES, Runtime
-from ..local.sandbox import Invocation, LambdaSandbox, smoke_event
+from ..local.sandbox import Invocation, LambdaSandbox, smoke_event, target_interpreter
 from .deployed_state import ALIAS, FunctionState
 from .layer_versions import code_sha256, get_version
 from .sandbox_logs import write_invocation_logs
@@ -103,8 +102,11 @@ def run_deployed(
         deployed = download_deployed(session, function, runtime, Path(scratch))
         if deployed.problems:
             return deployed.problems
-        python = find_interpreter(runtime)
-        with LambdaSandbox(deployed.spec, deployed.layer_zips, python, runtime, session_env(session)) as sandbox:
+        # The version's own architecture: an arm64 function runs under qemu here.
+        python, emulated = target_interpreter(runtime, deployed.spec.arch)
+        with LambdaSandbox(
+            deployed.spec, deployed.layer_zips, python, runtime, session_env(session), emulated=emulated
+        ) as sandbox:
             return sandbox.invoke(event)
 
 

@@ -15,6 +15,11 @@ what Lambda's REPORT line shows (`log_lines`). The process stays up between invo
 starts) until a timeout or the memory figure is exceeded, as Lambda's execution environment
 does. Running as root, permissions cannot stop writes; -B still keeps Python from caching
 bytecode in task/ and opt/.
+
+A function for another architecture (arm64 on this x86_64 machine) runs in that architecture's
+interpreter of its runtime under qemu (core/toolchains.py, `target_interpreter`), with awslambdaric
+installed for it: imports and answers are real, but its timings are qemu's, so the REPORT line
+says "(under qemu)" beside them.
 """
 
 from __future__ import annotations
@@ -41,9 +46,11 @@ from ..build.pruning.contract import invocation_fix
 from ..build.pruning.step import pruned_layer_beside
 from ..build.target_imports import lambda_sys_path
 from ..config.template import FunctionSpec, package_files
+from ..core.errors import InterpreterMissing
 from ..core.layer_tree import tree_size
 from ..core.layer_zip import extract
 from ..core.runtimes import Runtime
+from ..core.toolchains import find_toolchain
 from ..target_scripts import script, traced
 from .runtime_api import ACCOUNT, PendingInvocation, RuntimeAPI, RuntimeMessage
 from .runtime_client import runtime_client_dir
@@ -63,6 +70,22 @@ def smoke_event() -> dict[str, str]:
     raise LookupError(f"{SHARED_RUNTIME} defines no SMOKE_EVENT")
 
 
+EMULATED = "(under qemu)"
+
+
+def target_interpreter(runtime: Runtime, arch: str) -> tuple[str, bool]:
+    """(interpreter, emulated): what runs a function of `runtime` on `arch` here, the native
+    interpreter or the target's under qemu, whose timings are not comparable to Lambda's."""
+    toolchain = find_toolchain(runtime, arch)
+    if toolchain.python is None:
+        raise InterpreterMissing(
+            # The interpreter's reason is the last one find_toolchain names.
+            f"The sandbox cannot run a {runtime.name} function on {arch} here: {toolchain.missing[-1]}.\n"
+            f'  Fix: run it on a runtime this machine has for {arch} (docs/deploying.md, "arm64").'
+        )
+    return toolchain.python, toolchain.emulated
+
+
 @dataclass(frozen=True)
 class Invocation:
     result: Any  # what the handler returned (None when it failed)
@@ -76,6 +99,7 @@ class Invocation:
     prune_fix: str | None = None  # a module a layer's [prune] removed: the keep/trace line to add
     request_id: str = ""  # the id the runtime saw (its log lines carry it)
     memory_size_mb: int = 0  # the function's configured memory
+    emulated: bool = False  # ran under qemu: the durations are not comparable to Lambda's
 
     @property
     def ok(self) -> bool:
@@ -92,11 +116,13 @@ class LambdaSandbox:
         environment: dict[str, str] | None = None,
         workdir: Path | None = None,
         trace_to: Path | None = None,
+        emulated: bool = False,
     ) -> None:
         self.spec = spec
         self.layer_zips = layer_zips
         self.python = python
         self.runtime = runtime
+        self.emulated = emulated  # `python` runs under qemu (target_interpreter)
         self.extra_environment = environment or {}
         # Given a folder, the runtime runs under target_scripts/trace_loads.py and each of its
         # processes leaves a record there of what it loaded from opt/ (see layer_trace).
@@ -337,6 +363,7 @@ class LambdaSandbox:
             prune_fix=invocation_fix(error, result, logs, self.pruned),
             request_id=request_id,
             memory_size_mb=self.spec.memory_mb,
+            emulated=self.emulated,
         )
 
 
@@ -362,15 +389,16 @@ def _peak_rss_kb(pid: int) -> int:
 def report_line(invocation: Invocation) -> str:
     """The REPORT line Lambda writes after an invocation; Init Duration only for a cold start."""
     duration_ms = invocation.duration_seconds * 1000
+    qemu = f" {EMULATED}" if invocation.emulated else ""
     fields = [
         f"REPORT RequestId: {invocation.request_id}",
-        f"Duration: {duration_ms:.2f} ms",
+        f"Duration: {duration_ms:.2f} ms{qemu}",
         f"Billed Duration: {max(1, math.ceil(duration_ms))} ms",
         f"Memory Size: {invocation.memory_size_mb} MB",
         f"Max Memory Used: {max(1, round(invocation.max_memory_mb))} MB",
     ]
     if invocation.cold and invocation.init_seconds is not None:
-        fields.append(f"Init Duration: {invocation.init_seconds * 1000:.2f} ms")
+        fields.append(f"Init Duration: {invocation.init_seconds * 1000:.2f} ms{qemu}")
     return "\t".join(fields) + "\t"
 
 

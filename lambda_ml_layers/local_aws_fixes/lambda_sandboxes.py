@@ -6,7 +6,8 @@ only echoes canned answers. AWS: the function's deployed zip and layers run in a
 environment kept warm between invocations; its lines (START, what it printed, END, REPORT) go to
 /aws/lambda/<function name>, one stream per environment.
 Patch: `_invoke_lambda` runs the function's stored code and layer zips (what was deployed, not the
-source tree) in a `LambdaSandbox` (local/sandbox.py) of its runtime, with its configured memory,
+source tree) in a `LambdaSandbox` (local/sandbox.py) of its runtime and architecture (an arm64 function's
+interpreter runs under qemu, local/sandbox.py's target_interpreter), with its configured memory,
 timeout and variables, plus this server as the endpoint. Sandboxes are reused warm per function
 configuration; at most `$LOCAL_AWS_SANDBOXES` (default 1) exist per function and further
 invocations wait for one, as reserved concurrency would throttle. A function error or timeout is
@@ -32,11 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from ..config.template import FunctionSpec
-from ..core.interpreters import find_interpreter
-from ..core.runtimes import RUNTIMES
+from ..core.runtimes import ARCHES, RUNTIMES
 from ..deploy.sandbox_logs import log_stream_name
 from ..local.moto_server import DUMMY_CREDENTIALS, SANDBOXES_ENV
-from ..local.sandbox import Invocation, LambdaSandbox, log_lines
+from ..local.sandbox import Invocation, LambdaSandbox, log_lines, target_interpreter
 
 
 def sandboxes_per_function(environ: dict[str, str] | os._Environ[str] = os.environ) -> int:
@@ -68,6 +68,7 @@ class _Pool:
     layer_zips: list[Path]
     python: str
     runtime_name: str
+    emulated: bool  # `python` runs under qemu (another architecture's interpreter)
     idle: list[_Environment] = field(default_factory=list)
     made: int = 0
     condition: threading.Condition = field(default_factory=threading.Condition)
@@ -87,6 +88,7 @@ class _Pool:
                 RUNTIMES[self.runtime_name],
                 environment,
                 workdir=_scratch / "environments" / uuid.uuid4().hex,
+                emulated=self.emulated,
             )
             sandbox.__enter__()
         except BaseException:
@@ -175,6 +177,7 @@ def pool_key(function: Any) -> str:
         "layers": [layer["Arn"] for layer in function.layers],
         "handler": function.handler,
         "runtime": function.run_time,
+        "architectures": function.architectures,
         "memory": function.memory_size,
         "timeout": function.timeout,
         "variables": function.environment_vars,
@@ -191,6 +194,10 @@ def _pool_for(function: Any) -> _Pool:
         runtime = RUNTIMES.get(str(function.run_time))
         if runtime is None:
             raise ValueError(f"runtime {function.run_time!r} is not one the local sandbox runs ({', '.join(RUNTIMES)})")
+        arch = str((function.architectures or ["x86_64"])[0])
+        if arch not in ARCHES:
+            raise ValueError(f"architecture {arch!r} is not one the local sandbox runs ({', '.join(ARCHES)})")
+        python, emulated = target_interpreter(runtime, arch)
         folder = _scratch / key[:16]
         code_dir = folder / "code"
         with zipfile.ZipFile(_bytes_file(folder / "code.zip", function.code_bytes)) as archive:
@@ -204,13 +211,13 @@ def _pool_for(function: Any) -> _Pool:
             code_dir=code_dir,
             handler=str(function.handler),
             runtime=runtime.name,
-            arch=(function.architectures or ["x86_64"])[0],
+            arch=arch,
             layers=(),
             memory_mb=int(function.memory_size),
             timeout_s=int(function.timeout),
             environment={str(k): str(v) for k, v in (function.environment_vars or {}).items()},
         )
-        pool = _Pool(spec, layer_zips, find_interpreter(runtime), runtime.name)
+        pool = _Pool(spec, layer_zips, python, runtime.name, emulated)
         _pools[key] = pool
         return pool
 

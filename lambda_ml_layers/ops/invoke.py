@@ -18,12 +18,11 @@ from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[impor
 
 from ..config.template import FunctionSpec, function_specs
 from ..core.errors import ConfigError, FunctionFailed, OperationsError
-from ..core.interpreters import find_interpreter
 from ..core.paths import BuildPaths
 from ..core.runtimes import RUNTIMES, Runtime
 from ..deploy.deployed_state import ALIAS, read_stack
 from ..deploy.smoke import run_deployed
-from ..local.sandbox import Invocation, LambdaSandbox, log_lines, smoke_event
+from ..local.sandbox import Invocation, LambdaSandbox, log_lines, smoke_event, target_interpreter
 from .stage_inventory import TEMPLATE, aws_failure, open_stage
 
 
@@ -88,7 +87,8 @@ def invoke_built(root: Path, logical_id: str, event: Any) -> InvokeResult:
     spec = template_function(root, logical_id)
     runtime = _runtime(spec.runtime, f"{TEMPLATE}: {logical_id}")
     zips = built_layer_zips(root, spec)
-    with LambdaSandbox(spec, zips, find_interpreter(runtime), runtime) as sandbox:
+    python, emulated = target_interpreter(runtime, spec.arch)
+    with LambdaSandbox(spec, zips, python, runtime, emulated=emulated) as sandbox:
         invocation = sandbox.invoke(event)
     return InvokeResult(logical_id, "today's build", "$LATEST", invocation)
 

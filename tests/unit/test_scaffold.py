@@ -113,7 +113,9 @@ def test_new_layer_scaffolds_its_files_and_template_resource(project: Path) -> N
     props = after["Resources"]["GbmLibrariesLayer"]["Properties"]
     built = BuildPaths.of(project).output_dir("python3.12", "x86_64") / "gbm-libraries.zip"
     assert props["ContentUri"] == os.path.relpath(built, project / "infra")
-    assert props["CompatibleRuntimes"] == ["python3.12"] and props["RetentionPolicy"] == "Retain"
+    # It follows the stage's runtime and architecture, as the other layers do.
+    assert props["CompatibleRuntimes"] == [{"Ref": "PythonRuntime"}] and props["RetentionPolicy"] == "Retain"
+    assert props["CompatibleArchitectures"] == [{"Ref": "Architecture"}]
     assert after["Outputs"]["GbmLibrariesLayerArn"] == {"Value": {"Ref": "GbmLibrariesLayer"}}
     assert {k: v for k, v in after["Resources"].items() if k != "GbmLibrariesLayer"} == before["Resources"]
     # Then a function can use it, its base layers first.

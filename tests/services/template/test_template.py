@@ -86,9 +86,11 @@ def test_layers_declare_exactly_what_is_built(template: dict[str, Any]) -> None:
         layer = resources(template)[logical_id]
         assert layer["Type"] == "AWS::Serverless::LayerVersion"
         props = layer["Properties"]
-        assert props["CompatibleRuntimes"] == ["python3.12"]
-        assert props["CompatibleArchitectures"] == ["x86_64"]
+        # The stage's runtime and architecture (PythonRuntime, Architecture), as the functions'.
+        assert props["CompatibleRuntimes"] == [{"Ref": "PythonRuntime"}]
+        assert props["CompatibleArchitectures"] == [{"Ref": "Architecture"}]
         assert props["RetentionPolicy"] == "Retain"
+        # The Defaults' zip; `inv deploy` points it at the stage's runtime-arch zip of that name.
         built = BuildPaths.of(ROOT).output_dir("python3.12", "x86_64") / f"{directory}.zip"
         assert props["ContentUri"] == os.path.relpath(built, TEMPLATE.parent)
         assert (ROOT / "layers" / directory / "layer.toml").exists()
@@ -96,7 +98,10 @@ def test_layers_declare_exactly_what_is_built(template: dict[str, Any]) -> None:
 
 def test_functions_run_the_runtime_the_layers_target(template: dict[str, Any]) -> None:
     function_globals = template["Globals"]["Function"]
-    assert function_globals["Runtime"] == "python3.12" and function_globals["Architectures"] == ["x86_64"]
+    assert function_globals["Runtime"] == {"Ref": "PythonRuntime"}
+    assert function_globals["Architectures"] == [{"Ref": "Architecture"}]
+    parameters = template["Parameters"]
+    assert (parameters["PythonRuntime"]["Default"], parameters["Architecture"]["Default"]) == ("python3.12", "x86_64")
     for function in WIRING:
         props = resources(template)[function]["Properties"]
         package = props["Handler"].split(".")[0]
