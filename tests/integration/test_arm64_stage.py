@@ -51,10 +51,6 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # The arm64 interpreters bootstrap unpacked (scripts/bootstrap.py), shared as the pip cache is.
     BuildPaths.of(copy).build.mkdir(parents=True, exist_ok=True)
     (BuildPaths.of(copy).build / "toolchains").symlink_to(BuildPaths.of(REPO).build / "toolchains")
-    # On arm64 ml-libraries is 121 MB while scipy's OpenBLAS cannot be stripped (its ELF layout is
-    # the ELF re-layout work of issue 22, beside this one); this test is about the stage, not that budget.
-    toml = copy / "layers" / "ml-libraries" / "layer.toml"
-    toml.write_text(toml.read_text().replace("budget_mb = 101", "budget_mb = 125"))
     set_local_stage(copy, ARM64)
     return copy
 
