@@ -4,7 +4,6 @@ written all or nothing (a failure, or Ctrl-C, leaves the project as it was)."""
 from __future__ import annotations
 
 import contextlib
-import difflib
 import os
 import shutil
 import sys
@@ -15,6 +14,7 @@ from typing import Any
 
 from packaging.requirements import Requirement
 
+from ..core.suggestions import perhaps_you_meant
 from ..config.locks import LOCK_COMMAND, parse_requirements_in
 from ..config.project import base_layers_of, build_order, layer_folders, load_project
 from ..config.template import load_template, parse_template, template_layers
@@ -139,8 +139,7 @@ def new_layer(
     problems += package_problems(request.packages)
     for base in request.base:
         if base not in project.layer_names:
-            close = difflib.get_close_matches(base, project.layer_names, n=1)
-            hint = f" Perhaps you meant {close[0]!r}?" if close else ""
+            hint = perhaps_you_meant(base, project.layer_names)
             problems.append(
                 f"--base {base!r} is no layer (layers: {', '.join(project.layer_names)}).{hint} Fix: name one of them."
             )
