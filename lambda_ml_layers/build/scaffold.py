@@ -14,13 +14,13 @@ from typing import Any
 
 from packaging.requirements import Requirement
 
-from ..core.suggestions import perhaps_you_meant
 from ..config.locks import LOCK_COMMAND, parse_requirements_in
 from ..config.project import base_layers_of, build_order, layer_folders, load_project
 from ..config.template import load_template, parse_template, template_layers
 from ..core.command_runner import call
 from ..core.errors import ConfigError, LockError, collect
 from ..core.paths import BuildPaths
+from ..core.suggestions import perhaps_you_meant
 from .pip_runner import pip_compile
 from .scaffold_rules import (
     append_to_section,
