@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..build.shared_objects import KEPT_UNSTRIPPED, elf_machine, has_symbol_table, is_elf, is_shared_object
+from ..build.shared_objects import KEPT_UNSTRIPPED, foreign_objects, has_symbol_table, is_elf, is_shared_object
 from ..core.errors import LayerTestFailed
 from ..core.layer_tree import walk_files
 from ..core.layer_zip import extract
@@ -33,15 +33,12 @@ def kept_on_purpose(layer_report: dict[str, Any]) -> set[str]:
 def binary_problems(site: Path, machine: str, kept: set[str]) -> list[str]:
     """Pure over an extracted python/ folder: each shared object for another machine, or unstripped
     without the build having said why."""
-    problems = []
+    foreign = foreign_objects(site, machine)
+    problems = [f"{entry.rel}: built for {entry.machine}, not {machine}" for entry in foreign]
+    skipped = {entry.rel for entry in foreign} | kept  # a foreign object is wrong whether stripped or not
     for rel, _ in walk_files(site):
         path = site / rel
-        if not is_shared_object(rel) or not is_elf(path):
-            continue
-        found = elf_machine(path)
-        if found != machine:
-            problems.append(f"{rel}: built for {found}, not {machine}")
-        elif has_symbol_table(path) and rel not in kept:
+        if is_shared_object(rel) and rel not in skipped and is_elf(path) and has_symbol_table(path):
             problems.append(f"{rel}: not stripped (it still has its .symtab), and the build did not say why")
     return problems
 
