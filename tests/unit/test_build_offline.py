@@ -186,6 +186,53 @@ def test_base_layer_packages_are_not_repeated(tmp_path: Path) -> None:
     assert os.path.exists(project.output_zip("base"))
 
 
+def base_and_top(tmp_path: Path) -> TinyProject:
+    """Layer `top` on base layer `base`, nothing else."""
+    project = tiny_project(tmp_path)
+    base = make_wheel(project.wheels_dir, "basepkg", "1.0", {"basepkg/__init__.py": "V = 1\n"})
+    top = make_wheel(project.wheels_dir, "toppkg", "1.0", {"toppkg/__init__.py": "import basepkg\n"})
+    write_layer(project.root, "base", [base], "budget_mb = 1\n")
+    write_layer(project.root, "top", [base, top], 'budget_mb = 1\nbase_layers = ["base"]\n', direct={"toppkg"})
+    shutil.rmtree(project.root / "layers" / "tinylayer")
+    (project.root / "layers" / "resolution.txt").write_text(resolution_text([base, top]))
+    return project
+
+
+def test_a_layers_base_layers_are_extracted_once_for_the_module_walk_and_the_verify(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = base_and_top(tmp_path)
+    extracted: list[tuple[str, str]] = []
+    real_extract = layer_steps.extract
+
+    def counted(path: Path, destination: Path) -> None:
+        extracted.append((str(path), str(destination)))
+        real_extract(path, destination)
+
+    monkeypatch.setattr(layer_steps, "extract", counted)
+    report = build(project)
+    assert all(layer["verified"] for layer in report["layers"])
+    walked = next(layer for layer in report["layers"] if layer["name"] == "top")["steps"][-1]["notes"]
+    assert any("imported" in note for note in walked), walked  # the module walk ran on the base layer
+    # each layer's own zip into its /opt, and base's zip into top's, each once
+    assert len(extracted) == len(set(extracted)) == 3, extracted
+    assert all(Path(destination).name == "opt" for _, destination in extracted)
+
+
+def test_an_interrupt_in_the_verify_leaves_no_extracted_base_layers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = base_and_top(tmp_path)
+
+    def ctrl_c(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(layer_steps, "check_layer", ctrl_c)
+    with pytest.raises(BuildInterrupted):
+        build(project)
+    assert not project.paths.tmp.exists()
+
+
 def test_a_second_build_in_the_same_folder_is_refused_while_one_runs(tmp_path: Path) -> None:
     import fcntl
 
