@@ -28,6 +28,7 @@ from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
 from lambda_ml_layers.config.stages import load_stage
 from lambda_ml_layers.core.errors import StageBusy
+from lambda_ml_layers.deploy.deployed_state import NOT_ASKED, read_stack
 from lambda_ml_layers.deploy.releases import ReleaseStore
 from lambda_ml_layers.deploy.stage_session import StageSession
 from lambda_ml_layers.local.moto_server import MotoServer, moto_server
@@ -96,6 +97,21 @@ def operator(root: Path, server: MotoServer, build: Path) -> ReleaseStore:
 def test_first_deploy_is_release_1(root: Path, server: MotoServer) -> None:
     output = ok(inv(root, server, "deploy", "--stage", STAGE))
     assert "Stage 'local' is on release 1 (verified)." in output
+
+
+def test_the_stage_is_asked_for_reserved_concurrency_only_by_the_checks(root: Path, server: MotoServer) -> None:
+    session = StageSession(load_stage(root, STAGE), server.endpoint_url)
+    asked: list[str] = []
+    session.client("lambda").meta.events.register(
+        "before-parameter-build.lambda.GetFunctionConcurrency", lambda params, **_: asked.append(params["FunctionName"])
+    )
+    plain = read_stack(session)
+    assert asked == [] and plain.functions
+    assert {f.reserved_concurrency for f in plain.functions.values()} == {None}
+    assert all(f.unread == {"ReservedConcurrentExecutions": NOT_ASKED} for f in plain.functions.values())
+    checked = read_stack(session, concurrency=True)
+    assert sorted(asked) == sorted(f.name for f in checked.functions.values())
+    assert all(f.unread == {} for f in checked.functions.values())
 
 
 def test_if_none_match_is_sent_by_botocore_and_honoured_by_stock_moto(stock_server: MotoServer) -> None:
