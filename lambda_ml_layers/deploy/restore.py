@@ -117,7 +117,7 @@ def _move(
     deployed = deployed_template(ctx.session)
     release = new_release(
         ctx,
-        ctx.store.history().next_number,
+        ctx.store.known_history().next_number,  # record() claims the number afresh
         target.kind,
         state,
         target.layers(state),
