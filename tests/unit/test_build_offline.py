@@ -170,22 +170,6 @@ def test_a_build_for_an_arch_this_machine_cannot_run_warns_that_verification_was
     assert build(project)["layers"][0]["verified"] is True  # this machine's arch is verified
 
 
-def test_base_layer_packages_are_not_repeated(tmp_path: Path) -> None:
-    project = tiny_project(tmp_path)
-    base = make_wheel(project.wheels_dir, "basepkg", "1.0", {"basepkg/__init__.py": "V = 1\n"})
-    top = make_wheel(project.wheels_dir, "toppkg", "1.0", {"toppkg/__init__.py": "import basepkg\n"})
-    write_layer(project.root, "base", [base], "budget_mb = 1\n")
-    write_layer(project.root, "top", [base, top], 'budget_mb = 1\nbase_layers = ["base"]\n', direct={"toppkg"})
-    shutil.rmtree(project.root / "layers" / "tinylayer")  # a folder without layer.toml would be an error
-    (project.root / "layers" / "resolution.txt").write_text(resolution_text([base, top]))
-    report = build(project)
-    top_layer = next(layer for layer in report["layers"] if layer["name"] == "top")
-    assert top_layer["provided_by_base"] == {"basepkg": "base"}
-    names = zipfile.ZipFile(project.output_zip("top")).namelist()
-    assert not any(n.startswith("python/basepkg") for n in names)
-    assert os.path.exists(project.output_zip("base"))
-
-
 def base_and_top(tmp_path: Path) -> TinyProject:
     """Layer `top` on base layer `base`, nothing else."""
     project = tiny_project(tmp_path)
@@ -193,9 +177,19 @@ def base_and_top(tmp_path: Path) -> TinyProject:
     top = make_wheel(project.wheels_dir, "toppkg", "1.0", {"toppkg/__init__.py": "import basepkg\n"})
     write_layer(project.root, "base", [base], "budget_mb = 1\n")
     write_layer(project.root, "top", [base, top], 'budget_mb = 1\nbase_layers = ["base"]\n', direct={"toppkg"})
-    shutil.rmtree(project.root / "layers" / "tinylayer")
+    shutil.rmtree(project.root / "layers" / "tinylayer")  # a folder without layer.toml would be an error
     (project.root / "layers" / "resolution.txt").write_text(resolution_text([base, top]))
     return project
+
+
+def test_base_layer_packages_are_not_repeated(tmp_path: Path) -> None:
+    project = base_and_top(tmp_path)
+    report = build(project)
+    top_layer = next(layer for layer in report["layers"] if layer["name"] == "top")
+    assert top_layer["provided_by_base"] == {"basepkg": "base"}
+    names = zipfile.ZipFile(project.output_zip("top")).namelist()
+    assert not any(n.startswith("python/basepkg") for n in names)
+    assert os.path.exists(project.output_zip("base"))
 
 
 def test_a_layers_base_layers_are_extracted_once_for_the_module_walk_and_the_verify(
