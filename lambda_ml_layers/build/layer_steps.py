@@ -47,6 +47,8 @@ from .target_imports import check_layer, lambda_sys_path
 
 # Gives a base layer's finished build, waiting for it if need be (the scheduler's business).
 WaitForBase = Callable[[LayerConfig], LayerBuild]
+# Gives the folder holding the layer's base layers as laid out in /opt (see base_layers_once).
+BaseLayers = Callable[[], Path]
 
 
 PIP_PROGRESS = ("Collecting", "Downloading", "Installing", "Using cached")
@@ -97,16 +99,32 @@ _CLIENT_FIX = (
 )
 
 
+def base_layers_once(ctx: BuildContext, layer: LayerConfig, opt: Path, wait_for_base: WaitForBase) -> BaseLayers:
+    """`opt` with the layer's base layers extracted into it as Lambda lays them out, on the first
+    call only (waiting for their builds then, not before): the module walk imports on them, then
+    the verify adds the layer itself on top. `opt` is in the build's stage folder, which
+    build_fresh removes however the build ends (a failure or an interrupt alike)."""
+    extracted: list[Path] = []
+
+    def bases() -> Path:
+        if not extracted:
+            for base in base_layers_of(ctx.project, layer):
+                extract(Path(wait_for_base(base).zip_path), opt)
+            extracted.append(opt)
+        return opt
+
+    return bases
+
+
 def verify(
     ctx: BuildContext,
     layer: LayerConfig,
     zip_file: Path,
-    stage: Path,
     modules: list[str],
-    wait_for_base: WaitForBase,
+    bases: BaseLayers,
     pruned: list[PrunedLayer] | None = None,
 ) -> tuple[StepResult, bool]:
-    """Extract the base layers and this one as Lambda would into /opt, then import everything.
+    """Lay out the base layers and this one as Lambda would in /opt, then import everything.
     Returns the step and whether the check ran (without a target interpreter it cannot; the step
     warns why). For another arch the interpreter runs under qemu (core/toolchains.py).
     A module missing because `pruned` layers removed it fails with the [prune] line to change."""
@@ -114,9 +132,7 @@ def verify(
     if python is None:
         why = "; ".join(ctx.toolchain.missing) or f"no {ctx.arch} interpreter of {ctx.runtime.name} here"
         return StepResult("verify", notes=(why,), warnings=(f"not verified: {why}",)), False
-    opt = stage / "opt"
-    for base in base_layers_of(ctx.project, layer):
-        extract(Path(wait_for_base(base).zip_path), opt)
+    opt = bases()
     extract(zip_file, opt)
     versions = {
         name: package.version
@@ -164,18 +180,16 @@ def verify(
 
 
 def walk_modules(
-    ctx: BuildContext, layer: LayerConfig, site: Path, stage: Path, wait_for_base: WaitForBase
+    ctx: BuildContext, layer: LayerConfig, site: Path, stage: Path, bases: BaseLayers
 ) -> ModuleWalk | None:
     """Import every module of the fresh install, on its base layers (module_walk.py); None where the
     target's binaries cannot run natively here: under qemu the walk would take ten times as long, so
     the verify imports the top-level modules only and says so."""
     if ctx.toolchain.emulated or ctx.toolchain.python is None:
         return None
-    base = stage / "base"
-    for member in base_layers_of(ctx.project, layer):
-        extract(Path(wait_for_base(member).zip_path), base)
+    base_paths = lambda_sys_path(bases(), ctx.runtime)
     ctx.say(Notice.step(layer.name, "importing every module", "from the plain install"))
-    return walk_install(ctx.python, site, layer, lambda_sys_path(base, ctx.runtime), stage)
+    return walk_install(ctx.python, site, layer, base_paths, stage)
 
 
 def build_fresh(ctx: BuildContext, layer: LayerConfig, key: str, wait_for_base: WaitForBase) -> LayerBuild:
@@ -204,7 +218,8 @@ def build_fresh(ctx: BuildContext, layer: LayerConfig, key: str, wait_for_base: 
         ctx.check_cancel()
         owners = owner_of_paths(read_distributions(site))
         modules = modules_to_verify(site, layer)
-        walk = walk_modules(ctx, layer, site, stage, wait_for_base)
+        bases = base_layers_once(ctx, layer, stage / "opt", wait_for_base)
+        walk = walk_modules(ctx, layer, site, stage, bases)
         ctx.say(Notice.step(name, "stripping"))
         steps.append(strip(site, layer))
         steps.append(trim_aws_sdk(site, layer.aws_services))
@@ -233,7 +248,7 @@ def build_fresh(ctx: BuildContext, layer: LayerConfig, key: str, wait_for_base: 
         ctx.say(Notice.step(name, "verifying imports"))
         explain = [pruned.layer] if pruned else []
         deep = walk.without(pruned.plan.pruned_modules if pruned else ()) if walk else []
-        verified, ran = verify(ctx, layer, zip_file, stage, sorted({*modules, *deep}), wait_for_base, explain)
+        verified, ran = verify(ctx, layer, zip_file, sorted({*modules, *deep}), bases, explain)
         if walk:
             verified = dataclasses.replace(verified, notes=(*verified.notes, walk.note()))
         elif ran:

@@ -4,7 +4,6 @@ written all or nothing (a failure, or Ctrl-C, leaves the project as it was)."""
 from __future__ import annotations
 
 import contextlib
-import difflib
 import os
 import shutil
 import sys
@@ -28,6 +27,7 @@ from ..config.template import (
 from ..core.command_runner import call
 from ..core.errors import ConfigError, LockError, collect
 from ..core.paths import BuildPaths
+from ..core.suggestions import perhaps_you_meant
 from .pip_runner import pip_compile
 from .scaffold_rules import (
     append_to_section,
@@ -158,8 +158,7 @@ def new_layer(
     problems += package_problems(request.packages)
     for base in request.base:
         if base not in project.layer_names:
-            close = difflib.get_close_matches(base, project.layer_names, n=1)
-            hint = f" Perhaps you meant {close[0]!r}?" if close else ""
+            hint = perhaps_you_meant(base, project.layer_names)
             problems.append(
                 f"--base {base!r} is no layer (layers: {', '.join(project.layer_names)}).{hint} Fix: name one of them."
             )

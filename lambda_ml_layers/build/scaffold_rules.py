@@ -3,7 +3,6 @@ rendered. Pure: names and text in, text or problems out (build/scaffold.py does 
 
 from __future__ import annotations
 
-import difflib
 import keyword
 import re
 import textwrap
@@ -12,6 +11,8 @@ from dataclasses import dataclass
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
+
+from ..core.suggestions import perhaps_you_meant
 
 LAYER_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 FUNCTION_NAME = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
@@ -117,8 +118,7 @@ def function_layer_problems(wanted: Sequence[str], known: Sequence[str], bases: 
     problems = []
     for layer in wanted:
         if layer not in known:
-            close = difflib.get_close_matches(layer, known, n=1)
-            hint = f" Perhaps you meant {close[0]!r}?" if close else ""
+            hint = perhaps_you_meant(layer, known)
             problems.append(
                 f"--layers names {layer!r}, which is no layer of infra/template.yaml "
                 f"(known: {', '.join(known) or 'none'}).{hint} Fix: correct the name, or add it with `inv new-layer`."

@@ -98,7 +98,11 @@ def library_facts(site: Path, rel: str) -> Library:
     )
 
 
-def needed_by_file(site: Path, shared_objects: list[str]) -> tuple[dict[str, tuple[str, ...]], list[str]]:
+# Each shared object's DT_NEEDED names, and the shared objects whose names could not be read.
+Needed = tuple[dict[str, tuple[str, ...]], list[str]]
+
+
+def needed_by_file(site: Path, shared_objects: list[str]) -> Needed:
     """Each shared object's DT_NEEDED names; and the ones that could not be read."""
     needed: dict[str, tuple[str, ...]] = {}
     unreadable = []
@@ -177,8 +181,8 @@ def prove_or_undo(
 def share_duplicate_libraries(site: Path, python: str | None, arch: str, target_glibc: tuple[int, int]) -> StepResult:
     """Share what library_sharing.py allows (keeping it only if every user of a kept copy loads), then
     remove the byte-identical copies of a shared object that nothing can be looking for."""
-    step = _share(site, python, arch, target_glibc)
-    identical = _remove_identical(site, python)
+    step, needed = _share(site, python, arch, target_glibc)
+    identical = _remove_identical(site, python, needed)
     notes = step.notes if step.notes != (NOTHING_SHARED,) or not identical.notes else ()
     return StepResult(
         STEP,
@@ -203,15 +207,17 @@ def names_in_sources(site: Path, names: set[str]) -> frozenset[str]:
     return frozenset(found)
 
 
-def _remove_identical(site: Path, python: str | None) -> StepResult:
+def _remove_identical(site: Path, python: str | None, measured: Needed | None) -> StepResult:
+    """`measured`: the DT_NEEDED names as _share left the layer (None: it had no interpreter or
+    binutils to read them with)."""
     groups = identical_groups(shared_object_digests(site))
     if not groups:
         return StepResult(STEP)
-    if python is None or shutil.which("readelf") is None or shutil.which("nm") is None:
+    if python is None or measured is None:
         # _share has already said what is missing; the copies are only listed
         why = "nothing could be loaded to prove it"
         return StepResult(STEP, notes=tuple(identical_note(names, size, why) for names, size in groups))
-    needed, unreadable = needed_by_file(site, [rel for rel, _ in walk_files(site) if is_shared_object(rel)])
+    needed, unreadable = measured
     if unreadable:
         why = f"the DT_NEEDED of {', '.join(unreadable[:3])} could not be read, so a user may be missed"
         return StepResult(STEP, notes=tuple(identical_note(names, size, why) for names, size in groups))
@@ -261,27 +267,34 @@ def shared_object_digests(site: Path) -> dict[str, tuple[int, str]]:
     }
 
 
-def _share(site: Path, python: str | None, arch: str, target_glibc: tuple[int, int]) -> StepResult:
+def _share(
+    site: Path, python: str | None, arch: str, target_glibc: tuple[int, int]
+) -> tuple[StepResult, Needed | None]:
+    """What sharing did, and each shared object's DT_NEEDED names as the layer now stands (read
+    once here, for _remove_identical too; None without an interpreter or binutils)."""
     if python is None:  # core/toolchains.py names what is missing for this arch (the strip step says it)
-        return StepResult(STEP, notes=(f"duplicate libraries not looked at: no {arch} interpreter to load them",))
+        return StepResult(STEP, notes=(f"duplicate libraries not looked at: no {arch} interpreter to load them",)), None
     if shutil.which("readelf") is None or shutil.which("nm") is None:
-        return StepResult(STEP, warnings=("duplicate libraries not shared: needs binutils (readelf, nm)",))
+        return StepResult(STEP, warnings=("duplicate libraries not shared: needs binutils (readelf, nm)",)), None
     plan, needed, unreadable = measure(site, target_glibc)
     if not plan.shares:
-        return StepResult(STEP, notes=plan.refusals or (NOTHING_SHARED,))
+        return StepResult(STEP, notes=plan.refusals or (NOTHING_SHARED,)), (needed, unreadable)
     if unreadable:
         why = f"not shared: the DT_NEEDED of {', '.join(unreadable[:3])} could not be read, so a user may be missed"
-        return StepResult(STEP, notes=plan.refusals, warnings=(why,))
+        return StepResult(STEP, notes=plan.refusals, warnings=(why,)), (needed, unreadable)
     kept = {share.kept.rel for share in plan.shares}
-    users = sorted(kept | set(users_of(kept, needed_after(plan, needed))))
+    after = needed_after(plan, needed)
+    users = sorted(kept | set(users_of(kept, after)))
     failed = prove_or_undo(site, python, _touched(plan), lambda: _apply(site, plan), users)
-    if failed is not None:
-        return StepResult(STEP, notes=plan.refusals, warnings=(f"duplicate libraries not shared: {failed}",))
+    if failed is not None:  # every file put back: the names are as first read
+        warning = f"duplicate libraries not shared: {failed}"
+        return StepResult(STEP, notes=plan.refusals, warnings=(warning,)), (needed, unreadable)
     notes = tuple(share.describe() for share in plan.shares)
     proof = f"{len(users)} shared objects (the kept libraries and all that load them) loaded in the target interpreter"
-    return StepResult(
+    result = StepResult(
         STEP,
         files_removed=len(plan.shares),
         bytes_removed=plan.bytes_saved,
         notes=(*notes, proof, *plan.refusals),
     )
+    return result, (after, unreadable)

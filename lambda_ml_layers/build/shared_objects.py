@@ -133,10 +133,22 @@ def has_symbol_table(path: Path) -> bool:
         return False
 
 
-def foreign_objects(site: Path, machine: str) -> list[str]:
-    """Shared objects of the layer built for another machine than the target's: `rel (machine)`."""
+@dataclass(frozen=True)
+class ForeignObject:
+    rel: str
+    machine: str  # what it is built for
+
+    def __str__(self) -> str:
+        return f"{self.rel} ({self.machine})"
+
+
+def foreign_objects(site: Path, machine: str) -> list[ForeignObject]:
+    """Shared objects of the layer built for another machine than the target's (shown as
+    `rel (machine)`): the one test of it, for the build and for the published zips."""
     objects = [(rel, site / rel) for rel, _ in walk_files(site) if is_shared_object(rel)]
-    return [f"{rel} ({found})" for rel, path in objects if is_elf(path) and (found := elf_machine(path)) != machine]
+    return [
+        ForeignObject(rel, found) for rel, path in objects if is_elf(path) and (found := elf_machine(path)) != machine
+    ]
 
 
 def check_target_machine(site: Path, toolchain: Toolchain, layer: str) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..build.elf_layout import load_problems
-from ..build.shared_objects import KEPT_UNSTRIPPED, elf_machine, has_symbol_table, is_elf, is_shared_object
+from ..build.shared_objects import KEPT_UNSTRIPPED, foreign_objects, has_symbol_table, is_elf, is_shared_object
 from ..core.errors import LayerTestFailed
 from ..core.layer_tree import walk_files
 from ..core.layer_zip import extract
@@ -35,15 +35,14 @@ def kept_on_purpose(layer_report: dict[str, Any]) -> set[str]:
 def binary_problems(site: Path, machine: str, kept: set[str]) -> list[str]:
     """Pure over an extracted python/ folder: each shared object for another machine, unstripped
     without the build having said why, or laid out so that the loader would refuse it."""
-    problems = []
+    foreign = foreign_objects(site, machine)
+    problems = [f"{entry.rel}: built for {entry.machine}, not {machine}" for entry in foreign]
+    foreign_rels = {entry.rel for entry in foreign}  # wrong whether stripped or not: said once
     for rel, _ in walk_files(site):
         path = site / rel
-        if not is_shared_object(rel) or not is_elf(path):
+        if not is_shared_object(rel) or rel in foreign_rels or not is_elf(path):
             continue
-        found = elf_machine(path)
-        if found != machine:
-            problems.append(f"{rel}: built for {found}, not {machine}")
-        elif has_symbol_table(path) and rel not in kept:
+        if rel not in kept and has_symbol_table(path):
             problems.append(f"{rel}: not stripped (it still has its .symtab), and the build did not say why")
         problems += [f"{rel}: would not load with 4 KiB pages: {why}" for why in load_problems(path.read_bytes())]
     return problems

@@ -8,12 +8,12 @@ defaults.toml or layer.toml is reported alone, not with the values it then seems
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..core.errors import ConfigError, collect
+from ..core.suggestions import perhaps_you_meant
 from ..core.toml_files import read_toml
 from . import rules
 from .prune import PruneConfig, prune_settings, suites_in_pruned_code
@@ -201,8 +201,7 @@ def _check_base_layers(layers: list[LayerConfig], problems: list[str], unreadabl
     for layer in layers:
         for base in layer.base_layers:
             if base not in names and base not in unreadable:
-                close = difflib.get_close_matches(base, sorted(names), n=1)
-                hint = f" Perhaps you meant {close[0]!r}?" if close else ""
+                hint = perhaps_you_meant(base, sorted(names))
                 problems.append(f"{layer.folder / 'layer.toml'}: base layer {base!r} does not exist.{hint}")
     for layer in layers:
         seen: list[str] = []

@@ -6,12 +6,12 @@ fix) and returns a usable value, so project.py can report everything wrong in on
 
 from __future__ import annotations
 
-import difflib
 import math
 import string
 from typing import Any
 
 from ..core.runtimes import ARCHES, LAMBDA_UNZIPPED_LIMIT, MB, RUNTIMES
+from ..core.suggestions import perhaps_you_meant
 from .strip_rules import StripRule
 from .upstream_tests import Suite, UpstreamTests
 
@@ -55,8 +55,7 @@ LAYER_NAME_CHARACTERS = frozenset(string.ascii_letters + string.digits + "-_")
 def check_keys(table: dict[str, Any], allowed: set[str], where: str, problems: list[str]) -> None:
     for key in table:
         if key not in allowed:
-            close = difflib.get_close_matches(key, sorted(allowed), n=1)
-            hint = f" Perhaps you meant {close[0]!r}?" if close else ""
+            hint = perhaps_you_meant(key, sorted(allowed))
             problems.append(f"{where}: unknown key {key!r}.{hint} Allowed: {', '.join(sorted(allowed))}.")
 
 

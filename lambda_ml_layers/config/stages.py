@@ -12,7 +12,6 @@ parameters as its parameter_overrides set them (their Defaults otherwise): `stag
 
 from __future__ import annotations
 
-import difflib
 import re
 import shlex
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any
 
 from ..core.errors import ConfigError, DeployGateError
 from ..core.runtimes import ARCHES, RUNTIMES
+from ..core.suggestions import perhaps_you_meant
 from ..core.toml_files import read_toml
 from .template import ARCH_PARAMETER, RUNTIME_PARAMETER, load_template, specs_of, template_layers
 
@@ -156,8 +156,7 @@ def _stages_toml(root: Path, known: list[str]) -> dict[str, Any]:
                 "(emulated = true or false, ...)."
             )
         elif name not in known:
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f" Perhaps you meant [{close[0]}]?" if close else ""
+            hint = perhaps_you_meant(name, known, show="[{}]".format)
             problems.append(
                 f"{path}: [{name}] is no stage of {root / SAMCONFIG} ({', '.join(known)}).{hint} "
                 f"Fix: rename the section, or add the stage to {SAMCONFIG}."
@@ -196,8 +195,7 @@ def load_stage(root: Path, name: str) -> Stage:
         raise ConfigError(problem)
     known = stage_names(root)
     if name not in known:
-        close = difflib.get_close_matches(name, known, n=1)
-        hint = f" Perhaps you meant {close[0]!r}?" if close else ""
+        hint = perhaps_you_meant(name, known)
         raise ConfigError(f"Unknown stage {name!r}: {root / SAMCONFIG} defines {', '.join(known)}.{hint}")
     global_parameters, deploy, where = _samconfig_section(root, name)
     problems = []
@@ -226,8 +224,7 @@ def load_stage(root: Path, name: str) -> Stage:
         )
     ours = stages_toml[name]
     for key in sorted(set(ours) - _STAGE_KEYS):
-        close = difflib.get_close_matches(key, sorted(_STAGE_KEYS), n=1)
-        hint = f" Perhaps you meant {close[0]!r}?" if close else f" Known keys: {', '.join(sorted(_STAGE_KEYS))}."
+        hint = perhaps_you_meant(key, sorted(_STAGE_KEYS)) or f" Known keys: {', '.join(sorted(_STAGE_KEYS))}."
         problems.append(f"{ours_where}: unknown key {key!r}.{hint}")
     account_id = ours.get("account_id")
     if account_id is not None and not (isinstance(account_id, str) and account_id.isdigit() and len(account_id) == 12):

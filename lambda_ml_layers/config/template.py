@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ import yaml
 
 from ..core.errors import ConfigError
 from ..core.layer_tree import walk_files
+from ..core.suggestions import perhaps_you_meant
 
 FUNCTION_TYPES = ("AWS::Serverless::Function",)
 LAYER_TYPES = ("AWS::Serverless::LayerVersion",)
@@ -130,8 +130,7 @@ def unknown_layer_problems(path: Path, known: list[str]) -> list[str]:
     problems = []
     for layer in template_layers(load_template(path)).values():
         if layer.layer_name not in known:
-            close = difflib.get_close_matches(layer.layer_name, known, n=1)
-            hint = f" Perhaps you meant {close[0]!r}?" if close else ""
+            hint = perhaps_you_meant(layer.layer_name, known)
             problems.append(
                 f"{path}: {layer.logical_id} (ContentUri {layer.content_uri!r}) is layer {layer.layer_name!r}, "
                 f"but no layer folder defines it: there is no layers/{layer.layer_name}/layer.toml.{hint} "

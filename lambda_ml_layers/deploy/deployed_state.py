@@ -1,6 +1,6 @@
 """What a stage runs, read back from AWS: the stack, each function's live alias, the configuration
-of the version it points at and the function's reserved concurrency; and a failed stack
-operation explained (CloudFormation's failed resource events, oldest first)."""
+of the version it points at and (for the checks) the function's reserved concurrency; and a failed
+stack operation explained (CloudFormation's failed resource events, oldest first)."""
 
 from __future__ import annotations
 
@@ -49,7 +49,14 @@ def stack_status(session: StageSession) -> str | None:
     return str(stacks[0]["StackStatus"]) if stacks else None
 
 
-def read_stack(session: StageSession) -> StackState:
+# Why a state read without `concurrency` has no reserved concurrency: check_stack then notes it
+# as not compared rather than taking "not asked" for "none reserved".
+NOT_ASKED = "not asked for (read_stack(..., concurrency=True) asks)"
+
+
+def read_stack(session: StageSession, concurrency: bool = False) -> StackState:
+    """The stack and each function's live version; with `concurrency`, also each function's
+    reserved concurrency (one more call per function, which only check_stack compares)."""
     cloudformation = session.client("cloudformation")
     lambda_client = session.client("lambda")
     status = stack_status(session) or "DOES_NOT_EXIST"
@@ -71,11 +78,13 @@ def read_stack(session: StageSession) -> StackState:
             continue
         unread = {}
         reserved = None
-        try:
-            concurrency = lambda_client.get_function_concurrency(FunctionName=name)
-            reserved = concurrency.get("ReservedConcurrentExecutions")
-        except ClientError as exc:
-            unread["ReservedConcurrentExecutions"] = str(exc)
+        if not concurrency:
+            unread["ReservedConcurrentExecutions"] = NOT_ASKED
+        else:
+            try:
+                reserved = lambda_client.get_function_concurrency(FunctionName=name).get("ReservedConcurrentExecutions")
+            except ClientError as exc:
+                unread["ReservedConcurrentExecutions"] = str(exc)
         functions[logical_id] = FunctionState(
             logical_id=logical_id,
             name=name,

@@ -64,6 +64,7 @@ class ReleaseStore:
         self.stack = session.stage.stack_name
         self.mirror = mirror
         self._bucket: str | None = None
+        self._read: History | None = None  # the history as last read or written by this command
 
     @property
     def bucket(self) -> str | None:
@@ -82,8 +83,7 @@ class ReleaseStore:
         """Every record, checked, oldest first, and every used number without a good record (the
         local mirror brought up to date; a bad record's last good copy kept there)."""
         if self.bucket is None:
-            self._mirror(History(()))
-            return History(())
+            return self._keep(History(()))
         s3 = self.session.client("s3")
         keys: list[str] = []
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix):
@@ -94,8 +94,17 @@ class ReleaseStore:
             if found and not found.group(2):
                 bodies[key] = s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         copies = self._mirror_copies()
-        history = assemble_history(self.prefix, keys, bodies, self.stack, self.bucket, copies)
+        return self._keep(assemble_history(self.prefix, keys, bodies, self.stack, self.bucket, copies))
+
+    def known_history(self) -> History:
+        """The history as this command last read (or recorded) it, read now if it has not: for
+        what needs only the state the command started from. Claiming a number reads afresh
+        (record): an operator outside the lease may have recorded meanwhile."""
+        return self._read if self._read is not None else self.history()
+
+    def _keep(self, history: History) -> History:
         self._mirror(history)
+        self._read = history
         return history
 
     def get(self, number: int, history: History) -> Release:
@@ -205,7 +214,9 @@ class ReleaseStore:
         the release as recorded: its number is the next free one when another operator took it."""
         if self.bucket is None:
             raise ReleaseError("No deployment bucket was found after the deploy (sam's managed stack is missing).")
-        number = max(release.number, self.history().next_number)
+        # Read afresh: minutes of sam deploy and checks have passed since the command read it.
+        fresh = self.history()
+        number = max(release.number, fresh.next_number)
         for _ in range(CLAIM_ATTEMPTS):
             if self._claim(number, template, release):
                 break
@@ -214,7 +225,8 @@ class ReleaseStore:
                 f"changed stage {self.session.stage.name!r} at the same time. This one is recorded under "
                 f"the next free number; see `inv releases --stage {self.session.stage.name}`."
             )
-            number = max(number + 1, self.history().next_number)
+            fresh = self.history()
+            number = max(number + 1, fresh.next_number)
         else:
             raise ReleaseError(
                 f"Could not claim a release number for stage {self.session.stage.name!r} after {CLAIM_ATTEMPTS} "
@@ -248,7 +260,8 @@ class ReleaseStore:
                 f"change runs, unrecorded. Fix: update every checkout that deploys stage "
                 f"{self.session.stage.name!r}, then check `inv releases --stage {self.session.stage.name}`."
             ) from None
-        self.history()
+        # The history as read before the claim, with this record: no third read just to mirror it.
+        self._keep(replace(fresh, releases=(*fresh.releases, claimed)))
         return claimed
 
     @contextmanager

@@ -63,7 +63,7 @@ def verify(
     """The stage as deployed, every problem with it, and what could not be compared: each live
     version's code, layers and configuration against `source` (what `expected` says), the state
     machine, then (only when those hold) a smoke run of each function."""
-    state = read_stack(ctx.session)
+    state = read_stack(ctx.session, concurrency=True)
     problems, notes = check_stack(state, expected(state), says)
     ctx.log.say(
         f"    compared each function's {ALIAS!r} version with {source}: code digest, layers, "
@@ -117,7 +117,7 @@ def _move(
     deployed = deployed_template(ctx.session)
     release = new_release(
         ctx,
-        ctx.store.history().next_number,
+        ctx.store.known_history().next_number,  # record() claims the number afresh
         target.kind,
         state,
         target.layers(state),

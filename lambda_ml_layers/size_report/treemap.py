@@ -170,8 +170,9 @@ def _function_bars(functions: list[dict[str, Any]], layer_order: list[str]) -> s
 def _contents_svg(groups: list[dict[str, Any]], height: int) -> str:
     """A nested treemap: one frame per top-level package, its parts tiled inside, coloured by kind."""
     parts = [f'<svg class="contents" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}">']
+    by_name = {g["name"]: g for g in groups}
     for frame in squarify([(g["name"], g["bytes"]) for g in groups], WIDTH, height):
-        group = next(g for g in groups if g["name"] == frame.label)
+        group = by_name[frame.label]
         name = html.escape(frame.label)
         parts.append(
             f'<g class="group" data-package="{name}"><title>{name}: {frame.value:,} bytes</title>'

@@ -28,6 +28,7 @@ from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
 from lambda_ml_layers.config.stages import load_stage
 from lambda_ml_layers.core.errors import StageBusy
+from lambda_ml_layers.deploy.deployed_state import NOT_ASKED, read_stack
 from lambda_ml_layers.deploy.releases import ReleaseStore
 from lambda_ml_layers.deploy.stage_session import StageSession
 from lambda_ml_layers.local.moto_server import MotoServer, moto_server
@@ -98,6 +99,21 @@ def test_first_deploy_is_release_1(root: Path, server: MotoServer) -> None:
     assert "Stage 'local' is on release 1 (verified)." in output
 
 
+def test_the_stage_is_asked_for_reserved_concurrency_only_by_the_checks(root: Path, server: MotoServer) -> None:
+    session = StageSession(load_stage(root, STAGE), server.endpoint_url)
+    asked: list[str] = []
+    session.client("lambda").meta.events.register(
+        "before-parameter-build.lambda.GetFunctionConcurrency", lambda params, **_: asked.append(params["FunctionName"])
+    )
+    plain = read_stack(session)
+    assert asked == [] and plain.functions
+    assert {f.reserved_concurrency for f in plain.functions.values()} == {None}
+    assert all(f.unread == {"ReservedConcurrentExecutions": NOT_ASKED} for f in plain.functions.values())
+    checked = read_stack(session, concurrency=True)
+    assert sorted(asked) == sorted(f.name for f in checked.functions.values())
+    assert all(f.unread == {} for f in checked.functions.values())
+
+
 def test_if_none_match_is_sent_by_botocore_and_honoured_by_stock_moto(stock_server: MotoServer) -> None:
     s3 = stock_server.client("s3")
     sent: list[str | None] = []
@@ -116,6 +132,11 @@ def test_if_none_match_is_sent_by_botocore_and_honoured_by_stock_moto(stock_serv
 def test_two_operators_recording_at_once_get_two_numbers(root: Path, server: MotoServer, tmp_path: Path) -> None:
     stores = [operator(root, server, tmp_path / "alice"), operator(root, server, tmp_path / "bob")]
     histories = [store.history() for store in stores]  # both read release 1 as the latest
+    listings: dict[str, int] = {"alice": 0, "bob": 0}
+    for store, who in zip(stores, ("alice", "bob"), strict=True):
+        store.session.client("s3").meta.events.register(
+            "before-call.s3.ListObjectsV2", lambda who=who, **_: listings.__setitem__(who, listings[who] + 1)
+        )
     current = histories[0].current
     assert current is not None and current.number == 1 and histories[1].next_number == 2
     template, report = stores[0].template(current), stores[0].build_report(current)
@@ -139,6 +160,12 @@ def test_two_operators_recording_at_once_get_two_numbers(root: Path, server: Mot
     [message] = said[second]
     assert f"Release number 2 was taken meanwhile by arn:aws:iam::123456789012:user/{first}" in message
     assert said[first] == []
+    # Each reads the history afresh before its claim and once more after losing one; the mirror
+    # then holds its own record without a further read.
+    assert listings == {first: 1, second: 2}
+    for who, release in recorded.items():
+        mirrored = json.loads((tmp_path / who / "releases" / STAGE / f"{release.number:04d}.json").read_text())
+        assert mirrored["note"] == who
     for who, release in recorded.items():  # each record is the one its operator wrote, none overwritten
         assert json.loads(read(server, f"{release.number:04d}.json"))["note"] == who
     numbers = [r["number"] for r in history(root, server)]

@@ -186,3 +186,37 @@ def test_items_stay_under_dynamodb_s_400_kb_with_the_longest_ids(card_history_ta
     assert max(len(json.dumps(item)) for item in items) < 400_000
     later = frame.iloc[-1:].assign(transaction_id="new", timestamp=start + pd.Timedelta(days=1))
     assert set(frame["transaction_id"].iloc[-features.HISTORY :]) <= set(card_history.load(later)["transaction_id"])
+
+
+def test_out_of_order_counts_rows_before_their_cards_newest_stored_second() -> None:
+    """Stored times are whole seconds: a row later within that second is in order, one before
+    it is late; a card with nothing stored is never late."""
+    frame = pd.DataFrame(
+        {
+            "card_id": ["a", "a", "a", "b", "c"],
+            "timestamp": pd.to_datetime(
+                [
+                    "2024-04-08T10:00:00.500Z",
+                    "2024-04-08T09:59:59.999Z",
+                    "2024-04-08T10:00:00Z",
+                    "2024-01-01T00:00:00Z",
+                    "2024-04-09T00:00:00Z",
+                ],
+                utc=True,
+                format="ISO8601",
+            ),
+        }
+    )
+    stored = card_history.StoredHistory(
+        pd.DataFrame(columns=features.HISTORY_COLUMNS),
+        newest={"a": "2024-04-08T10:00:00Z", "c": "2024-04-09T00:00:01Z"},
+        later={"a": frozenset({"batch-2"}), "c": frozenset({"batch-3"})},
+    )
+    assert card_history.out_of_order(frame, stored) == {
+        "rows": 2,
+        "cards": 2,
+        "later_batches": ["batch-2", "batch-3"],
+        "later_batch_count": 2,
+    }
+    nothing_stored = card_history.StoredHistory(stored.transactions, newest={}, later={})
+    assert card_history.out_of_order(frame, nothing_stored)["rows"] == 0

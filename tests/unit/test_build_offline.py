@@ -170,7 +170,8 @@ def test_a_build_for_an_arch_this_machine_cannot_run_warns_that_verification_was
     assert build(project)["layers"][0]["verified"] is True  # this machine's arch is verified
 
 
-def test_base_layer_packages_are_not_repeated(tmp_path: Path) -> None:
+def base_and_top(tmp_path: Path) -> TinyProject:
+    """Layer `top` on base layer `base`, nothing else."""
     project = tiny_project(tmp_path)
     base = make_wheel(project.wheels_dir, "basepkg", "1.0", {"basepkg/__init__.py": "V = 1\n"})
     top = make_wheel(project.wheels_dir, "toppkg", "1.0", {"toppkg/__init__.py": "import basepkg\n"})
@@ -178,12 +179,47 @@ def test_base_layer_packages_are_not_repeated(tmp_path: Path) -> None:
     write_layer(project.root, "top", [base, top], 'budget_mb = 1\nbase_layers = ["base"]\n', direct={"toppkg"})
     shutil.rmtree(project.root / "layers" / "tinylayer")  # a folder without layer.toml would be an error
     (project.root / "layers" / "resolution.txt").write_text(resolution_text([base, top]))
+    return project
+
+
+def test_base_layer_packages_are_not_repeated_and_base_layers_are_extracted_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = base_and_top(tmp_path)
+    extracted: list[tuple[str, str]] = []
+    real_extract = layer_steps.extract
+
+    def counted(path: Path, destination: Path) -> None:
+        extracted.append((str(path), str(destination)))
+        real_extract(path, destination)
+
+    monkeypatch.setattr(layer_steps, "extract", counted)
     report = build(project)
     top_layer = next(layer for layer in report["layers"] if layer["name"] == "top")
     assert top_layer["provided_by_base"] == {"basepkg": "base"}
     names = zipfile.ZipFile(project.output_zip("top")).namelist()
     assert not any(n.startswith("python/basepkg") for n in names)
     assert os.path.exists(project.output_zip("base"))
+    # The module walk ran on the base layer, then the verify: each layer's own zip into its /opt,
+    # and base's zip into top's, each once.
+    assert all(layer["verified"] for layer in report["layers"])
+    assert any(note.startswith("module walk:") for note in top_layer["steps"][-1]["notes"])
+    assert len(extracted) == len(set(extracted)) == 3, extracted
+    assert all(Path(destination).name == "opt" for _, destination in extracted)
+
+
+def test_an_interrupt_in_the_verify_leaves_no_extracted_base_layers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = base_and_top(tmp_path)
+
+    def ctrl_c(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(layer_steps, "check_layer", ctrl_c)
+    with pytest.raises(BuildInterrupted):
+        build(project)
+    assert not project.paths.tmp.exists()
 
 
 def test_a_second_build_in_the_same_folder_is_refused_while_one_runs(tmp_path: Path) -> None:

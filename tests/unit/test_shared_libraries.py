@@ -387,3 +387,18 @@ def test_an_identical_copy_removal_whose_users_fail_to_load_is_undone(tmp_path: 
     assert snapshot(site) == before
     assert step.warnings[0].startswith("identical copies not removed: put back as they were")
     assert "libmissing.so.1" in step.warnings[0]
+
+
+@needs_cc
+def test_identical_copies_after_a_sharing_are_proven_on_the_renamed_users(tmp_path: Path) -> None:
+    """The identical-copy step uses the DT_NEEDED names as the sharing left them (read once):
+    libuser, renamed to need the kept copy, is among what loads it and must be proven."""
+    site = make_layer(tmp_path)
+    kept = site / "pkg.libs" / "libdup-aaaaaaaa.so.1"
+    shutil.copy(kept, site / "pkg" / "libdup-copy.so")  # byte-identical; nothing names it
+    step = share_duplicate_libraries(site, sys.executable, "x86_64", AL2023)
+    assert step.warnings == ()
+    assert step.files_removed == 2 and not (site / "pkg" / "libdup-copy.so").exists()
+    # the kept copy, libuser (needs it since the sharing) and the extension
+    assert any(note.startswith("3 shared objects (the kept identical copies") for note in step.notes), step.notes
+    assert ctypes.CDLL(str(site / "pkg" / "_ext.so")).ext_value() == 42 + 43

@@ -47,8 +47,10 @@ def test_unstripped_objects_fail_unless_the_build_kept_them_on_purpose(tmp_path:
     ]
 
 
-def test_an_object_for_another_machine_fails_stripped_or_not(tmp_path: Path) -> None:
-    library(tmp_path, "pkg/_native.so", stripped=True)
+@pytest.mark.parametrize("stripped", [True, False])
+def test_an_object_for_another_machine_fails_stripped_or_not(tmp_path: Path, stripped: bool) -> None:
+    """Named once, for its machine: the build's own foreign-object test (shared_objects.foreign_objects)."""
+    library(tmp_path, "pkg/_native.so", stripped=stripped)
     other = "aarch64" if HOST != "aarch64" else "x86_64"
     assert binary_problems(tmp_path, other, set()) == [f"pkg/_native.so: built for {HOST}, not {other}"]
 

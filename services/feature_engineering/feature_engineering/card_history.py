@@ -113,8 +113,11 @@ def out_of_order(frame: pd.DataFrame, stored: StoredHistory) -> dict[str, Any]:
     (docs/pipeline.md) says such a row is scored right, but the later transactions already scored
     were scored without it. {"rows", "cards", "later_batches": names to upload again (at most
     MAX_NAMED_BATCHES), "later_batch_count"}."""
-    newest = frame["card_id"].map(stored.newest).astype(object).fillna("")
-    late = frame["timestamp"].dt.strftime(_ISO) < newest
+    # Each card's newest time parsed once; the rows' own timestamps compared as they are (stored
+    # times are whole seconds, so `ts < newest` is what comparing the rows' ISO text said).
+    newest_at = pd.to_datetime(pd.Series(stored.newest, dtype=object), utc=True, format=_ISO)
+    newest = newest_at.reindex(frame["card_id"]).set_axis(frame.index)  # NaT: nothing stored, never late
+    late = frame["timestamp"] < newest
     cards = frame.loc[late, "card_id"].unique().tolist()
     batches = sorted(set().union(*(stored.later.get(card, frozenset()) for card in cards)))
     return {
