@@ -17,29 +17,29 @@ from typing import Any
 
 from rich.console import Console
 
-from .artifacts import LayerBuild, keep_failed_report, publish_build, published_builds, stale_outputs
-from .cache import cache_keys
-from .context import BuildContext
-from .gates import apply_gates, check_function_packages, locks_at_hand
-from ..core.build_lock import exclusive_build
 from ..config.cuda_wheels import cuda_warnings
+from ..config.locks import LayerLock
 from ..config.project import LayerConfig, ProjectConfig, build_order, load_project
 from ..config.stages import SAMCONFIG, TEMPLATE, stage_targets
+from ..core.build_lock import exclusive_build
 from ..core.errors import BuildInterrupted, ConfigError, NotVerified, SizeGateError
 from ..core.interpreters import find_interpreter, interpreter_version
-from ..core.toolchains import find_toolchain
-from .layer_contents import load_locks
-from ..config.locks import LayerLock
 from ..core.notices import Notice
 from ..core.options import check_build_numbers
 from ..core.paths import BuildPaths
 from ..core.progress import BuildProgress
+from ..core.runtimes import ARCHES, MB, RUNTIMES, Runtime
+from ..core.toolchains import find_toolchain
+from ..core.write_errors import write_failure
+from .artifacts import LayerBuild, keep_failed_report, publish_build, published_builds, stale_outputs
+from .cache import cache_keys
+from .context import BuildContext
+from .gates import apply_gates, check_function_packages, locks_at_hand
+from .layer_contents import load_locks
 from .pruning.functions import check_function_imports
 from .pruning.models import check_model_artifacts
 from .report import print_report, report_data, report_texts
-from ..core.runtimes import ARCHES, MB, RUNTIMES, Runtime
 from .scheduler import INTERRUPTED, run_builds
-from ..core.write_errors import write_failure
 
 
 @dataclass(frozen=True)

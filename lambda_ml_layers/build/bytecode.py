@@ -13,8 +13,8 @@ from pathlib import Path
 from ..core.command_runner import call
 from ..core.errors import BuildInterrupted, InstallError
 from ..core.layer_tree import StepResult, remove_files, tree_size, walk_files
-from .pip_failures import NO_SPACE
 from ..target_scripts import script
+from .pip_failures import NO_SPACE
 
 
 def compile_bytecode(site: Path, python: str, policy: str, opt_path: str, docstrings: str = "keep") -> StepResult:

@@ -14,11 +14,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from ..config.locks import LayerLock
 from ..config.project import LayerConfig, ProjectConfig, base_layers_of
 from ..core.layer_zip import sha256_of
 from ..core.runtimes import RUNTIMES
 from ..core.toolchains import find_toolchain
-from ..config.locks import LayerLock
 from ..core.write_errors import naming
 
 ENGINE_DIR = Path(__file__).resolve().parents[1]

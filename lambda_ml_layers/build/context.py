@@ -7,9 +7,9 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..config.locks import LayerLock
 from ..config.project import ProjectConfig
 from ..core.errors import BuildInterrupted
-from ..config.locks import LayerLock
 from ..core.notices import Notice
 from ..core.paths import BuildPaths
 from ..core.progress import BuildProgress

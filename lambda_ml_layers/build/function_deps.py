@@ -12,8 +12,8 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from ..core.errors import ConfigError, collect
 from ..config.locks import parse_lock, parse_requirements_in
+from ..core.errors import ConfigError, collect
 
 
 def redeclared_packages(

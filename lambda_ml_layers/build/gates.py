@@ -8,14 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .artifacts import LayerBuild
-from ..config.project import ProjectConfig, base_layers_of
-from ..core.errors import ConfigError, LockError
-from .function_code import function_code_problems
-from .function_deps import check_function_requirements
-from .layer_contents import load_locks
 from ..config.locks import LayerLock
-from ..core.notices import Notice
+from ..config.project import ProjectConfig, base_layers_of
 from ..config.template import (
     function_specs,
     load_template,
@@ -24,8 +18,14 @@ from ..config.template import (
     template_layer_failures,
     unknown_layer_problems,
 )
-from .size_gates import FunctionTotal, LayerFacts, function_failures, function_totals, layer_budget_failures
+from ..core.errors import ConfigError, LockError
+from ..core.notices import Notice
+from .artifacts import LayerBuild
+from .function_code import function_code_problems
+from .function_deps import check_function_requirements
+from .layer_contents import load_locks
 from .shared_objects import NOT_STRIPPED
+from .size_gates import FunctionTotal, LayerFacts, function_failures, function_totals, layer_budget_failures
 
 TEMPLATE = Path("infra/template.yaml")
 

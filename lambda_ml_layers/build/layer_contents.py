@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..config.locks import LayerLock, LockedPackage, read_layer_lock
 from ..config.project import LayerConfig, ProjectConfig, base_layers_of
 from ..core.errors import LockError
 from ..core.layer_tree import read_distributions
-from ..config.locks import LayerLock, LockedPackage, read_layer_lock
 
 
 def load_locks(project: ProjectConfig, layers: list[LayerConfig]) -> dict[str, LayerLock]:

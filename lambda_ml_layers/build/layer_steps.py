@@ -9,7 +9,6 @@ and folds what they did into a `LayerBuild`. Nothing here writes where builds ar
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
 import tempfile
 import time
@@ -17,14 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .artifacts import LayerBuild
-from .aws_sdk_trim import trim_aws_sdk
-from .cache import prune, store
-from .context import BuildContext
-from .bytecode import compile_bytecode
 from ..config.project import LAYER_FILE, LayerConfig, base_layers_of
+from ..config.strip_rules import plan_strip, unmatched_rules
 from ..core.errors import PrunedModuleMissing, VerifyError
-from .layer_contents import modules_to_verify, packages_to_install, provided_by_base
 from ..core.layer_tree import (
     StepResult,
     owner_of_paths,
@@ -35,14 +29,19 @@ from ..core.layer_tree import (
 )
 from ..core.layer_zip import extract, sha256_of, unzipped_size, write_zip
 from ..core.notices import Notice
+from .artifacts import LayerBuild
+from .aws_sdk_trim import trim_aws_sdk
+from .bytecode import compile_bytecode
+from .cache import prune, store
+from .context import BuildContext
+from .layer_contents import modules_to_verify, packages_to_install, provided_by_base
+from .module_walk import ModuleWalk, walk_install
 from .pip_runner import install_for_target
 from .pruning.contract import MAX_SHOWN, PrunedLayer, explain_missing
 from .pruning.import_holes import check_import_holes
 from .pruning.step import run_prune
 from .shared_libraries import share_duplicate_libraries
 from .shared_objects import check_target_machine, strip_shared_objects
-from ..config.strip_rules import plan_strip, unmatched_rules
-from .module_walk import ModuleWalk, walk_install
 from .target_imports import check_layer, lambda_sys_path
 
 # Gives a base layer's finished build, waiting for it if need be (the scheduler's business).

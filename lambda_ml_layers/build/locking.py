@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from ..config.project import ProjectConfig
-from ..core.errors import LockError, collect
 from ..config.cuda_wheels import cuda_warnings
 from ..config.locks import (
     LOCK_COMMAND,
@@ -16,6 +14,8 @@ from ..config.locks import (
     parse_requirements_in,
     read_layer_lock,
 )
+from ..config.project import ProjectConfig
+from ..core.errors import LockError, collect
 from .pip_runner import pip_compile
 
 TOOLING_LOCK_COMMAND = "nox -s lock_tooling"

@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from ..core.errors import InstallError
 from ..config.locks import LOCK_COMMAND
+from ..core.errors import InstallError
 from ..core.runtimes import Runtime
 
 DEFAULT_INDEX = "https://pypi.org/simple"

@@ -9,11 +9,11 @@ import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from ..config.locks import LOCK_COMMAND, LockedPackage
 from ..core.command_runner import call
 from ..core.errors import LockError
-from ..config.locks import LOCK_COMMAND, LockedPackage
-from .pip_failures import NO_SPACE, PipTarget, explain_pip_failure, listed, not_found_requirement, releases_in_folder
 from ..core.runtimes import Runtime, platform_tags
+from .pip_failures import NO_SPACE, PipTarget, explain_pip_failure, listed, not_found_requirement, releases_in_folder
 
 # pip settings of the machine that would leak into a lock (local mirrors, find-links,
 # constraint files); locks are resolved against the public index only.

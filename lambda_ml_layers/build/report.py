@@ -9,9 +9,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from .artifacts import LayerBuild
 from ..core.notices import Notice
 from ..core.runtimes import LAMBDA_UNZIPPED_LIMIT, MB
+from .artifacts import LayerBuild
 from .size_gates import FunctionTotal
 
 SCHEMA_VERSION = 1

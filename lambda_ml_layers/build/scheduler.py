@@ -9,15 +9,15 @@ import dataclasses
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from .artifacts import LayerBuild
-from .cache import entry_problem, lookup
-from .context import BuildContext
 from ..config.project import LayerConfig
 from ..core.errors import BuildInterrupted, LayerToolError
-from .layer_steps import build_fresh
 from ..core.notices import Notice
 from ..core.runtimes import MB
 from ..core.write_errors import write_failure
+from .artifacts import LayerBuild
+from .cache import entry_problem, lookup
+from .context import BuildContext
+from .layer_steps import build_fresh
 
 INTERRUPTED = (
     "Interrupted: unfinished layers were discarded and nothing was published (the published zips and "

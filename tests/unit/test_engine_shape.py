@@ -7,6 +7,8 @@ that only stays true while each folder uses only the folders below it.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -206,3 +208,13 @@ SMELLY_MODULE_LINES = 500
 def test_no_engine_module_has_grown_past_the_size_where_it_usually_does_two_jobs() -> None:
     sizes = {str(p.relative_to(REPO)): len(p.read_text().splitlines()) for p in ENGINE.rglob("*.py")}
     assert {path: lines for path, lines in sizes.items() if lines > SMELLY_MODULE_LINES} == {}
+
+
+def test_the_linter_reads_every_engine_folder() -> None:
+    """ruff's exclude of the top-level build/ once matched lambda_ml_layers/build/ too, so the
+    build's own code went unlinted; every folder of the engine must be among the files ruff reads."""
+    listed = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--show-files", "."], cwd=REPO, capture_output=True, text=True
+    ).stdout.splitlines()
+    linted = {Path(line).relative_to(ENGINE).parts[0] for line in listed if line.startswith(f"{ENGINE}/")}
+    assert sorted(set(RANKS) - linted) == []

@@ -9,12 +9,12 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from ..artifacts import LayerBuild
 from ...config.project import ProjectConfig
+from ...config.template import function_specs, package_files
 from ...core.errors import PrunedModuleMissing
 from ...core.layer_tree import module_name
 from ...core.runtimes import RUNTIMES, python_lib_dir
-from ...config.template import function_specs, package_files
+from ..artifacts import LayerBuild
 from .contract import contract_problems
 from .step import pruned_layer
 

@@ -15,12 +15,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...config.prune import PruneConfig, covers
 from ...core.command_runner import call
 from ...core.errors import PrunedModuleMissing
 from ...core.layer_tree import module_name
 from ...target_scripts import script
 from .contract import MAX_SHOWN, PrunedLayer, keep_line
-from ...config.prune import PruneConfig, covers
 from .plan import package_of
 
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from ...config.prune import covers
 from ...config.project import ProjectConfig
+from ...config.prune import covers
 from ...core.errors import PrunedModuleMissing
 from ..artifacts import LayerBuild
 from .contract import MAX_SHOWN, PrunedLayer, fix_for

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
-from ...config.prune import DEFAULT_MANIFEST, PruneConfig, covers
+from ...config.prune import PruneConfig, covers
 from ...config.trace_manifest import Trace
 from ...core.layer_tree import module_name
 from ...core.runtimes import MB

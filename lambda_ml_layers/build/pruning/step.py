@@ -12,14 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from ...config.project import LayerConfig
-from ...core.errors import ConfigError
+from ...config.prune import DEFAULT_MANIFEST, PruneConfig, line_of
 from ...config.trace_manifest import Trace, read_trace
+from ...core.errors import ConfigError
 from ...core.layer_tree import StepResult, module_name, remove_files, walk_files
 from ...core.runtimes import MB
 from ..shared_objects import is_shared_object, needed_libraries
 from .contract import PrunedLayer, fix_for
-from ...config.prune import line_of
-from ...config.prune import DEFAULT_MANIFEST, PruneConfig
 from .plan import PrunePlan, modules_to_prove, package_of, part_note, plan_prune
 
 STEP = "prune"
