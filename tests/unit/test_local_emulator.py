@@ -24,6 +24,12 @@ from lambda_ml_layers.local.process_identity import parse_stat, process_identity
 def sleeper() -> Iterator[subprocess.Popen[bytes]]:
     """A process in its own group, as the emulator is: what `os.killpg(pid)` would end."""
     process = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    # Popen returns once exec has begun, before the kernel sets the new command line: read too
+    # early, /proc shows an empty one, and the identity recorded would never match again.
+    deadline = time.monotonic() + 10
+    while (found := process_identity(process.pid)) is None or found.command != ("sleep", "300"):
+        assert time.monotonic() < deadline, f"pid {process.pid} did not show `sleep 300`"
+        time.sleep(0.01)
     try:
         yield process
     finally:
