@@ -43,6 +43,17 @@ class Toolchain:
         return f"{self.arch}: strip={strip} python={python} emulated={self.emulated}"
 
 
+# How every report labels a time measured in an interpreter run under qemu: emulation makes it many
+# times slower than the target's own CPU, so it says nothing about a cold start on Lambda, and no
+# ratio or regression gate may put it beside a native figure.
+UNDER_QEMU = "under qemu: not comparable to native"
+
+
+def timing(seconds: float, emulated: bool) -> str:
+    """A measured time for a report: '12 s', or '12 s (under qemu: not comparable to native)' (pure)."""
+    return f"{seconds:.0f} s" + (f" ({UNDER_QEMU})" if emulated else "")
+
+
 def emulated_interpreter(runtime: Runtime, machine: str) -> Path:
     """The wrapper bootstrap writes for an interpreter of another machine (it may not exist)."""
     arch = next(name for name, m in ARCHES.items() if m == machine)
