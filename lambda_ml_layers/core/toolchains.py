@@ -90,6 +90,9 @@ def find_toolchain(runtime: Runtime, arch: str, host: str | None = None) -> Tool
 
 def _how_to_get(runtime: Runtime, machine: str) -> str:
     if machine == "aarch64" and runtime.version == "3.12":
-        # Looked for: Debian has 3.11 (bookworm) and 3.13 (trixie); PyPI and npm have none that installs offline.
-        return "no arm64 CPython 3.12 is available from this machine's package registries; build for 3.11 or 3.13"
+        return (
+            "none can be had on this machine: Debian's registry has arm64 CPython 3.11 (bookworm) and 3.13 "
+            "(trixie) only, PyPI has no installable CPython, and npm's portable-python downloads its build "
+            "from GitHub at install time; build for python3.11 or python3.13 to verify arm64"
+        )
     return f"`{BOOTSTRAP}` as root unpacks Debian's"
