@@ -220,7 +220,10 @@ def _upstream_tests(session: nox.Session, fast: bool) -> None:
     runtime = f"python{session.python}"
     project = _engine(session, load_project, ROOT)
     if arch is None and not has_layers_built(project, runtime):  # type: ignore[arg-type]
-        session.skip(f"no layers built for {runtime}: run `inv build-layers --runtime {runtime}` first")
+        session.skip(
+            f"no layers built for {runtime} on this machine's arch: run `inv build-layers --runtime {runtime}` "
+            f"first (another arch's zips: `nox -s {session.name} -- --arch arm64`)"
+        )
     # Natively the tools run from this venv; under qemu the engine installs them for the target
     # and this venv's interpreter only compiles bytecode for it.
     session.install("--require-hashes", "-r", "requirements/upstream-tests.txt")

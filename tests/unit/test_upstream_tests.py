@@ -3,6 +3,7 @@
 import base64
 import hashlib
 import json
+import os
 import py_compile
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from lambda_ml_layers.checks.upstream_tests.opt_mount import at_opt, can_mount_o
 from lambda_ml_layers.checks.upstream_tests.overlay import is_test_file, overlay_tests
 from lambda_ml_layers.checks.upstream_tests.pytest_run import NodeOutcome, SuiteRun, run_suite
 from lambda_ml_layers.checks.upstream_tests.report import report_data, report_markdown, write_report
-from lambda_ml_layers.checks.upstream_tests.run import failure_lines, run_upstream_tests
+from lambda_ml_layers.checks.upstream_tests.run import failure_lines, has_layers_built, run_upstream_tests
 from lambda_ml_layers.checks.upstream_tests.selection import expected_reason, pytest_args
 from lambda_ml_layers.config.project import load_project
 from lambda_ml_layers.config.upstream_tests import Suite
@@ -304,3 +305,15 @@ def test_report_labels_timings_measured_under_qemu() -> None:
     assert "seconds (under qemu: not comparable to native)" in emulated and "- not tested: x" in emulated
     assert "under qemu" not in native and "| seconds (unstripped / stripped) |" in native
     assert timing(40.2, True) == "40 s (under qemu: not comparable to native)" and timing(40.2, False) == "40 s"
+
+
+def test_arm64_zips_alone_leave_the_native_session_nothing_to_test(tmp_path: Path) -> None:
+    """`nox -s arm64` in CI leaves python3.13 arm64 zips only: upstream_tests_fast-3.13 without --arch
+    must skip saying so, not pass having run nothing."""
+    project = load_project(tiny_project(tmp_path, ARM64_SUITES).root)
+    output = BuildPaths.of(project.root).output_dir("python3.13", "arm64")
+    output.mkdir(parents=True)
+    (output / "tinylayer.zip").write_bytes(b"")
+    native = "arm64" if os.uname().machine == "aarch64" else "x86_64"
+    assert has_layers_built(project, "python3.13", "arm64")
+    assert has_layers_built(project, "python3.13") is (native == "arm64")
