@@ -15,7 +15,12 @@ from lambda_ml_layers.checks.upstream_tests.opt_mount import at_opt, can_mount_o
 from lambda_ml_layers.checks.upstream_tests.overlay import is_test_file, overlay_tests
 from lambda_ml_layers.checks.upstream_tests.pytest_run import NodeOutcome, SuiteRun, run_suite
 from lambda_ml_layers.checks.upstream_tests.report import report_data, report_markdown, write_report
-from lambda_ml_layers.checks.upstream_tests.run import failure_lines, has_layers_built, run_upstream_tests
+from lambda_ml_layers.checks.upstream_tests.run import (
+    EMULATED_ENVIRONMENT,
+    failure_lines,
+    has_layers_built,
+    run_upstream_tests,
+)
 from lambda_ml_layers.checks.upstream_tests.selection import expected_reason, pytest_args
 from lambda_ml_layers.config.project import load_project
 from lambda_ml_layers.config.upstream_tests import Suite
@@ -317,3 +322,20 @@ def test_arm64_zips_alone_leave_the_native_session_nothing_to_test(tmp_path: Pat
     native = "arm64" if os.uname().machine == "aarch64" else "x86_64"
     assert has_layers_built(project, "python3.13", "arm64")
     assert has_layers_built(project, "python3.13") is (native == "arm64")
+
+
+def test_emulated_runs_pick_openblas_generic_kernels(tmp_path: Path) -> None:
+    """Under qemu OpenBLAS' detected (SVE) kernels computed wrong numbers in both trees; the emulated
+    runs set its generic ARMv8 kernels, and only those runs."""
+    site = tmp_path / "python"
+    (site / "blaspkg" / "tests").mkdir(parents=True)
+    (site / "blaspkg" / "__init__.py").write_text("")
+    (site / "blaspkg" / "tests" / "test_env.py").write_text(
+        "import os\n\ndef test_kernels():\n    assert os.environ.get('OPENBLAS_CORETYPE') == 'ARMV8'\n"
+    )
+    suite = Suite("blaspkg", ("blaspkg",), "", 60, ())
+    paths = [str(site)]
+    emulated = run_suite(sys.executable, suite, paths, site, tmp_path, False, "e", environment=EMULATED_ENVIRONMENT)
+    native = run_suite(sys.executable, suite, paths, site, tmp_path, False, "n")
+    node = "blaspkg/tests/test_env.py::test_kernels"
+    assert (emulated.results[node].outcome, native.results[node].outcome) == ("passed", "failed")
