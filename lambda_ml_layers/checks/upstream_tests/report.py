@@ -59,7 +59,7 @@ def report_markdown(data: dict[str, object]) -> str:
         "",
         f"Stripped layers run at {data['stripped_tree_at']}; the unstripped install of the same lock beside them.",
         *(
-            [f"Every test ran in the {data['arch']} interpreter {UNDER_QEMU}: compare its seconds with nothing native."]
+            [f"Every test ran in the {data['arch']} interpreter, {UNDER_QEMU} (no ratio with native seconds)."]
             if emulated
             else []
         ),
