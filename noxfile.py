@@ -167,7 +167,7 @@ def scaffold_walkthrough(session: nox.Session) -> None:
 
 
 def _arch_option(session: nox.Session) -> str | None:
-    """`-- --arch arm64`: the only option of layer_tests; None tests this machine's arch."""
+    """`-- --arch arm64`: the only option of layer_tests and upstream_tests; None tests this machine's arch."""
     if not session.posargs:
         return None
     if len(session.posargs) == 2 and session.posargs[0] == "--arch" and session.posargs[1] in ("x86_64", "arm64"):
@@ -222,16 +222,23 @@ def arm64(session: nox.Session) -> None:
 
 
 def _upstream_tests(session: nox.Session, fast: bool) -> None:
-    """The selection of each layer's [upstream_tests] (or its CI subset), unstripped vs stripped."""
+    """The selection of each layer's [upstream_tests] (or its CI subset), unstripped vs stripped.
+    `-- --arch arm64` tests the arm64 zips instead, in an arm64 interpreter under qemu."""
     from lambda_ml_layers.checks.upstream_tests.run import failure_lines, has_layers_built, run_upstream_tests
 
+    arch = _arch_option(session)
     runtime = f"python{session.python}"
     project = _engine(session, load_project, ROOT)
-    if not has_layers_built(project, runtime):  # type: ignore[arg-type]
-        session.skip(f"no layers built for {runtime}: run `inv build-layers --runtime {runtime}` first")
+    if arch is None and not has_layers_built(project, runtime):  # type: ignore[arg-type]
+        session.skip(
+            f"no layers built for {runtime} on this machine's arch: run `inv build-layers --runtime {runtime}` "
+            f"first (another arch's zips: `nox -s {session.name} -- --arch arm64`)"
+        )
+    # Natively the tools run from this venv; under qemu the engine installs them for the target
+    # and this venv's interpreter only compiles bytecode for it.
     session.install("--require-hashes", "-r", "requirements/upstream-tests.txt")
     python = str(Path(session.bin) / "python")
-    results = _engine(session, run_upstream_tests, project, runtime, python, fast, session.log)
+    results = _engine(session, run_upstream_tests, project, runtime, python, fast, session.log, arch)
     failures = failure_lines(results or {})  # type: ignore[arg-type]
     if failures:
         session.error("Tests that pass unstripped fail from the built layers:\n" + "\n".join(failures))
@@ -240,13 +247,15 @@ def _upstream_tests(session: nox.Session, fast: bool) -> None:
 @nox.session(python=["3.11", "3.12", "3.13"])
 def upstream_tests(session: nox.Session) -> None:
     """The libraries' own test suites (each layer's whole [upstream_tests] selection) against the
-    built layers, and against an unstripped install of the same lock: fail on stripped-only failures."""
+    built layers, and against an unstripped install of the same lock: fail on stripped-only failures.
+    `-- --arch arm64`: the arm64 zips, under qemu."""
     _upstream_tests(session, fast=False)
 
 
 @nox.session(python=["3.11", "3.12", "3.13"], tags=["ci"])
 def upstream_tests_fast(session: nox.Session) -> None:
-    """upstream_tests on each suite's `fast` subset: what CI runs."""
+    """upstream_tests on each suite's `fast` subset: what CI runs (natively). `-- --arch arm64`: the
+    arm64 zips under qemu (not in CI: see README's slow sessions)."""
     _upstream_tests(session, fast=True)
 
 

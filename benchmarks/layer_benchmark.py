@@ -63,7 +63,7 @@ from lambda_ml_layers.core.interpreters import find_interpreter  # noqa: E402
 from lambda_ml_layers.core.layer_tree import walk_files  # noqa: E402
 from lambda_ml_layers.core.layer_zip import extract, sha256_of, unzipped_size  # noqa: E402
 from lambda_ml_layers.core.paths import BuildPaths  # noqa: E402
-from lambda_ml_layers.core.runtimes import LAMBDA_UNZIPPED_LIMIT, MB, Runtime  # noqa: E402
+from lambda_ml_layers.core.runtimes import ARCHES, LAMBDA_UNZIPPED_LIMIT, MB, Runtime  # noqa: E402
 from lambda_ml_layers.core.toml_files import read_toml, write_toml  # noqa: E402
 
 PATHS = BuildPaths.of(ROOT)
@@ -890,6 +890,9 @@ def run(args: argparse.Namespace) -> str:
     load_at_start = load_average()
     project = load_project(ROOT)
     runtime, arch = resolve_target(project, None, None)
+    if ARCHES[arch] != os.uname().machine:
+        # Another arch would run under qemu: its cold imports would say nothing about Lambda's.
+        raise LayerToolError(f"{arch} layers cannot run natively on this {os.uname().machine} machine.")
     python = find_interpreter(runtime)
     layers = build_order(project)
     layer_names = [layer.name for layer in layers]

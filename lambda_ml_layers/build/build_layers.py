@@ -168,23 +168,31 @@ def _gate_report_publish(
     data = report_data(builds, gates.totals, gates.failures, gates.notices, runtime, arch)
     print_report(Console(width=None if sys.stdout.isatty() else 140), builds, gates.totals, gates.notices)
     report_json, report_md = report_texts(data)
-    if gates.failures:
-        failed = keep_failed_report(paths, runtime, arch, report_json)
-        raise SizeGateError(
-            f"Size gates failed, so nothing was published: {output_dir.relative_to(project.root)} and the reports "
-            f"are as the last good build left them; this build's report is {failed.relative_to(project.root)}. "
-            f"Every offender:\n" + "\n".join(f"  - {f}" for f in gates.failures)
-        )
     unverified = [build for build in builds if not build.verified]
+    # Not verifiable comes first: it is the cause (what cannot be load-checked is not stripped either,
+    # so the sizes are an unstripped build's), and the one answer the user must give before any other.
     if unverified and not accept_unverified:
         failed = keep_failed_report(paths, runtime, arch, report_json)
+        gates_too = (
+            "\n  The size gates failed as well (on this unverified build's sizes); with --accept-unverified "
+            "they still apply:\n" + "\n".join(f"    - {f}" for f in gates.failures)
+            if gates.failures
+            else ""
+        )
         raise NotVerified(
             f"Not verified, so nothing was published: {len(unverified)} layer(s) for {runtime}/{arch} could not "
             f"be import-checked on this machine; {output_dir.relative_to(project.root)} is as the last good build "
             f"left it, and this build's report is {failed.relative_to(project.root)}.\n"
             + "\n".join(f"  - {build.name}: {build.verification}" for build in unverified)
             + f"\n  Fix: build for a runtime this machine can verify {arch} for (see the reason above), or pass "
-            f"--accept-unverified to publish them unchecked (the report then says verified: false)."
+            f"--accept-unverified to publish them unchecked (the report then says verified: false)." + gates_too
+        )
+    if gates.failures:
+        failed = keep_failed_report(paths, runtime, arch, report_json)
+        raise SizeGateError(
+            f"Size gates failed, so nothing was published: {output_dir.relative_to(project.root)} and the reports "
+            f"are as the last good build left them; this build's report is {failed.relative_to(project.root)}. "
+            f"Every offender:\n" + "\n".join(f"  - {f}" for f in gates.failures)
         )
     is_default = (runtime, arch) == (project.default_runtime, project.default_arch)
     publish_build(paths, runtime, arch, builds, (report_json, report_md), is_default, stale)

@@ -33,11 +33,10 @@ from ..core.errors import LayerTestFailed
 from ..core.layer_tree import module_name, read_distributions
 from ..core.layer_zip import extract
 from ..core.paths import BuildPaths
-from ..core.runtimes import ARCHES, RUNTIMES, Runtime, python_lib_dir
-from ..core.toolchains import find_toolchain
+from ..core.runtimes import RUNTIMES, Runtime, python_lib_dir
 from ..target_scripts import script as target_script
 from ..target_scripts import traced
-from .layer_test_plan import build_command, layer_test_plan
+from .layer_test_plan import build_command, layer_test_plan, target_interpreter
 
 SMOKE_TEST = "smoke_test.py"
 
@@ -121,8 +120,7 @@ def test_layer(
     host_python: str | None = None,
 ) -> LayerTestResult:
     """`host_python` (set when `python` runs under qemu): a native interpreter of the same version
-    that compiles the unstripped install's bytecode first, as pip would have, so the emulated
-    imports do not each compile from source (several times slower than native)."""
+    that compiles the unstripped install's bytecode first (precompile)."""
     result = LayerTestResult(layer.name, runtime.name, arch)
     chain = build_order(project, [layer.name])  # bases first, then the layer
     locks = load_locks(project, chain)
@@ -136,8 +134,7 @@ def test_layer(
         packages = {name: p for c in chain for name, p in locks[c.name].packages.items()}
         install_for_target(list(packages.values()), reference_site, runtime, arch, pip_cache, find_links)
         if host_python is not None:
-            # error=None: a file that does not compile is left as source; its import then says why.
-            call([host_python, "-m", "compileall", "-q", "-j0", str(reference_site)], error=None)
+            precompile(host_python, reference_site)
         own = {package.name for package in packages_to_install(project, locks, layer)}
         own_files = [f for dist in read_distributions(reference_site) if dist.name in own for f in dist.files]
         modules = modules_of(own_files)
@@ -158,6 +155,14 @@ def test_layer(
         ]
         result.failures += run_smoke_test(python, layer, opt, runtime, work)
     return result
+
+
+def precompile(host_python: str, site: Path) -> None:
+    """Compile `site`'s bytecode with a native interpreter of the target's version (bytecode is the same
+    on every arch), as pip would have, so code run under qemu does not compile each module from source
+    first (several times slower than native)."""
+    # error=None: a file that does not compile is left as source; its import then says why.
+    call([host_python, "-m", "compileall", "-q", "-j0", str(site)], error=None)
 
 
 def run_smoke_test(
@@ -210,7 +215,7 @@ def run_layer_tests(
     for run_arch, name in plan.runs:
         output_dir = paths.output_dir(runtime_name, run_arch)
         # The plan only runs an arch whose interpreter exists here (layer_test_plan.arch_runs_here).
-        runner = python if ARCHES[run_arch] == host else find_toolchain(runtime, run_arch).python or python
+        runner = target_interpreter(runtime_name, run_arch, python, host) or python
         if runner != python:
             say(f"{name} ({runtime_name}, {run_arch}): running in {runner} (under qemu; slower than native)")
         try:

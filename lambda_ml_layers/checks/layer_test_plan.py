@@ -46,6 +46,14 @@ def arch_runs_here(runtime: str, arch: str, host_machine: str) -> str | None:
     return None if toolchain.python else "; ".join(toolchain.missing)
 
 
+def target_interpreter(runtime: str, arch: str, host_python: str, host_machine: str) -> str | None:
+    """What runs `arch`'s code here: `host_python` on this machine's own arch, else that arch's
+    interpreter of the runtime's version under qemu; None when there is none (arch_runs_here says why)."""
+    if ARCHES[arch] == host_machine:
+        return host_python
+    return find_toolchain(RUNTIMES[runtime], arch, host_machine).python
+
+
 def deployed_on(layers: Iterable[TemplateLayer], runtime: str) -> dict[str, set[str]]:
     """arch -> layer folder names the template deploys on this runtime."""
     deployed: dict[str, set[str]] = {}

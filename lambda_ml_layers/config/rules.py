@@ -41,7 +41,7 @@ LAYER_KEYS = {
 AWS_SDK_KEYS = {"keep_services"}
 VERIFY_KEYS = {"skip_imports"}
 LAYER_TESTS_KEYS = {"allowed_import_failures"}
-UPSTREAM_TESTS_KEYS = {"suites", "expected_failures"}
+UPSTREAM_TESTS_KEYS = {"suites", "expected_failures", "arch_expected_failures"}
 SUITE_KEYS = {"name", "paths", "markers", "budget_s", "fast", "deselect"}
 
 # infra/template.yaml names each layer `LayerName: !Sub lambda-ml-layers-${Stage}-<folder>`
@@ -245,7 +245,21 @@ def upstream_tests(raw: dict[str, Any], where: str, problems: list[str]) -> Upst
                 deselect=strings(suite.get("deselect", []), f"{suite_where} deselect", problems),
             )
         )
-    expected = table(section, "expected_failures", where, problems)
-    if not all(isinstance(v, str) and v.strip() for v in expected.values()):
-        problems.append(f"{where} expected_failures: give each test a reason (a string).")
-    return UpstreamTests(tuple(suites), {str(k): str(v) for k, v in expected.items()})
+    shared = table(section, "expected_failures", where, problems)
+    expected = _expected_failures(shared, f"{where} expected_failures", problems)
+    by_arch = {}
+    for arch, declared in table(section, "arch_expected_failures", where, problems).items():
+        arch_where = f"{where} arch_expected_failures.{arch}"
+        if arch not in ARCHES:
+            problems.append(f"{arch_where}: {arch!r} is not an architecture; use one of {', '.join(ARCHES)}.")
+        elif not isinstance(declared, dict):
+            problems.append(f"{arch_where}: must be a table of test -> reason, one per arch.")
+        else:
+            by_arch[arch] = _expected_failures(declared, arch_where, problems)
+    return UpstreamTests(tuple(suites), expected, by_arch)
+
+
+def _expected_failures(declared: dict[str, Any], where: str, problems: list[str]) -> dict[str, str]:
+    if not all(isinstance(v, str) and v.strip() for v in declared.values()):
+        problems.append(f"{where}: give each test a reason (a string).")
+    return {str(k): str(v) for k, v in declared.items()}

@@ -55,6 +55,17 @@ class Toolchain:
         return f"{self.arch}: strip={strip} python={python} emulated={self.emulated}{loader}"
 
 
+# How every report labels a time measured in an interpreter run under qemu: emulation makes it many
+# times slower than the target's own CPU, so it says nothing about a cold start on Lambda, and no
+# ratio or regression gate may put it beside a native figure.
+UNDER_QEMU = "under qemu: not comparable to native"
+
+
+def timing(seconds: float, emulated: bool) -> str:
+    """A measured time for a report: '12 s', or '12 s (under qemu: not comparable to native)' (pure)."""
+    return f"{seconds:.0f} s" + (f" ({UNDER_QEMU})" if emulated else "")
+
+
 def emulated_interpreter(runtime: Runtime, machine: str) -> Path:
     """The wrapper bootstrap writes for an interpreter of another machine (it may not exist)."""
     arch = next(name for name, m in ARCHES.items() if m == machine)
@@ -119,6 +130,9 @@ def find_loader(machine: str) -> tuple[str, ...]:
 
 def _how_to_get(runtime: Runtime, machine: str) -> str:
     if machine == "aarch64" and runtime.version == "3.12":
-        # Looked for: Debian has 3.11 (bookworm) and 3.13 (trixie); PyPI and npm have none that installs offline.
-        return "no arm64 CPython 3.12 is available from this machine's package registries; build for 3.11 or 3.13"
+        return (
+            "none can be had on this machine: Debian's registry has arm64 CPython 3.11 (bookworm) and 3.13 "
+            "(trixie) only, PyPI has no installable CPython, and npm's portable-python downloads its build "
+            "from GitHub at install time; build for python3.11 or python3.13 to verify arm64"
+        )
     return f"`{BOOTSTRAP}` as root unpacks Debian's"

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.errors import ConfigError
+from ..core.runtimes import ARCHES
+from ..core.toolchains import UNDER_QEMU
 
 _INIT = re.compile(r"\bInit Duration: ([0-9]+(?:\.[0-9]+)?) ms")
 _STREAM_VERSION = re.compile(r"\[(\$LATEST|[0-9]+)\]")
@@ -77,6 +79,7 @@ class BenchmarkFigures:
     median_ms: float
     max_ms: float
     date: str
+    arch: str = ""  # what the benchmark ran (natively: it refuses another arch); "" in older runs
 
 
 def benchmark_figures(document: dict[str, Any]) -> dict[str, BenchmarkFigures]:
@@ -95,8 +98,25 @@ def benchmark_figures(document: dict[str, Any]) -> dict[str, BenchmarkFigures]:
             median_ms=percentile(samples, 50),
             max_ms=max(samples),
             date=str(document.get("facts", {}).get("date", "")),
+            arch=str(document.get("facts", {}).get("arch", "")),
         )
     return figures
+
+
+def measured_under_qemu(stage_emulated: bool, function_arch: str, host_machine: str) -> bool:
+    """An emulated stage runs its functions in the project's sandbox on this machine, so a function
+    of another arch ran under qemu there and its init durations are not a cold start's (pure)."""
+    return stage_emulated and ARCHES.get(function_arch, function_arch) != host_machine
+
+
+def not_comparable(under_qemu: bool, function_arch: str, figures: BenchmarkFigures | None) -> str | None:
+    """Why the benchmark's figures must not stand beside a function's init durations, or None (pure):
+    a time under qemu is compared with nothing native, nor one arch's with another's."""
+    if under_qemu:
+        return f"not compared: init times {UNDER_QEMU}"
+    if figures is not None and figures.arch and figures.arch != function_arch:
+        return f"not compared: the benchmark ran {figures.arch}, the function runs {function_arch}"
+    return None
 
 
 def same_layers(figures: BenchmarkFigures, release_layers: dict[str, dict[str, str]]) -> bool:

@@ -9,6 +9,7 @@ the same way: deploy/sandbox_logs.py). The benchmark's figures are build/benchma
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
 
 from ..config.template import FUNCTION_TYPES, load_template
+from ..core.toolchains import UNDER_QEMU
 from ..deploy.deploy_template import resolve_sub, template_parameters
 from ..deploy.release_history import Release
 from .cold_start_rules import (
@@ -26,6 +28,8 @@ from .cold_start_rules import (
     InitStats,
     benchmark_figures,
     init_duration_ms,
+    measured_under_qemu,
+    not_comparable,
     same_layers,
     stream_version,
 )
@@ -42,6 +46,8 @@ class VersionColdStarts:
     releases: tuple[int, ...]
     benchmark: BenchmarkFigures | None
     benchmark_same_layers: bool
+    arch: str = "x86_64"  # the function version's Architectures
+    under_qemu: bool = False  # run by the local stage's sandbox under qemu (measured_under_qemu)
 
 
 def stage_functions(root: Path, parameters: dict[str, str]) -> dict[str, str]:
@@ -99,6 +105,7 @@ def cold_starts(
     opened = open_stage(root, stage_name, "inv cold-starts")
     figures = read_benchmark(opened.paths.cold_start_figures)
     since_ms = int((time.time() - since_seconds) * 1000)
+    host = os.uname().machine
     rows = []
     try:
         read = opened.store.history()
@@ -111,9 +118,11 @@ def cold_starts(
             for version, values in sorted(init_durations(logs, name, since_ms).items()):
                 recorded = _releases_of(history, logical, name, version)
                 layers = tuple(recorded[-1].functions[logical]["layers"]) if recorded else ()
+                qualifier = {"Qualifier": version} if version != "?" else {}
+                config = lambda_client.get_function_configuration(FunctionName=name, **qualifier)
                 if not recorded and version != "?":
-                    config = lambda_client.get_function_configuration(FunctionName=name, Qualifier=version)
                     layers = tuple(layer["Arn"] for layer in config.get("Layers", []))
+                arch = str((config.get("Architectures") or ["x86_64"])[0])
                 bench = figures.get(logical)
                 rows.append(
                     VersionColdStarts(
@@ -125,6 +134,8 @@ def cold_starts(
                         releases=tuple(r.number for r in recorded),
                         benchmark=bench,
                         benchmark_same_layers=bool(bench and recorded and same_layers(bench, recorded[-1].layers)),
+                        arch=arch,
+                        under_qemu=measured_under_qemu(opened.stage.emulated, arch, host),
                     )
                 )
     except (ClientError, BotoCoreError) as exc:
@@ -133,6 +144,9 @@ def cold_starts(
 
 
 def _benchmark_cell(row: VersionColdStarts) -> str:
+    refused = not_comparable(row.under_qemu, row.arch, row.benchmark)
+    if refused:
+        return refused
     if row.benchmark is None:
         return "no figures (run benchmarks/cold_start.py)"
     b = row.benchmark
@@ -153,5 +167,7 @@ def cold_start_lines(rows: list[VersionColdStarts], since: str) -> list[str]:
             f"{row.function:<28} {row.version:>8} {release:>8} {s.count:>8} {s.p50_ms:>8.0f} {s.p95_ms:>8.0f} "
             f"{s.max_ms:>8.0f}  {_benchmark_cell(row)}"
         )
+        if row.under_qemu:
+            lines.append(f"{'':<30}{row.arch}, run by the local stage's sandbox {UNDER_QEMU}")
         lines.extend(f"{'':<30}layer {arn.rsplit(':layer:', 1)[-1]}" for arn in row.layers)
     return lines

@@ -128,3 +128,18 @@ def test_a_build_that_could_not_be_verified_publishes_nothing_and_exits_not_veri
     assert f"[tinylayer] not verified ({UNVERIFIABLE[:40]}" in progress_lines(capsys.readouterr().err)
     build(project, arch=OTHER_ARCH, accept_unverified=True)  # accepted: published, and the report says so
     assert json.loads(project.report(arch=OTHER_ARCH).read_text())["layers"][0]["verified"] is False
+
+
+def test_an_unverifiable_build_over_its_budget_exits_not_verified(tmp_path: Path) -> None:
+    """`inv build-layers --runtime python3.12 --arch arm64` here: nothing can load-check the shared
+    objects, so none is stripped, ml-libraries went over its budget, and the build exited 7 (size
+    gates) instead of naming the cause. Not verifiable comes first; the gates are listed with it."""
+    project = tiny_project(tmp_path, "budget_mb = 0.000001\n")
+    with pytest.raises(NotVerified) as error:
+        build(project, arch=OTHER_ARCH)
+    assert error.value.exit_code == 31
+    message = str(error.value)
+    assert f"tinylayer: not verified: {UNVERIFIABLE}" in message and "--accept-unverified" in message
+    assert "layer tinylayer" in message.split("The size gates failed as well")[1]
+    with pytest.raises(SizeGateError):  # accepting unverified layers does not lift the budget
+        build(project, arch=OTHER_ARCH, accept_unverified=True)

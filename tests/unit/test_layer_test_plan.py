@@ -80,7 +80,10 @@ def test_arm64_asked_for_and_runnable_under_qemu_is_tested_and_its_missing_zips_
 
 def test_arm64_runs_here_only_with_an_arm64_interpreter_of_that_version() -> None:
     assert arch_runs_here("python3.12", "x86_64", "x86_64") is None
-    assert "no arm64 CPython 3.12" in (arch_runs_here("python3.12", "arm64", "x86_64") or "")
+    why = arch_runs_here("python3.12", "arm64", "x86_64") or ""
+    assert "no arm64 Python 3.12 to run under qemu here" in why
+    # What was looked for, each place named: a user should not have to search again.
+    assert all(place in why for place in ("3.11 (bookworm) and 3.13 (trixie)", "PyPI", "portable-python"))
 
 
 def test_deployed_on_reads_runtime_and_arch_from_the_template_layers() -> None:

@@ -8,14 +8,18 @@ from lambda_ml_layers.core.errors import ConfigError
 from lambda_ml_layers.deploy.sandbox_logs import log_stream_name
 from lambda_ml_layers.local.sandbox import Invocation, log_lines, report_line
 from lambda_ml_layers.ops.cold_start_rules import (
+    BenchmarkFigures,
     InitStats,
     benchmark_figures,
     init_duration_ms,
+    measured_under_qemu,
+    not_comparable,
     parse_since,
     percentile,
     same_layers,
     stream_version,
 )
+from lambda_ml_layers.ops.cold_starts import VersionColdStarts, cold_start_lines
 from lambda_ml_layers.ops.layer_usage_rules import (
     Alias,
     FunctionVersion,
@@ -161,3 +165,19 @@ def test_benchmark_figures_match_a_release_by_layer_hashes() -> None:
     assert same_layers(figures["F"], {"core": {"sha256": "aa"}, "aws": {"sha256": "bb"}})
     assert not same_layers(figures["F"], {"core": {"sha256": "aa"}, "aws": {"sha256": "cc"}})
     assert benchmark_figures({"functions": document["functions"]}) == {}  # an older run without hashes
+
+
+def test_init_times_under_qemu_are_labelled_and_never_compared() -> None:
+    """The local stage's sandbox runs an arm64 function under qemu on this x86_64 machine: its init
+    durations say so, and the native benchmark's figures are not put beside them."""
+    assert measured_under_qemu(True, "arm64", "x86_64") and not measured_under_qemu(True, "x86_64", "x86_64")
+    assert not measured_under_qemu(False, "arm64", "x86_64")  # a real stage's arm64 runs on Graviton
+    bench = BenchmarkFigures("F", {"core": "aa"}, 900.0, 1200.0, "2026-11-27", "x86_64")
+    assert not_comparable(False, "x86_64", bench) is None
+    assert not_comparable(False, "arm64", bench) == "not compared: the benchmark ran x86_64, the function runs arm64"
+    row = VersionColdStarts("F", "f", "3", InitStats.of([7000.0]), (), (1,), bench, True, "arm64", under_qemu=True)
+    [_, _, line, label] = cold_start_lines([row], "2h")
+    assert "not compared: init times under qemu: not comparable to native" in line and "p50 900" not in line
+    assert label.strip() == "arm64, run by the local stage's sandbox under qemu: not comparable to native"
+    native = cold_start_lines([VersionColdStarts("F", "f", "3", InitStats.of([950.0]), (), (1,), bench, True)], "2h")
+    assert "p50 900, max 1200 (same layers" in native[2] and len(native) == 3

@@ -3,6 +3,7 @@
 import base64
 import hashlib
 import json
+import os
 import py_compile
 import sys
 from pathlib import Path
@@ -13,14 +14,20 @@ from lambda_ml_layers.checks.upstream_tests.compare import SuiteComparison, blam
 from lambda_ml_layers.checks.upstream_tests.opt_mount import at_opt, can_mount_opt
 from lambda_ml_layers.checks.upstream_tests.overlay import is_test_file, overlay_tests
 from lambda_ml_layers.checks.upstream_tests.pytest_run import NodeOutcome, SuiteRun, run_suite
-from lambda_ml_layers.checks.upstream_tests.report import report_data, write_report
-from lambda_ml_layers.checks.upstream_tests.run import failure_lines
+from lambda_ml_layers.checks.upstream_tests.report import report_data, report_markdown, write_report
+from lambda_ml_layers.checks.upstream_tests.run import (
+    EMULATED_ENVIRONMENT,
+    failure_lines,
+    has_layers_built,
+    run_upstream_tests,
+)
 from lambda_ml_layers.checks.upstream_tests.selection import expected_reason, pytest_args
 from lambda_ml_layers.config.project import load_project
 from lambda_ml_layers.config.upstream_tests import Suite
-from lambda_ml_layers.core.errors import ConfigError, InstallError
+from lambda_ml_layers.core.errors import ConfigError, InstallError, LayerTestFailed, NotVerified
 from lambda_ml_layers.core.layer_tree import Distribution
 from lambda_ml_layers.core.paths import BuildPaths
+from lambda_ml_layers.core.toolchains import timing
 from tests.project_factory import REPO, tiny_project
 
 SUITE = Suite("pkg", ("pkg",), "not slow", 120, ("pkg/tests/test_core.py",), ("pkg/tests/test_core.py::test_net",))
@@ -246,3 +253,89 @@ def test_declared_expectations_no_test_needed_are_named() -> None:
     comparison = SuiteComparison("pkg", expected={"pkg/tests/test_a.py::test_x": "why"})
     expected = {"pkg/tests/test_a.py": "imports a pruned module", "pkg/tests/test_b.py": "now kept"}
     assert unused_expectations(expected, [comparison]) == ["pkg/tests/test_b.py"]
+
+
+ARM64_SUITES = """budget_mb = 10
+
+[[upstream_tests.suites]]
+name = "tinypkg"
+paths = ["tinypkg"]
+budget_s = 60
+fast = ["tinypkg/tests/test_core.py"]
+
+[upstream_tests.expected_failures]
+"tinypkg/tests/test_core.py::test_everywhere" = "fails on every arch"
+
+[upstream_tests.arch_expected_failures.arm64]
+"tinypkg/tests/test_core.py::test_answer" = "fails on arm64 only"
+"""
+
+
+def test_arch_expected_failures_apply_to_their_arch_only(tmp_path: Path) -> None:
+    tests = load_project(tiny_project(tmp_path, ARM64_SUITES).root).layer("tinylayer").upstream_tests
+    assert tests.expected_on("arm64") == {
+        "tinypkg/tests/test_core.py::test_everywhere": "fails on every arch",
+        "tinypkg/tests/test_core.py::test_answer": "fails on arm64 only",
+    }
+    assert tests.expected_on("x86_64") == {"tinypkg/tests/test_core.py::test_everywhere": "fails on every arch"}
+
+
+def test_arch_expected_failures_refuse_an_unknown_arch(tmp_path: Path) -> None:
+    toml = ARM64_SUITES.replace("arch_expected_failures.arm64]", "arch_expected_failures.aarch64]")
+    with pytest.raises(ConfigError, match="'aarch64' is not an architecture"):
+        load_project(tiny_project(tmp_path, toml).root)
+
+
+def test_arm64_without_zips_names_the_build_command(tmp_path: Path) -> None:
+    project = load_project(tiny_project(tmp_path, ARM64_SUITES).root)
+    with pytest.raises(LayerTestFailed, match=r"`inv build-layers --runtime python3\.13 --arch arm64`") as failure:
+        run_upstream_tests(project, "python3.13", sys.executable, True, lambda line: None, "arm64")
+    assert failure.value.exit_code == 22 and "no python3.13/arm64 layer zip" in str(failure.value)
+
+
+def test_arm64_python312_cannot_run_and_says_why(tmp_path: Path) -> None:
+    project = load_project(tiny_project(tmp_path, ARM64_SUITES).root)
+    output = BuildPaths.of(project.root).output_dir("python3.12", "arm64")
+    output.mkdir(parents=True)
+    (output / "tinylayer.zip").write_bytes(b"")  # never opened: no interpreter runs it
+    with pytest.raises(NotVerified, match=r"no arm64 Python 3\.12") as failure:
+        run_upstream_tests(project, "python3.12", sys.executable, True, lambda line: None, "arm64")
+    assert failure.value.exit_code == 31
+
+
+def test_report_labels_timings_measured_under_qemu() -> None:
+    comparison = SuiteComparison("numpy", passed_unstripped=3, passed_stripped=3, seconds=(40.0, 41.0))
+    emulated = report_markdown(report_data("python3.13", "arm64", True, {"core": [comparison]}, True, True, ["x"]))
+    native = report_markdown(report_data("python3.13", "x86_64", True, {"core": [comparison]}))
+    assert "seconds (under qemu: not comparable to native)" in emulated and "- not tested: x" in emulated
+    assert "under qemu" not in native and "| seconds (unstripped / stripped) |" in native
+    assert timing(40.2, True) == "40 s (under qemu: not comparable to native)" and timing(40.2, False) == "40 s"
+
+
+def test_arm64_zips_alone_leave_the_native_session_nothing_to_test(tmp_path: Path) -> None:
+    """`nox -s arm64` in CI leaves python3.13 arm64 zips only: upstream_tests_fast-3.13 without --arch
+    must skip saying so, not pass having run nothing."""
+    project = load_project(tiny_project(tmp_path, ARM64_SUITES).root)
+    output = BuildPaths.of(project.root).output_dir("python3.13", "arm64")
+    output.mkdir(parents=True)
+    (output / "tinylayer.zip").write_bytes(b"")
+    native = "arm64" if os.uname().machine == "aarch64" else "x86_64"
+    assert has_layers_built(project, "python3.13", "arm64")
+    assert has_layers_built(project, "python3.13") is (native == "arm64")
+
+
+def test_emulated_runs_pick_openblas_generic_kernels(tmp_path: Path) -> None:
+    """Under qemu OpenBLAS' detected (SVE) kernels computed wrong numbers in both trees; the emulated
+    runs set its generic ARMv8 kernels, and only those runs."""
+    site = tmp_path / "python"
+    (site / "blaspkg" / "tests").mkdir(parents=True)
+    (site / "blaspkg" / "__init__.py").write_text("")
+    (site / "blaspkg" / "tests" / "test_env.py").write_text(
+        "import os\n\ndef test_kernels():\n    assert os.environ.get('OPENBLAS_CORETYPE') == 'ARMV8'\n"
+    )
+    suite = Suite("blaspkg", ("blaspkg",), "", 60, ())
+    paths = [str(site)]
+    emulated = run_suite(sys.executable, suite, paths, site, tmp_path, False, "e", environment=EMULATED_ENVIRONMENT)
+    native = run_suite(sys.executable, suite, paths, site, tmp_path, False, "n")
+    node = "blaspkg/tests/test_env.py::test_kernels"
+    assert (emulated.results[node].outcome, native.results[node].outcome) == ("passed", "failed")

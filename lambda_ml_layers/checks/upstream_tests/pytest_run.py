@@ -60,9 +60,11 @@ def run_suite(
     label: str,
     prefix: tuple[str, ...] = (),
     workers: int = 1,
+    environment: tuple[tuple[str, str], ...] = (),
 ) -> SuiteRun:
     """pytest over the suite's selection in `site` (the tree the layer paths point into);
-    `prefix` goes before the interpreter (opt_mount.at_opt); `workers`: pytest-xdist processes."""
+    `prefix` goes before the interpreter (opt_mount.at_opt); `workers`: pytest-xdist processes;
+    `environment`: variables set for the run (the same for both trees)."""
     results_file = work / f"{suite.name}-{label}-results.jsonl"
     results_file.unlink(missing_ok=True)
     # Neither the host's Python settings nor its pytest's (PYTEST_ADDOPTS, or pytest-xdist's worker
@@ -73,6 +75,7 @@ def run_suite(
     env["HOME"] = str(work)
     # pytest-xdist starts its workers without -B; this keeps them from writing bytecode too.
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env.update(environment)
     command = [*prefix, python, "-I", "-B", str(RUN_PYTEST), json.dumps(layer_paths)]
     command += pytest_args(suite, str(site), fast, workers)
     run = SuiteRun()

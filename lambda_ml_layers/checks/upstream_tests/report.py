@@ -6,17 +6,29 @@ import json
 import os
 from pathlib import Path
 
+from ...core.toolchains import UNDER_QEMU
 from .compare import SuiteComparison
 
 
 def report_data(
-    runtime: str, arch: str, fast: bool, layers: dict[str, list[SuiteComparison]], at_opt: bool = True
+    runtime: str,
+    arch: str,
+    fast: bool,
+    layers: dict[str, list[SuiteComparison]],
+    at_opt: bool = True,
+    emulated: bool = False,
+    not_tested: list[str] | None = None,
 ) -> dict[str, object]:
+    """`emulated`: the suites ran in another arch's interpreter under qemu, so their seconds are labelled
+    and mean nothing beside native ones; `not_tested`: layers with suites whose zip was not built."""
     return {
         "runtime": runtime,
         "arch": arch,
         "selection": "fast (CI subset)" if fast else "whole",
         "stripped_tree_at": "/opt (private mount namespace)" if at_opt else "a scratch folder (no mount namespace)",
+        "interpreter": f"{arch}, {UNDER_QEMU}" if emulated else "native",
+        "timings_emulated": emulated,
+        "not_tested": not_tested or [],
         "layers": {
             layer: [
                 {
@@ -40,13 +52,20 @@ def report_data(
 
 
 def report_markdown(data: dict[str, object]) -> str:
+    emulated = bool(data.get("timings_emulated"))
+    seconds = f"seconds ({UNDER_QEMU})" if emulated else "seconds"
     lines = [
         f"# Upstream test suites ({data['runtime']}, {data['arch']}, {data['selection']} selection)",
         "",
         f"Stripped layers run at {data['stripped_tree_at']}; the unstripped install of the same lock beside them.",
+        *(
+            [f"Every test ran in the {data['arch']} interpreter, {UNDER_QEMU} (no ratio with native seconds)."]
+            if emulated
+            else []
+        ),
         "",
         "| layer | suite | passed unstripped | passed stripped | stripped-only failures | expected differences "
-        "| failed unstripped too | seconds (unstripped / stripped) |",
+        f"| failed unstripped too | {seconds} (unstripped / stripped) |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     details = []
@@ -60,6 +79,7 @@ def report_markdown(data: dict[str, object]) -> str:
             details += [f"- FAIL `{f['test']}`: {f['error']} (removed by: {f['blame']})" for f in s["failures"]]
             details += [f"- expected `{node}`: {why}" for node, why in s["expected"].items()]
             details += [f"- problem: {p}" for p in s["problems"]]
+    details += [f"- not tested: {line}" for line in data.get("not_tested", [])]  # type: ignore[attr-defined]
     return "\n".join([*lines, "", *details, ""])
 
 
