@@ -20,7 +20,6 @@ from rich.console import Console
 from ..config.cuda_wheels import cuda_warnings
 from ..config.locks import LayerLock
 from ..config.project import LayerConfig, ProjectConfig, build_order, load_project
-from ..config.stages import SAMCONFIG, TEMPLATE, stage_targets
 from ..core.build_lock import exclusive_build
 from ..core.errors import BuildInterrupted, ConfigError, NotVerified, SizeGateError
 from ..core.interpreters import find_interpreter, interpreter_version
@@ -34,7 +33,7 @@ from ..core.write_errors import write_failure
 from .artifacts import LayerBuild, keep_failed_report, publish_build, published_builds, stale_outputs
 from .cache import cache_keys
 from .context import BuildContext
-from .gates import apply_gates, check_function_packages, locks_at_hand
+from .gates import apply_gates, check_function_packages, locks_at_hand, needed_targets
 from .layer_contents import load_locks
 from .pruning.functions import check_function_imports
 from .pruning.models import check_model_artifacts
@@ -68,15 +67,6 @@ def resolve_target(project: ProjectConfig, runtime: str | None, arch: str | None
     if problems:
         raise ConfigError("\n".join(problems))
     return RUNTIMES[runtime], arch
-
-
-def needed_targets(root: Path, project: ProjectConfig) -> dict[tuple[str, str], list[str]]:
-    """(runtime, arch) -> the stages that deploy on it; the project's default target alone (needed
-    by no stage) when there are no stages or no template to read them from."""
-    default = (project.default_runtime, project.default_arch)
-    if not (root / SAMCONFIG).exists() or not (root / TEMPLATE).exists():
-        return {default: []}
-    return stage_targets(root, default)
 
 
 def build_stage_targets(request: BuildRequest, say: Callable[[str], None] = print) -> list[dict[str, Any]]:

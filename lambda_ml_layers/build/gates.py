@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..config.locks import LayerLock
 from ..config.project import ProjectConfig, base_layers_of
+from ..config.stages import SAMCONFIG, TEMPLATE, stage_targets
 from ..config.template import (
     function_specs,
     load_template,
@@ -27,7 +28,14 @@ from .layer_contents import load_locks
 from .shared_objects import NOT_STRIPPED
 from .size_gates import FunctionTotal, LayerFacts, function_failures, function_totals, layer_budget_failures
 
-TEMPLATE = Path("infra/template.yaml")
+
+def needed_targets(root: Path, project: ProjectConfig) -> dict[tuple[str, str], list[str]]:
+    """(runtime, arch) -> the stages that deploy on it; the project's default target alone (needed
+    by no stage) when there are no stages or no template to read them from."""
+    default = (project.default_runtime, project.default_arch)
+    if not (root / SAMCONFIG).exists() or not (root / TEMPLATE).exists():
+        return {default: []}
+    return stage_targets(root, default)
 
 
 @dataclass
@@ -106,16 +114,19 @@ def apply_gates(
     known = {name: layer_facts(build, project) for name, build in {**published, **results}.items()}
     outcome = GateOutcome(failures=layer_budget_failures([known[name] for name in results], known))
     template = project.root / TEMPLATE
-    # A stage may put the template on this build's target (its PythonRuntime/Architecture).
-    target = target_parameters(load_template(template), runtime, arch) if template.exists() else {}
-    functions = template_functions(template, target) if template.exists() else []
-    deployed = sorted({f"{fn.runtime}/{fn.arch}" for fn in functions})
-    if functions and deployed != [f"{runtime}/{arch}"]:
-        # Layers for another target are fine on their own; the template cannot use them.
+    needed = needed_targets(project.root, project) if template.exists() else {}
+    # The template on this build's target, as a stage deploying it there sets it (PythonRuntime/Architecture).
+    deployed_here = (runtime, arch) in needed
+    target = target_parameters(load_template(template), runtime, arch) if deployed_here else {}
+    functions = template_functions(template, target) if deployed_here else []
+    if needed and not deployed_here:
+        # Layers for a target no stage deploys on are fine on their own; no function uses them.
+        deployed = ", ".join(f"{r}/{a}" for r, a in sorted(needed))
         outcome.notices.append(
             Notice.notice(
-                f"{TEMPLATE} deploys its functions on {', '.join(deployed)}; this build is {runtime}/{arch}, "
-                f"so only the layer budgets were checked. Build for {deployed[0]} to check the functions."
+                f"No stage deploys on {runtime}/{arch} (the stages deploy on {deployed}), so only the layer "
+                f"budgets were checked. Build for {deployed.split(', ')[0]} to check the functions, or put a "
+                f"stage on {runtime}/{arch} (PythonRuntime and Architecture in {SAMCONFIG})."
             )
         )
     elif functions:

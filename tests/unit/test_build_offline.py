@@ -299,7 +299,7 @@ def test_layers_for_a_target_the_template_does_not_deploy_skip_the_function_gate
     report = build(project, runtime="python3.13")
     assert report["functions"] == []
     assert report["failures"] == []
-    expected = f"deploys its functions on python3.12/{HOST_ARCH}; this build is python3.13/{HOST_ARCH}"
+    expected = f"No stage deploys on python3.13/{HOST_ARCH} (the stages deploy on python3.12/{HOST_ARCH})"
     assert any(expected in note for note in report["notes"])
 
 

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from lambda_ml_layers.build.build_layers import needed_targets
+from lambda_ml_layers.build.gates import apply_gates, needed_targets
 from lambda_ml_layers.config.project import load_project
 from lambda_ml_layers.config.stages import load_stage, stage_target, stage_targets
 from lambda_ml_layers.config.template import (
@@ -51,6 +51,17 @@ def project(tmp_path: Path, local_overrides: str = LOCAL_ARM64) -> Path:
 def test_the_repository_stages_all_run_the_defaults() -> None:
     """Nothing changes for CI: every stage of the checkout deploys python3.12 on x86_64."""
     assert stage_targets(REPO, DEFAULT) == {DEFAULT: ["local", "dev", "staging", "prod"]}
+
+
+def test_a_build_for_a_target_no_stage_deploys_on_checks_only_its_layers(tmp_path: Path) -> None:
+    """`nox -s arm64` builds core alone for python3.13/arm64: no stage deploys there, so the functions
+    (whose other layers are not built for it) are not gated; once a stage deploys there, they are."""
+    gates = apply_gates(load_project(REPO), {}, {}, "python3.13", "arm64", tmp_path, 0)
+    assert gates.failures == [] and gates.totals == []
+    assert any("No stage deploys on python3.13/arm64" in notice.message for notice in gates.notices)
+    root = project(tmp_path)
+    gates = apply_gates(load_project(root), {}, {}, "python3.13", "arm64", tmp_path, 0)
+    assert any("has no built zip for python3.13/arm64" in failure for failure in gates.failures)
 
 
 def test_a_stage_chooses_its_runtime_and_arch_in_parameter_overrides(tmp_path: Path) -> None:
