@@ -159,8 +159,8 @@ def _gate_report_publish(
     print_report(Console(width=None if sys.stdout.isatty() else 140), builds, gates.totals, gates.notices)
     report_json, report_md = report_texts(data)
     unverified = [build for build in builds if not build.verified]
-    # Not verifiable comes first: it is the cause (what cannot be load-checked is not stripped either,
-    # so the sizes are an unstripped build's), and the one answer the user must give before any other.
+    # Not verified comes first: it is the one answer the user must give before any other, and often the
+    # cause of a size failure too (a shared object nothing can load-check is not stripped).
     if unverified and not accept_unverified:
         failed = keep_failed_report(paths, runtime, arch, report_json)
         gates_too = (
