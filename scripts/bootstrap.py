@@ -24,7 +24,8 @@
    Debian's packages are fetched with a private apt configuration for arm64, so the host's
    apt sources, architectures and installed packages are left as they were. No arm64 CPython
    3.12 is reachable from Debian, PyPI or npm (npm's portable-python downloads from GitHub at
-   install time), so python3.12 arm64 layers build unstripped and unverified, and say so. Skipped, saying why, when not
+   install time), so python3.12 arm64 layers are stripped under the arm64 dynamic loader's check but their
+   imports cannot be verified (exit 31 unless --accept-unverified). Skipped, saying why, when not
    root or without apt-get; never fatal.
 Standard library only: it runs before anything is installed.
 """
@@ -328,7 +329,8 @@ def setup_arm64() -> None:
         return
     say(
         "arm64 python3.12: no arm64 CPython 3.12 is reachable here (Debian has 3.11 and 3.13, PyPI and npm "
-        "none that installs offline); python3.12 arm64 layers build unstripped and unverified, and say so."
+        "none that installs offline); python3.12 arm64 layers are stripped under the arm64 dynamic loader's check, "
+        "but their imports cannot be verified (exit 31 unless --accept-unverified)."
     )
 
 
