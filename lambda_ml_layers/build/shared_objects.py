@@ -185,9 +185,13 @@ def strip_shared_objects(site: Path, toolchain: Toolchain, relayout_pages: bool 
     relaid_failures: dict[Path, str] = {}
     if relayout_pages:
         # Restored originals too: scipy's OpenBLAS, which no strip leaves loadable, loads re-laid out.
-        relaid = [p for p in to_strip if p not in never and relayout(p.read_bytes()).data is not None]
+        # Each new layout is computed once: a retry after a restore writes the same bytes again.
+        layouts = {p: data for p in to_strip if p not in never and (data := relayout(p.read_bytes()).data)}
+        relaid = list(layouts)
         with tempfile.TemporaryDirectory(prefix="so-relayout-") as backup_dir:
-            relaid_failures, _ = _change_keeping_loadable(relaid, _relayout, check, Path(backup_dir))
+            relaid_failures, _ = _change_keeping_loadable(
+                relaid, partial(_write_layout, layouts), check, Path(backup_dir)
+            )
     saved = sum(before[p] - p.stat().st_size for p in to_strip)
     relaid_saved = sum(stripped[p] - p.stat().st_size for p in relaid)
     note = f"{len(to_strip) - len(failures)} stripped" + (
@@ -233,12 +237,8 @@ def _strip(strip: str, path: Path) -> str | None:
     return None if stripped.returncode == 0 else f"strip failed (exit {stripped.returncode}): {stripped.tail(2)}"
 
 
-def _relayout(path: Path) -> str | None:
-    result = relayout(path.read_bytes())
-    if result.data is None:
-        return result.reason
-    path.write_bytes(result.data)
-    return None
+def _write_layout(layouts: dict[Path, bytes], path: Path) -> None:
+    path.write_bytes(layouts[path])
 
 
 def _change_keeping_loadable(
