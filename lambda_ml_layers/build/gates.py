@@ -10,8 +10,9 @@ from pathlib import Path
 
 from ..config.locks import LayerLock
 from ..config.project import ProjectConfig, base_layers_of
-from ..config.stages import SAMCONFIG, TEMPLATE, stage_targets
+from ..config.stages import SAMCONFIG, stage_targets
 from ..config.template import (
+    TEMPLATE,
     function_specs,
     load_template,
     target_parameters,

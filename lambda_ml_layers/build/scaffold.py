@@ -19,6 +19,7 @@ from ..config.project import base_layers_of, build_order, layer_folders, load_pr
 from ..config.template import (
     ARCH_PARAMETER,
     RUNTIME_PARAMETER,
+    TEMPLATE,
     load_template,
     parameter_value,
     parse_template,
@@ -49,7 +50,6 @@ from .scaffold_rules import (
     sha_parameter,
 )
 
-TEMPLATE = Path("infra/template.yaml")
 SHARED_LINKS = ("runtime.py", "layer_modules.json")
 
 

@@ -10,15 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..config.project import ProjectConfig, build_order
-from ..config.template import TemplateLayer, load_template, template_layers
+from ..config.template import TEMPLATE, TemplateLayer, load_template, template_layers
 from ..core.paths import BuildPaths
 from ..core.runtimes import ARCHES, RUNTIMES
 from ..core.toolchains import find_toolchain
-
-TEMPLATE = Path("infra/template.yaml")
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..config.project import ProjectConfig, build_order
-from ..config.template import load_template, template_layers
+from ..config.template import TEMPLATE, load_template, template_layers
 from ..core.errors import LayerToolError, LockError
 from ..core.layer_tree import module_name
 from ..core.paths import BuildPaths
@@ -26,7 +26,6 @@ from ..core.runtimes import RUNTIMES, python_lib_dir
 
 MODULE_MAP = Path("services/shared/layer_modules.json")
 COMMAND = "inv layer-modules"
-TEMPLATE = Path("infra/template.yaml")
 
 
 def top_level_modules(names: Iterable[str], runtime: str) -> set[str]:

@@ -22,11 +22,10 @@ from ..core.errors import ConfigError, DeployGateError
 from ..core.runtimes import ARCHES, RUNTIMES
 from ..core.suggestions import perhaps_you_meant
 from ..core.toml_files import read_toml
-from .template import ARCH_PARAMETER, RUNTIME_PARAMETER, load_template, specs_of, template_layers
+from .template import ARCH_PARAMETER, RUNTIME_PARAMETER, TEMPLATE, load_template, specs_of, template_layers
 
 SAMCONFIG = Path("infra/samconfig.toml")
 STAGES = Path("infra/stages.toml")
-TEMPLATE = Path("infra/template.yaml")
 SMOKE_MODES = ("invoke", "sandbox")
 # The stage every doc and message sends people to for a rehearsal without an account.
 EMULATED_ONLY = ("local",)

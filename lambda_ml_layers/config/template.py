@@ -19,6 +19,7 @@ LAYER_TYPES = ("AWS::Serverless::LayerVersion",)
 # The template parameters a stage sets (samconfig's parameter_overrides) to choose the Python
 # runtime and architecture of its functions and layers; their Defaults are the build's default target.
 RUNTIME_PARAMETER = "PythonRuntime"
+TEMPLATE = Path("infra/template.yaml")  # where the project's SAM template is, from the repository root
 ARCH_PARAMETER = "Architecture"
 
 

@@ -8,12 +8,12 @@ from pathlib import Path
 from ..build.build_layers import BuildRequest, build_layers
 from ..config.project import load_project
 from ..config.stages import SAMCONFIG, Stage, load_stage, refuse_unrouted_alarms, stage_target
-from ..config.template import ARCH_PARAMETER, RUNTIME_PARAMETER
+from ..config.template import ARCH_PARAMETER, RUNTIME_PARAMETER, TEMPLATE
 from ..core.errors import NotVerified
 from ..core.runtimes import RUNTIMES
 from ..core.toolchains import Toolchain, find_toolchain
 from .deploy_log import DeployLog
-from .deploy_plan import TEMPLATE, DeployPlan, intended, layer_arns, plan_deploy
+from .deploy_plan import DeployPlan, intended, layer_arns, plan_deploy
 from .deployed_state import StackState
 from .model_gate import check_stage_models
 from .release_history import Release, refuse_unknown_latest

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config.stages import alarm_destination, alarm_parameters
-from ..config.template import load_template
+from ..config.template import TEMPLATE, load_template
 from ..core.layer_zip import sha256_of
 from .deploy_template import (
     function_layers,
@@ -24,8 +24,6 @@ from .deployed_state import StackState
 from .layer_versions import code_sha256, matching_version
 from .live_config import IntendedFunction, intended_functions
 from .stage_context import StageContext
-
-TEMPLATE = Path("infra/template.yaml")
 
 
 @dataclass(frozen=True)

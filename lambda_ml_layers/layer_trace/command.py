@@ -19,7 +19,7 @@ from pathlib import Path
 from ..build.shared_objects import needed_libraries
 from ..checks.layer_test_plan import build_command
 from ..config.project import ProjectConfig, build_order, load_project
-from ..config.template import function_specs
+from ..config.template import TEMPLATE, function_specs
 from ..config.trace_manifest import MANIFEST_NAME, REGENERATE, Trace, changed_lines, render_trace
 from ..core.errors import TraceFailed
 from ..core.interpreters import find_interpreter
@@ -28,7 +28,7 @@ from ..core.runtimes import RUNTIMES, python_lib_dir
 from ..local.moto_server import moto_server
 from ..local.pipeline_stage import new_bucket
 from .attribution import LayerIndex, LayerUsage, attribute, index_layers, merge, zip_files
-from .runs import TEMPLATE, TracedRun, TraceTarget, trace_functions, trace_smoke_test, trace_training
+from .runs import TracedRun, TraceTarget, trace_functions, trace_smoke_test, trace_training
 
 SHOWN_CHANGES = 15  # per layer, in --check's message
 

@@ -17,7 +17,7 @@ from typing import Any
 from ..build.target_imports import lambda_sys_path
 from ..checks.layer_checks import extract_built, run_smoke_test
 from ..config.project import ProjectConfig, build_order
-from ..config.template import FunctionSpec
+from ..config.template import TEMPLATE, FunctionSpec
 from ..core.command_runner import call
 from ..core.errors import LayerTestFailed, TraceFailed
 from ..core.runtimes import Runtime
@@ -34,7 +34,6 @@ from ..local.training import TRAINER
 from ..target_scripts import traced
 from .attribution import LoadRecord
 
-TEMPLATE = Path("infra/template.yaml")
 # The state machine's order; any other function of the template gets the smoke event only.
 PIPELINE = ("DataValidationFunction", "FeatureEngineeringFunction", "PredictionsFunction")
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config.template import FunctionSpec, function_specs, package_files
+from ..config.template import TEMPLATE, FunctionSpec, function_specs, package_files
 from ..core.errors import StateMachineError, collect
 from ..core.layer_zip import write_zip
 from ..core.paths import BuildPaths
@@ -27,7 +27,6 @@ from .pipeline_progress import Execution, follow, function_lines
 from .pipeline_stage import SAMPLE, create_card_history_table, new_bucket, s3_created_event, upload_trained_model
 from .state_machine_definition import load_state_machine
 
-TEMPLATE = Path("infra/template.yaml")
 RUNTIME = "python3.12"  # the template's Globals Runtime and layers/defaults.toml
 ARCH = "x86_64"
 MAX_SANDBOXES = 8  # per function; each is a process with pandas (and scikit-learn) loaded

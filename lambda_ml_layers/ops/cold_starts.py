@@ -19,7 +19,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
 
-from ..config.template import FUNCTION_TYPES, load_template
+from ..config.template import FUNCTION_TYPES, TEMPLATE, load_template
 from ..core.toolchains import UNDER_QEMU
 from ..deploy.deploy_template import resolve_sub, template_parameters
 from ..deploy.release_history import Release
@@ -33,7 +33,7 @@ from .cold_start_rules import (
     same_layers,
     stream_version,
 )
-from .stage_inventory import TEMPLATE, aws_failure, open_stage, warn
+from .stage_inventory import aws_failure, open_stage, warn
 
 
 @dataclass(frozen=True)

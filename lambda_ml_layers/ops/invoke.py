@@ -16,14 +16,14 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
 
-from ..config.template import FunctionSpec, function_specs
+from ..config.template import TEMPLATE, FunctionSpec, function_specs
 from ..core.errors import ConfigError, FunctionFailed, OperationsError
 from ..core.paths import BuildPaths
 from ..core.runtimes import RUNTIMES, Runtime
 from ..deploy.deployed_state import ALIAS, read_stack
 from ..deploy.smoke import run_deployed
 from ..local.sandbox import Invocation, LambdaSandbox, log_lines, smoke_event, target_interpreter
-from .stage_inventory import TEMPLATE, aws_failure, open_stage
+from .stage_inventory import aws_failure, open_stage
 
 
 @dataclass(frozen=True)

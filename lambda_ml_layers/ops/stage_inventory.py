@@ -11,7 +11,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
 
 from ..config.stages import Stage
-from ..config.template import load_template
+from ..config.template import TEMPLATE, load_template
 from ..core.errors import LayerToolError, OperationsError
 from ..core.paths import BuildPaths
 from ..deploy.deploy_template import layer_uses, template_parameters
@@ -21,8 +21,6 @@ from ..deploy.release_history import History, Release
 from ..deploy.releases import ReleaseStore, release_store
 from ..deploy.stage_session import StageSession
 from .layer_usage_rules import Alias, FunctionVersion, LayerVersion, RecordedRelease
-
-TEMPLATE = Path("infra/template.yaml")
 
 
 @dataclass(frozen=True)

@@ -10,15 +10,13 @@ import zipfile
 from pathlib import Path
 
 from ...config.project import ProjectConfig
-from ...config.template import function_specs, package_files
+from ...config.template import TEMPLATE, function_specs, package_files
 from ...core.errors import PrunedModuleMissing
 from ...core.layer_tree import module_name
 from ...core.runtimes import RUNTIMES, python_lib_dir
 from ..artifacts import LayerBuild
 from .contract import contract_problems
 from .step import pruned_layer
-
-TEMPLATE = Path("infra/template.yaml")
 
 
 def zip_modules(zip_path: Path, runtime: str) -> set[str]:
